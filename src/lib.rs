@@ -1,0 +1,16 @@
+//! repliqate: replicates new rows of append-only SQL tables into Kafka.
+//!
+//! The binary (`main.rs`) is a thin shell over these modules; ARCHITECTURE.md has the code map
+//! and the invariants each module keeps.
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("repliqate needs at least one source feature: sqlite, postgres or mysql");
+
+pub mod config;
+pub mod kafka;
+pub mod message;
+pub mod metrics;
+pub mod redact;
+pub mod source;
+pub mod store;
+pub mod value;
