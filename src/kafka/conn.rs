@@ -1,0 +1,258 @@
+//! One TCP connection to one broker: framing, correlation ids and API version negotiation.
+//!
+//! Layering (after rskafka): the `kafka-protocol` crate is the codec (bytes only); this module
+//! adds the length-prefixed framing, correlation ids and per-broker version negotiation; the
+//! producer above it owns metadata, batching and retries. A connection that failed once (I/O
+//! error, timeout, garbage) must be dropped by the caller: after a partial read or write the
+//! byte stream no longer lines up with the correlation ids, so it is never reused.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
+
+use super::error::Error;
+
+/// Socket-level settings shared by every connection of a producer.
+#[derive(Debug, Clone)]
+pub struct ConnOptions {
+    pub client_id: String,
+    pub connect_timeout: Duration,
+    /// Read and write timeout of the socket. Must exceed the Produce `timeout_ms` we send, or we
+    /// would give up on a broker that is still legitimately waiting for replicas.
+    pub io_timeout: Duration,
+    /// Largest response frame we accept. Kafka responses to the requests we send are small; a
+    /// huge length prefix means the peer is not speaking Kafka (an HTTP or TLS server says
+    /// "HTTP" or 0x15 0x03 … where we expect a length).
+    pub max_response_size: usize,
+}
+
+/// An open, version-negotiated connection to one broker.
+pub struct Connection {
+    addr: String,
+    stream: TcpStream,
+    client_id: StrBytes,
+    next_correlation_id: i32,
+    /// api key → highest version the broker supports (its advertised range intersected with ours
+    /// is computed per request by `version`).
+    versions: HashMap<i16, (i16, i16)>,
+    max_response_size: usize,
+    out: BytesMut,
+}
+
+impl Connection {
+    /// Dials `addr` (host:port; every resolved address is tried in turn) and negotiates API
+    /// versions with ApiVersions.
+    pub fn connect(addr: &str, opts: &ConnOptions) -> Result<Connection, Error> {
+        let stream = dial(addr, opts)?;
+        let mut conn = Connection {
+            addr: addr.to_string(),
+            stream,
+            client_id: StrBytes::from_string(opts.client_id.clone()),
+            next_correlation_id: 1,
+            versions: HashMap::new(),
+            max_response_size: opts.max_response_size,
+            out: BytesMut::with_capacity(64 * 1024),
+        };
+        conn.negotiate_versions()?;
+        Ok(conn)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The highest version of `R` that both we (the codec, capped at `our_max`) and the broker
+    /// support, or None when the ranges do not meet.
+    pub fn version<R: Request>(&self, our_max: i16) -> Option<i16> {
+        let (broker_min, broker_max) = *self.versions.get(&R::KEY)?;
+        let max = broker_max.min(our_max).min(R::VERSIONS.max);
+        let min = broker_min.max(R::VERSIONS.min);
+        (min <= max).then_some(max)
+    }
+
+    /// The broker's advertised maximum for `R`, for error messages.
+    pub fn broker_max<R: Request>(&self) -> Option<i16> {
+        self.versions.get(&R::KEY).map(|&(_, max)| max)
+    }
+
+    /// Writes one request and returns its correlation id, without waiting for the response.
+    /// Several requests may be written before reading their responses (pipelining); Kafka
+    /// answers them in order on one connection.
+    pub fn write<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, Error> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+
+        self.out.clear();
+        self.out.put_i32(0); // length, patched below
+        let encoded = header
+            .encode(&mut self.out, R::header_version(version))
+            .and_then(|()| request.encode(&mut self.out, version));
+        if let Err(e) = encoded {
+            // Only our own request can be at fault here (e.g. a field a version cannot carry).
+            return Err(Error::protocol(&self.addr, format!("cannot encode request: {e}")));
+        }
+        let len = self.out.len() - 4;
+        let len = i32::try_from(len)
+            .map_err(|_| Error::protocol(&self.addr, format!("request of {len} bytes is too large")))?;
+        self.out[..4].copy_from_slice(&len.to_be_bytes());
+        self.stream
+            .write_all(&self.out)
+            .map_err(|e| Error::io(&self.addr, "sending request", e))?;
+        Ok(correlation_id)
+    }
+
+    /// Reads the response to the request written with `correlation_id` (which must be the
+    /// oldest one outstanding).
+    pub fn read<R: Request>(&mut self, correlation_id: i32, version: i16) -> Result<R::Response, Error> {
+        let mut frame = self.read_frame()?;
+        let header_version = R::Response::header_version(version);
+        let header = decode_guarded(&self.addr, "response header", || {
+            ResponseHeader::decode(&mut frame, header_version)
+        })?;
+        if header.correlation_id != correlation_id {
+            return Err(Error::protocol(
+                &self.addr,
+                format!("correlation id {} where {correlation_id} was expected", header.correlation_id),
+            ));
+        }
+        decode_guarded(&self.addr, api_name(R::KEY), || R::Response::decode(&mut frame, version))
+    }
+
+    /// Writes a request and waits for its response.
+    pub fn call<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, Error> {
+        let id = self.write(request, version)?;
+        self.read::<R>(id, version)
+    }
+
+    fn read_frame(&mut self) -> Result<Bytes, Error> {
+        let mut len = [0u8; 4];
+        self.stream
+            .read_exact(&mut len)
+            .map_err(|e| Error::io(&self.addr, "reading response", eof_is_reset(e)))?;
+        let len = i32::from_be_bytes(len);
+        if len < 4 || len as usize > self.max_response_size {
+            return Err(Error::protocol(
+                &self.addr,
+                format!(
+                    "response frame of {len} bytes (accepted: 4 to {} bytes)",
+                    self.max_response_size
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.stream
+            .read_exact(&mut buf)
+            .map_err(|e| Error::io(&self.addr, "reading response", eof_is_reset(e)))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// ApiVersions, tried at the newest version we know. A broker that does not know that version
+    /// answers UNSUPPORTED_VERSION in the v0 layout (KIP-511), listing what it does support.
+    fn negotiate_versions(&mut self) -> Result<(), Error> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("repliqate"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let version = ApiVersionsRequest::VERSIONS.max.min(3);
+        let id = self.write(&request, version)?;
+        let mut frame = self.read_frame()?;
+        // ApiVersions responses always use response header v0, whatever the request version.
+        let header = decode_guarded(&self.addr, "response header", || ResponseHeader::decode(&mut frame, 0))?;
+        if header.correlation_id != id {
+            return Err(Error::protocol(&self.addr, "ApiVersions response with a wrong correlation id"));
+        }
+        let error_code = if frame.len() >= 2 { (&frame[..2]).get_i16() } else { -1 };
+        let response = if error_code == ResponseError::UnsupportedVersion.code() {
+            decode_guarded(&self.addr, "ApiVersions", || ApiVersionsResponse::decode(&mut frame, 0))?
+        } else {
+            decode_guarded(&self.addr, "ApiVersions", || ApiVersionsResponse::decode(&mut frame, version))?
+        };
+        if response.error_code != 0 && response.error_code != ResponseError::UnsupportedVersion.code() {
+            return Err(Error::Broker {
+                broker: self.addr.clone(),
+                topic: None,
+                partition: None,
+                code: ResponseError::try_from_code(response.error_code)
+                    .unwrap_or(ResponseError::Unknown(response.error_code)),
+                message: Some("ApiVersions failed".into()),
+            });
+        }
+        if response.api_keys.is_empty() {
+            return Err(Error::protocol(&self.addr, "ApiVersions listed no APIs"));
+        }
+        self.versions = response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(())
+    }
+}
+
+fn dial(addr: &str, opts: &ConnOptions) -> Result<TcpStream, Error> {
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| Error::io(addr, "resolving address", e))?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
+    for sa in addrs {
+        match TcpStream::connect_timeout(&sa, opts.connect_timeout) {
+            Ok(stream) => {
+                let configured = stream
+                    .set_nodelay(true)
+                    .and_then(|()| stream.set_read_timeout(Some(opts.io_timeout)))
+                    .and_then(|()| stream.set_write_timeout(Some(opts.io_timeout)));
+                return match configured {
+                    Ok(()) => Ok(stream),
+                    Err(e) => Err(Error::io(addr, "configuring socket", e)),
+                };
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(Error::io(addr, "connecting", last))
+}
+
+/// A peer that closes the connection mid-conversation has reset it, as far as we are concerned.
+fn eof_is_reset(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        io::Error::new(io::ErrorKind::ConnectionReset, "connection closed by the broker")
+    } else {
+        e
+    }
+}
+
+/// Runs a codec decode, turning both its errors and any panic inside it into `Error::Protocol`:
+/// nothing a broker sends may take the process down.
+fn decode_guarded<T, E: std::fmt::Display>(
+    addr: &str,
+    what: &str,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::protocol(addr, format!("cannot decode {what}: {e}"))),
+        Err(_) => Err(Error::protocol(addr, format!("cannot decode {what}: malformed data"))),
+    }
+}
+
+fn api_name(key: i16) -> &'static str {
+    match ApiKey::try_from(key) {
+        Ok(ApiKey::Produce) => "Produce",
+        Ok(ApiKey::Metadata) => "Metadata",
+        Ok(ApiKey::InitProducerId) => "InitProducerId",
+        Ok(ApiKey::ApiVersions) => "ApiVersions",
+        _ => "response",
+    }
+}

@@ -1,0 +1,1127 @@
+//! The synchronous producer: metadata, partitioning, batching, pipelining, retries and
+//! idempotence, on top of `conn::Connection`.
+//!
+//! `Producer::send` takes a topic and a slice of records and returns only when every record is
+//! acknowledged, or with an error that says which records were not. Retries happen inside, until
+//! the delivery deadline; the retry decision for a partition response is one `match`
+//! (`Round::handle_partition`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression as Codec, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType,
+};
+
+use super::conn::{ConnOptions, Connection};
+use super::error::Error;
+use super::partitioner::partition_for_key;
+
+/// Produce v13 names topics by id instead of by name (KIP-516); we stay at v12.
+const PRODUCE_MAX_VERSION: i16 = 12;
+/// Metadata v4 is the first that can be told not to auto-create topics; we never create them.
+const METADATA_MIN_VERSION: i16 = 4;
+const METADATA_MAX_VERSION: i16 = 12;
+const INIT_PRODUCER_ID_MAX_VERSION: i16 = 5;
+/// A RecordBatch v2 header is 61 bytes.
+const BATCH_OVERHEAD: usize = 61;
+/// Worst case for a record's varint framing (length, attributes, deltas, key/value lengths,
+/// header count).
+const RECORD_OVERHEAD: usize = 40;
+/// How many times an unknown topic is looked up again before we say it does not exist (a topic
+/// created a moment ago may not have reached every broker's metadata yet).
+const UNKNOWN_TOPIC_ATTEMPTS: u32 = 3;
+/// Kafka keeps the last five batches per producer and partition for deduplication, so an
+/// idempotent producer may have at most five requests in flight per partition.
+const MAX_IN_FLIGHT_IDEMPOTENT: usize = 5;
+
+/// `acks` of the Produce request. `0` (no acknowledgement) is deliberately not offered: repliqate
+/// must know a batch was written before it moves its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// All in-sync replicas (-1). Required for idempotence.
+    All,
+    /// The leader only (1).
+    Leader,
+}
+
+/// Record batch compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    #[cfg(feature = "lz4")]
+    Lz4,
+    #[cfg(feature = "zstd")]
+    Zstd,
+}
+
+impl Compression {
+    fn codec(self) -> Codec {
+        match self {
+            Compression::None => Codec::None,
+            Compression::Gzip => Codec::Gzip,
+            Compression::Snappy => Codec::Snappy,
+            #[cfg(feature = "lz4")]
+            Compression::Lz4 => Codec::Lz4,
+            #[cfg(feature = "zstd")]
+            Compression::Zstd => Codec::Zstd,
+        }
+    }
+}
+
+/// Everything the producer needs to know, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// host:port of the bootstrap brokers; any reachable one will do.
+    pub bootstrap: Vec<String>,
+    pub client_id: String,
+    pub acks: Acks,
+    pub compression: Compression,
+    pub idempotent: bool,
+    /// Upper bound for one Produce request (and so for one record).
+    pub max_request_size: usize,
+    /// Produce `timeout_ms`, and (plus a margin) the socket read timeout.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How long `send` keeps retrying before it gives up (Java's `delivery.timeout.ms`).
+    pub delivery_timeout: Duration,
+    /// First retry backoff; doubles up to `retry_backoff_max`, with jitter (librdkafka's
+    /// 100 ms → 1 s).
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            bootstrap: vec!["localhost:9092".into()],
+            client_id: "repliqate".into(),
+            acks: Acks::All,
+            compression: Compression::None,
+            idempotent: true,
+            max_request_size: 1 << 20,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            delivery_timeout: Duration::from_secs(120),
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One record to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    /// Milliseconds since the Unix epoch (CreateTime).
+    pub timestamp_ms: i64,
+}
+
+/// Where an acknowledged record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    /// None when the broker acknowledged the batch as a duplicate of one it already had
+    /// (DUPLICATE_SEQUENCE) without telling us its offset.
+    pub offset: Option<i64>,
+}
+
+/// `send` failed: `error` says why, `delivered` says which records were acknowledged anyway (in
+/// input order). Records with `None` were not acknowledged: they may or may not have been
+/// written, so they must be sent again (at-least-once).
+#[derive(Debug)]
+pub struct SendError {
+    pub error: Error,
+    pub delivered: Vec<Option<Delivery>>,
+}
+
+impl SendError {
+    pub fn unacknowledged(&self) -> usize {
+        self.delivered.iter().filter(|d| d.is_none()).count()
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} records not acknowledged: {}",
+            self.unacknowledged(),
+            self.delivered.len(),
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The idempotent producer's state (KIP-98).
+#[derive(Debug)]
+enum Idempotence {
+    Off,
+    /// We need a (new) producer id before the next send.
+    NeedsId,
+    On { producer_id: i64, epoch: i16, sequences: HashMap<(String, i32), i32> },
+}
+
+/// A synchronous Kafka producer. Not thread-safe by design: repliqate's loop owns it.
+pub struct Producer {
+    config: ProducerConfig,
+    conn_options: ConnOptions,
+    cancel: Option<Arc<AtomicBool>>,
+    /// node id → advertised host:port, from the latest Metadata.
+    brokers: HashMap<i32, String>,
+    conns: HashMap<i32, Connection>,
+    /// A connection to a bootstrap address, used until we know which node it is.
+    bootstrap_conn: Option<Connection>,
+    /// topic → leader node id per partition (-1: no leader right now).
+    topics: HashMap<String, Vec<i32>>,
+    idempotence: Idempotence,
+    round_robin: usize,
+    rng: u64,
+}
+
+impl Producer {
+    /// Creates a producer. Nothing is dialled until the first call that needs a broker.
+    pub fn new(config: ProducerConfig) -> Producer {
+        let idempotence = if !config.idempotent {
+            Idempotence::Off
+        } else if config.acks != Acks::All {
+            log::warn!("kafka: idempotence needs acks=all; producing without idempotence");
+            Idempotence::Off
+        } else {
+            Idempotence::NeedsId
+        };
+        let conn_options = ConnOptions {
+            client_id: config.client_id.clone(),
+            connect_timeout: config.connect_timeout,
+            io_timeout: config.request_timeout + Duration::from_secs(5),
+            max_response_size: 64 << 20,
+        };
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        Producer {
+            config,
+            conn_options,
+            cancel: None,
+            brokers: HashMap::new(),
+            conns: HashMap::new(),
+            bootstrap_conn: None,
+            topics: HashMap::new(),
+            idempotence,
+            round_robin: 0,
+            rng: seed | 1,
+        }
+    }
+
+    /// A flag that, once set, makes `send` stop retrying and return `Error::Cancelled` for
+    /// whatever is not yet acknowledged (used for shutdown).
+    pub fn with_cancel_flag(mut self, cancel: Arc<AtomicBool>) -> Producer {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Whether batches carry producer ids and sequence numbers (false after falling back).
+    pub fn is_idempotent(&self) -> bool {
+        !matches!(self.idempotence, Idempotence::Off)
+    }
+
+    /// Looks the topic up (retrying transient failures until the delivery deadline) and returns
+    /// its partition count. Used at start-up so that a missing topic is reported at once.
+    pub fn check_topic(&mut self, topic: &str) -> Result<usize, Error> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        let mut unknown = 0;
+        loop {
+            match self.refresh_metadata(topic) {
+                Ok(n) => return Ok(n),
+                Err(Error::UnknownTopic { .. }) if unknown + 1 < UNKNOWN_TOPIC_ATTEMPTS => unknown += 1,
+                Err(e) if !e.is_retriable() => return Err(e),
+                Err(e) if started.elapsed() >= self.config.delivery_timeout => {
+                    return Err(Error::DeliveryTimeout {
+                        topic: topic.to_string(),
+                        after: started.elapsed(),
+                        last: Box::new(e),
+                    })
+                }
+                Err(e) => log::debug!("kafka: looking up topic {topic}: {e}; retrying"),
+            }
+            attempt += 1;
+            self.backoff(attempt, started + self.config.delivery_timeout)?;
+        }
+    }
+
+    /// Sends `records` to `topic` and returns when every one is acknowledged, with its partition
+    /// and offset, in input order. Order within a partition is preserved, also across retries.
+    pub fn send(&mut self, topic: &str, records: &[Record]) -> Result<Vec<Delivery>, SendError> {
+        let mut delivered = vec![None; records.len()];
+        match self.send_inner(topic, records, &mut delivered) {
+            Ok(()) => Ok(delivered.into_iter().map(|d| d.unwrap_or(Delivery { partition: -1, offset: None })).collect()),
+            Err(error) => {
+                // Batches of unknown fate leave the broker's sequence numbers out of step with
+                // ours; a new producer id starts every partition afresh.
+                if matches!(self.idempotence, Idempotence::On { .. }) && delivered.iter().any(Option::is_none) {
+                    self.idempotence = Idempotence::NeedsId;
+                }
+                Err(SendError { error, delivered })
+            }
+        }
+    }
+
+    fn send_inner(&mut self, topic: &str, records: &[Record], delivered: &mut [Option<Delivery>]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let budget = self.batch_budget(topic);
+        if let Some((i, size)) = records.iter().map(record_size).enumerate().find(|&(_, s)| s + BATCH_OVERHEAD > budget) {
+            return Err(Error::RecordTooLarge {
+                topic: topic.to_string(),
+                key: describe_key(&records[i]),
+                size,
+                limit: Some(self.config.max_request_size),
+            });
+        }
+
+        let started = Instant::now();
+        let deadline = started + self.config.delivery_timeout;
+        let mut batches: Vec<Batch> = Vec::new();
+        let mut refresh = !self.topics.contains_key(topic);
+        let mut unknown_topic = 0;
+        let mut attempt = 0;
+        let mut warned = false;
+        loop {
+            let err = match self.attempt(topic, records, &mut batches, &mut refresh, delivered) {
+                Ok(()) => return Ok(()),
+                Err(e @ Error::UnknownTopic { .. }) if unknown_topic + 1 < UNKNOWN_TOPIC_ATTEMPTS => {
+                    unknown_topic += 1;
+                    refresh = true;
+                    e
+                }
+                Err(e) if !e.is_retriable() => return Err(e),
+                Err(e) => {
+                    if !warned {
+                        log::warn!(
+                            "kafka: topic {topic}: {e}; retrying for up to {:.0}s",
+                            self.config.delivery_timeout.as_secs_f64()
+                        );
+                        warned = true;
+                    } else {
+                        log::debug!("kafka: topic {topic}: {e}; retrying");
+                    }
+                    refresh |= e.needs_metadata_refresh();
+                    e
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::DeliveryTimeout {
+                    topic: topic.to_string(),
+                    after: started.elapsed(),
+                    last: Box::new(err),
+                });
+            }
+            attempt += 1;
+            self.backoff(attempt, deadline)?;
+        }
+    }
+
+    /// One attempt: make sure we have a producer id and metadata, plan the batches on first use,
+    /// then send every pending batch once.
+    fn attempt(
+        &mut self,
+        topic: &str,
+        records: &[Record],
+        batches: &mut Vec<Batch>,
+        refresh: &mut bool,
+        delivered: &mut [Option<Delivery>],
+    ) -> Result<(), Error> {
+        self.check_cancelled()?;
+        self.ensure_producer_id()?;
+        if *refresh {
+            self.refresh_metadata(topic)?;
+            *refresh = false;
+        }
+        if batches.is_empty() {
+            *batches = self.plan(topic, records);
+        }
+        self.assign_sequences(topic, batches);
+        let outcome = self.round(topic, records, batches, delivered);
+        if outcome.reset_producer_id {
+            self.idempotence = Idempotence::NeedsId;
+        }
+        match outcome.error {
+            Some(e) => Err(e),
+            None if batches.iter().all(|b| b.done) => Ok(()),
+            None => Err(Error::protocol("(none)", "round ended with batches neither sent nor failed")),
+        }
+    }
+
+    /// The space one request has for record batches.
+    fn batch_budget(&self, topic: &str) -> usize {
+        self.config.max_request_size.saturating_sub(128 + topic.len())
+    }
+
+    /// Splits the records into batches: per partition, in input order, each within the request
+    /// size budget.
+    fn plan(&mut self, topic: &str, records: &[Record]) -> Vec<Batch> {
+        let leaders = self.topics.get(topic).map(Vec::len).unwrap_or(1).max(1);
+        let budget = self.batch_budget(topic);
+        let mut per_partition: Vec<Vec<u32>> = vec![Vec::new(); leaders];
+        let mut unkeyed = 0usize;
+        for (i, record) in records.iter().enumerate() {
+            let partition = match &record.key {
+                Some(key) => partition_for_key(key, leaders),
+                None => {
+                    unkeyed += 1;
+                    (self.round_robin + unkeyed) % leaders
+                }
+            };
+            per_partition[partition].push(i as u32);
+        }
+        self.round_robin = self.round_robin.wrapping_add(unkeyed);
+
+        let mut batches = Vec::new();
+        for (partition, indices) in per_partition.into_iter().enumerate() {
+            let mut current = Vec::new();
+            let mut size = BATCH_OVERHEAD;
+            for i in indices {
+                let s = record_size(&records[i as usize]);
+                if !current.is_empty() && size + s > budget {
+                    batches.push(Batch::new(partition as i32, std::mem::take(&mut current)));
+                    size = BATCH_OVERHEAD;
+                }
+                current.push(i);
+                size += s;
+            }
+            if !current.is_empty() {
+                batches.push(Batch::new(partition as i32, current));
+            }
+        }
+        batches
+    }
+
+    /// Gives every pending batch that was not sequenced under the current producer id its
+    /// sequence numbers, in order per partition.
+    fn assign_sequences(&mut self, topic: &str, batches: &mut Vec<Batch>) {
+        let Idempotence::On { producer_id, epoch, sequences } = &mut self.idempotence else {
+            for b in batches.iter_mut().filter(|b| !b.done && b.producer.0 != -1) {
+                b.producer = (-1, -1);
+                b.base_sequence = -1;
+                b.encoded = None;
+            }
+            return;
+        };
+        let current = (*producer_id, *epoch);
+        if batches.iter().all(|b| b.done || b.producer == current) {
+            return;
+        }
+        // Sequences wrap from i32::MAX to 0; a batch may not straddle the wrap, so split there.
+        let mut i = 0;
+        while i < batches.len() {
+            let b = &batches[i];
+            if !b.done && b.producer != current {
+                let next = sequences.entry((topic.to_string(), b.partition)).or_insert(0);
+                let room = (i32::MAX as i64 - *next as i64 + 1) as usize;
+                if batches[i].records.len() > room {
+                    let tail = batches[i].records.split_off(room);
+                    let partition = batches[i].partition;
+                    batches.insert(i + 1, Batch::new(partition, tail));
+                }
+                let b = &mut batches[i];
+                b.producer = current;
+                b.base_sequence = *next;
+                b.encoded = None;
+                *next = wrap_sequence(*next as i64 + b.records.len() as i64);
+            }
+            i += 1;
+        }
+    }
+
+    /// Sends every pending batch once: one request per leader at a time per level, pipelined up
+    /// to the in-flight limit, and records the outcome of each partition.
+    fn round(&mut self, topic: &str, records: &[Record], batches: &mut Vec<Batch>, delivered: &mut [Option<Delivery>]) -> RoundOutcome {
+        let mut outcome = RoundOutcome::default();
+        let Some(leaders) = self.topics.get(topic).cloned() else {
+            outcome.fail(Error::UnknownTopic { topic: topic.to_string(), broker: "(no metadata)".into() });
+            return outcome;
+        };
+        let budget = self.batch_budget(topic);
+
+        // Encode what needs encoding, and group pending batches per leader, level by level: the
+        // k-th pending batch of each partition goes in the k-th request, so that order within a
+        // partition is the order of requests on the connection.
+        let mut per_leader: HashMap<i32, Vec<Vec<usize>>> = HashMap::new();
+        let mut level: HashMap<i32, usize> = HashMap::new();
+        for i in 0..batches.len() {
+            if batches[i].done {
+                continue;
+            }
+            let partition = batches[i].partition;
+            let leader = leaders.get(partition as usize).copied().unwrap_or(-1);
+            if leader < 0 || !self.brokers.contains_key(&leader) {
+                outcome.fail(Error::Broker {
+                    broker: "(none)".into(),
+                    topic: Some(topic.to_string()),
+                    partition: Some(partition),
+                    code: ResponseError::LeaderNotAvailable,
+                    message: None,
+                });
+                continue;
+            }
+            if batches[i].encoded.is_none() {
+                match self.encode(records, &batches[i]) {
+                    Ok(bytes) => batches[i].encoded = Some(bytes),
+                    Err(e) => {
+                        outcome.fail(e);
+                        continue;
+                    }
+                }
+            }
+            let k = level.entry(partition).or_insert(0);
+            let requests = per_leader.entry(leader).or_default();
+            while requests.len() <= *k {
+                requests.push(Vec::new());
+            }
+            requests[*k].push(i);
+            *k += 1;
+        }
+        if outcome.error.as_ref().is_some_and(|e| !e.is_retriable()) {
+            return outcome;
+        }
+
+        // Split levels that exceed the request budget into several requests.
+        let mut queues: Vec<LeaderQueue> = Vec::new();
+        for (leader, levels) in per_leader {
+            let mut queue = VecDeque::new();
+            for level in levels {
+                let mut request = Vec::new();
+                let mut size = 0;
+                for i in level {
+                    let s = batches[i].encoded.as_ref().map_or(0, Bytes::len) + 16;
+                    if !request.is_empty() && size + s > budget {
+                        queue.push_back(std::mem::take(&mut request));
+                        size = 0;
+                    }
+                    request.push(i);
+                    size += s;
+                }
+                if !request.is_empty() {
+                    queue.push_back(request);
+                }
+            }
+            queues.push(LeaderQueue { leader, queue, in_flight: VecDeque::new(), version: 0 });
+        }
+
+        let max_in_flight = if matches!(self.idempotence, Idempotence::On { .. }) { MAX_IN_FLIGHT_IDEMPOTENT } else { 1 };
+        // Partitions with a failed batch in this round: their later batches are not sent (they
+        // would be out of order) and are retried in the next round.
+        let mut failed_partitions: HashSet<i32> = HashSet::new();
+        let mut splits: Vec<usize> = Vec::new();
+        let mut throttle = 0;
+
+        for q in &mut queues {
+            match self.produce_connection(q.leader) {
+                Ok(version) => q.version = version,
+                Err(e) => {
+                    for request in q.queue.drain(..) {
+                        for i in request {
+                            failed_partitions.insert(batches[i].partition);
+                        }
+                    }
+                    outcome.refresh_metadata = true;
+                    outcome.fail(e);
+                }
+            }
+        }
+
+        loop {
+            let mut busy = false;
+            for q in &mut queues {
+                while q.in_flight.len() < max_in_flight {
+                    let Some(mut request) = q.queue.pop_front() else { break };
+                    request.retain(|&i| !failed_partitions.contains(&batches[i].partition));
+                    if request.is_empty() {
+                        continue;
+                    }
+                    let produce = self.produce_request(topic, &request, batches);
+                    let Some(conn) = self.conns.get_mut(&q.leader) else { break };
+                    match conn.write(&produce, q.version) {
+                        Ok(id) => q.in_flight.push_back((id, request)),
+                        Err(e) => {
+                            self.conns.remove(&q.leader);
+                            q.abandon(Some(request), batches, &mut failed_partitions);
+                            outcome.refresh_metadata = true;
+                            outcome.fail(e);
+                            break;
+                        }
+                    }
+                }
+                let Some((id, request)) = q.in_flight.pop_front() else { continue };
+                busy = true;
+                let Some(conn) = self.conns.get_mut(&q.leader) else { continue };
+                let broker = conn.addr().to_string();
+                match conn.read::<ProduceRequest>(id, q.version) {
+                    Ok(response) => {
+                        throttle = throttle.max(response.throttle_time_ms);
+                        handle_response(topic, &broker, response, &request, batches, delivered, &mut failed_partitions, &mut splits, &mut outcome);
+                    }
+                    Err(e) => {
+                        self.conns.remove(&q.leader);
+                        q.abandon(Some(request), batches, &mut failed_partitions);
+                        outcome.refresh_metadata = true;
+                        outcome.fail(e);
+                    }
+                }
+            }
+            if !busy && queues.iter().all(|q| q.queue.is_empty()) {
+                break;
+            }
+        }
+
+        // Batches the broker found too large are halved; order is kept because the halves take
+        // the original's place.
+        splits.sort_unstable();
+        for &i in splits.iter().rev() {
+            let b = &mut batches[i];
+            let tail = b.records.split_off(b.records.len() / 2);
+            let partition = b.partition;
+            let mut second = Batch::new(partition, tail);
+            second.producer = b.producer;
+            second.base_sequence = if b.base_sequence < 0 { -1 } else { wrap_sequence(b.base_sequence as i64 + b.records.len() as i64) };
+            b.encoded = None;
+            batches.insert(i + 1, second);
+        }
+        if throttle > 0 {
+            // KIP-219: the broker asks us to hold off; it will mute the connection otherwise.
+            std::thread::sleep(Duration::from_millis(throttle.min(30_000) as u64));
+        }
+        outcome
+    }
+
+    fn produce_request(&self, topic: &str, request: &[usize], batches: &[Batch]) -> ProduceRequest {
+        let partition_data = request
+            .iter()
+            .map(|&i| {
+                PartitionProduceData::default()
+                    .with_index(batches[i].partition)
+                    .with_records(batches[i].encoded.clone())
+            })
+            .collect();
+        ProduceRequest::default()
+            .with_transactional_id(None)
+            .with_acks(match self.config.acks {
+                Acks::All => -1,
+                Acks::Leader => 1,
+            })
+            .with_timeout_ms(self.config.request_timeout.as_millis().min(i32::MAX as u128) as i32)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partition_data(partition_data)])
+    }
+
+    fn encode(&self, records: &[Record], batch: &Batch) -> Result<Bytes, Error> {
+        let (producer_id, epoch) = batch.producer;
+        let krecords: Vec<KRecord> = batch
+            .records
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| {
+                let r = &records[i as usize];
+                KRecord {
+                    transactional: false,
+                    control: false,
+                    partition_leader_epoch: -1,
+                    producer_id,
+                    producer_epoch: epoch,
+                    timestamp_type: TimestampType::Creation,
+                    offset: n as i64,
+                    // The codec keeps records in one batch while offset - sequence is constant.
+                    sequence: if batch.base_sequence < 0 { -1 } else { batch.base_sequence.wrapping_add(n as i32) },
+                    timestamp: r.timestamp_ms,
+                    key: r.key.clone(),
+                    value: Some(r.value.clone()),
+                    headers: r
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (StrBytes::from_string(k.clone()), Some(v.clone())))
+                        .collect::<IndexMap<_, _>>(),
+                    delete_horizon: false,
+                }
+            })
+            .collect();
+        let mut buf = BytesMut::with_capacity(batch.records.len() * 64 + BATCH_OVERHEAD);
+        let options = RecordEncodeOptions { version: 2, compression: self.config.compression.codec() };
+        RecordBatchEncoder::encode(&mut buf, krecords.iter(), &options)
+            .map_err(|e| Error::Protocol { broker: "(local)".into(), detail: format!("cannot encode record batch: {e}") })?;
+        Ok(buf.freeze())
+    }
+
+    /// Makes sure there is a connection to `leader` that speaks Produce ≥ v3, and returns the
+    /// version to use.
+    fn produce_connection(&mut self, leader: i32) -> Result<i16, Error> {
+        if !self.conns.contains_key(&leader) {
+            let addr = self.brokers.get(&leader).cloned().ok_or_else(|| Error::Broker {
+                broker: format!("node {leader}"),
+                topic: None,
+                partition: None,
+                code: ResponseError::LeaderNotAvailable,
+                message: Some("leader not in metadata".into()),
+            })?;
+            let conn = match self.bootstrap_conn.take() {
+                Some(c) if c.addr() == addr => c,
+                other => {
+                    self.bootstrap_conn = other;
+                    Connection::connect(&addr, &self.conn_options)?
+                }
+            };
+            self.conns.insert(leader, conn);
+        }
+        let conn = &self.conns[&leader];
+        conn.version::<ProduceRequest>(PRODUCE_MAX_VERSION).ok_or_else(|| Error::UnsupportedVersion {
+            broker: conn.addr().to_string(),
+            api: "Produce",
+            broker_max: conn.broker_max::<ProduceRequest>(),
+            needed: "v3 or later (Kafka ≥ 0.11)",
+        })
+    }
+
+    /// Runs `f` on some connection: an open one if there is one, else the first bootstrap (or
+    /// known) broker that accepts a connection. A connection that fails is dropped.
+    fn with_any_connection<T>(&mut self, mut f: impl FnMut(&mut Connection) -> Result<T, Error>) -> Result<T, Error> {
+        if let Some(&node) = self.conns.keys().next() {
+            let conn = self.conns.get_mut(&node).expect("key just seen");
+            let result = f(conn);
+            if matches!(result, Err(Error::Io { .. } | Error::Protocol { .. })) {
+                self.conns.remove(&node);
+            }
+            return result;
+        }
+        if self.bootstrap_conn.is_none() {
+            let mut candidates: Vec<String> = self.config.bootstrap.clone();
+            candidates.extend(self.brokers.values().filter(|a| !self.config.bootstrap.contains(a)).cloned());
+            let mut last = None;
+            for addr in &candidates {
+                match Connection::connect(addr, &self.conn_options) {
+                    Ok(c) => {
+                        self.bootstrap_conn = Some(c);
+                        break;
+                    }
+                    // A peer that does not speak Kafka at all is not worth retrying.
+                    Err(e @ (Error::Protocol { .. } | Error::UnsupportedVersion { .. })) if candidates.len() == 1 => return Err(e),
+                    Err(e) => {
+                        log::debug!("kafka: bootstrap {addr}: {e}");
+                        last = Some(e);
+                    }
+                }
+            }
+            if self.bootstrap_conn.is_none() {
+                return Err(Error::NoBrokerReachable {
+                    tried: candidates.join(", "),
+                    last: Box::new(last.unwrap_or(Error::protocol("(none)", "no bootstrap brokers configured"))),
+                });
+            }
+        }
+        let conn = self.bootstrap_conn.as_mut().expect("set above");
+        let result = f(conn);
+        if matches!(result, Err(Error::Io { .. } | Error::Protocol { .. })) {
+            self.bootstrap_conn = None;
+        }
+        result
+    }
+
+    /// Fetches metadata for `topic` (never creating it) and returns its partition count.
+    fn refresh_metadata(&mut self, topic: &str) -> Result<usize, Error> {
+        let response = self.with_any_connection(|conn| {
+            let version = conn
+                .version::<MetadataRequest>(METADATA_MAX_VERSION)
+                .filter(|&v| v >= METADATA_MIN_VERSION)
+                .ok_or_else(|| Error::UnsupportedVersion {
+                    broker: conn.addr().to_string(),
+                    api: "Metadata",
+                    broker_max: conn.broker_max::<MetadataRequest>(),
+                    needed: "v4 or later (Kafka ≥ 0.11)",
+                })?;
+            let request = MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]))
+                .with_allow_auto_topic_creation(false);
+            Ok((conn.addr().to_string(), conn.call(&request, version)?))
+        })?;
+        let (broker, response) = response;
+        let brokers: HashMap<i32, String> = response
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, format!("{}:{}", host_for_addr(b.host.as_str()), b.port)))
+            .collect();
+        // Connections to nodes that moved or left are dropped.
+        self.conns.retain(|node, conn| brokers.get(node).is_some_and(|a| a == conn.addr()));
+        self.brokers = brokers;
+        let Some(t) = response.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic)) else {
+            return Err(Error::UnknownTopic { topic: topic.to_string(), broker });
+        };
+        match ResponseError::try_from_code(t.error_code) {
+            None => {}
+            Some(ResponseError::UnknownTopicOrPartition) => {
+                return Err(Error::UnknownTopic { topic: topic.to_string(), broker });
+            }
+            Some(code) => {
+                return Err(Error::Broker { broker, topic: Some(topic.to_string()), partition: None, code, message: None });
+            }
+        }
+        let count = t.partitions.iter().map(|p| p.partition_index + 1).max().unwrap_or(0).max(0) as usize;
+        if count == 0 {
+            return Err(Error::Broker {
+                broker,
+                topic: Some(topic.to_string()),
+                partition: None,
+                code: ResponseError::LeaderNotAvailable,
+                message: Some("topic has no partitions yet".into()),
+            });
+        }
+        let mut leaders = vec![-1; count];
+        for p in &t.partitions {
+            if p.partition_index >= 0 {
+                let leader_ok = matches!(ResponseError::try_from_code(p.error_code), None | Some(ResponseError::ReplicaNotAvailable));
+                leaders[p.partition_index as usize] = if leader_ok { p.leader_id.0 } else { -1 };
+            }
+        }
+        self.topics.insert(topic.to_string(), leaders);
+        Ok(count)
+    }
+
+    /// Obtains a producer id when we need one; falls back to non-idempotent producing, with one
+    /// warning, where the broker cannot or will not give us one.
+    fn ensure_producer_id(&mut self) -> Result<(), Error> {
+        if !matches!(self.idempotence, Idempotence::NeedsId) {
+            return Ok(());
+        }
+        let timeout_ms = self.config.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+        let response = self.with_any_connection(|conn| {
+            let Some(version) = conn.version::<InitProducerIdRequest>(INIT_PRODUCER_ID_MAX_VERSION) else {
+                return Ok(Err(conn.addr().to_string()));
+            };
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(timeout_ms)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1);
+            Ok(Ok((conn.addr().to_string(), conn.call(&request, version)?)))
+        })?;
+        let (broker, response) = match response {
+            Ok(r) => r,
+            Err(broker) => {
+                log::warn!("kafka: broker {broker} does not support InitProducerId; producing without idempotence (a retried batch may be written twice)");
+                self.idempotence = Idempotence::Off;
+                return Ok(());
+            }
+        };
+        match ResponseError::try_from_code(response.error_code) {
+            None => {
+                self.idempotence = Idempotence::On {
+                    producer_id: response.producer_id.0,
+                    epoch: response.producer_epoch,
+                    sequences: HashMap::new(),
+                };
+                log::debug!("kafka: producer id {} epoch {}", response.producer_id.0, response.producer_epoch);
+                Ok(())
+            }
+            Some(code) if code.is_retriable() => Err(Error::Broker { broker, topic: None, partition: None, code, message: Some("InitProducerId".into()) }),
+            Some(code) => {
+                log::warn!("kafka: broker {broker} refused a producer id ({code:?}); producing without idempotence (a retried batch may be written twice)");
+                self.idempotence = Idempotence::Off;
+                Ok(())
+            }
+        }
+    }
+
+    fn check_cancelled(&self) -> Result<(), Error> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sleeps before retry `attempt`: exponential from `retry_backoff` to `retry_backoff_max`,
+    /// with ±20 % jitter, never past `deadline`, waking early on cancellation.
+    fn backoff(&mut self, attempt: u32, deadline: Instant) -> Result<(), Error> {
+        let base = self.config.retry_backoff.saturating_mul(1 << attempt.min(16).saturating_sub(1));
+        let base = base.min(self.config.retry_backoff_max);
+        // xorshift64: jitter only needs to decorrelate instances, not to be unpredictable.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let jitter = 0.8 + 0.4 * ((self.rng >> 11) as f64 / (1u64 << 53) as f64);
+        let wake = (Instant::now() + base.mul_f64(jitter)).min(deadline);
+        while Instant::now() < wake {
+            self.check_cancelled()?;
+            std::thread::sleep((wake - Instant::now()).min(Duration::from_millis(50)));
+        }
+        self.check_cancelled()
+    }
+}
+
+/// Handles one Produce response: the retry decision for each partition is the `match` below.
+#[allow(clippy::too_many_arguments)]
+fn handle_response(
+    topic: &str,
+    broker: &str,
+    response: ProduceResponse,
+    request: &[usize],
+    batches: &mut [Batch],
+    delivered: &mut [Option<Delivery>],
+    failed_partitions: &mut HashSet<i32>,
+    splits: &mut Vec<usize>,
+    outcome: &mut RoundOutcome,
+) {
+    let partitions: HashMap<i32, &_> = response
+        .responses
+        .iter()
+        .filter(|t| t.name.0.as_str() == topic)
+        .flat_map(|t| t.partition_responses.iter())
+        .map(|p| (p.index, p))
+        .collect();
+    for &i in request {
+        let partition = batches[i].partition;
+        let Some(p) = partitions.get(&partition) else {
+            failed_partitions.insert(partition);
+            outcome.fail(Error::protocol(broker, format!("Produce response has no result for partition {partition}")));
+            continue;
+        };
+        let broker_error = |code| Error::Broker {
+            broker: broker.to_string(),
+            topic: Some(topic.to_string()),
+            partition: Some(partition),
+            code,
+            message: p.error_message.as_ref().map(|m| m.as_str().to_string()),
+        };
+        match ResponseError::try_from_code(p.error_code) {
+            None => batches[i].acknowledge(Some(p.base_offset).filter(|&o| o >= 0), delivered),
+            // Already written by an earlier attempt (Kafka answers success; tansu answers this).
+            Some(ResponseError::DuplicateSequenceNumber) => batches[i].acknowledge(None, delivered),
+            Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge) if batches[i].records.len() > 1 => {
+                failed_partitions.insert(partition);
+                splits.push(i);
+                outcome.fail(broker_error(ResponseError::NetworkException));
+            }
+            Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge) => {
+                failed_partitions.insert(partition);
+                outcome.fail(Error::RecordTooLarge {
+                    topic: topic.to_string(),
+                    key: "(see batch)".into(),
+                    size: batches[i].encoded.as_ref().map_or(0, Bytes::len),
+                    limit: None,
+                });
+            }
+            // An earlier batch of this partition failed in this round: this one was refused only
+            // because of the gap it left, and is simply sent again.
+            Some(ResponseError::OutOfOrderSequenceNumber) if failed_partitions.contains(&partition) => {}
+            Some(code @ (ResponseError::OutOfOrderSequenceNumber | ResponseError::UnknownProducerId | ResponseError::InvalidProducerEpoch)) => {
+                failed_partitions.insert(partition);
+                outcome.reset_producer_id = true;
+                outcome.fail(broker_error(code));
+            }
+            Some(code) => {
+                failed_partitions.insert(partition);
+                let e = broker_error(code);
+                outcome.refresh_metadata |= e.needs_metadata_refresh();
+                outcome.fail(e);
+            }
+        }
+    }
+}
+
+fn wrap_sequence(n: i64) -> i32 {
+    (n % (i32::MAX as i64 + 1)) as i32
+}
+
+fn record_size(r: &Record) -> usize {
+    RECORD_OVERHEAD
+        + r.key.as_ref().map_or(0, Bytes::len)
+        + r.value.len()
+        + r.headers.iter().map(|(k, v)| k.len() + v.len() + 10).sum::<usize>()
+}
+
+fn describe_key(r: &Record) -> String {
+    match &r.key {
+        Some(k) => format!("{:?}", String::from_utf8_lossy(&k[..k.len().min(64)])),
+        None => "(none)".into(),
+    }
+}
+
+/// Metadata may advertise a bare IPv6 address; it needs brackets to be dialled as host:port.
+fn host_for_addr(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// A group of records for one partition, sent as one RecordBatch.
+#[derive(Debug)]
+struct Batch {
+    partition: i32,
+    /// Indices into the caller's records, in input order.
+    records: Vec<u32>,
+    /// (producer id, epoch) the sequence numbers belong to; (-1, -1) when not idempotent.
+    producer: (i64, i16),
+    base_sequence: i32,
+    /// The encoded batch, kept so that a retry resends identical bytes.
+    encoded: Option<Bytes>,
+    done: bool,
+}
+
+impl Batch {
+    fn new(partition: i32, records: Vec<u32>) -> Batch {
+        Batch { partition, records, producer: (-1, -1), base_sequence: -1, encoded: None, done: false }
+    }
+
+    fn acknowledge(&mut self, base_offset: Option<i64>, delivered: &mut [Option<Delivery>]) {
+        for (n, &i) in self.records.iter().enumerate() {
+            delivered[i as usize] = Some(Delivery { partition: self.partition, offset: base_offset.map(|o| o + n as i64) });
+        }
+        self.done = true;
+        self.encoded = None;
+    }
+}
+
+struct LeaderQueue {
+    leader: i32,
+    queue: VecDeque<Vec<usize>>,
+    in_flight: VecDeque<(i32, Vec<usize>)>,
+    version: i16,
+}
+
+impl LeaderQueue {
+    /// The connection broke: everything queued or in flight on it is retried next round.
+    fn abandon(&mut self, current: Option<Vec<usize>>, batches: &[Batch], failed: &mut HashSet<i32>) {
+        let all = current.into_iter().chain(self.in_flight.drain(..).map(|(_, r)| r)).chain(self.queue.drain(..));
+        for request in all {
+            for i in request {
+                failed.insert(batches[i].partition);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct RoundOutcome {
+    /// The first non-retriable error, else the first error.
+    error: Option<Error>,
+    refresh_metadata: bool,
+    reset_producer_id: bool,
+}
+
+impl RoundOutcome {
+    fn fail(&mut self, e: Error) {
+        let replace = match &self.error {
+            None => true,
+            Some(current) => current.is_retriable() && !e.is_retriable(),
+        };
+        if replace {
+            self.error = Some(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: Option<&str>, size: usize) -> Record {
+        Record {
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Bytes::from(vec![b'x'; size]),
+            headers: vec![],
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn plan_keeps_input_order_per_partition_and_respects_the_budget() {
+        let mut p = Producer::new(ProducerConfig { max_request_size: 10_000, ..ProducerConfig::default() });
+        p.topics.insert("t".into(), vec![0, 0, 0]);
+        let records: Vec<Record> = (0..300).map(|i| record(Some(&i.to_string()), 100)).collect();
+        let batches = p.plan("t", &records);
+        let budget = p.batch_budget("t");
+        for b in &batches {
+            let size: usize = BATCH_OVERHEAD + b.records.iter().map(|&i| record_size(&records[i as usize])).sum::<usize>();
+            assert!(size <= budget, "batch of {size} bytes over budget {budget}");
+            assert!(b.records.windows(2).all(|w| w[0] < w[1]));
+            for &i in &b.records {
+                assert_eq!(partition_for_key(i.to_string().as_bytes(), 3) as i32, b.partition);
+            }
+        }
+        assert_eq!(batches.iter().map(|b| b.records.len()).sum::<usize>(), 300);
+    }
+
+    #[test]
+    fn unkeyed_records_are_spread_evenly() {
+        let mut p = Producer::new(ProducerConfig::default());
+        p.topics.insert("t".into(), vec![0, 0, 0, 0]);
+        let records: Vec<Record> = (0..400).map(|_| record(None, 10)).collect();
+        let batches = p.plan("t", &records);
+        let mut counts = [0; 4];
+        for b in &batches {
+            counts[b.partition as usize] += b.records.len();
+        }
+        assert_eq!(counts, [100; 4]);
+    }
+
+    #[test]
+    fn sequences_are_consecutive_per_partition_and_wrap_at_i32_max() {
+        let mut p = Producer::new(ProducerConfig::default());
+        let mut sequences = HashMap::new();
+        sequences.insert(("t".to_string(), 0), i32::MAX - 1);
+        p.idempotence = Idempotence::On { producer_id: 7, epoch: 0, sequences };
+        let mut batches = vec![Batch::new(0, vec![0, 1, 2, 3]), Batch::new(1, vec![4, 5])];
+        p.assign_sequences("t", &mut batches);
+        let seqs: Vec<(i32, i32, usize)> = batches.iter().map(|b| (b.partition, b.base_sequence, b.records.len())).collect();
+        assert_eq!(seqs, vec![(0, i32::MAX - 1, 2), (0, 0, 2), (1, 0, 2)]);
+    }
+
+    #[test]
+    fn oversized_record_is_refused_naming_its_key() {
+        let mut p = Producer::new(ProducerConfig { max_request_size: 2048, ..ProducerConfig::default() });
+        let err = p.send("t", &[record(Some("42"), 4096)]).unwrap_err();
+        assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("key \"42\""), "{err}");
+        assert!(!err.error.is_retriable());
+    }
+
+    #[test]
+    fn unreachable_bootstrap_fails_within_the_delivery_timeout() {
+        let mut p = Producer::new(ProducerConfig {
+            bootstrap: vec!["127.0.0.1:1".into()],
+            delivery_timeout: Duration::from_millis(600),
+            ..ProducerConfig::default()
+        });
+        let started = Instant::now();
+        let err = p.send("t", &[record(Some("1"), 10)]).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        let text = err.to_string();
+        assert!(text.contains("127.0.0.1:1") && text.contains("delivery timeout"), "{text}");
+    }
+}

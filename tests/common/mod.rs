@@ -1,0 +1,4 @@
+//! Shared support for the integration tests. Each test binary includes what it needs.
+#![allow(dead_code)]
+
+pub mod kafka;

@@ -1,0 +1,271 @@
+//! The producer against a real Kafka-protocol broker (the local stack's tansu), with everything it
+//! wrote read back by librdkafka.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::kafka::{broker, consume_all, create_topic, offsets_by_partition, unique_topic};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::ClientConfig;
+use repliqate::kafka::{partition_for_key, Compression, Error, Producer, ProducerConfig, Record};
+
+fn producer(broker: &str) -> Producer {
+    Producer::new(ProducerConfig {
+        bootstrap: vec![broker.to_string()],
+        delivery_timeout: Duration::from_secs(30),
+        ..ProducerConfig::default()
+    })
+}
+
+fn value_for(i: usize) -> Vec<u8> {
+    // ~200 bytes, different per record, with non-ASCII bytes to catch any re-encoding.
+    format!("{{\"id\": {i}, \"payload\": \"{}\", \"utf8\": \"h\u{e9}llo \u{1f600}\"}}", "x".repeat(150 + i % 37)).into_bytes()
+}
+
+#[test]
+fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
+    let broker = broker();
+    let topic = unique_topic("keyed");
+    create_topic(&broker, &topic, 3);
+    let mut p = producer(&broker);
+    assert_eq!(p.check_topic(&topic).expect("topic metadata"), 3);
+
+    const N: usize = 100_000;
+    let records: Vec<Record> = (0..N)
+        .map(|i| Record {
+            key: Some(Bytes::from(i.to_string())),
+            value: Bytes::from(value_for(i)),
+            headers: vec![("row".to_string(), Bytes::from(format!("h{i}")))],
+            timestamp_ms: 1_700_000_000_000 + i as i64,
+        })
+        .collect();
+    let mut deliveries = Vec::with_capacity(N);
+    for chunk in records.chunks(10_000) {
+        deliveries.extend(p.send(&topic, chunk).unwrap_or_else(|e| panic!("send: {e}")));
+    }
+    assert!(p.is_idempotent(), "tansu supports InitProducerId; we should be idempotent");
+
+    let consumed = consume_all(&broker, &topic, 3, N, Duration::from_secs(120));
+    assert_eq!(consumed.len(), N, "librdkafka read {} of {N} records", consumed.len());
+
+    let mut seen = vec![false; N];
+    let mut last_index_per_partition: HashMap<i32, usize> = HashMap::new();
+    for m in &consumed {
+        let key = String::from_utf8(m.key.clone().expect("every record has a key")).unwrap();
+        let i: usize = key.parse().unwrap();
+        assert!(!seen[i], "key {i} read twice");
+        seen[i] = true;
+        assert_eq!(m.value, value_for(i), "value of key {i}");
+        assert_eq!(m.headers, vec![("row".to_string(), format!("h{i}").into_bytes())], "headers of key {i}");
+        assert_eq!(m.timestamp_ms, Some(1_700_000_000_000 + i as i64), "timestamp of key {i}");
+        assert_eq!(m.partition as usize, partition_for_key(key.as_bytes(), 3), "partition of key {i}");
+        assert_eq!(deliveries[i].partition, m.partition, "reported partition of key {i}");
+        if let Some(offset) = deliveries[i].offset {
+            assert_eq!(offset, m.offset, "reported offset of key {i}");
+        }
+        // Order within a partition is input order.
+        if let Some(&prev) = last_index_per_partition.get(&m.partition) {
+            assert!(prev < i, "partition {}: key {i} after key {prev}", m.partition);
+        }
+        last_index_per_partition.insert(m.partition, i);
+    }
+    for (partition, offsets) in offsets_by_partition(&consumed) {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, expected, "offsets of partition {partition} are not contiguous from 0");
+    }
+}
+
+#[test]
+fn our_partitioner_agrees_with_librdkafka_murmur2() {
+    // An independent implementation: librdkafka's murmur2_random partitioner (Java-compatible).
+    let broker = broker();
+    let topic = unique_topic("murmur");
+    create_topic(&broker, &topic, 7);
+    let rd: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker)
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("librdkafka producer");
+    let keys: Vec<String> = (0..500).map(|i| format!("key-{i}-{}", "\u{e9}".repeat(i % 5))).chain(["".to_string(), "kafka".into()]).collect();
+    for k in &keys {
+        rd.send(BaseRecord::to(&topic).key(k.as_bytes()).payload(k.as_bytes())).expect("enqueue");
+    }
+    rd.flush(Duration::from_secs(30)).expect("librdkafka flush");
+    let consumed = consume_all(&broker, &topic, 7, keys.len(), Duration::from_secs(60));
+    assert_eq!(consumed.len(), keys.len());
+    for m in consumed {
+        let key = m.key.unwrap_or_default();
+        assert_eq!(m.partition as usize, partition_for_key(&key, 7), "key {:?}", String::from_utf8_lossy(&key));
+    }
+}
+
+#[test]
+fn compressed_and_unkeyed_records_round_trip() {
+    let broker = broker();
+    for compression in [Compression::Gzip, Compression::Snappy] {
+        let topic = unique_topic("compressed");
+        create_topic(&broker, &topic, 2);
+        let mut p = Producer::new(ProducerConfig {
+            bootstrap: vec![broker.clone()],
+            compression,
+            ..ProducerConfig::default()
+        });
+        let records: Vec<Record> = (0..2_000)
+            .map(|i| Record { key: None, value: Bytes::from(value_for(i)), headers: vec![], timestamp_ms: 1_700_000_000_000 })
+            .collect();
+        p.send(&topic, &records).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+        let consumed = consume_all(&broker, &topic, 2, records.len(), Duration::from_secs(60));
+        assert_eq!(consumed.len(), records.len(), "{compression:?}");
+        let per_partition = offsets_by_partition(&consumed);
+        assert_eq!(per_partition.len(), 2, "unkeyed records should use both partitions");
+        for offsets in per_partition.values() {
+            assert_eq!(offsets.len(), 1_000, "unkeyed records are spread evenly");
+        }
+        let mut values: Vec<Vec<u8>> = consumed.into_iter().map(|m| m.value).collect();
+        let mut expected: Vec<Vec<u8>> = (0..2_000).map(value_for).collect();
+        values.sort();
+        expected.sort();
+        assert_eq!(values, expected, "{compression:?}");
+    }
+}
+
+#[test]
+fn unknown_topic_is_a_clear_error_and_is_not_created() {
+    let broker = broker();
+    let topic = unique_topic("missing");
+    let mut p = producer(&broker);
+    let started = Instant::now();
+    let err = p.send(&topic, &[Record { key: None, value: Bytes::from_static(b"x"), headers: vec![], timestamp_ms: 0 }]).unwrap_err();
+    assert!(matches!(err.error, Error::UnknownTopic { .. }), "{err}");
+    assert!(err.to_string().contains(&topic) && err.to_string().contains("does not exist"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    // Still missing: the lookup did not auto-create it.
+    assert!(matches!(p.check_topic(&topic), Err(Error::UnknownTopic { .. })));
+}
+
+#[test]
+fn wrong_port_fails_within_the_delivery_timeout_naming_the_broker() {
+    // A port nobody listens on: bind, learn the port, close.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec![addr.clone()],
+        delivery_timeout: Duration::from_secs(2),
+        ..ProducerConfig::default()
+    });
+    let started = Instant::now();
+    let err = p.check_topic("t").unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(err.to_string().contains(&addr), "{err}");
+    assert!(err.to_string().contains("refused"), "{err}");
+}
+
+#[test]
+fn unroutable_bootstrap_address_times_out_within_the_connect_timeout() {
+    // TEST-NET-1 (RFC 5737) is never routed; connect() hangs until our timeout.
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec!["192.0.2.1:9092".into()],
+        connect_timeout: Duration::from_millis(500),
+        delivery_timeout: Duration::from_secs(2),
+        ..ProducerConfig::default()
+    });
+    let started = Instant::now();
+    let err = p.check_topic("t").unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(err.to_string().contains("192.0.2.1:9092"), "{err}");
+}
+
+#[test]
+fn a_non_kafka_server_on_the_port_is_a_clear_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec![addr.clone()],
+        delivery_timeout: Duration::from_secs(5),
+        ..ProducerConfig::default()
+    });
+    let started = Instant::now();
+    let err = p.check_topic("t").unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let text = err.to_string();
+    assert!(text.contains(&addr) && text.contains("is this address a Kafka broker"), "{text}");
+    assert!(!err.is_retriable());
+}
+
+#[test]
+fn an_oversized_record_is_refused_naming_its_key_and_nothing_is_sent() {
+    let broker = broker();
+    let topic = unique_topic("oversized");
+    create_topic(&broker, &topic, 1);
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec![broker.clone()],
+        max_request_size: 64 * 1024,
+        ..ProducerConfig::default()
+    });
+    let records = vec![
+        Record { key: Some(Bytes::from_static(b"1")), value: Bytes::from(vec![b'a'; 100]), headers: vec![], timestamp_ms: 0 },
+        Record { key: Some(Bytes::from_static(b"2")), value: Bytes::from(vec![b'a'; 100 * 1024]), headers: vec![], timestamp_ms: 0 },
+    ];
+    let err = p.send(&topic, &records).unwrap_err();
+    assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("key \"2\""), "{err}");
+    assert_eq!(err.unacknowledged(), 2);
+    assert!(consume_all(&broker, &topic, 1, 1, Duration::from_secs(3)).is_empty());
+}
+
+#[test]
+fn garbage_frames_never_panic() {
+    // A fake broker answering with a well-framed response whose body is pseudo-random bytes
+    // (and truncations of it): every case must come back as an error, never a panic or abort.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    const CASES: u64 = 300;
+    std::thread::spawn(move || {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut len = [0u8; 4];
+            if s.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut req = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+            if s.read_exact(&mut req).is_err() || req.len() < 8 {
+                continue;
+            }
+            // Correlation id echoed so that decoding reaches the body.
+            let correlation = &req[4..8];
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let body_len = (seed % 64) as usize;
+            let mut body: Vec<u8> = correlation.to_vec();
+            for i in 0..body_len {
+                body.push((seed.rotate_left(i as u32 * 7) >> (i % 8)) as u8);
+            }
+            let _ = s.write_all(&(body.len() as i32).to_be_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    for _ in 0..CASES {
+        let mut p = Producer::new(ProducerConfig {
+            bootstrap: vec![addr.clone()],
+            delivery_timeout: Duration::from_millis(1),
+            ..ProducerConfig::default()
+        });
+        let err = p.check_topic("t").expect_err("garbage is never a valid metadata response");
+        assert!(err.to_string().contains(&addr), "{err}");
+    }
+}
