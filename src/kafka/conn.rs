@@ -16,7 +16,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use super::error::Error;
 
@@ -159,27 +159,16 @@ impl Connection {
         Ok(Bytes::from(buf))
     }
 
-    /// ApiVersions, tried at the newest version we know. A broker that does not know that version
-    /// answers UNSUPPORTED_VERSION in the v0 layout (KIP-511), listing what it does support.
+    /// ApiVersions, tried at the newest version we know (v3), then at v0 when the broker answers
+    /// UNSUPPORTED_VERSION. KIP-511 says that answer comes in the v0 layout, but not every
+    /// implementation does so (librdkafka's mock cluster does not), so rather than decoding it we
+    /// ask again at v0, which every broker understands.
     fn negotiate_versions(&mut self) -> Result<(), Error> {
-        let request = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("repliqate"))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let version = ApiVersionsRequest::VERSIONS.max.min(3);
-        let id = self.write(&request, version)?;
-        let mut frame = self.read_frame()?;
-        // ApiVersions responses always use response header v0, whatever the request version.
-        let header = decode_guarded(&self.addr, "response header", || ResponseHeader::decode(&mut frame, 0))?;
-        if header.correlation_id != id {
-            return Err(Error::protocol(&self.addr, "ApiVersions response with a wrong correlation id"));
+        let mut response = self.api_versions(3)?;
+        if response.error_code == ResponseError::UnsupportedVersion.code() {
+            response = self.api_versions(0)?;
         }
-        let error_code = if frame.len() >= 2 { (&frame[..2]).get_i16() } else { -1 };
-        let response = if error_code == ResponseError::UnsupportedVersion.code() {
-            decode_guarded(&self.addr, "ApiVersions", || ApiVersionsResponse::decode(&mut frame, 0))?
-        } else {
-            decode_guarded(&self.addr, "ApiVersions", || ApiVersionsResponse::decode(&mut frame, version))?
-        };
-        if response.error_code != 0 && response.error_code != ResponseError::UnsupportedVersion.code() {
+        if response.error_code != 0 {
             return Err(Error::Broker {
                 broker: self.addr.clone(),
                 topic: None,
@@ -198,6 +187,31 @@ impl Connection {
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
             .collect();
         Ok(())
+    }
+
+    fn api_versions(&mut self, version: i16) -> Result<ApiVersionsResponse, Error> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("repliqate"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let id = self.write(&request, version)?;
+        let mut frame = self.read_frame()?;
+        // ApiVersions responses always use response header v0, whatever the request version.
+        let header = decode_guarded(&self.addr, "response header", || {
+            ResponseHeader::decode(&mut frame, 0)
+        })?;
+        if header.correlation_id != id {
+            return Err(Error::protocol(
+                &self.addr,
+                "ApiVersions response with a wrong correlation id",
+            ));
+        }
+        let error_code = if frame.len() >= 2 { (&frame[..2]).get_i16() } else { -1 };
+        if error_code == ResponseError::UnsupportedVersion.code() {
+            return Ok(ApiVersionsResponse::default().with_error_code(error_code));
+        }
+        decode_guarded(&self.addr, "ApiVersions", || {
+            ApiVersionsResponse::decode(&mut frame, version)
+        })
     }
 }
 

@@ -1036,6 +1036,7 @@ struct RoundOutcome {
 
 impl RoundOutcome {
     fn fail(&mut self, e: Error) {
+        log::debug!("kafka: {e}");
         let replace = match &self.error {
             None => true,
             Some(current) => current.is_retriable() && !e.is_retriable(),

@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod proxy;
+pub mod tansu;

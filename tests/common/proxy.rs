@@ -1,0 +1,97 @@
+//! A Kafka-frame-aware TCP proxy for fault injection: forwards requests and responses one frame
+//! at a time, and can drop the connection after a Produce request reached the broker but before
+//! its response reaches the client — the case idempotence exists for.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct Proxy {
+    pub addr: String,
+    /// Produce responses still to swallow (each one closes the client connection).
+    pub drop_produce_responses: Arc<AtomicUsize>,
+    /// Produce requests forwarded so far.
+    pub produce_requests: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    /// Simulates the broker going away (`true`: every open connection is reset and new ones are
+    /// closed at once) and coming back (`false`). The broker behind keeps its data and state.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            for s in self.open.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Listens on `listener` and forwards every connection to `upstream`.
+pub fn start(listener: TcpListener, upstream: String) -> Proxy {
+    let addr = listener.local_addr().unwrap().to_string();
+    let drop_produce_responses = Arc::new(AtomicUsize::new(0));
+    let produce_requests = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new(AtomicBool::new(false));
+    let open = Arc::new(Mutex::new(Vec::new()));
+    let (drops, count) = (drop_produce_responses.clone(), produce_requests.clone());
+    let (is_down, tracked) = (down.clone(), open.clone());
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            if is_down.load(Ordering::SeqCst) {
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                continue;
+            }
+            let (upstream, drops, count) = (upstream.clone(), drops.clone(), count.clone());
+            let tracked = tracked.clone();
+            std::thread::spawn(move || {
+                let Ok(server) = TcpStream::connect(&upstream) else { return };
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    tracked.lock().unwrap().extend([c, s]);
+                }
+                let _ = forward(client, server, &drops, &count);
+            });
+        }
+    });
+    Proxy { addr, drop_produce_responses, produce_requests, down, open }
+}
+
+fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let mut frame = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    s.read_exact(&mut frame)?;
+    Ok(frame)
+}
+
+fn write_frame(s: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
+    s.write_all(&(frame.len() as i32).to_be_bytes())?;
+    s.write_all(frame)
+}
+
+fn forward(mut client: TcpStream, mut server: TcpStream, drops: &AtomicUsize, count: &AtomicUsize) -> std::io::Result<()> {
+    loop {
+        let request = read_frame(&mut client)?;
+        let is_produce = request.len() >= 2 && i16::from_be_bytes([request[0], request[1]]) == 0;
+        write_frame(&mut server, &request)?;
+        let response = read_frame(&mut server)?;
+        if is_produce {
+            count.fetch_add(1, Ordering::SeqCst);
+            let swallow = drops
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if swallow {
+                // The broker has written the batch; the client never hears about it.
+                let _ = client.shutdown(std::net::Shutdown::Both);
+                return Ok(());
+            }
+        }
+        write_frame(&mut client, &response)?;
+    }
+}
