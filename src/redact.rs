@@ -32,17 +32,18 @@ pub fn redact_uri(s: &str) -> String {
 /// which a query string may start (after the userinfo, so a `?` inside a password is not taken
 /// for the start of the query).
 fn redact_userinfo(s: &str) -> (String, usize) {
-    let Some(scheme_end) = s.find("://") else {
-        return (s.to_owned(), 0);
-    };
-    let rest_start = scheme_end + 3;
-    let rest = &s[rest_start..];
     // SQLAlchemy's grammar: the user name runs up to the first `:` and holds no `/`; the
-    // password runs up to the next `@`.
+    // password runs up to the next `@`. A malformed URI without `://` (a typo such as
+    // `postgresql//u:p@h`) may still hold a password: there any `user:password@` is hidden.
+    let (rest_start, not_in_user) = match s.find("://") {
+        Some(i) => (i + 3, &['/', '?', '#', '@'][..]),
+        None => (0, &['?', '#', '@'][..]),
+    };
+    let rest = &s[rest_start..];
     let Some(colon) = rest.find(':') else {
         return (s.to_owned(), rest_start);
     };
-    if rest[..colon].contains(['/', '?', '#', '@']) {
+    if rest[..colon].contains(not_in_user) {
         return (s.to_owned(), rest_start);
     }
     let Some(first_at) = rest[colon..].find('@').map(|i| i + colon) else {
@@ -135,6 +136,15 @@ mod tests {
             redact_uri("postgres://u:pa?ss@h/db?password=x"),
             "postgres://u:***@h/db?password=***"
         );
+    }
+
+    #[test]
+    fn hides_password_of_uri_without_scheme_separator() {
+        assert_eq!(
+            redact_uri("postgresql//u:hunter2@h/db"),
+            "postgresql//u:***@h/db"
+        );
+        assert_eq!(redact_uri("u:hunter2@h:6379"), "u:***@h:6379");
     }
 
     #[test]
