@@ -266,7 +266,10 @@ pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
     if let Some(line) = tab_indented_line(text) {
         return Err(ConfigError::invalid(
             origin,
-            format!("tab characters are not allowed for indentation in YAML (line {line}); indent with spaces"),
+            format!(
+                "tab characters are not allowed for indentation in YAML (line {line}); indent \
+                 with spaces"
+            ),
         ));
     }
     if text
