@@ -37,6 +37,9 @@ pub const MAX_LIMIT: u64 = 1_000_000;
 /// and nothing sensible waits longer.
 const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 
+/// Shortest accepted duration setting: one millisecond.
+const MIN_SECONDS: f64 = 0.001;
+
 /// The validated configuration of one replication job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -660,7 +663,7 @@ impl StrRule for Uri {
     }
 }
 
-/// A duration in seconds, integer or float, > 0.
+/// A duration in seconds, integer or float, from MIN_SECONDS to MAX_SECONDS.
 struct Seconds(Duration);
 
 impl<'de> Deserialize<'de> for Seconds {
@@ -669,26 +672,28 @@ impl<'de> Deserialize<'de> for Seconds {
         impl Visitor<'_> for V {
             type Value = Seconds;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(
-                    f,
-                    "a number of seconds greater than 0 and at most {MAX_SECONDS}"
-                )
+                write!(f, "a number of seconds from {MIN_SECONDS} to {MAX_SECONDS}")
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
-                if v.is_finite() && v > 0.0 && v <= MAX_SECONDS {
-                    Ok(Seconds(Duration::from_secs_f64(v)))
-                } else {
-                    Err(E::custom(format!(
-                        "{v} is out of range; expected a number of seconds greater than 0 and \
-                         at most {MAX_SECONDS}"
-                    )))
-                }
+                // `{:?}` keeps tiny and huge values short (1e-300, not 300 zeros).
+                seconds(v, format!("{v:?}"))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
-                self.visit_f64(v as f64)
+                seconds(v as f64, v.to_string())
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
-                self.visit_f64(v as f64)
+                seconds(v as f64, v.to_string())
+            }
+        }
+        fn seconds<E: de::Error>(v: f64, shown: String) -> Result<Seconds, E> {
+            // The lower bound keeps tiny values from rounding to a zero Duration.
+            if v.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&v) {
+                Ok(Seconds(Duration::from_secs_f64(v)))
+            } else {
+                Err(E::custom(format!(
+                    "{shown} is out of range; expected a number of seconds from {MIN_SECONDS} to \
+                     {MAX_SECONDS}"
+                )))
             }
         }
         d.deserialize_any(V)

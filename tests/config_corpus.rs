@@ -211,9 +211,12 @@ fn mutated_configs_never_panic_and_fail_in_one_line() {
     let good = std::fs::read_to_string(&origin).expect("read good config");
     // Characters that matter to YAML or to our checks.
     let alphabet: Vec<char> = " \t\n:-[]{},#&*!|>'\"%@`=$?0123456789.xé".chars().collect();
-    let mut rng = Rng(0x5eed_1234_abcd_0042);
+    // A longer run: REPLIQATE_CONFIG_FUZZ_ROUNDS=200000 REPLIQATE_CONFIG_FUZZ_SEED=7 cargo test …
+    let env_u64 = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok());
+    let rounds = env_u64("REPLIQATE_CONFIG_FUZZ_ROUNDS").unwrap_or(3000);
+    let mut rng = Rng(env_u64("REPLIQATE_CONFIG_FUZZ_SEED").unwrap_or(0x5eed_1234_abcd_0042) | 1);
     let (mut ok, mut failed) = (0, 0);
-    for round in 0..3000 {
+    for round in 0..rounds {
         let mut lines: Vec<String> = good.lines().map(String::from).collect();
         for _ in 0..=rng.below(3) {
             if lines.is_empty() {
