@@ -214,7 +214,10 @@ fn pages_by_key_with_int4_key_and_fields() {
     assert_eq!(ids(src.fetch(30, 2).unwrap()), [40]);
     assert!(src.fetch(40, 2).unwrap().is_empty());
     assert!(src.fetch(i128::from(u64::MAX), 2).unwrap().is_empty());
-    assert_eq!(src.fetch(25, 1).unwrap()[0].values, [Value::Int(30), s("c")]);
+    assert_eq!(
+        src.fetch(25, 1).unwrap()[0].values,
+        [Value::Int(30), s("c")]
+    );
 }
 
 #[test]
@@ -235,7 +238,12 @@ fn hostile_names_and_schemas() {
         ),
         &format!("DROP TABLE {}", q(&table)),
     );
-    let mut src = connect(&spec(&uri(), &table, "select", Some(&["sp ace\"q'", "ünï 表"])));
+    let mut src = connect(&spec(
+        &uri(),
+        &table,
+        "select",
+        Some(&["sp ace\"q'", "ünï 表"]),
+    ));
     assert_eq!(
         src.fetch(0, 10).unwrap(),
         [Row {
@@ -269,7 +277,10 @@ fn startup_errors_name_what_is_wrong() {
         )),
         "{e}"
     );
-    assert!(e.to_string().ends_with(&format!("(similar: {table})")), "{e}");
+    assert!(
+        e.to_string().ends_with(&format!("(similar: {table})")),
+        "{e}"
+    );
     assert!(matches!(e, SourceError::Schema(_)));
     let e = connect_err(&spec(&uri(), &table, "id", Some(&["n"])));
     assert_eq!(
@@ -282,7 +293,9 @@ fn startup_errors_name_what_is_wrong() {
     let e = connect_err(&spec(&uri(), &table, "n", Some(&["name"])));
     assert_eq!(
         e.to_string(),
-        format!("checking source table {table}: field name: no column named name (did you mean Name?)")
+        format!(
+            "checking source table {table}: field name: no column named name (did you mean Name?)"
+        )
     );
     let e = connect_err(&spec(&uri(), &table, "n", Some(&["tags"])));
     assert_eq!(
@@ -313,10 +326,14 @@ fn startup_errors_name_what_is_wrong() {
 fn bad_credentials_and_databases_are_not_retriable() {
     let good = uri();
     let wrong_pw = good.replacen(":repliqate-secret@", ":not-the-password@", 1);
-    assert_ne!(good, wrong_pw, "REPLIQATE_TEST_PG_URI must carry the repliqate-secret password");
+    assert_ne!(
+        good, wrong_pw,
+        "REPLIQATE_TEST_PG_URI must carry the repliqate-secret password"
+    );
     let e = connect_err(&spec(&wrong_pw, "t", "id", None));
     assert!(
-        e.to_string().contains("authentication failed for user repliqate"),
+        e.to_string()
+            .contains("authentication failed for user repliqate"),
         "{e}"
     );
     assert!(!e.to_string().contains("not-the-password"), "{e}");
@@ -340,7 +357,8 @@ fn unreachable_server_is_retriable_and_quick() {
     ));
     assert!(e.is_retriable(), "{e}");
     assert!(
-        e.to_string().starts_with("connecting to postgresql at 127.0.0.1:1/repliqate: "),
+        e.to_string()
+            .starts_with("connecting to postgresql at 127.0.0.1:1/repliqate: "),
         "{e}"
     );
     assert!(start.elapsed() < Duration::from_secs(3));
@@ -355,7 +373,12 @@ fn statement_timeout_is_retriable_and_a_broken_connection_is_replaced() {
         &format!("DROP TABLE {table}"),
     );
     let app = unique("repliqate_test_app");
-    let mut s = spec(&format!("{}?application_name={app}", uri()), &table, "id", None);
+    let mut s = spec(
+        &format!("{}?application_name={app}", uri()),
+        &table,
+        "id",
+        None,
+    );
     s.query_timeout = Duration::from_millis(500);
     let mut src = connect(&s);
     assert_eq!(src.fetch(0, 10).unwrap().len(), 2);
@@ -363,11 +386,16 @@ fn statement_timeout_is_retriable_and_a_broken_connection_is_replaced() {
     // A lock held elsewhere stalls the batch query until statement_timeout cancels it.
     let mut locker = Client::connect(&uri(), NoTls).unwrap();
     let mut tx = locker.transaction().unwrap();
-    tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")).unwrap();
+    tx.batch_execute(&format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        .unwrap();
     let start = Instant::now();
     let e = src.fetch(0, 10).unwrap_err();
     assert!(e.is_retriable(), "{e}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     tx.rollback().unwrap();
     assert_eq!(src.fetch(0, 10).unwrap().len(), 2);
 

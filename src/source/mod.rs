@@ -100,7 +100,9 @@ impl Source {
         let parsed = uri::parse(&spec.uri)?;
         match parsed.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite => Ok(Source::Sqlite(sqlite::SqliteSource::connect(spec, &parsed)?)),
+            Backend::Sqlite => Ok(Source::Sqlite(sqlite::SqliteSource::connect(
+                spec, &parsed,
+            )?)),
             #[cfg(feature = "postgres")]
             Backend::Postgres => Ok(Source::Postgres(postgres::PostgresSource::connect(
                 spec, parsed,
@@ -334,7 +336,10 @@ mod tests {
         assert_eq!(p.names, ["a", "id", "Name"]);
         assert_eq!(p.pk, 1);
         let p = plan_columns(&spec("id", Some(&["a", "id"])), &cols(), false).unwrap();
-        assert_eq!((p.names.as_slice(), p.pk), (&["a".to_string(), "id".into()][..], 1));
+        assert_eq!(
+            (p.names.as_slice(), p.pk),
+            (&["a".to_string(), "id".into()][..], 1)
+        );
     }
 
     #[test]
@@ -352,9 +357,14 @@ mod tests {
         let p = plan_columns(&spec("id", Some(&["name"])), &cols(), true).unwrap();
         assert_eq!(p.names, ["id", "name"]);
         let e = plan_columns(&spec("id", Some(&["a", "a"])), &cols(), false).unwrap_err();
-        assert_eq!(e.to_string(), "checking source table t: field a is listed twice");
+        assert_eq!(
+            e.to_string(),
+            "checking source table t: field a is listed twice"
+        );
         let e = plan_columns(&spec("key", None), &cols(), false).unwrap_err();
-        assert!(e.to_string().starts_with("checking source table t: primary key: no column"));
+        assert!(e
+            .to_string()
+            .starts_with("checking source table t: primary key: no column"));
         assert!(!e.is_retriable());
     }
 

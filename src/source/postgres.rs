@@ -50,8 +50,8 @@ enum Kind {
 
 /// Types published as their PostgreSQL text form.
 const AS_TEXT: [&str; 14] = [
-    "numeric", "uuid", "date", "interval", "cidr", "macaddr", "macaddr8", "bit", "varbit",
-    "xml", "char", "citext", "tsvector", "pg_lsn",
+    "numeric", "uuid", "date", "interval", "cidr", "macaddr", "macaddr8", "bit", "varbit", "xml",
+    "char", "citext", "tsvector", "pg_lsn",
 ];
 
 pub struct PostgresSource {
@@ -67,7 +67,10 @@ pub struct PostgresSource {
 }
 
 impl PostgresSource {
-    pub(crate) fn connect(spec: &SourceSpec, uri: ParsedUri) -> Result<PostgresSource, SourceError> {
+    pub(crate) fn connect(
+        spec: &SourceSpec,
+        uri: ParsedUri,
+    ) -> Result<PostgresSource, SourceError> {
         let redacted = redact_uri(&spec.uri);
         let mut config = Config::new();
         config.application_name("repliqate");
@@ -101,7 +104,11 @@ impl PostgresSource {
                         "parsing uri {redacted}: unsupported query parameter {key}={}; accepted: \
                          host, application_name, connect_timeout, sslmode=disable|allow|prefer \
                          (this build has no TLS)",
-                        if key.contains("password") { "***" } else { value }
+                        if key.contains("password") {
+                            "***"
+                        } else {
+                            value
+                        }
                     )))
                 }
             }
@@ -238,9 +245,12 @@ impl PostgresSource {
             None => {
                 let user = self.config.get_user().unwrap_or_default().to_string();
                 let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
-                let stmt = client
-                    .prepare(&self.sql)
-                    .map_err(|e| map_err(&format!("preparing the batch query for table {}", self.plan.table), e))?;
+                let stmt = client.prepare(&self.sql).map_err(|e| {
+                    map_err(
+                        &format!("preparing the batch query for table {}", self.plan.table),
+                        e,
+                    )
+                })?;
                 (client, stmt)
             }
         };
