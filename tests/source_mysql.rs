@@ -182,7 +182,12 @@ fn every_type_maps_to_its_value() {
     let mut row_max = vec![Value::Null; 29];
     row_max[0] = Value::UInt(u64::MAX);
     assert_eq!(rows.len(), 4);
-    let expected = [(1, row1), (2, row2), (3, row3), (i128::from(u64::MAX), row_max)];
+    let expected = [
+        (1, row1),
+        (2, row2),
+        (3, row3),
+        (i128::from(u64::MAX), row_max),
+    ];
     for ((id, want), got) in expected.iter().zip(&rows) {
         for (col, (g, w)) in got.values.iter().zip(want).enumerate() {
             assert_eq!(g, w, "row {id} column {}", src.columns()[col]);
@@ -213,7 +218,10 @@ fn pages_by_key_including_unsigned_keys_above_i64() {
         ids(src.fetch(30, 10).unwrap()),
         [i64_max + 1, i128::from(u64::MAX)]
     );
-    assert_eq!(ids(src.fetch(i64_max + 1, 10).unwrap()), [i128::from(u64::MAX)]);
+    assert_eq!(
+        ids(src.fetch(i64_max + 1, 10).unwrap()),
+        [i128::from(u64::MAX)]
+    );
     assert!(src.fetch(i128::from(u64::MAX), 10).unwrap().is_empty());
 }
 
@@ -229,7 +237,12 @@ fn hostile_names_and_database_prefix() {
         &format!("DROP TABLE {quoted}"),
     );
     db.exec(&format!("INSERT INTO {quoted} VALUES (1, 'a', 'b')"));
-    let mut src = connect(&spec(&uri(), &table, "select", Some(&["sp ace\"q'", "ünï 表"])));
+    let mut src = connect(&spec(
+        &uri(),
+        &table,
+        "select",
+        Some(&["sp ace\"q'", "ünï 表"]),
+    ));
     assert_eq!(
         src.fetch(0, 10).unwrap(),
         [Row {
@@ -262,7 +275,10 @@ fn startup_errors_name_what_is_wrong() {
         )),
         "{e}"
     );
-    assert!(e.to_string().ends_with(&format!("(similar: {table})")), "{e}");
+    assert!(
+        e.to_string().ends_with(&format!("(similar: {table})")),
+        "{e}"
+    );
     assert!(matches!(e, SourceError::Schema(_)));
     let e = connect_err(&spec(&uri(), &table, "id", Some(&["n"])));
     assert_eq!(
@@ -275,7 +291,9 @@ fn startup_errors_name_what_is_wrong() {
     let e = connect_err(&spec(&uri(), &table, "n", Some(&["nope"])));
     assert_eq!(
         e.to_string(),
-        format!("checking source table {table}: field nope: no column named nope (columns: id, n, p)")
+        format!(
+            "checking source table {table}: field nope: no column named nope (columns: id, n, p)"
+        )
     );
     let e = connect_err(&spec(&uri(), &table, "n", None));
     assert!(
@@ -291,10 +309,14 @@ fn startup_errors_name_what_is_wrong() {
 fn bad_credentials_are_not_retriable() {
     let good = uri();
     let wrong_pw = good.replacen(":repliqate-secret@", ":not-the-password@", 1);
-    assert_ne!(good, wrong_pw, "REPLIQATE_TEST_MYSQL_URI must carry the repliqate-secret password");
+    assert_ne!(
+        good, wrong_pw,
+        "REPLIQATE_TEST_MYSQL_URI must carry the repliqate-secret password"
+    );
     let e = connect_err(&spec(&wrong_pw, "t", "id", None));
     assert!(
-        e.to_string().contains("authentication failed for user repliqate"),
+        e.to_string()
+            .contains("authentication failed for user repliqate"),
         "{e}"
     );
     assert!(!e.to_string().contains("not-the-password"), "{e}");
@@ -306,10 +328,16 @@ fn bad_credentials_are_not_retriable() {
 #[test]
 fn unreachable_server_is_retriable_and_quick() {
     let start = Instant::now();
-    let e = connect_err(&spec("mysql+pymysql://repliqate:pw@127.0.0.1:1/repliqate", "t", "id", None));
+    let e = connect_err(&spec(
+        "mysql+pymysql://repliqate:pw@127.0.0.1:1/repliqate",
+        "t",
+        "id",
+        None,
+    ));
     assert!(e.is_retriable(), "{e}");
     assert!(
-        e.to_string().starts_with("connecting to mysql at 127.0.0.1:1/repliqate: "),
+        e.to_string()
+            .starts_with("connecting to mysql at 127.0.0.1:1/repliqate: "),
         "{e}"
     );
     assert!(!e.to_string().contains("pw"), "{e}");
@@ -332,7 +360,11 @@ fn a_stalled_query_times_out_retriably_and_the_next_fetch_reconnects() {
     let start = Instant::now();
     let e = src.fetch(0, 10).unwrap_err();
     assert!(e.is_retriable(), "{e}");
-    assert!(start.elapsed() < Duration::from_secs(8), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
     db.exec("UNLOCK TABLES");
     assert_eq!(src.fetch(1, 10).unwrap().len(), 1);
 }

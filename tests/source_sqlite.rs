@@ -182,12 +182,12 @@ fn fields_order_and_rowid_key() {
 #[test]
 fn hostile_table_and_column_names_replicate() {
     let table = "we\"ird; DROP TABLE x;--";
-    let db = TempDb::new(&format!(
+    let db = TempDb::new(
         "CREATE TABLE x (a INT);
          CREATE TABLE \"we\"\"ird; DROP TABLE x;--\" (\"select\" INTEGER PRIMARY KEY, \
               \"sp ace\"\"q'\" TEXT, \"ünï 表\" TEXT);
-         INSERT INTO \"we\"\"ird; DROP TABLE x;--\" VALUES (1, 'a', 'b');"
-    ));
+         INSERT INTO \"we\"\"ird; DROP TABLE x;--\" VALUES (1, 'a', 'b');",
+    );
     let mut src = connect(&spec(
         &db.uri(),
         table,

@@ -171,7 +171,7 @@ impl MysqlSource {
         for (name, &i) in plan.names.iter().zip(&plan.table_index) {
             let (col, data_type, shown) = &columns[i];
             let json_check = format!("json_valid({})", quote_backtick(col));
-            let kind = if mariadb_json.iter().any(|c| *c == json_check) {
+            let kind = if mariadb_json.contains(&json_check) {
                 Some(Kind::Json)
             } else {
                 kind_of(data_type)
@@ -391,7 +391,13 @@ fn open(
 /// The one place a mysql error becomes a `SourceError`, and the retry decision.
 fn map_err(what: &str, e: mysql::Error) -> SourceError {
     use mysql::DriverError as D;
-    let msg = format!("{what}: {e}");
+    // The driver's own Display wraps messages in `DriverError { … }`; print the inner error.
+    let msg = match &e {
+        mysql::Error::IoError(io) => format!("{what}: {io}"),
+        mysql::Error::DriverError(d) => format!("{what}: {d}"),
+        mysql::Error::MySqlError(me) => format!("{what}: {me}"),
+        _ => format!("{what}: {e}"),
+    };
     match &e {
         mysql::Error::IoError(_) | mysql::Error::CodecError(_) => SourceError::Unavailable(msg),
         mysql::Error::DriverError(

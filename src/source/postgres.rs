@@ -384,7 +384,11 @@ fn open(config: &Config, setup: &str, target: &str, user: &str) -> Result<Client
     let mut client = config.connect(NoTls).map_err(|e| {
         match e.code().map(|c| c.code()) {
             // invalid_authorization_specification, invalid_password
-            Some("28000" | "28P01") => SourceError::Refused(format!(
+            Some("28P01") => SourceError::Refused(format!(
+                "{connecting}: authentication failed for user {user}"
+            )),
+            // No pg_hba.conf entry and the like: the server's message says which rule.
+            Some("28000") => SourceError::Refused(format!(
                 "{connecting}: authentication failed for user {user}: {}",
                 e.as_db_error().map_or("", |d| d.message())
             )),
@@ -414,7 +418,12 @@ fn map_err(what: &str, e: postgres::Error) -> SourceError {
             _ => SourceError::Query(msg),
         };
     }
-    let msg = format!("{what}: {e}");
+    // The driver's Display names only the kind ("error connecting to server"); the cause
+    // (connection refused, timed out) is its source.
+    let msg = match std::error::Error::source(&e) {
+        Some(cause) => format!("{what}: {e}: {cause}"),
+        None => format!("{what}: {e}"),
+    };
     // The driver's error kind is private; its Debug form names it. Transport failures
     // (refused, timed out, reset, closed) are worth a retry; the rest is ours or the config's.
     let debug = format!("{e:?}");

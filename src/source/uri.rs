@@ -43,7 +43,7 @@ pub struct ParsedUri {
 
 impl ParsedUri {
     /// The value of the query parameter `key` (the last one wins, as in SQLAlchemy).
-    #[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub fn query_value(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
