@@ -1,1 +1,1122 @@
-//! TODO
+//! The configuration file, read once at start-up into typed, validated settings.
+//!
+//! The YAML schema is the old Python tool's (see COMPAT.md), so existing files keep working; every
+//! key we added has a default. Everything that can be checked without touching the network is
+//! checked here, so the rest of the program takes a `Config` and never re-checks an `Option`.
+//!
+//! Errors are one line: `<file>: <dotted.path>: <what is wrong> at line L column C`. To keep
+//! serde_yaml's path and position on our own errors, each check runs inside a serde `Visitor`
+//! (errors raised there get the scalar's position); checks made after deserializing name the
+//! dotted path without a line.
+//!
+//! `${VAR}` in any string value is replaced by the environment variable `VAR`, so that passwords
+//! need not live in the file; `$${` stands for a literal `${`. A missing variable is an error.
+//! What this module does not know: which URI schemes have a source compiled in (the source
+//! module decides), and whether hosts resolve (that is a run-time, retriable matter).
+
+use std::fmt;
+use std::io::Read;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::redact::redact_uri;
+
+/// Largest config file we read. Real files are a few hundred bytes; this bounds memory when the
+/// path points at something that is not a config file.
+pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
+/// Largest accepted `limit` (rows per batch). A batch is held in memory and published as one
+/// unit, so the cap bounds memory use.
+pub const MAX_LIMIT: u64 = 1_000_000;
+
+/// Longest accepted duration setting: one year. `Duration::from_secs_f64` panics on overflow,
+/// and nothing sensible waits longer.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Shortest accepted duration setting: one millisecond.
+const MIN_SECONDS: f64 = 0.001;
+
+/// The validated configuration of one replication job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub name: String,
+    /// `host:port` of the statsd daemon; `None` = no metrics.
+    pub statsd_addr: Option<String>,
+    pub position_store: PositionStoreConfig,
+    /// Sleep between polls once caught up.
+    pub poll_interval: Duration,
+    /// Cap of the main loop's exponential backoff after errors.
+    pub retry_backoff_max: Duration,
+    pub source: SourceSettings,
+    pub kafka: KafkaSettings,
+}
+
+/// Where the last replicated primary key is kept.
+#[derive(Clone, PartialEq)]
+pub enum PositionStoreConfig {
+    /// `host:port`, or a `redis://[[user]:password@]host[:port][/db]` URI (may hold a password:
+    /// print it with `redact_uri`).
+    Redis { addr: String },
+    /// Local state file, replaced atomically on each commit.
+    File { path: PathBuf },
+}
+
+impl fmt::Debug for PositionStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PositionStoreConfig::Redis { addr } => f
+                .debug_struct("Redis")
+                .field("addr", &redact_uri(addr))
+                .finish(),
+            PositionStoreConfig::File { path } => {
+                f.debug_struct("File").field("path", path).finish()
+            }
+        }
+    }
+}
+
+/// The SQL table to replicate.
+#[derive(Clone, PartialEq)]
+pub struct SourceSettings {
+    /// SQLAlchemy-style URI; may hold a password, print it with `redact_uri`.
+    pub uri: String,
+    pub table: String,
+    pub primary_key: String,
+    /// Columns to publish, in this order; `None` = all columns. Never empty, no duplicates.
+    pub fields: Option<Vec<String>>,
+    /// Rows per batch, 1..=MAX_LIMIT.
+    pub limit: usize,
+    pub query_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceSettings")
+            .field("uri", &redact_uri(&self.uri))
+            .field("table", &self.table)
+            .field("primary_key", &self.primary_key)
+            .field("fields", &self.fields)
+            .field("limit", &self.limit)
+            .field("query_timeout", &self.query_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// The Kafka topic and how to produce to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    pub topic: String,
+    /// `host:port` (IPv6 as `[addr]:port`), at least one.
+    pub brokers: Vec<String>,
+    pub key: KeyMode,
+    pub compression: Compression,
+    pub acks: Acks,
+    pub idempotence: bool,
+    pub request_timeout: Duration,
+    /// Always ≥ `request_timeout`.
+    pub delivery_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Largest produce request in bytes, ≥ 1024.
+    pub max_request_size: usize,
+    pub client_id: String,
+}
+
+/// What the Kafka message key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    /// The primary key as a decimal string (keeps per-row order within a partition).
+    PrimaryKey,
+    /// No key, as the old tool did.
+    None,
+}
+
+/// Compression codec of produced record batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    /// Only accepted when built with the `lz4` feature.
+    Lz4,
+    /// Only accepted when built with the `zstd` feature.
+    Zstd,
+}
+
+/// How many replicas must have a batch before the broker acknowledges it. `acks=0` is not
+/// offered: repliqate commits a position only for rows it knows were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// All in-sync replicas (`acks=-1`/`all`).
+    All,
+    /// The partition leader only (`acks=1`).
+    Leader,
+}
+
+impl Acks {
+    /// The value of the produce request's `acks` field.
+    pub fn as_i16(self) -> i16 {
+        match self {
+            Acks::All => -1,
+            Acks::Leader => 1,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded. Never retriable: the file must be fixed.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// The file was read but is not a valid configuration; `message` is one line.
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    pub fn is_retriable(&self) -> bool {
+        false
+    }
+
+    fn invalid(path: &Path, message: impl fmt::Display) -> ConfigError {
+        // serde_yaml messages are one line already; make sure nothing we pass on breaks that.
+        let message = message.to_string().replace(['\n', '\r'], " ");
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, cause } => {
+                write!(f, "reading config file {}: {cause}", path.display())
+            }
+            ConfigError::Invalid { path, message } => write!(f, "{}: {message}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Read { cause, .. } => Some(cause),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+/// Reads and validates the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let read_err = |cause| ConfigError::Read {
+        path: path.to_owned(),
+        cause,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    if size > MAX_FILE_SIZE {
+        return Err(too_large(path, size));
+    }
+    // The size can change between the check and the read (or be unknown for special files), so
+    // the read itself is bounded too.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(too_large(path, bytes.len() as u64));
+    }
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let offset = e.valid_up_to();
+            let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            return Err(ConfigError::invalid(
+                path,
+                format!(
+                    "the file is not valid UTF-8: invalid byte 0x{:02x} at byte offset {offset} \
+                     (line {line}); save it as UTF-8",
+                    bytes[offset]
+                ),
+            ));
+        }
+    };
+    parse(text, path)
+}
+
+fn too_large(path: &Path, size: u64) -> ConfigError {
+    ConfigError::invalid(
+        path,
+        format!(
+            "the file is {size} bytes or more; a config file may be at most {MAX_FILE_SIZE} bytes \
+             (1 MiB)"
+        ),
+    )
+}
+
+/// Parses and validates config text. `origin` is the file it came from: it prefixes errors and
+/// its directory is the base of relative and default state file paths.
+pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+    if let Some(line) = tab_indented_line(text) {
+        return Err(ConfigError::invalid(
+            origin,
+            format!(
+                "tab characters are not allowed for indentation in YAML (line {line}); indent \
+                 with spaces"
+            ),
+        ));
+    }
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(ConfigError::invalid(
+            origin,
+            "the file is empty; expected a mapping with a top-level `repliqate:` key",
+        ));
+    }
+    let raw: RawFile = serde_yaml::from_str(text).map_err(|e| ConfigError::invalid(origin, e))?;
+    build(raw.repliqate, origin).map_err(|message| ConfigError::invalid(origin, message))
+}
+
+/// The 1-based number of the first line whose indentation holds a tab, if any.
+fn tab_indented_line(text: &str) -> Option<usize> {
+    text.lines().enumerate().find_map(|(i, line)| {
+        let indent_len = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let has_content = indent_len < line.len();
+        (has_content && line[..indent_len].contains('\t')).then_some(i + 1)
+    })
+}
+
+/// Turns the deserialized file into a `Config`, applying defaults and the checks that involve
+/// more than one field.
+fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
+    let name = raw.name.into_string();
+    let position_store = match (raw.redis_addr, raw.state_file) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "repliqate: `redis_addr` and `state_file` are both set; the position is \
+                 kept in one place, remove one of them"
+                    .to_owned(),
+            )
+        }
+        (Some(addr), None) => PositionStoreConfig::Redis {
+            addr: addr.into_string(),
+        },
+        (None, state_file) => PositionStoreConfig::File {
+            path: state_file_path(state_file.map(|s| s.into_string()), origin, &name),
+        },
+    };
+    let rep = raw.replication;
+    let src = rep.sql_source;
+    let kafka = rep.kafka_target;
+    let request_timeout = secs_or(kafka.request_timeout_sec, 30);
+    let delivery_timeout = secs_or(kafka.delivery_timeout_sec, 120);
+    if delivery_timeout < request_timeout {
+        // Kafka producers require delivery.timeout.ms >= request.timeout.ms (KIP-91).
+        return Err(format!(
+            "repliqate.replication.kafka_target.delivery_timeout_sec: {} is less than \
+             request_timeout_sec ({}); expected a value at least as large",
+            delivery_timeout.as_secs_f64(),
+            request_timeout.as_secs_f64()
+        ));
+    }
+    Ok(Config {
+        name,
+        statsd_addr: raw.statsd_addr.map(Checked::into_string),
+        position_store,
+        poll_interval: rep.poll_interval_sec.0,
+        retry_backoff_max: secs_or(rep.retry_backoff_max_sec, 30),
+        source: SourceSettings {
+            uri: src.uri.into_string(),
+            table: src.table.into_string(),
+            primary_key: src.primary_key.into_string(),
+            fields: src
+                .fields
+                .map(|list| list.0.into_iter().map(Checked::into_string).collect()),
+            limit: src.limit.map_or(10_000, |l| l.0),
+            query_timeout: secs_or(src.query_timeout_sec, 30),
+            connect_timeout: secs_or(src.connect_timeout_sec, 10),
+        },
+        kafka: KafkaSettings {
+            topic: kafka.topic.into_string(),
+            brokers: match kafka.brokers {
+                Some(list) => list.0.into_iter().map(Checked::into_string).collect(),
+                None => vec!["localhost:9092".to_owned()],
+            },
+            key: kafka.key.unwrap_or(KeyMode::PrimaryKey),
+            compression: kafka.compression.unwrap_or(Compression::None),
+            acks: kafka.acks.unwrap_or(Acks::All),
+            idempotence: kafka.idempotence.unwrap_or(true),
+            request_timeout,
+            delivery_timeout,
+            connect_timeout: secs_or(kafka.connect_timeout_sec, 10),
+            max_request_size: kafka.max_request_size.map_or(1_048_576, |s| s.0),
+            client_id: kafka
+                .client_id
+                .map_or_else(|| "repliqate".to_owned(), Checked::into_string),
+        },
+    })
+}
+
+fn secs_or(value: Option<Seconds>, default: u64) -> Duration {
+    value.map_or(Duration::from_secs(default), |s| s.0)
+}
+
+/// `state_file` relative to the config file's directory (the daemon's working directory is
+/// often `/` under systemd, so the config file is the only stable anchor); by default
+/// `repliqate-<name>.offset` next to the config file.
+fn state_file_path(configured: Option<String>, origin: &Path, name: &str) -> PathBuf {
+    let dir = match origin.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    match configured {
+        Some(p) => dir.join(p),
+        None => {
+            // The name may hold characters that are awkward or invalid in a file name.
+            let safe: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            dir.join(format!("repliqate-{safe}.offset"))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written. Field names are the YAML keys; `deny_unknown_fields` turns typos into
+// errors naming the key.
+
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with a top-level `repliqate:` key"
+)]
+struct RawFile {
+    repliqate: RawRepliqate,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of repliqate settings")]
+struct RawRepliqate {
+    name: Checked<JobName>,
+    statsd_addr: Option<Checked<HostPort>>,
+    redis_addr: Option<Checked<RedisAddr>>,
+    state_file: Option<Checked<NonEmpty>>,
+    replication: RawReplication,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of replication settings")]
+struct RawReplication {
+    poll_interval_sec: Seconds,
+    retry_backoff_max_sec: Option<Seconds>,
+    sql_source: RawSource,
+    kafka_target: RawKafka,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of sql_source settings")]
+struct RawSource {
+    uri: Checked<Uri>,
+    table: Checked<TableName>,
+    primary_key: Checked<NonEmpty>,
+    limit: Option<Limit>,
+    fields: Option<List<Checked<NonEmpty>>>,
+    query_timeout_sec: Option<Seconds>,
+    connect_timeout_sec: Option<Seconds>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of kafka_target settings")]
+struct RawKafka {
+    topic: Checked<Topic>,
+    brokers: Option<List<Checked<HostPort>>>,
+    key: Option<KeyMode>,
+    compression: Option<Compression>,
+    acks: Option<Acks>,
+    idempotence: Option<bool>,
+    request_timeout_sec: Option<Seconds>,
+    delivery_timeout_sec: Option<Seconds>,
+    connect_timeout_sec: Option<Seconds>,
+    max_request_size: Option<RequestSize>,
+    client_id: Option<Checked<NonEmpty>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field types that check themselves while being deserialized, so that their errors carry the
+// dotted path and line of the offending value.
+
+/// A string value after `${VAR}` expansion, accepted by the rule `R`.
+struct Checked<R>(String, PhantomData<R>);
+
+impl<R> Checked<R> {
+    fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// A rule for a string setting.
+trait StrRule {
+    /// What is accepted, for "invalid type" errors.
+    const EXPECTING: &'static str;
+    /// `Err` says what is wrong and what would be accepted.
+    fn check(s: &str) -> Result<(), String>;
+}
+
+impl<'de, R: StrRule> Deserialize<'de> for Checked<R> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<R>(PhantomData<R>);
+        impl<R: StrRule> Visitor<'_> for V<R> {
+            type Value = Checked<R>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(R::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                let s = expand_env(s).map_err(E::custom)?;
+                R::check(&s).map_err(E::custom)?;
+                Ok(Checked(s, PhantomData))
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+/// Name, table and topic become tags of the Redis position key (`name=…&table=…&topic=…`).
+fn check_key_tag(s: &str, what: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err(format!("the {what} is empty; expected a non-empty {what}"));
+    }
+    if s.contains(['=', '&']) {
+        return Err(format!(
+            "`{s}` is not accepted: `=` and `&` would corrupt the Redis position key; expected a \
+             {what} without `=` or `&`"
+        ));
+    }
+    Ok(())
+}
+
+struct JobName;
+impl StrRule for JobName {
+    const EXPECTING: &'static str = "a job name (a string without `=` or `&`)";
+    fn check(s: &str) -> Result<(), String> {
+        check_key_tag(s, "name")
+    }
+}
+
+struct TableName;
+impl StrRule for TableName {
+    const EXPECTING: &'static str = "a table name (a string without `=` or `&`)";
+    fn check(s: &str) -> Result<(), String> {
+        check_key_tag(s, "table name")
+    }
+}
+
+struct Topic;
+impl StrRule for Topic {
+    const EXPECTING: &'static str = "a Kafka topic name";
+    fn check(s: &str) -> Result<(), String> {
+        check_key_tag(s, "topic name")?;
+        // Kafka's own rule (org.apache.kafka.common.internals.Topic.validate): the broker would
+        // refuse anything else, so say so at start-up rather than at the first publish.
+        let legal = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if s == "." || s == ".." || s.len() > 249 || !s.chars().all(legal) {
+            return Err(format!(
+                "`{s}` is not a valid Kafka topic name; expected 1 to 249 characters from \
+                 [a-zA-Z0-9._-], not `.` or `..`"
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct NonEmpty;
+impl StrRule for NonEmpty {
+    const EXPECTING: &'static str = "a non-empty string";
+    fn check(s: &str) -> Result<(), String> {
+        if s.is_empty() {
+            return Err("the value is empty; expected a non-empty string".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// `host:port`; IPv6 addresses in brackets (`[::1]:9092`).
+struct HostPort;
+impl StrRule for HostPort {
+    const EXPECTING: &'static str = "an address as host:port";
+    fn check(s: &str) -> Result<(), String> {
+        check_host_port(s, true)
+    }
+}
+
+fn check_host_port(s: &str, port_required: bool) -> Result<(), String> {
+    let accepted = "expected host:port, e.g. localhost:9092 or [::1]:9092";
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err(format!("`{s}` has no closing `]`; {accepted}"));
+        };
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => return Err(format!("`{s}` is not a valid address; {accepted}")),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => {
+                return Err(format!(
+                    "`{s}` looks like an IPv6 address without brackets; {accepted}"
+                ))
+            }
+            Some((host, port)) => (host, Some(port)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || "/@?#".contains(c)) {
+        return Err(format!("`{s}` has no valid host name; {accepted}"));
+    }
+    match port {
+        None if port_required => Err(format!("`{s}` has no port; {accepted}")),
+        None => Ok(()),
+        Some(p) => match p.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => Ok(()),
+            _ => Err(format!(
+                "`{s}` has an invalid port `{p}`; expected a port from 1 to 65535"
+            )),
+        },
+    }
+}
+
+/// `host:port` as the old tool took it, or a `redis://` URI for a password or a database number.
+struct RedisAddr;
+impl StrRule for RedisAddr {
+    const EXPECTING: &'static str = "host:port or redis://[[user]:password@]host[:port][/db]";
+    fn check(s: &str) -> Result<(), String> {
+        let Some(rest) = s.strip_prefix("redis://") else {
+            if s.contains("://") {
+                return Err(format!(
+                    "`{}` has an unsupported scheme; expected {}",
+                    redact_uri(s),
+                    Self::EXPECTING
+                ));
+            }
+            return check_host_port(s, true);
+        };
+        let shown = redact_uri(s);
+        let authority_end = rest.rfind('@').map_or(0, |i| i + 1);
+        let (authority, db) = match rest[authority_end..].split_once('/') {
+            Some((a, db)) => (&rest[authority_end..authority_end + a.len()], db),
+            None => (&rest[authority_end..], ""),
+        };
+        check_host_port(authority, false).map_err(|_| {
+            format!(
+                "`{shown}` has no valid host[:port]; expected {}",
+                Self::EXPECTING
+            )
+        })?;
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return Err(format!(
+                "`{shown}` has an invalid database number `{db}`; expected a number such as /0"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A SQLAlchemy-style URI. Only its shape is checked here; the source module decides which
+/// schemes it supports.
+struct Uri;
+impl StrRule for Uri {
+    const EXPECTING: &'static str = "a database URI such as sqlite:////path/to.db";
+    fn check(s: &str) -> Result<(), String> {
+        let accepted = "expected a URI such as sqlite:////abs/path.db or \
+                        postgresql://user:password@host:5432/db";
+        if s.is_empty() {
+            return Err(format!("the URI is empty; {accepted}"));
+        }
+        let scheme_ok = |scheme: &str| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        };
+        match s.split_once("://") {
+            Some((scheme, _)) if scheme_ok(scheme) => Ok(()),
+            _ => Err(format!("`{}` has no scheme://; {accepted}", redact_uri(s))),
+        }
+    }
+}
+
+/// A duration in seconds, integer or float, from MIN_SECONDS to MAX_SECONDS.
+struct Seconds(Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a number of seconds from {MIN_SECONDS} to {MAX_SECONDS}")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Seconds, E> {
+                // `{:?}` keeps tiny and huge values short (1e-300, not 300 zeros).
+                seconds(v, format!("{v:?}"))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Seconds, E> {
+                seconds(v as f64, v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {
+                seconds(v as f64, v.to_string())
+            }
+        }
+        fn seconds<E: de::Error>(v: f64, shown: String) -> Result<Seconds, E> {
+            // The lower bound keeps tiny values from rounding to a zero Duration.
+            if v.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&v) {
+                Ok(Seconds(Duration::from_secs_f64(v)))
+            } else {
+                Err(E::custom(format!(
+                    "{shown} is out of range; expected a number of seconds from {MIN_SECONDS} to \
+                     {MAX_SECONDS}"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Declares an integer setting with an inclusive range.
+macro_rules! bounded_int {
+    ($name:ident, $min:expr, $max:expr, $what:literal) => {
+        struct $name(usize);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        write!(f, "{} from {} to {}", $what, $min, $max)
+                    }
+                    fn visit_u64<E: de::Error>(self, v: u64) -> Result<$name, E> {
+                        if ($min..=$max).contains(&v) {
+                            usize::try_from(v)
+                                .map($name)
+                                .map_err(|_| E::custom("value does not fit this platform"))
+                        } else {
+                            Err(E::custom(format!(
+                                "{v} is out of range; expected {} from {} to {}",
+                                $what, $min, $max
+                            )))
+                        }
+                    }
+                    fn visit_i64<E: de::Error>(self, v: i64) -> Result<$name, E> {
+                        match u64::try_from(v) {
+                            Ok(u) => self.visit_u64(u),
+                            Err(_) => Err(E::custom(format!(
+                                "{v} is out of range; expected {} from {} to {}",
+                                $what, $min, $max
+                            ))),
+                        }
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+    };
+}
+
+bounded_int!(Limit, 1u64, MAX_LIMIT, "a number of rows");
+// Kafka sizes are int32 on the wire.
+bounded_int!(RequestSize, 1024u64, i32::MAX as u64, "a size in bytes");
+
+/// A non-empty list without duplicates.
+struct List<T>(Vec<T>);
+
+impl<'de, R: StrRule> Deserialize<'de> for List<Checked<R>> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<R>(PhantomData<R>);
+        impl<'de, R: StrRule> Visitor<'de> for V<R> {
+            type Value = List<Checked<R>>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a non-empty list, each entry {}", R::EXPECTING)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items: Vec<Checked<R>> = Vec::new();
+                while let Some(item) = seq.next_element::<Checked<R>>()? {
+                    if items.iter().any(|i| i.0 == item.0) {
+                        return Err(de::Error::custom(format!(
+                            "`{}` is listed twice; expected each entry once",
+                            item.0
+                        )));
+                    }
+                    items.push(item);
+                }
+                if items.is_empty() {
+                    return Err(de::Error::custom(format!(
+                        "the list is empty; expected at least one entry ({}), or omit the key \
+                         for its default",
+                        R::EXPECTING
+                    )));
+                }
+                Ok(List(items))
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+/// Deserializes a string enum from its accepted spellings (after `${VAR}` expansion).
+fn string_choice<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    pick: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T> {
+        expecting: &'static str,
+        pick: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            let s = expand_env(s).map_err(E::custom)?;
+            (self.pick)(&s).map_err(E::custom)
+        }
+        // `acks: 1` and `acks: -1` are YAML integers.
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            (self.pick)(&v.to_string()).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            (self.pick)(&v.to_string()).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V { expecting, pick })
+}
+
+impl<'de> Deserialize<'de> for KeyMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_choice(d, "primary_key or none", |s| match s {
+            "primary_key" => Ok(KeyMode::PrimaryKey),
+            "none" => Ok(KeyMode::None),
+            _ => Err(format!(
+                "unknown key mode `{s}`; expected primary_key or none"
+            )),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_choice(d, "none, gzip, snappy, lz4 or zstd", |s| {
+            let (codec, built) = match s {
+                "none" => (Compression::None, true),
+                "gzip" => (Compression::Gzip, true),
+                "snappy" => (Compression::Snappy, true),
+                "lz4" => (Compression::Lz4, cfg!(feature = "lz4")),
+                "zstd" => (Compression::Zstd, cfg!(feature = "zstd")),
+                _ => {
+                    return Err(format!(
+                        "unknown compression `{s}`; expected none, gzip, snappy, lz4 or zstd"
+                    ))
+                }
+            };
+            if built {
+                Ok(codec)
+            } else {
+                Err(format!(
+                    "this build has no `{s}` support; rebuild with --features {s}, or use none, \
+                     gzip or snappy"
+                ))
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Acks {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_choice(d, "all, -1 or 1", |s| match s {
+            "all" | "-1" => Ok(Acks::All),
+            "1" => Ok(Acks::Leader),
+            "0" => Err(
+                "0 is refused: without acknowledgements repliqate cannot know a batch \
+                        was written; expected all, -1 or 1"
+                    .to_owned(),
+            ),
+            _ => Err(format!("unknown acks `{s}`; expected all, -1 or 1")),
+        })
+    }
+}
+
+/// Replaces `${VAR}` with the value of the environment variable `VAR`; `$${` is a literal `${`.
+fn expand_env(s: &str) -> Result<String, String> {
+    if !s.contains('$') {
+        return Ok(s.to_owned());
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let Some(end) = tail.find('}') else {
+                return Err(
+                    "`${` without a closing `}`; write ${VAR} for an environment variable \
+                            or $${ for a literal `${`"
+                        .to_owned(),
+                );
+            };
+            let var = &tail[..end];
+            let valid = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!(
+                    "`${{{var}}}` is not a valid environment variable reference; expected \
+                     ${{NAME}} with NAME made of letters, digits and `_`"
+                ));
+            }
+            match std::env::var(var) {
+                Ok(value) => out.push_str(&value),
+                Err(std::env::VarError::NotPresent) => {
+                    return Err(format!("environment variable `{var}` is not set"))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(format!("environment variable `{var}` is not valid UTF-8"))
+                }
+            }
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = "\
+repliqate:
+  name: processes
+  statsd_addr: localhost:8125
+  redis_addr: localhost:6379
+  replication:
+    poll_interval_sec: 10
+    sql_source:
+      uri: sqlite:////var/lib/app/metrics.db
+      table: processes
+      primary_key: id
+      limit: 100
+      fields: [pid, name, user, command]
+    kafka_target:
+      topic: repliqate-processes
+      brokers: [127.0.0.1:9092]
+";
+
+    fn parse_str(text: &str) -> Result<Config, String> {
+        parse(text, Path::new("/etc/repliqate/job.yaml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn old_tool_config_parses_with_defaults_for_new_keys() {
+        let c = parse_str(OLD).expect("old config must parse");
+        assert_eq!(c.name, "processes");
+        assert_eq!(c.statsd_addr.as_deref(), Some("localhost:8125"));
+        assert_eq!(
+            c.position_store,
+            PositionStoreConfig::Redis {
+                addr: "localhost:6379".into()
+            }
+        );
+        assert_eq!(c.poll_interval, Duration::from_secs(10));
+        assert_eq!(c.source.limit, 100);
+        assert_eq!(
+            c.source.fields,
+            Some(vec![
+                "pid".into(),
+                "name".into(),
+                "user".into(),
+                "command".into()
+            ])
+        );
+        assert_eq!(c.kafka.brokers, vec!["127.0.0.1:9092"]);
+        assert_eq!(c.kafka.key, KeyMode::PrimaryKey);
+        assert_eq!(c.kafka.acks, Acks::All);
+        assert_eq!(c.kafka.compression, Compression::None);
+        assert!(c.kafka.idempotence);
+        assert_eq!(c.kafka.delivery_timeout, Duration::from_secs(120));
+        assert_eq!(c.kafka.client_id, "repliqate");
+        assert_eq!(c.retry_backoff_max, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn omitted_optional_keys_get_defaults() {
+        let text = OLD
+            .replace("  statsd_addr: localhost:8125\n", "")
+            .replace("  redis_addr: localhost:6379\n", "")
+            .replace("      limit: 100\n", "")
+            .replace("      fields: [pid, name, user, command]\n", "")
+            .replace("      brokers: [127.0.0.1:9092]\n", "")
+            .replace("poll_interval_sec: 10", "poll_interval_sec: 0.25");
+        let c = parse_str(&text).expect("minimal config must parse");
+        assert_eq!(c.statsd_addr, None);
+        assert_eq!(
+            c.position_store,
+            PositionStoreConfig::File {
+                path: PathBuf::from("/etc/repliqate/repliqate-processes.offset")
+            }
+        );
+        assert_eq!(c.poll_interval, Duration::from_millis(250));
+        assert_eq!(c.source.limit, 10_000);
+        assert_eq!(c.source.fields, None);
+        assert_eq!(c.kafka.brokers, vec!["localhost:9092"]);
+    }
+
+    #[test]
+    fn errors_name_the_dotted_path_and_line() {
+        let err = parse_str(&OLD.replace("      table: processes\n", "")).unwrap_err();
+        assert!(
+            err.contains("repliqate.replication.sql_source: missing field `table`"),
+            "{err}"
+        );
+        assert!(err.starts_with("/etc/repliqate/job.yaml: "), "{err}");
+        let err = parse_str(&OLD.replace("limit: 100", "limit: 0")).unwrap_err();
+        assert!(
+            err.contains("repliqate.replication.sql_source.limit: 0 is out of range")
+                && err.contains("at line 11"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_vars_are_expanded_in_strings() {
+        std::env::set_var("REPLIQATE_CONFIG_TEST_PW", "s3cr=t");
+        let c = parse_str(&OLD.replace(
+            "sqlite:////var/lib/app/metrics.db",
+            "postgresql://u:${REPLIQATE_CONFIG_TEST_PW}@h/db",
+        ))
+        .expect("expanded");
+        assert_eq!(c.source.uri, "postgresql://u:s3cr=t@h/db");
+        assert!(!format!("{c:?}").contains("s3cr=t"), "Debug must redact");
+    }
+
+    #[test]
+    fn env_expansion_rules() {
+        std::env::set_var("REPLIQATE_CONFIG_TEST_X", "x");
+        assert_eq!(expand_env("a${REPLIQATE_CONFIG_TEST_X}b").unwrap(), "axb");
+        assert_eq!(
+            expand_env("$${REPLIQATE_CONFIG_TEST_X}").unwrap(),
+            "${REPLIQATE_CONFIG_TEST_X}"
+        );
+        assert_eq!(expand_env("cost $5").unwrap(), "cost $5");
+        assert!(expand_env("${REPLIQATE_CONFIG_TEST_UNSET}")
+            .unwrap_err()
+            .contains("`REPLIQATE_CONFIG_TEST_UNSET` is not set"));
+        assert!(expand_env("${oops").is_err());
+        assert!(expand_env("${}").is_err());
+    }
+
+    #[test]
+    fn host_port_rules() {
+        for ok in [
+            "localhost:9092",
+            "10.0.0.1:1",
+            "[::1]:9092",
+            "kafka-1.example:65535",
+        ] {
+            assert_eq!(check_host_port(ok, true), Ok(()), "{ok}");
+        }
+        for bad in [
+            "localhost",
+            ":9092",
+            "h:0",
+            "h:70000",
+            "h:x",
+            "::1:9092",
+            "[::1]",
+            "a b:1",
+        ] {
+            assert!(check_host_port(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redis_uri_rules() {
+        for ok in [
+            "redis://h",
+            "redis://:pw@h:6379/2",
+            "redis://u:p@ss@h:1",
+            "h:6379",
+        ] {
+            assert_eq!(RedisAddr::check(ok), Ok(()), "{ok}");
+        }
+        let err = RedisAddr::check("rediss://:hunter2@h").unwrap_err();
+        assert!(
+            !err.contains("hunter2") && err.contains("unsupported scheme"),
+            "{err}"
+        );
+        let err = RedisAddr::check("redis://:hunter2@h/x").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn codecs_not_compiled_in_are_refused() {
+        let with = |codec: &str| {
+            parse_str(&OLD.replace(
+                "      brokers:",
+                &format!("      compression: {codec}\n      brokers:"),
+            ))
+        };
+        assert_eq!(
+            with("snappy").unwrap().kafka.compression,
+            Compression::Snappy
+        );
+        for (codec, built) in [
+            ("lz4", cfg!(feature = "lz4")),
+            ("zstd", cfg!(feature = "zstd")),
+        ] {
+            match with(codec) {
+                Ok(_) => assert!(built, "{codec} accepted without its feature"),
+                Err(e) => {
+                    assert!(!built, "{codec} refused with its feature: {e}");
+                    assert!(
+                        e.contains(&format!("rebuild with --features {codec}")),
+                        "{e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tab_indentation_is_named() {
+        assert_eq!(tab_indented_line("a:\n  b: 1\n\tc: 2\n"), Some(3));
+        assert_eq!(tab_indented_line("a:\n  b: \"x\ty\"\n \t\n"), None);
+    }
+}

@@ -1,1 +1,540 @@
-//! TODO
+//! The position store: where the last replicated primary key is kept between runs.
+//!
+//! Either Redis, under the old tool's key (COMPAT.md: `repliqate:replication:offset:` followed by
+//! the tags `name`, `table`, `topic` sorted by tag name and joined with `&`), or a local state
+//! file replaced atomically. The daemon loop only sees `Store`; no `redis::` type leaves this
+//! module.
+//!
+//! Invariant: a stored value that is not an integer is `StoreError::Corrupt`, never "no position"
+//! — restarting from zero would republish the whole table.
+//! What this module does not know: when a position may be written (the loop writes it only after
+//! Kafka acknowledged every row up to it).
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::config::PositionStoreConfig;
+use crate::redact::redact_uri;
+use crate::value::Id;
+
+/// Where positions are kept.
+// One store per process: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Store {
+    Redis(RedisStore),
+    File(FileStore),
+}
+
+impl Store {
+    /// Prepares the store of one replication job. Does not contact Redis yet (the first `read`
+    /// does, so that an unreachable Redis is a retriable error of the loop, not a start-up
+    /// failure); a state file's directory must exist. `timeout` bounds connecting, reading and
+    /// writing.
+    pub fn open(
+        cfg: &PositionStoreConfig,
+        name: &str,
+        table: &str,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Store, StoreError> {
+        match cfg {
+            PositionStoreConfig::Redis { addr } => {
+                RedisStore::open(addr, &redis_key(name, table, topic), timeout).map(Store::Redis)
+            }
+            PositionStoreConfig::File { path } => FileStore::open(path).map(Store::File),
+        }
+    }
+
+    /// The stored position, `None` when nothing was ever stored.
+    pub fn read(&mut self) -> Result<Option<Id>, StoreError> {
+        match self {
+            Store::Redis(s) => s.read(),
+            Store::File(s) => s.read(),
+        }
+    }
+
+    /// Stores `pos` as the last replicated primary key.
+    pub fn write(&mut self, pos: Id) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.write(pos),
+            Store::File(s) => s.write(pos),
+        }
+    }
+
+    /// Where the position lives, for log lines (no credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Redis(s) => s.describe(),
+            Store::File(s) => s.describe(),
+        }
+    }
+}
+
+/// The Redis key of a job's position, exactly as the old tool wrote it.
+pub fn redis_key(name: &str, table: &str, topic: &str) -> String {
+    format!("repliqate:replication:offset:name={name}&table={table}&topic={topic}")
+}
+
+/// Why a position could not be read or written.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time; trying again later may work.
+    Unavailable {
+        store: String,
+        doing: &'static str,
+        cause: String,
+    },
+    /// The store answered with an error that retrying will not fix (authentication, wrong type
+    /// of key, a bad address).
+    Refused {
+        store: String,
+        doing: &'static str,
+        cause: String,
+    },
+    /// The stored value is not an integer.
+    Corrupt { store: String, value: String },
+    /// A state file operation failed.
+    File {
+        path: PathBuf,
+        doing: &'static str,
+        cause: io::Error,
+    },
+}
+
+impl StoreError {
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } => true,
+            StoreError::Refused { .. } | StoreError::Corrupt { .. } => false,
+            // A full disk or an I/O hiccup may clear; a missing directory or a permission
+            // problem needs the operator.
+            StoreError::File { cause, .. } => !matches!(
+                cause.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+            ),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable {
+                store,
+                doing,
+                cause,
+            }
+            | StoreError::Refused {
+                store,
+                doing,
+                cause,
+            } => write!(f, "{doing} {store}: {cause}"),
+            StoreError::Corrupt { store, value } => write!(
+                f,
+                "reading the position from {store}: the stored value {value} is not a decimal \
+                 integer; repliqate will not guess a position (that could republish the whole \
+                 table): set the last replicated primary key by hand"
+            ),
+            StoreError::File { path, doing, cause } => {
+                write!(f, "{doing} state file {}: {cause}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::File { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a stored position. Accepts what the old tool wrote (`str(int)`) and one trailing
+/// newline (state files end with one); anything else is `None`.
+fn parse_position(bytes: &[u8]) -> Option<Id> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).ok()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// A stored value as shown in an error: quoted, escaped, and cut short if long.
+fn show_value(bytes: &[u8]) -> String {
+    const MAX: usize = 64;
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    let more = if bytes.len() > MAX { "…" } else { "" };
+    format!("{text:?}{more}")
+}
+
+/// The position in Redis, under the old tool's key.
+pub struct RedisStore {
+    client: redis::Client,
+    /// Dropped after any error and reopened on the next call: a connection that failed
+    /// mid-reply may hold half a response.
+    conn: Option<redis::Connection>,
+    key: String,
+    /// `addr` with any password hidden.
+    shown_addr: String,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    fn open(addr: &str, key: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        let shown_addr = redact_uri(addr);
+        let refused = |cause: String| StoreError::Refused {
+            store: format!("redis {shown_addr}"),
+            doing: "opening",
+            cause,
+        };
+        let client = if addr.contains("://") {
+            redis::Client::open(addr)
+        } else {
+            // `host:port` as the old tool took it; IPv6 hosts come in brackets.
+            let (host, port) = addr
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .ok_or_else(|| refused("expected host:port".to_owned()))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            redis::Client::open((host, port))
+        }
+        .map_err(|e| refused(e.to_string()))?;
+        Ok(RedisStore {
+            client,
+            conn: None,
+            key: key.to_owned(),
+            shown_addr,
+            timeout,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("redis {} key {}", self.shown_addr, self.key)
+    }
+
+    fn read(&mut self) -> Result<Option<Id>, StoreError> {
+        let value: Option<Vec<u8>> = self.query(
+            redis::cmd("GET").arg(&self.key),
+            "reading the position from",
+        )?;
+        match value {
+            None => Ok(None),
+            Some(bytes) => match parse_position(&bytes) {
+                Some(id) => Ok(Some(id)),
+                None => Err(StoreError::Corrupt {
+                    store: self.describe(),
+                    value: show_value(&bytes),
+                }),
+            },
+        }
+    }
+
+    fn write(&mut self, pos: Id) -> Result<(), StoreError> {
+        let cmd = redis::cmd("SET")
+            .arg(&self.key)
+            .arg(pos.to_string())
+            .clone();
+        self.query::<()>(&cmd, "writing the position to")
+    }
+
+    /// Runs one command on the cached connection, connecting first if needed.
+    fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        doing: &'static str,
+    ) -> Result<T, StoreError> {
+        let result = self.connection().and_then(|conn| cmd.query(conn));
+        result.map_err(|e| {
+            self.conn = None;
+            self.error(doing, &e)
+        })
+    }
+
+    fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
+        match self.conn {
+            Some(ref mut conn) => Ok(conn),
+            None => {
+                let conn = self.client.get_connection_with_timeout(self.timeout)?;
+                conn.set_read_timeout(Some(self.timeout))?;
+                conn.set_write_timeout(Some(self.timeout))?;
+                Ok(self.conn.insert(conn))
+            }
+        }
+    }
+
+    /// Sorts a Redis error into retriable or not; the single place that decides.
+    fn error(&self, doing: &'static str, e: &redis::RedisError) -> StoreError {
+        use redis::ErrorKind as K;
+        let store = self.describe();
+        let cause = redact_uri(&e.to_string());
+        let retriable = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || matches!(
+                e.kind(),
+                K::BusyLoadingError | K::TryAgain | K::ClusterDown | K::MasterDown | K::ReadOnly
+            );
+        if retriable {
+            StoreError::Unavailable {
+                store,
+                doing,
+                cause,
+            }
+        } else {
+            StoreError::Refused {
+                store,
+                doing,
+                cause,
+            }
+        }
+    }
+}
+
+/// The position in a local file, replaced atomically on each write.
+pub struct FileStore {
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+/// Makes temporary file names unique within this process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FileStore {
+    /// `path`'s directory must exist: creating it would hide a typo in `state_file`.
+    pub fn open(path: &Path) -> Result<FileStore, StoreError> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(StoreError::File {
+                    path: path.to_owned(),
+                    doing: "opening",
+                    cause: io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{} is not a directory", dir.display()),
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(StoreError::File {
+                    path: path.to_owned(),
+                    doing: "opening",
+                    cause: io::Error::new(
+                        e.kind(),
+                        format!(
+                            "its directory {}: {e}; create it or set repliqate.state_file",
+                            dir.display()
+                        ),
+                    ),
+                })
+            }
+        }
+        Ok(FileStore {
+            path: path.to_owned(),
+            dir,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("state file {}", self.path.display())
+    }
+
+    fn read(&mut self) -> Result<Option<Id>, StoreError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(cause) => {
+                return Err(StoreError::File {
+                    path: self.path.clone(),
+                    doing: "reading",
+                    cause,
+                })
+            }
+        };
+        match parse_position(&bytes) {
+            Some(id) => Ok(Some(id)),
+            None => Err(StoreError::Corrupt {
+                store: self.describe(),
+                value: show_value(&bytes),
+            }),
+        }
+    }
+
+    /// Write to a new temporary file, fsync it, rename it over the old one, fsync the
+    /// directory: after a crash the file holds either the old or the new position, never a mix
+    /// (rename(2) is atomic; the directory fsync makes the rename itself durable).
+    fn write(&mut self, pos: Id) -> Result<(), StoreError> {
+        let file_name = self
+            .path
+            .file_name()
+            .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = self.dir.join(format!(
+            ".{file_name}.tmp-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let err = |doing, cause| StoreError::File {
+            path: self.path.clone(),
+            doing,
+            cause,
+        };
+        let written = (|| {
+            // 0600 from creation on, and O_EXCL so that we never write through a planted link.
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            file.write_all(format!("{pos}\n").as_bytes())?;
+            file.sync_all()
+        })();
+        if let Err(cause) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(err("writing a temporary file next to the", cause));
+        }
+        if let Err(cause) = fs::rename(&tmp, &self.path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(err("replacing the", cause));
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|cause| err("syncing the directory of the", cause))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "repliqate-store-{tag}-{}-{}",
+                std::process::id(),
+                TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            fs::create_dir_all(&dir).expect("create temp dir");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn file_store(dir: &TempDir) -> (Store, PathBuf) {
+        let path = dir.0.join("job.offset");
+        let cfg = PositionStoreConfig::File { path: path.clone() };
+        let store = Store::open(&cfg, "n", "t", "x", Duration::from_secs(1)).expect("open");
+        (store, path)
+    }
+
+    #[test]
+    fn redis_key_matches_the_old_tool() {
+        assert_eq!(
+            redis_key("processes", "processes", "repliqate-processes"),
+            "repliqate:replication:offset:name=processes&table=processes&topic=repliqate-processes"
+        );
+    }
+
+    #[test]
+    fn missing_file_means_no_position_and_write_round_trips() {
+        let dir = TempDir::new("roundtrip");
+        let (mut store, path) = file_store(&dir);
+        assert_eq!(store.read().expect("read"), None);
+        for pos in [1, 42, i64::MAX as Id + 5, -3] {
+            store.write(pos).expect("write");
+            assert_eq!(store.read().expect("read"), Some(pos));
+            assert_eq!(fs::read_to_string(&path).expect("raw"), format!("{pos}\n"));
+        }
+        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(&dir.0)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("job.offset")]);
+    }
+
+    #[test]
+    fn read_tolerates_a_missing_trailing_newline() {
+        let dir = TempDir::new("nonl");
+        let (mut store, path) = file_store(&dir);
+        fs::write(&path, "1234").expect("write");
+        assert_eq!(store.read().expect("read"), Some(1234));
+    }
+
+    #[test]
+    fn garbage_is_corrupt_and_not_retriable() {
+        let dir = TempDir::new("garbage");
+        let (mut store, path) = file_store(&dir);
+        for garbage in [
+            "", "\n", "12a\n", "1.5\n", " 7\n", "7\n\n", "+7", "-", "\u{ff}",
+        ] {
+            fs::write(&path, garbage).expect("write");
+            let err = store.read().expect_err(garbage);
+            assert!(
+                matches!(err, StoreError::Corrupt { .. }),
+                "{garbage:?}: {err}"
+            );
+            assert!(!err.is_retriable());
+            assert!(err.to_string().contains("job.offset"), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_directory_is_refused_at_open() {
+        let dir = TempDir::new("nodir");
+        let cfg = PositionStoreConfig::File {
+            path: dir.0.join("missing/job.offset"),
+        };
+        let err = match Store::open(&cfg, "n", "t", "x", Duration::from_secs(1)) {
+            Ok(_) => panic!("opened a store in a missing directory"),
+            Err(e) => e,
+        };
+        assert!(!err.is_retriable());
+        assert!(
+            err.to_string()
+                .contains("create it or set repliqate.state_file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn corrupt_value_is_shown_short_and_escaped() {
+        assert_eq!(show_value(b"abc\n"), "\"abc\\n\"");
+        assert!(show_value(&[b'x'; 100]).ends_with('…'));
+    }
+
+    #[test]
+    fn redis_address_password_is_not_described() {
+        let cfg = PositionStoreConfig::Redis {
+            addr: "redis://:hunter2@127.0.0.1:6379/0".into(),
+        };
+        let store = Store::open(&cfg, "n", "t", "x", Duration::from_secs(1)).expect("open");
+        assert!(
+            !store.describe().contains("hunter2"),
+            "{}",
+            store.describe()
+        );
+    }
+}

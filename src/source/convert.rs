@@ -1,0 +1,189 @@
+//! Conversions every backend shares when turning database values into `Value`s: base64 for
+//! binary data, ISO-8601 spelling of dates and times, and single-precision floats. Kept in one
+//! place so that the same stored value reads the same whichever database it came from.
+
+// Each helper serves some backends only; builds without them would warn.
+#![cfg_attr(not(all(feature = "postgres", feature = "mysql")), allow(dead_code))]
+
+/// Standard base64 (RFC 4648 §4: alphabet `A–Z a–z 0–9 + /`, `=` padding), what Python's
+/// `base64.b64encode` produces. Small enough that a crate would not pay for itself.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A single-precision float as the old tool saw it: drivers that read floats as text (psycopg2,
+/// PyMySQL) got the server's shortest spelling of the f32 (`1.1`), which Python parsed into the
+/// f64 1.1 — not the f64 widening of the f32 (1.100000023841858). The shortest round-trip
+/// spelling of an f32 is what Rust's `Display` prints, so going through it gives the same f64.
+pub fn f32_as_python(x: f32) -> f64 {
+    if !x.is_finite() {
+        return f64::from(x);
+    }
+    format!("{x}").parse().unwrap_or(f64::from(x))
+}
+
+/// Appends `.ffffff` when there are microseconds, as Python's `isoformat()` does (six digits,
+/// nothing at all for zero).
+pub fn push_micros(out: &mut String, micros: u32) {
+    if micros != 0 {
+        out.push_str(&format!(".{micros:06}"));
+    }
+}
+
+/// Re-spells PostgreSQL's ISO text output of a date/time value in the form Python's
+/// `isoformat()` uses: `T` between date and time, fractions padded to six digits, and for
+/// `timestamptz` read in a UTC session, the `+00` offset written `Z`.
+/// `2024-01-02 03:04:05.12+00` → `2024-01-02T03:04:05.120000Z`. Values with no time part
+/// (`infinity`, `-infinity`) pass through unchanged.
+pub fn pg_datetime_text(text: &str, utc: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut in_fraction = false;
+    let mut fraction_digits = 0;
+    // BC dates end with " BC"; keep that suffix after the time.
+    let (before_era, era) = match text.strip_suffix(" BC") {
+        Some(b) => (b, " BC"),
+        None => (text, ""),
+    };
+    let (body, zulu) = match before_era.strip_suffix("+00") {
+        Some(b) if utc => (b, true),
+        _ => (before_era, false),
+    };
+    let mut seen_space = false;
+    for c in body.chars() {
+        if in_fraction && !c.is_ascii_digit() {
+            pad_fraction(&mut out, fraction_digits);
+            in_fraction = false;
+        }
+        match c {
+            ' ' if !seen_space => {
+                seen_space = true;
+                out.push('T');
+            }
+            '.' if seen_space => {
+                in_fraction = true;
+                fraction_digits = 0;
+                out.push('.');
+            }
+            _ => {
+                if in_fraction {
+                    fraction_digits += 1;
+                }
+                out.push(c);
+            }
+        }
+    }
+    if in_fraction {
+        pad_fraction(&mut out, fraction_digits);
+    }
+    if zulu {
+        out.push('Z');
+    }
+    out.push_str(era);
+    out
+}
+
+/// Pads a time-of-day text (`03:04:05.1`, `03:04:05.1+02`) to six fractional digits.
+pub fn pg_time_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 6);
+    let mut in_fraction = false;
+    let mut digits = 0;
+    for c in text.chars() {
+        if in_fraction && !c.is_ascii_digit() {
+            pad_fraction(&mut out, digits);
+            in_fraction = false;
+        }
+        if c == '.' {
+            in_fraction = true;
+            digits = 0;
+        } else if in_fraction {
+            digits += 1;
+        }
+        out.push(c);
+    }
+    if in_fraction {
+        pad_fraction(&mut out, digits);
+    }
+    out
+}
+
+fn pad_fraction(out: &mut String, digits: usize) {
+    for _ in digits..6 {
+        out.push('0');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        // RFC 4648 §10 test vectors.
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected);
+        }
+        assert_eq!(base64(&[0, 0xff, 0xfe, 0]), "AP/+AA==");
+    }
+
+    #[test]
+    fn f32_reads_like_its_decimal_spelling() {
+        assert_eq!(f32_as_python(1.1), 1.1);
+        assert_eq!(f32_as_python(-0.0).to_bits(), (-0.0f64).to_bits());
+        assert_eq!(f32_as_python(f32::MAX), 3.4028235e38);
+        assert!(f32_as_python(f32::NAN).is_nan());
+        assert_eq!(f32_as_python(f32::INFINITY), f64::INFINITY);
+    }
+
+    #[test]
+    fn pg_datetimes_become_isoformat() {
+        assert_eq!(
+            pg_datetime_text("2024-01-02 03:04:05", false),
+            "2024-01-02T03:04:05"
+        );
+        assert_eq!(
+            pg_datetime_text("2024-01-02 03:04:05.12", false),
+            "2024-01-02T03:04:05.120000"
+        );
+        assert_eq!(
+            pg_datetime_text("2024-01-02 03:04:05.123456+00", true),
+            "2024-01-02T03:04:05.123456Z"
+        );
+        assert_eq!(
+            pg_datetime_text("2024-01-02 03:04:05+00", true),
+            "2024-01-02T03:04:05Z"
+        );
+        assert_eq!(pg_datetime_text("infinity", true), "infinity");
+        assert_eq!(
+            pg_datetime_text("0044-03-15 12:00:00+00 BC", true),
+            "0044-03-15T12:00:00Z BC"
+        );
+        assert_eq!(pg_time_text("03:04:05.5"), "03:04:05.500000");
+        assert_eq!(pg_time_text("03:04:05.5+02"), "03:04:05.500000+02");
+        assert_eq!(pg_time_text("24:00:00"), "24:00:00");
+    }
+}

@@ -1,0 +1,428 @@
+//! MySQL / MariaDB source. The batch query is a server-side prepared statement, so values arrive
+//! in the binary protocol already typed (integers as integers, dates as date structs) rather
+//! than as text we would have to re-parse. Column types are read from `information_schema` at
+//! start-up, which decides how each value is published (a BLOB and a TEXT both arrive as bytes).
+//!
+//! The session is set to UTC (`time_zone = '+00:00'`, so TIMESTAMP values are UTC), utf8mb4,
+//! read-only, and bounded by the server's statement timeout (`max_statement_time` on MariaDB,
+//! `max_execution_time` on MySQL) plus socket read/write timeouts.
+
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder, Statement};
+
+use super::uri::ParsedUri;
+use super::{
+    convert, plan_columns, quote_backtick, redact_uri, row_id, similar_names, Plan, SourceError,
+    SourceSpec,
+};
+use crate::value::{Id, Row, Value};
+
+/// How one column's value is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Every integer type and YEAR.
+    Int,
+    Float4,
+    Float8,
+    /// DECIMAL: the server's exact digits.
+    Decimal,
+    /// Character types, ENUM, SET (and MariaDB's UUID/INET types): UTF-8 text.
+    Text,
+    /// BINARY, VARBINARY, BLOBs: base64.
+    Binary,
+    Date,
+    DateTime,
+    /// TIMESTAMP: read in a UTC session, so written with `Z`.
+    Timestamp,
+    Time,
+    Json,
+    /// BIT(n): the bits as an unsigned integer.
+    Bit,
+}
+
+pub struct MysqlSource {
+    pub(crate) plan: Plan,
+    opts: Opts,
+    query_timeout: Duration,
+    sql: String,
+    kinds: Vec<Kind>,
+    /// Where we connect, for messages (host:port/database, no credentials).
+    target: String,
+    user: String,
+    /// `None` after an error: the next fetch connects again.
+    conn: Option<(Conn, Statement)>,
+}
+
+impl MysqlSource {
+    pub(crate) fn connect(spec: &SourceSpec, uri: ParsedUri) -> Result<MysqlSource, SourceError> {
+        let redacted = redact_uri(&spec.uri);
+        let host = uri.host.clone().unwrap_or_else(|| "localhost".to_string());
+        let port = uri.port.unwrap_or(3306);
+        let mut builder = OptsBuilder::new()
+            .ip_or_hostname(Some(host.clone()))
+            .tcp_port(port)
+            .user(uri.user.clone())
+            .pass(uri.password.clone())
+            .db_name(uri.database.clone())
+            // Otherwise the driver switches to the server's own unix socket when the host is
+            // local, which may not be the server the URI names.
+            .prefer_socket(false)
+            .init(vec![
+                "SET time_zone = '+00:00'",
+                "SET NAMES utf8mb4",
+                // Keep our quoting and literals meaning what they say whatever the server default.
+                "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+                "SET SESSION TRANSACTION READ ONLY",
+            ]);
+        for (key, value) in &uri.query {
+            match key.as_str() {
+                // PyMySQL's spelling; the charset is always utf8mb4 here.
+                "unix_socket" => builder = builder.socket(Some(value.clone())).prefer_socket(true),
+                "charset" if value.starts_with("utf8") => {}
+                _ => {
+                    return Err(SourceError::BadUri(format!(
+                        "parsing uri {redacted}: unsupported query parameter {key}={}; accepted: \
+                         unix_socket, charset=utf8mb4",
+                        if key.contains("pass") { "***" } else { value }
+                    )))
+                }
+            }
+        }
+        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+        // The server-side statement timeout fires first; the socket timeout is the backstop
+        // for a server that stopped answering altogether.
+        let socket_timeout = nonzero(spec.query_timeout).map(|d| d + Duration::from_secs(5));
+        builder = builder
+            .tcp_connect_timeout(nonzero(spec.connect_timeout))
+            .read_timeout(socket_timeout)
+            .write_timeout(socket_timeout);
+        let opts = Opts::from(builder);
+        let target = format!("{host}:{port}/{}", uri.database.as_deref().unwrap_or(""));
+        let user = uri.user.clone().unwrap_or_default();
+        let mut conn = open(&opts, spec.query_timeout, &target, &user)?;
+
+        let checking = format!("checking source table {}", spec.table);
+        let err = |e| map_err(&checking, e);
+        let current_db: Option<String> = conn
+            .query_first("SELECT DATABASE()")
+            .map_err(err)?
+            .flatten();
+        // The literal name first (a table may contain a dot); then `database.table`.
+        let mut found = None;
+        if let Some(db) = &current_db {
+            found = find_table(&mut conn, db, &spec.table).map_err(err)?;
+        }
+        if found.is_none() {
+            if let Some((schema, table)) = spec.table.split_once('.') {
+                found = find_table(&mut conn, schema, table).map_err(err)?;
+            }
+        }
+        let Some((schema, table)) = found else {
+            let Some(db) = current_db else {
+                return Err(SourceError::Schema(format!(
+                    "{checking}: no database given: name it in the uri (mysql://…/database) or \
+                     write the table as database.table"
+                )));
+            };
+            let names: Vec<String> = conn
+                .exec(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+                    (db,),
+                )
+                .map_err(err)?;
+            return Err(SourceError::Schema(format!(
+                "{checking}: no such table or view in {target}{}",
+                similar_names(&spec.table, &names).unwrap_or_default()
+            )));
+        };
+        let columns: Vec<(String, String, String)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (&schema, &table),
+            )
+            .map_err(err)?;
+        // MariaDB's JSON is LONGTEXT with a `json_valid(col)` check (its manual, "JSON Data
+        // Type"); only that constraint tells it apart from plain text.
+        let mariadb_json: Vec<String> = if is_mariadb(&mut conn).map_err(err)? {
+            conn.exec(
+                "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                 WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                (&schema, &table),
+            )
+            .map_err(err)?
+        } else {
+            Vec::new()
+        };
+        let names: Vec<String> = columns.iter().map(|c| c.0.clone()).collect();
+        let plan = plan_columns(spec, &names, true)?;
+
+        let (pk_name, pk_type, pk_shown) = &columns[plan.table_index[plan.pk]];
+        if !is_integer(pk_type) {
+            return Err(SourceError::Schema(format!(
+                "{checking}: primary key {} has type {pk_shown}; expected an integer type \
+                 (TINYINT, SMALLINT, MEDIUMINT, INT, BIGINT, signed or unsigned)",
+                spec.primary_key
+            )));
+        }
+        let mut kinds = Vec::with_capacity(plan.names.len());
+        for (name, &i) in plan.names.iter().zip(&plan.table_index) {
+            let (col, data_type, shown) = &columns[i];
+            let json_check = format!("json_valid({})", quote_backtick(col));
+            let kind = if mariadb_json.contains(&json_check) {
+                Some(Kind::Json)
+            } else {
+                kind_of(data_type)
+            };
+            kinds.push(kind.ok_or_else(|| {
+                SourceError::Schema(format!(
+                    "{checking}: column {name} has type {shown}, which cannot be published; \
+                     supported: integer types, FLOAT, DOUBLE, DECIMAL, character types, ENUM, \
+                     SET, BINARY/VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME, YEAR, BIT, JSON"
+                ))
+            })?);
+        }
+        let select: Vec<String> = plan
+            .table_index
+            .iter()
+            .map(|&i| quote_backtick(&columns[i].0))
+            .collect();
+        let pk_sql = quote_backtick(pk_name);
+        let sql = format!(
+            "SELECT {} FROM {}.{} WHERE {pk_sql} > ? ORDER BY {pk_sql} LIMIT ?",
+            select.join(", "),
+            quote_backtick(&schema),
+            quote_backtick(&table)
+        );
+        let stmt = conn.prep(&sql).map_err(err)?;
+        Ok(MysqlSource {
+            plan,
+            opts,
+            query_timeout: spec.query_timeout,
+            sql,
+            kinds,
+            target,
+            user,
+            conn: Some((conn, stmt)),
+        })
+    }
+
+    pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+        let (mut conn, stmt) = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let mut conn = open(&self.opts, self.query_timeout, &self.target, &self.user)?;
+                let stmt = conn.prep(&self.sql).map_err(|e| {
+                    map_err(
+                        &format!("preparing the batch query for table {}", self.plan.table),
+                        e,
+                    )
+                })?;
+                (conn, stmt)
+            }
+        };
+        let reading = format!("reading table {}", self.plan.table);
+        let err = |e| map_err(&reading, e);
+        // Unsigned keys above i64::MAX are bound as unsigned so the comparison stays exact.
+        let after = if after > Id::from(i64::MAX) {
+            mysql::Value::UInt(u64::try_from(after).unwrap_or(u64::MAX))
+        } else {
+            mysql::Value::Int(super::clamp_i64(after))
+        };
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        let mut out = Vec::new();
+        for row in conn.exec_iter(&stmt, (after, limit)).map_err(err)? {
+            let raw = row.map_err(err)?.unwrap();
+            let mut values = Vec::with_capacity(raw.len());
+            let mut bad_text = Vec::new();
+            for (i, (v, kind)) in raw.into_iter().zip(&self.kinds).enumerate() {
+                values.push(convert_value(v, *kind, || bad_text.push(i)));
+            }
+            let id = row_id(&self.plan, &values)?;
+            for i in bad_text {
+                log::warn!(
+                    "{reading}: column {} of row {id} is not valid UTF-8; published with U+FFFD \
+                     in place of the invalid bytes",
+                    self.plan.names[i]
+                );
+            }
+            out.push(Row { id, values });
+        }
+        // Only a connection that worked is kept for the next batch.
+        self.conn = Some((conn, stmt));
+        Ok(out)
+    }
+}
+
+fn is_integer(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint"
+    )
+}
+
+fn kind_of(data_type: &str) -> Option<Kind> {
+    Some(match data_type {
+        t if is_integer(t) => Kind::Int,
+        "year" => Kind::Int,
+        "float" => Kind::Float4,
+        "double" | "real" => Kind::Float8,
+        "decimal" | "numeric" => Kind::Decimal,
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set"
+        | "uuid" | "inet4" | "inet6" => Kind::Text,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => Kind::Binary,
+        "date" => Kind::Date,
+        "datetime" => Kind::DateTime,
+        "timestamp" => Kind::Timestamp,
+        "time" => Kind::Time,
+        "json" => Kind::Json,
+        "bit" => Kind::Bit,
+        _ => return None,
+    })
+}
+
+/// Turns one binary-protocol value into its published form. `bad_utf8` is called when text had
+/// to be repaired, so the caller can warn with the row's key.
+fn convert_value(v: mysql::Value, kind: Kind, bad_utf8: impl FnOnce()) -> Value {
+    use mysql::Value as M;
+    let text = |bytes: Vec<u8>| match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            bad_utf8();
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+    };
+    match (v, kind) {
+        (M::NULL, _) => Value::Null,
+        (M::Int(i), _) => Value::Int(i),
+        (M::UInt(u), _) => i64::try_from(u).map_or(Value::UInt(u), Value::Int),
+        (M::Float(x), _) => Value::Float(convert::f32_as_python(x)),
+        (M::Double(x), _) => Value::Float(x),
+        (M::Bytes(b), Kind::Binary) => Value::Str(convert::base64(&b)),
+        (M::Bytes(b), Kind::Bit) => {
+            // BIT(n) is at most 64 bits, sent big-endian.
+            let n = b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
+            i64::try_from(n).map_or(Value::UInt(n), Value::Int)
+        }
+        (M::Bytes(b), Kind::Json) => {
+            let s = text(b);
+            match serde_json::from_str(&s) {
+                Ok(j) => Value::Json(j),
+                // The server checked it is JSON; only numbers beyond f64 fail here.
+                Err(_) => Value::Str(s),
+            }
+        }
+        (M::Bytes(b), _) => Value::Str(text(b)),
+        (M::Date(y, mo, d, h, mi, s, us), kind) => {
+            let mut out = format!("{y:04}-{mo:02}-{d:02}");
+            if kind != Kind::Date {
+                out.push_str(&format!("T{h:02}:{mi:02}:{s:02}"));
+                convert::push_micros(&mut out, us);
+                if kind == Kind::Timestamp {
+                    out.push('Z');
+                }
+            }
+            Value::Str(out)
+        }
+        (M::Time(negative, days, h, mi, s, us), _) => {
+            // TIME spans -838:59:59 to 838:59:59; written as MySQL writes it.
+            let hours = u64::from(days) * 24 + u64::from(h);
+            let mut out = format!(
+                "{}{hours:02}:{mi:02}:{s:02}",
+                if negative { "-" } else { "" }
+            );
+            convert::push_micros(&mut out, us);
+            Value::Str(out)
+        }
+    }
+}
+
+fn find_table(
+    conn: &mut Conn,
+    schema: &str,
+    table: &str,
+) -> Result<Option<(String, String)>, mysql::Error> {
+    conn.exec_first(
+        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        (schema, table),
+    )
+}
+
+fn is_mariadb(conn: &mut Conn) -> Result<bool, mysql::Error> {
+    let version: Option<String> = conn.query_first("SELECT VERSION()")?;
+    Ok(version.is_some_and(|v| v.contains("MariaDB")))
+}
+
+fn open(
+    opts: &Opts,
+    query_timeout: Duration,
+    target: &str,
+    user: &str,
+) -> Result<Conn, SourceError> {
+    let connecting = format!("connecting to mysql at {target}");
+    let mut conn = Conn::new(opts.clone()).map_err(|e| match &e {
+        mysql::Error::MySqlError(me) if me.code == 1045 => SourceError::Refused(format!(
+            "{connecting}: authentication failed for user {user}: {}",
+            me.message
+        )),
+        _ => map_err(&connecting, e),
+    })?;
+    if !query_timeout.is_zero() {
+        let setting = if is_mariadb(&mut conn).map_err(|e| map_err(&connecting, e))? {
+            format!(
+                "SET SESSION max_statement_time = {:.3}",
+                query_timeout.as_secs_f64()
+            )
+        } else {
+            format!(
+                "SET SESSION max_execution_time = {}",
+                query_timeout.as_millis()
+            )
+        };
+        conn.query_drop(setting)
+            .map_err(|e| map_err(&format!("{connecting}: setting the statement timeout"), e))?;
+    }
+    Ok(conn)
+}
+
+/// The one place a mysql error becomes a `SourceError`, and the retry decision.
+fn map_err(what: &str, e: mysql::Error) -> SourceError {
+    use mysql::DriverError as D;
+    // The driver's own Display wraps messages in `DriverError { … }`; print the inner error.
+    let msg = match &e {
+        mysql::Error::IoError(io) => format!("{what}: {io}"),
+        mysql::Error::DriverError(d) => format!("{what}: {d}"),
+        mysql::Error::MySqlError(me) => format!("{what}: {me}"),
+        _ => format!("{what}: {e}"),
+    };
+    match &e {
+        mysql::Error::IoError(_) | mysql::Error::CodecError(_) => SourceError::Unavailable(msg),
+        mysql::Error::DriverError(
+            D::ConnectTimeout
+            | D::CouldNotConnect(_)
+            | D::Timeout
+            | D::PacketOutOfSync
+            | D::UnexpectedPacket,
+        ) => SourceError::Unavailable(msg),
+        mysql::Error::DriverError(
+            D::UnknownAuthPlugin(_) | D::OldMysqlPasswordDisabled | D::CleartextPluginDisabled,
+        ) => SourceError::Refused(msg),
+        // Server error codes: MariaDB/MySQL "Server Error Message Reference".
+        mysql::Error::MySqlError(me) => match me.code {
+            // too many connections, shutdown in progress, lock wait timeout, deadlock, query
+            // interrupted, connection killed, statement time limits (MySQL 3024, MariaDB 1969),
+            // server gone / lost connection as relayed by a proxy.
+            1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 3024 | 1969 | 2006 | 2013 => {
+                SourceError::Unavailable(msg)
+            }
+            // access denied (password, database, command), unknown database.
+            1044 | 1045 | 1049 | 1142 | 1143 => SourceError::Refused(msg),
+            _ => SourceError::Query(msg),
+        },
+        mysql::Error::UrlError(_) => SourceError::BadUri(msg),
+        _ => SourceError::Query(msg),
+    }
+}

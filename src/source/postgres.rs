@@ -1,0 +1,441 @@
+//! PostgreSQL source. Column types are read from the catalog at start-up and each column gets a
+//! read plan (`Kind`): native binary decoding for integers, floats, booleans, text and bytea;
+//! a `::text` cast in the query for types whose exact text form is what we publish (numeric,
+//! dates and times, uuid, enums, json…). The casts are what keep us exact without the optional
+//! `postgres-types` features: `numeric::text` is every digit, and the session is set to ISO
+//! dates in UTC so the text of a timestamp is unambiguous.
+//!
+//! The session is read-only (`default_transaction_read_only`) and bounded by
+//! `statement_timeout`, so a slow or stuck batch becomes a retriable error.
+
+use std::time::Duration;
+
+use postgres::{Client, Config, NoTls, Statement};
+
+use super::uri::ParsedUri;
+use super::{
+    clamp_i64, convert, plan_columns, quote_double, redact_uri, row_id, similar_names, Plan,
+    SourceError, SourceSpec,
+};
+use crate::value::{Id, Row, Value};
+
+/// How one column is selected and decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int2,
+    Int4,
+    Int8,
+    /// `oid` is an unsigned 32-bit number.
+    Oid,
+    Float4,
+    Float8,
+    Bool,
+    /// text, varchar, bpchar (kept with its padding, as the old driver saw it), name.
+    Text,
+    Bytea,
+    /// json/jsonb, read as text and parsed.
+    Json,
+    /// Read as `::text`, published as that string (numeric, uuid, date, enums, inet…).
+    AsText,
+    /// `money` as `::numeric::text`: exact digits without the locale's currency symbol.
+    Money,
+    /// `inet` through `abbrev()`: its output-function form (`::1`), where `::text` would
+    /// always append the netmask (`::1/128`).
+    Inet,
+    /// `time`/`timetz` as text, fraction padded to six digits.
+    Time,
+    Timestamp,
+    TimestampTz,
+}
+
+/// Types published as their PostgreSQL text form.
+const AS_TEXT: [&str; 14] = [
+    "numeric", "uuid", "date", "interval", "cidr", "macaddr", "macaddr8", "bit", "varbit", "xml",
+    "char", "citext", "tsvector", "pg_lsn",
+];
+
+pub struct PostgresSource {
+    pub(crate) plan: Plan,
+    config: Config,
+    session_setup: String,
+    sql: String,
+    kinds: Vec<Kind>,
+    /// Where we connect, for messages (host:port/database, no credentials).
+    target: String,
+    /// `None` after an error: the next fetch connects again.
+    conn: Option<(Client, Statement)>,
+}
+
+impl PostgresSource {
+    pub(crate) fn connect(
+        spec: &SourceSpec,
+        uri: ParsedUri,
+    ) -> Result<PostgresSource, SourceError> {
+        let redacted = redact_uri(&spec.uri);
+        let mut config = Config::new();
+        config.application_name("repliqate");
+        if let Some(user) = &uri.user {
+            config.user(user);
+        }
+        if let Some(pw) = &uri.password {
+            config.password(pw);
+        }
+        // `?host=/run/postgresql` is how SQLAlchemy users write a unix socket directory.
+        let host = uri
+            .query_value("host")
+            .map(str::to_string)
+            .or(uri.host.clone())
+            .unwrap_or_else(|| "localhost".to_string());
+        config.host(&host);
+        let port = uri.port.unwrap_or(5432);
+        config.port(port);
+        if let Some(db) = &uri.database {
+            config.dbname(db);
+        }
+        for (key, value) in &uri.query {
+            match key.as_str() {
+                "application_name" => {
+                    config.application_name(value);
+                }
+                "host" | "connect_timeout" => {}
+                "sslmode" if matches!(value.as_str(), "disable" | "allow" | "prefer") => {}
+                _ => {
+                    return Err(SourceError::BadUri(format!(
+                        "parsing uri {redacted}: unsupported query parameter {key}={}; accepted: \
+                         host, application_name, connect_timeout, sslmode=disable|allow|prefer \
+                         (this build has no TLS)",
+                        if key.contains("password") {
+                            "***"
+                        } else {
+                            value
+                        }
+                    )))
+                }
+            }
+        }
+        if !spec.connect_timeout.is_zero() {
+            config.connect_timeout(spec.connect_timeout);
+        }
+        // Detect a dead peer without waiting for the OS default of two hours.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        let user = uri.user.clone().unwrap_or_default();
+        let target = format!("{host}:{port}/{}", uri.database.as_deref().unwrap_or(""));
+        let session_setup = format!(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+             SET default_transaction_read_only = on; SET statement_timeout = {}",
+            spec.query_timeout.as_millis()
+        );
+        let mut client = open(&config, &session_setup, &target, &user)?;
+
+        let checking = format!("checking source table {}", spec.table);
+        let err = |e| map_err(&checking, e);
+        // The literal name first (a table may contain a dot); then `schema.table`.
+        let mut found = find_table(&mut client, None, &spec.table).map_err(err)?;
+        if found.is_none() {
+            if let Some((schema, table)) = spec.table.split_once('.') {
+                found = find_table(&mut client, Some(schema), table).map_err(err)?;
+            }
+        }
+        let Some((oid, schema, table)) = found else {
+            let names: Vec<String> = client
+                .query(
+                    "SELECT c.relname::text FROM pg_class c \
+                     WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND pg_table_is_visible(c.oid)",
+                    &[],
+                )
+                .map_err(err)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            return Err(SourceError::Schema(format!(
+                "{checking}: no such table or view in {target}{}",
+                similar_names(&spec.table, &names).unwrap_or_default()
+            )));
+        };
+        // Domains are read as their base type.
+        // (name, kind key, type as PostgreSQL spells it, base type name)
+        let columns: Vec<(String, String, String, String)> = client
+            .query(
+                "SELECT a.attname::text, \
+                        CASE WHEN t.typtype = 'd' THEN bt.typname ELSE t.typname END::text, \
+                        CASE WHEN t.typtype = 'd' THEN bt.typtype ELSE t.typtype END::text, \
+                        CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END::text, \
+                        format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype \
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                &[&oid],
+            )
+            .map_err(err)?
+            .iter()
+            .map(|r| {
+                let (typname, typtype, category): (String, String, String) =
+                    (r.get(1), r.get(2), r.get(3));
+                (
+                    r.get::<_, String>(0),
+                    kind_key(&typname, &typtype, &category),
+                    r.get::<_, String>(4),
+                    typname,
+                )
+            })
+            .collect();
+        let names: Vec<String> = columns.iter().map(|c| c.0.clone()).collect();
+        let plan = plan_columns(spec, &names, false)?;
+
+        let pk = &columns[plan.table_index[plan.pk]];
+        if !matches!(pk.3.as_str(), "int2" | "int4" | "int8") {
+            return Err(SourceError::Schema(format!(
+                "{checking}: primary key {} has type {}; expected smallint, integer or bigint",
+                spec.primary_key, pk.2
+            )));
+        }
+        let mut kinds = Vec::with_capacity(plan.names.len());
+        let mut select = Vec::with_capacity(plan.names.len());
+        for (name, &i) in plan.names.iter().zip(&plan.table_index) {
+            let (_, key, shown, _) = &columns[i];
+            let kind = kind_of(key).ok_or_else(|| {
+                SourceError::Schema(format!(
+                    "{checking}: column {name} has type {shown}, which cannot be published{}",
+                    if key.starts_with("array") {
+                        " (arrays are not supported)"
+                    } else {
+                        "; supported: integers, floats, boolean, text types, bytea, numeric, \
+                         money, date/time types, json/jsonb, uuid, enums, interval, inet, cidr, \
+                         macaddr, bit, xml"
+                    }
+                ))
+            })?;
+            let col = quote_double(&columns[i].0);
+            select.push(match kind {
+                Kind::Json | Kind::AsText | Kind::Time | Kind::Timestamp | Kind::TimestampTz => {
+                    format!("{col}::text")
+                }
+                Kind::Money => format!("{col}::numeric::text"),
+                Kind::Inet => format!("abbrev({col})"),
+                _ => col,
+            });
+            kinds.push(kind);
+        }
+        let table_sql = match &schema {
+            Some(s) => format!("{}.{}", quote_double(s), quote_double(&table)),
+            None => quote_double(&table),
+        };
+        let pk_sql = quote_double(&pk.0);
+        // `$1::int8`: a bare `$1` would take the key's type (maybe int4) and refuse an i64.
+        let sql = format!(
+            "SELECT {} FROM {table_sql} WHERE {pk_sql} > $1::int8 ORDER BY {pk_sql} LIMIT $2::int8",
+            select.join(", ")
+        );
+        let stmt = client.prepare(&sql).map_err(err)?;
+        Ok(PostgresSource {
+            plan,
+            config,
+            session_setup,
+            sql,
+            kinds,
+            target,
+            conn: Some((client, stmt)),
+        })
+    }
+
+    pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+        let (mut client, stmt) = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let user = self.config.get_user().unwrap_or_default().to_string();
+                let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
+                let stmt = client.prepare(&self.sql).map_err(|e| {
+                    map_err(
+                        &format!("preparing the batch query for table {}", self.plan.table),
+                        e,
+                    )
+                })?;
+                (client, stmt)
+            }
+        };
+        let reading = format!("reading table {}", self.plan.table);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&stmt, &[&clamp_i64(after), &limit])
+            .map_err(|e| map_err(&reading, e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut values = Vec::with_capacity(self.kinds.len());
+            for (i, kind) in self.kinds.iter().enumerate() {
+                values.push(self.decode(r, i, *kind).map_err(|e| map_err(&reading, e))?);
+            }
+            out.push(Row {
+                id: row_id(&self.plan, &values)?,
+                values,
+            });
+        }
+        // Only a connection that worked is kept for the next batch.
+        self.conn = Some((client, stmt));
+        Ok(out)
+    }
+
+    fn decode(&self, r: &postgres::Row, i: usize, kind: Kind) -> Result<Value, postgres::Error> {
+        fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
+            v.map_or(Value::Null, f)
+        }
+        Ok(match kind {
+            Kind::Int2 => opt(r.try_get::<_, Option<i16>>(i)?, |v| Value::Int(v.into())),
+            Kind::Int4 => opt(r.try_get::<_, Option<i32>>(i)?, |v| Value::Int(v.into())),
+            Kind::Int8 => opt(r.try_get::<_, Option<i64>>(i)?, Value::Int),
+            Kind::Oid => opt(r.try_get::<_, Option<u32>>(i)?, |v| Value::Int(v.into())),
+            Kind::Float4 => opt(r.try_get::<_, Option<f32>>(i)?, |v| {
+                Value::Float(convert::f32_as_python(v))
+            }),
+            Kind::Float8 => opt(r.try_get::<_, Option<f64>>(i)?, Value::Float),
+            Kind::Bool => opt(r.try_get::<_, Option<bool>>(i)?, Value::Bool),
+            Kind::Text | Kind::AsText | Kind::Money | Kind::Inet => {
+                opt(r.try_get::<_, Option<String>>(i)?, Value::Str)
+            }
+            Kind::Bytea => opt(r.try_get::<_, Option<&[u8]>>(i)?, |v| {
+                Value::Str(convert::base64(v))
+            }),
+            Kind::Json => opt(r.try_get::<_, Option<&str>>(i)?, |text| {
+                match serde_json::from_str(text) {
+                    Ok(v) => Value::Json(v),
+                    Err(e) => {
+                        // serde_json refuses numbers beyond f64 range that PostgreSQL accepts;
+                        // publishing the text beats stopping the replication.
+                        log::warn!(
+                            "reading table {}: column {} holds JSON we cannot parse ({e}); \
+                             published as a string",
+                            self.plan.table,
+                            self.plan.names[i]
+                        );
+                        Value::Str(text.to_string())
+                    }
+                }
+            }),
+            Kind::Time => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+                Value::Str(convert::pg_time_text(t))
+            }),
+            Kind::Timestamp => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+                Value::Str(convert::pg_datetime_text(t, false))
+            }),
+            Kind::TimestampTz => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+                Value::Str(convert::pg_datetime_text(t, true))
+            }),
+        })
+    }
+}
+
+/// A short key for the type: `enum`, `array:<name>`, or the base type's name.
+fn kind_key(typname: &str, typtype: &str, category: &str) -> String {
+    if category == "A" {
+        format!("array:{typname}")
+    } else if typtype == "e" {
+        "enum".to_string()
+    } else {
+        typname.to_string()
+    }
+}
+
+fn kind_of(key: &str) -> Option<Kind> {
+    Some(match key {
+        "int2" => Kind::Int2,
+        "int4" => Kind::Int4,
+        "int8" => Kind::Int8,
+        "oid" => Kind::Oid,
+        "float4" => Kind::Float4,
+        "float8" => Kind::Float8,
+        "bool" => Kind::Bool,
+        "text" | "varchar" | "bpchar" | "name" => Kind::Text,
+        "bytea" => Kind::Bytea,
+        "json" | "jsonb" => Kind::Json,
+        "money" => Kind::Money,
+        "inet" => Kind::Inet,
+        "time" | "timetz" => Kind::Time,
+        "timestamp" => Kind::Timestamp,
+        "timestamptz" => Kind::TimestampTz,
+        "enum" => Kind::AsText,
+        k if AS_TEXT.contains(&k) => Kind::AsText,
+        _ => return None,
+    })
+}
+
+/// Finds a table or view: by `schema` when given, else as `search_path` resolves it.
+fn find_table(
+    client: &mut Client,
+    schema: Option<&str>,
+    table: &str,
+) -> Result<Option<(u32, Option<String>, String)>, postgres::Error> {
+    let row = client.query_opt(
+        "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'p', 'f') \
+           AND CASE WHEN $1::text IS NULL THEN pg_table_is_visible(c.oid) ELSE n.nspname = $1 END",
+        &[&schema, &table],
+    )?;
+    Ok(row.map(|r| {
+        let oid: u32 = r.get(0);
+        let nsp: String = r.get(1);
+        let rel: String = r.get(2);
+        (oid, schema.map(|_| nsp), rel)
+    }))
+}
+
+fn open(config: &Config, setup: &str, target: &str, user: &str) -> Result<Client, SourceError> {
+    let connecting = format!("connecting to postgresql at {target}");
+    let mut client = config.connect(NoTls).map_err(|e| {
+        match e.code().map(|c| c.code()) {
+            // invalid_authorization_specification, invalid_password
+            Some("28P01") => SourceError::Refused(format!(
+                "{connecting}: authentication failed for user {user}"
+            )),
+            // No pg_hba.conf entry and the like: the server's message says which rule.
+            Some("28000") => SourceError::Refused(format!(
+                "{connecting}: authentication failed for user {user}: {}",
+                e.as_db_error().map_or("", |d| d.message())
+            )),
+            _ => map_err(&connecting, e),
+        }
+    })?;
+    client
+        .batch_execute(setup)
+        .map_err(|e| map_err(&format!("{connecting}: setting up the session"), e))?;
+    Ok(client)
+}
+
+/// The one place a postgres error becomes a `SourceError`, and the retry decision.
+fn map_err(what: &str, e: postgres::Error) -> SourceError {
+    if let Some(db) = e.as_db_error() {
+        let msg = format!("{what}: {}", db.message());
+        // SQLSTATE classes, PostgreSQL manual appendix A.
+        let code = db.code().code();
+        return match &code[..2] {
+            // connection exception, insufficient resources, operator intervention (includes
+            // query_canceled by statement_timeout and admin shutdown), transaction rollback
+            // (serialization, deadlock), system error.
+            "08" | "53" | "57" | "40" | "58" => SourceError::Unavailable(msg),
+            "55" if code == "55P03" => SourceError::Unavailable(msg), // lock_not_available
+            "28" | "3D" => SourceError::Refused(msg),
+            "42" if code == "42501" => SourceError::Refused(msg), // insufficient_privilege
+            _ => SourceError::Query(msg),
+        };
+    }
+    // The driver's Display names only the kind ("error connecting to server"); the cause
+    // (connection refused, timed out) is its source.
+    let msg = match std::error::Error::source(&e) {
+        Some(cause) => format!("{what}: {e}: {cause}"),
+        None => format!("{what}: {e}"),
+    };
+    // The driver's error kind is private; its Debug form names it. Transport failures
+    // (refused, timed out, reset, closed) are worth a retry; the rest is ours or the config's.
+    let debug = format!("{e:?}");
+    let kind = debug
+        .strip_prefix("Error { kind: ")
+        .and_then(|r| r.split([',', ' ', '(']).next())
+        .unwrap_or("");
+    match kind {
+        "Io" | "Closed" | "Connect" | "Timeout" | "UnexpectedMessage" | "Parse" => {
+            SourceError::Unavailable(msg)
+        }
+        "Authentication" => SourceError::Refused(msg),
+        _ => SourceError::Query(msg),
+    }
+}

@@ -1,0 +1,207 @@
+//! SQLite source: reads a database file that another program writes, so it opens the file
+//! read-only (WAL readers allowed) and never holds a write lock.
+//!
+//! SQLite types values per row, not per column (<https://sqlite.org/datatype3.html>), so values
+//! are mapped by their storage class: INTEGER → Int, REAL → Float, TEXT → Str, BLOB → base64
+//! Str, NULL → Null. There is no column type to refuse. Text that is not valid UTF-8 (SQLite
+//! stores whatever bytes it is given) is published with U+FFFD in place of the bad bytes, and a
+//! warning names table, column and row.
+
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::uri::ParsedUri;
+use super::{
+    convert, plan_columns, quote_double, row_id, similar_names, Plan, SourceError, SourceSpec,
+};
+use crate::value::{Id, Row, Value};
+
+/// Names SQLite accepts for the implicit rowid of an ordinary table.
+const ROWID_NAMES: [&str; 3] = ["rowid", "_rowid_", "oid"];
+
+pub struct SqliteSource {
+    pub(crate) plan: Plan,
+    path: String,
+    busy_timeout: Duration,
+    /// The batch query; `prepare_cached` keeps it compiled inside the connection.
+    sql: String,
+    /// `None` after an error: the next fetch opens the file again.
+    conn: Option<Connection>,
+}
+
+impl SqliteSource {
+    pub(crate) fn connect(spec: &SourceSpec, uri: &ParsedUri) -> Result<SqliteSource, SourceError> {
+        let path = uri.database.clone().unwrap_or_default();
+        let conn = open(&path, spec.query_timeout)?;
+        let checking = format!("checking source table {} in {path}", spec.table);
+        let schema_err = |e: rusqlite::Error| map_err(&checking, e);
+
+        // Table names are case-insensitive in SQLite; use the stored spelling from here on.
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name")
+            .map_err(schema_err)?;
+        let tables: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect())
+            .map_err(schema_err)?;
+        drop(stmt);
+        let table = tables
+            .iter()
+            .find(|t| **t == spec.table)
+            .or_else(|| tables.iter().find(|t| t.eq_ignore_ascii_case(&spec.table)))
+            .cloned()
+            .ok_or_else(|| {
+                SourceError::Schema(format!(
+                    "{checking}: no such table{}",
+                    similar_names(&spec.table, &tables).unwrap_or_default()
+                ))
+            })?;
+
+        // `hidden` 0 = ordinary, 2/3 = generated columns (readable); 1 = virtual-table hidden.
+        let mut stmt = conn
+            .prepare("SELECT name, type FROM pragma_table_xinfo(?1) WHERE hidden IN (0, 2, 3) ORDER BY cid")
+            .map_err(schema_err)?;
+        let columns: Vec<(String, String)> = stmt
+            .query_map([&table], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(schema_err)?;
+        drop(stmt);
+        let mut names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+
+        // The implicit rowid is a valid key when no column shadows its name; it is only
+        // published when asked for, so without `fields` the table's own columns are listed.
+        let pk_is_rowid = !names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&spec.primary_key))
+            && ROWID_NAMES
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(&spec.primary_key));
+        let mut spec = spec.clone();
+        if pk_is_rowid {
+            if spec.fields.is_none() {
+                spec.fields = Some(names.clone());
+            }
+            names.push(spec.primary_key.clone());
+        }
+        let plan = plan_columns(&spec, &names, true)?;
+        if !pk_is_rowid {
+            let pk_type = &columns[plan.table_index[plan.pk]].1;
+            // Integer affinity: the declared type contains "INT" (datatype3.html §3.1 rule 1).
+            if !pk_type.to_ascii_uppercase().contains("INT") {
+                return Err(SourceError::Schema(format!(
+                    "{checking}: primary key {} is declared {}; expected a column with integer \
+                     affinity (INTEGER, INT, BIGINT…) or the rowid",
+                    spec.primary_key,
+                    if pk_type.is_empty() {
+                        "without a type"
+                    } else {
+                        pk_type
+                    }
+                )));
+            }
+        }
+
+        let select: Vec<String> = plan.names.iter().map(|n| quote_double(n)).collect();
+        let pk = quote_double(&spec.primary_key);
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {pk} > ?1 ORDER BY {pk} LIMIT ?2",
+            select.join(", "),
+            quote_double(&table)
+        );
+        // Compile once now so that a table we cannot read (WITHOUT ROWID with a rowid key,
+        // a view that fails) is reported at start-up.
+        conn.prepare_cached(&sql).map_err(schema_err)?;
+        Ok(SqliteSource {
+            plan,
+            path,
+            busy_timeout: spec.query_timeout,
+            sql,
+            conn: Some(conn),
+        })
+    }
+
+    pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => open(&self.path, self.busy_timeout)?,
+        };
+        let rows = self.query(&conn, after, limit)?;
+        // Only a connection that worked goes back; after an error the next call reopens.
+        self.conn = Some(conn);
+        Ok(rows)
+    }
+
+    fn query(&self, conn: &Connection, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+        let reading = format!("reading table {} in {}", self.plan.table, self.path);
+        let err = |e| map_err(&reading, e);
+        let mut stmt = conn.prepare_cached(&self.sql).map_err(err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt.query((super::clamp_i64(after), limit)).map_err(err)?;
+        let width = self.plan.names.len();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(err)? {
+            let mut values = Vec::with_capacity(width);
+            let mut bad_text = None;
+            for i in 0..width {
+                values.push(match r.get_ref(i).map_err(err)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Int(n),
+                    ValueRef::Real(x) => Value::Float(x),
+                    ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+                        Ok(s) => Value::Str(s.to_owned()),
+                        Err(_) => {
+                            bad_text.get_or_insert_with(Vec::new).push(i);
+                            Value::Str(String::from_utf8_lossy(bytes).into_owned())
+                        }
+                    },
+                    ValueRef::Blob(bytes) => Value::Str(convert::base64(bytes)),
+                });
+            }
+            let id = row_id(&self.plan, &values)?;
+            for i in bad_text.unwrap_or_default() {
+                log::warn!(
+                    "{reading}: column {} of row {id} is not valid UTF-8; published with U+FFFD \
+                     in place of the invalid bytes",
+                    self.plan.names[i]
+                );
+            }
+            out.push(Row { id, values });
+        }
+        Ok(out)
+    }
+}
+
+fn open(path: &str, busy_timeout: Duration) -> Result<Connection, SourceError> {
+    let opening = format!("opening sqlite database {path}");
+    // Read-only: the file belongs to the application that writes it. Not immutable and not
+    // `nolock`, so we see a consistent snapshot alongside a writer (WAL or rollback journal).
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| map_err(&opening, e))?;
+    // A writer holding the lock makes reads wait up to this long before SQLITE_BUSY.
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| map_err(&opening, e))?;
+    // Make sure this is a database now rather than at the first batch.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|e| map_err(&opening, e))?;
+    Ok(conn)
+}
+
+/// The one place a rusqlite error becomes a `SourceError`, and the retry decision for SQLite.
+fn map_err(what: &str, e: rusqlite::Error) -> SourceError {
+    let msg = format!("{what}: {e}");
+    match e.sqlite_error_code() {
+        // Another connection holds a lock, or the disk hiccuped: worth another try.
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::SystemIoFailure) => {
+            SourceError::Unavailable(msg)
+        }
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::NotADatabase
+            | ErrorCode::AuthorizationForStatementDenied,
+        ) => SourceError::Refused(msg),
+        _ => SourceError::Query(msg),
+    }
+}

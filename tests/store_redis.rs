@@ -1,0 +1,144 @@
+//! The Redis position store against a real Redis (REPLIQATE_TEST_REDIS): the key and value are
+//! checked with raw RESP commands over a plain socket, independent of the `redis` crate the store
+//! uses.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use repliqate::config::PositionStoreConfig;
+use repliqate::store::{Store, StoreError};
+
+fn redis_addr() -> String {
+    std::env::var("REPLIQATE_TEST_REDIS").unwrap_or_else(|_| {
+        panic!(
+            "REPLIQATE_TEST_REDIS is not set: start the local stack with `scripts/stack up` \
+             (or `make stack-up`) and export REPLIQATE_TEST_REDIS=127.0.0.1:56379"
+        )
+    })
+}
+
+/// Sends one command in RESP and returns the reply: `Some(bytes)` for a bulk or simple string,
+/// `None` for a nil bulk string.
+fn raw(args: &[&str]) -> Option<String> {
+    let addr = redis_addr();
+    let mut sock = TcpStream::connect(&addr)
+        .unwrap_or_else(|e| panic!("connecting to redis at {addr} (REPLIQATE_TEST_REDIS): {e}"));
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    sock.write_all(req.as_bytes()).expect("send");
+    let mut reader = BufReader::new(sock);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("reply");
+    let line = line.trim_end();
+    match line.as_bytes().first() {
+        Some(b'+') | Some(b':') => Some(line[1..].to_owned()),
+        Some(b'$') if line == "$-1" => None,
+        Some(b'$') => {
+            let len: usize = line[1..].parse().expect("bulk length");
+            let mut buf = vec![0; len + 2];
+            std::io::Read::read_exact(&mut reader, &mut buf).expect("bulk body");
+            buf.truncate(len);
+            Some(String::from_utf8(buf).expect("utf-8 reply"))
+        }
+        _ => panic!("unexpected reply {line:?}"),
+    }
+}
+
+/// A job name unique to this test run, so parallel tests and reruns do not share keys.
+fn job(tag: &str) -> String {
+    format!("store-test-{tag}-{}", std::process::id())
+}
+
+fn open(addr: &str, name: &str) -> Store {
+    let cfg = PositionStoreConfig::Redis { addr: addr.into() };
+    Store::open(&cfg, name, "events", "topic.events", Duration::from_secs(2))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn writes_the_old_tools_key_and_decimal_value() {
+    let name = job("key");
+    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+    raw(&["DEL", &key]);
+    let mut store = open(&redis_addr(), &name);
+    assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), None);
+
+    let big = i64::MAX as i128 + 10; // BIGINT UNSIGNED positions exceed i64
+    store.write(big).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(raw(&["GET", &key]).as_deref(), Some("9223372036854775817"));
+    assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), Some(big));
+
+    // A value written by the old tool is read back.
+    raw(&["SET", &key, "123456"]);
+    assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), Some(123456));
+    raw(&["DEL", &key]);
+}
+
+#[test]
+fn a_redis_uri_is_accepted() {
+    let name = job("uri");
+    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+    let mut store = open(&format!("redis://{}/0", redis_addr()), &name);
+    store.write(7).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(raw(&["GET", &key]).as_deref(), Some("7"));
+    raw(&["DEL", &key]);
+}
+
+#[test]
+fn a_non_integer_value_is_corrupt_not_zero() {
+    let name = job("corrupt");
+    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+    raw(&["SET", &key, "12x"]);
+    let mut store = open(&redis_addr(), &name);
+    let err = store.read().expect_err("a corrupt value must be an error");
+    raw(&["DEL", &key]);
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(!err.is_retriable());
+    let msg = err.to_string();
+    assert!(msg.contains(&key) && msg.contains("\"12x\""), "{msg}");
+}
+
+#[test]
+fn unreachable_redis_is_a_retriable_error_within_the_timeout() {
+    let mut store = open("127.0.0.1:1", &job("down"));
+    let started = Instant::now();
+    let err = store.read().expect_err("nothing listens on port 1");
+    assert!(err.is_retriable(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    // And again: the store reconnects on each call rather than giving up.
+    assert!(store.write(1).expect_err("still down").is_retriable());
+}
+
+#[test]
+fn a_silent_server_times_out_as_retriable() {
+    // Accepts connections but never answers, like a stuck Redis.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let hold = std::thread::spawn(move || {
+        let conn = listener.accept();
+        let _ = wait.recv(); // keep the connection open, silent, until the test is done
+        drop(conn);
+    });
+    let cfg = PositionStoreConfig::Redis { addr };
+    let mut store = Store::open(&cfg, &job("silent"), "t", "x", Duration::from_millis(500))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let err = store.read().expect_err("the server never answers");
+    assert!(err.is_retriable(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    done.send(()).expect("signal listener");
+    hold.join().expect("listener thread");
+}
