@@ -136,37 +136,8 @@ pub enum KeyMode {
     None,
 }
 
-/// Compression codec of produced record batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    /// Only accepted when built with the `lz4` feature.
-    Lz4,
-    /// Only accepted when built with the `zstd` feature.
-    Zstd,
-}
-
-/// How many replicas must have a batch before the broker acknowledges it. `acks=0` is not
-/// offered: repliqate commits a position only for rows it knows were written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Acks {
-    /// All in-sync replicas (`acks=-1`/`all`).
-    All,
-    /// The partition leader only (`acks=1`).
-    Leader,
-}
-
-impl Acks {
-    /// The value of the produce request's `acks` field.
-    pub fn as_i16(self) -> i16 {
-        match self {
-            Acks::All => -1,
-            Acks::Leader => 1,
-        }
-    }
-}
+// The producer's own types: the config parses straight into them (one concept, not two).
+pub use crate::kafka::{Acks, Compression};
 
 /// Why the configuration could not be loaded. Never retriable: the file must be fixed.
 #[derive(Debug)]
@@ -829,26 +800,27 @@ impl<'de> Deserialize<'de> for KeyMode {
 impl<'de> Deserialize<'de> for Compression {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         string_choice(d, "none, gzip, snappy, lz4 or zstd", |s| {
-            let (codec, built) = match s {
-                "none" => (Compression::None, true),
-                "gzip" => (Compression::Gzip, true),
-                "snappy" => (Compression::Snappy, true),
-                "lz4" => (Compression::Lz4, cfg!(feature = "lz4")),
-                "zstd" => (Compression::Zstd, cfg!(feature = "zstd")),
+            let codec = match s {
+                "none" => Some(Compression::None),
+                "gzip" => Some(Compression::Gzip),
+                "snappy" => Some(Compression::Snappy),
+                #[cfg(feature = "lz4")]
+                "lz4" => Some(Compression::Lz4),
+                #[cfg(feature = "zstd")]
+                "zstd" => Some(Compression::Zstd),
+                _ if s == "lz4" || s == "zstd" => None,
                 _ => {
                     return Err(format!(
                         "unknown compression `{s}`; expected none, gzip, snappy, lz4 or zstd"
                     ))
                 }
             };
-            if built {
-                Ok(codec)
-            } else {
-                Err(format!(
+            codec.ok_or_else(|| {
+                format!(
                     "this build has no `{s}` support; rebuild with --features {s}, or use none, \
                      gzip or snappy"
-                ))
-            }
+                )
+            })
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod kafka;
 pub mod message;
 pub mod metrics;
 pub mod redact;
+pub mod replicator;
 pub mod source;
 pub mod store;
 pub mod value;

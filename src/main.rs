@@ -1,1 +1,123 @@
-fn main() {}
+//! The `repliqate` binary: parses the command line, sets up logging and signals, and maps errors
+//! to exit codes. All the work happens in the library (`repliqate::replicator`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use argh::FromArgs;
+use repliqate::replicator::{Mode, Replicator};
+
+/// Replicates new rows of an append-only SQL table into a Kafka topic.
+#[derive(FromArgs)]
+struct Args {
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option, default = "PathBuf::from(\"config.yaml\")")]
+    config: PathBuf,
+
+    /// more logging: -v warnings, -vv info, -vvv debug (default: errors only; RUST_LOG refines)
+    #[argh(switch, short = 'v')]
+    verbose: u8,
+
+    /// replicate until caught up, then exit 0 (for cron jobs and tests)
+    #[argh(switch)]
+    once: bool,
+
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+}
+
+/// Exit codes, documented in the README.
+mod exit {
+    /// A replication error that retrying cannot fix, while running.
+    pub const RUNTIME: u8 = 1;
+    /// The configuration (file, URI, table, columns, topic, stored position) is wrong.
+    pub const CONFIG: u8 = 2;
+    /// A dependency (database, Redis, Kafka) was unreachable at start-up.
+    pub const UNAVAILABLE: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let argv = expand_short_flags(std::env::args().skip(1));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&["repliqate"], &argv) {
+        Ok(args) => args,
+        Err(argh::EarlyExit { output, status: Ok(()) }) => {
+            println!("{output}");
+            return ExitCode::SUCCESS;
+        }
+        Err(argh::EarlyExit { output, status: Err(()) }) => {
+            return fail(exit::CONFIG, &format!("{} (see repliqate --help)", output.trim()));
+        }
+    };
+    if args.version {
+        println!("repliqate {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    init_logging(args.verbose);
+
+    let config = match repliqate::config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::CONFIG, &e.to_string()),
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            log::warn!("second signal: exiting at once");
+            std::process::exit(130);
+        }
+    }) {
+        return fail(exit::RUNTIME, &format!("installing the signal handler: {e}"));
+    }
+
+    let mut replicator = match Replicator::start(&config, stop) {
+        Ok(r) => r,
+        Err(e) => {
+            let code = if e.is_retriable() { exit::UNAVAILABLE } else { exit::CONFIG };
+            return fail(code, &format!("starting job {}: {e}", config.name));
+        }
+    };
+    let mode = if args.once { Mode::UntilCaughtUp } else { Mode::Forever };
+    match replicator.run(mode) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(exit::RUNTIME, &format!("job {}: {e}", config.name)),
+    }
+}
+
+/// One line on stderr, `repliqate: what we were doing: cause`, and the exit code.
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("repliqate: {message}");
+    ExitCode::from(code)
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => log::LevelFilter::Error,
+        1 => log::LevelFilter::Warn,
+        2 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    // Our own crate at the chosen level; the drivers' chatter only from warnings up, unless
+    // RUST_LOG says otherwise.
+    env_logger::Builder::new()
+        .filter_level(level.min(log::LevelFilter::Warn))
+        .filter_module("repliqate", level)
+        .parse_env("RUST_LOG")
+        .init();
+}
+
+/// The old tool accepted `-vv` and `-vvv` (argparse); argh wants `-v -v`. Expands the former.
+fn expand_short_flags(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.flat_map(|a| {
+        if a.len() > 2 && a.starts_with("-v") && a[1..].bytes().all(|b| b == b'v') {
+            vec!["-v".to_string(); a.len() - 1]
+        } else {
+            vec![a]
+        }
+    })
+    .collect()
+}
