@@ -44,12 +44,21 @@ fn main() -> ExitCode {
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match Args::from_args(&["repliqate"], &argv) {
         Ok(args) => args,
-        Err(argh::EarlyExit { output, status: Ok(()) }) => {
+        Err(argh::EarlyExit {
+            output,
+            status: Ok(()),
+        }) => {
             println!("{output}");
             return ExitCode::SUCCESS;
         }
-        Err(argh::EarlyExit { output, status: Err(()) }) => {
-            return fail(exit::CONFIG, &format!("{} (see repliqate --help)", output.trim()));
+        Err(argh::EarlyExit {
+            output,
+            status: Err(()),
+        }) => {
+            return fail(
+                exit::CONFIG,
+                &format!("{} (see repliqate --help)", output.trim()),
+            );
         }
     };
     if args.version {
@@ -71,17 +80,28 @@ fn main() -> ExitCode {
             std::process::exit(130);
         }
     }) {
-        return fail(exit::RUNTIME, &format!("installing the signal handler: {e}"));
+        return fail(
+            exit::RUNTIME,
+            &format!("installing the signal handler: {e}"),
+        );
     }
 
     let mut replicator = match Replicator::start(&config, stop) {
         Ok(r) => r,
         Err(e) => {
-            let code = if e.is_retriable() { exit::UNAVAILABLE } else { exit::CONFIG };
+            let code = if e.is_retriable() {
+                exit::UNAVAILABLE
+            } else {
+                exit::CONFIG
+            };
             return fail(code, &format!("starting job {}: {e}", config.name));
         }
     };
-    let mode = if args.once { Mode::UntilCaughtUp } else { Mode::Forever };
+    let mode = if args.once {
+        Mode::UntilCaughtUp
+    } else {
+        Mode::Forever
+    };
     match replicator.run(mode) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(exit::RUNTIME, &format!("job {}: {e}", config.name)),

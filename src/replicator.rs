@@ -97,7 +97,8 @@ impl Replicator {
     /// Connects to the source (checking table, key, fields and types), the position store and
     /// Kafka (checking the topic exists). Any failure here stops start-up.
     pub fn start(config: &Config, stop: Arc<AtomicBool>) -> Result<Replicator, Error> {
-        let metrics = Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)?;
+        let metrics =
+            Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)?;
         let source = Source::connect(&SourceSpec {
             uri: config.source.uri.clone(),
             table: config.source.table.clone(),
@@ -107,7 +108,11 @@ impl Replicator {
             connect_timeout: config.source.connect_timeout,
         })
         .map_err(Error::Source)?;
-        log::info!("source: {} (columns: {})", source.describe(), source.columns().join(", "));
+        log::info!(
+            "source: {} (columns: {})",
+            source.describe(),
+            source.columns().join(", ")
+        );
 
         let mut store = Store::open(
             &config.position_store,
@@ -134,7 +139,11 @@ impl Replicator {
         })
         .with_cancel_flag(stop.clone());
         let partitions = producer.check_topic(&k.topic).map_err(Error::Kafka)?;
-        log::info!("kafka: topic {} has {partitions} partitions; position store: {}", k.topic, store.describe());
+        log::info!(
+            "kafka: topic {} has {partitions} partitions; position store: {}",
+            k.topic,
+            store.describe()
+        );
 
         let encoder = MessageEncoder::new(&config.name, &config.source.table, source.columns());
         Ok(Replicator {
@@ -176,7 +185,10 @@ impl Replicator {
                 Ok(step) => {
                     failures = 0;
                     if let Some((component, since)) = self.incident.take() {
-                        log::warn!("{component}: recovered after {:.1}s", since.elapsed().as_secs_f64());
+                        log::warn!(
+                            "{component}: recovered after {:.1}s",
+                            since.elapsed().as_secs_f64()
+                        );
                     }
                     match (step, mode) {
                         (Step::Continue, _) => {}
@@ -199,12 +211,20 @@ impl Replicator {
     fn read_position(&mut self) -> Result<Id, Error> {
         let started = Instant::now();
         let result = self.store.read();
-        self.metrics.count("store.read", &[("success", success(&result))], 1);
-        self.metrics.timing("store.read_latency", &[("success", success(&result))], started.elapsed());
+        self.metrics
+            .count("store.read", &[("success", success(&result))], 1);
+        self.metrics.timing(
+            "store.read_latency",
+            &[("success", success(&result))],
+            started.elapsed(),
+        );
         let position = result.map_err(Error::Store)?;
         match position {
             Some(p) => log::info!("resuming after {} = {p}", self.store.describe()),
-            None => log::warn!("no position stored in {}: starting from the beginning of the table", self.store.describe()),
+            None => log::warn!(
+                "no position stored in {}: starting from the beginning of the table",
+                self.store.describe()
+            ),
         }
         Ok(position.unwrap_or(0))
     }
@@ -223,9 +243,13 @@ impl Replicator {
 
         let published = Instant::now();
         let result = self.producer.send(&self.topic, &records);
-        let tags = [("success", success(&result)), ("topic", self.topic.as_str())];
+        let tags = [
+            ("success", success(&result)),
+            ("topic", self.topic.as_str()),
+        ];
         self.metrics.count("target.publish", &tags, 1);
-        self.metrics.timing("target.publish_latency", &tags, published.elapsed());
+        self.metrics
+            .timing("target.publish_latency", &tags, published.elapsed());
         let acknowledged = match &result {
             Ok(_) => rows.len(),
             // Commit what was acknowledged: the longest prefix of the batch, in key order.
@@ -253,25 +277,36 @@ impl Replicator {
             fetched.as_millis(),
             published.elapsed().as_millis(),
         );
-        let step = if rows.len() < self.limit { Step::CaughtUp } else { Step::Continue };
+        let step = if rows.len() < self.limit {
+            Step::CaughtUp
+        } else {
+            Step::Continue
+        };
         Ok((step, new_position))
     }
 
     fn fetch(&mut self, position: Id) -> Result<Vec<Row>, Error> {
         let started = Instant::now();
         let result = self.source.fetch(position, self.limit);
-        let tags = [("success", success(&result)), ("table", self.table.as_str())];
+        let tags = [
+            ("success", success(&result)),
+            ("table", self.table.as_str()),
+        ];
         self.metrics.count("source.read", &tags, 1);
-        self.metrics.timing("source.read_latency", &tags, started.elapsed());
+        self.metrics
+            .timing("source.read_latency", &tags, started.elapsed());
         if let Ok(rows) = &result {
-            self.metrics.count("source.rows_read", &tags, rows.len() as u64);
+            self.metrics
+                .count("source.rows_read", &tags, rows.len() as u64);
         }
         result.map_err(Error::Source)
     }
 
     /// Per-row work is only what must be per row: the message and its hash.
     fn encode(&mut self, rows: &[Row]) -> Result<Vec<Record>, Error> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let timestamp = now.as_secs_f64();
         let timestamp_ms = now.as_millis() as i64;
         let mut records = Vec::with_capacity(rows.len());
@@ -279,7 +314,9 @@ impl Replicator {
         let mut bounds = Vec::with_capacity(rows.len());
         for row in rows {
             let start = buf.len();
-            self.encoder.encode(timestamp, &row.values, &mut buf).map_err(Error::Encode)?;
+            self.encoder
+                .encode(timestamp, &row.values, &mut buf)
+                .map_err(Error::Encode)?;
             bounds.push(start..buf.len());
         }
         // One allocation for the whole batch; each record's value is a slice of it.
@@ -308,11 +345,16 @@ impl Replicator {
             let result = self.store.write(position);
             let tags = [("success", success(&result))];
             self.metrics.count("store.write", &tags, 1);
-            self.metrics.timing("store.write_latency", &tags, started.elapsed());
+            self.metrics
+                .timing("store.write_latency", &tags, started.elapsed());
             match result {
                 Ok(()) => {
                     let p = position.to_string();
-                    self.metrics.gauge("offset.position", &[("table", self.table.as_str())], position);
+                    self.metrics.gauge(
+                        "offset.position",
+                        &[("table", self.table.as_str())],
+                        position,
+                    );
                     log::debug!("committed position {p} for job {}", self.name);
                     return Ok(());
                 }
@@ -371,7 +413,9 @@ fn success<T, E>(r: &Result<T, E>) -> &'static str {
 
 /// 200 ms, doubling per consecutive failure, capped.
 fn backoff(failures: u32, max: Duration) -> Duration {
-    Duration::from_millis(200).saturating_mul(1 << failures.saturating_sub(1).min(16)).min(max)
+    Duration::from_millis(200)
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(max)
 }
 
 #[cfg(test)]

@@ -43,12 +43,18 @@ fn assert_none_lost_in_order(consumed: &[Consumed], n: usize) -> HashMap<usize, 
     let mut count: HashMap<usize, usize> = HashMap::new();
     let mut last: HashMap<i32, usize> = HashMap::new();
     for m in consumed {
-        let i: usize = String::from_utf8_lossy(m.key.as_deref().unwrap()).parse().unwrap();
+        let i: usize = String::from_utf8_lossy(m.key.as_deref().unwrap())
+            .parse()
+            .unwrap();
         let seen = count.entry(i).or_default();
         *seen += 1;
         if *seen == 1 {
             if let Some(&prev) = last.get(&m.partition) {
-                assert!(prev < i, "partition {}: key {i} first seen after key {prev}", m.partition);
+                assert!(
+                    prev < i,
+                    "partition {}: key {i} first seen after key {prev}",
+                    m.partition
+                );
             }
             last.insert(m.partition, i);
         }
@@ -61,8 +67,16 @@ fn assert_none_lost_in_order(consumed: &[Consumed], n: usize) -> HashMap<usize, 
 /// Every key in 0..n exactly once, in increasing order within each partition.
 fn assert_exactly_once(consumed: &[Consumed], n: usize) {
     let count = assert_none_lost_in_order(consumed, n);
-    let duplicated: Vec<usize> = count.iter().filter(|(_, &c)| c > 1).map(|(&i, _)| i).take(10).collect();
-    assert!(duplicated.is_empty(), "duplicated keys (first 10): {duplicated:?}");
+    let duplicated: Vec<usize> = count
+        .iter()
+        .filter(|(_, &c)| c > 1)
+        .map(|(&i, _)| i)
+        .take(10)
+        .collect();
+    assert!(
+        duplicated.is_empty(),
+        "duplicated keys (first 10): {duplicated:?}"
+    );
     assert_eq!(consumed.len(), n);
 }
 
@@ -86,10 +100,18 @@ fn injected_leader_and_timeout_errors_are_retried_and_delivered_exactly_once() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
         ],
     );
-    let deliveries = p.send(&topic, &batch).unwrap_or_else(|e| panic!("send: {e}"));
+    let deliveries = p
+        .send(&topic, &batch)
+        .unwrap_or_else(|e| panic!("send: {e}"));
     assert_eq!(deliveries.len(), batch.len());
     assert!(p.is_idempotent());
-    let consumed = consume_all(&bootstrap, &topic, 3, batch.len() + 1, Duration::from_secs(20));
+    let consumed = consume_all(
+        &bootstrap,
+        &topic,
+        3,
+        batch.len() + 1,
+        Duration::from_secs(20),
+    );
     assert_exactly_once(&consumed, batch.len());
 }
 
@@ -106,7 +128,8 @@ fn brokers_down_mid_send_then_up_loses_nothing() {
     mock.create_topic(&topic, 3, 1).unwrap();
     // Slow every round trip a little so that the outage lands mid-send.
     for b in 1..=3 {
-        mock.broker_round_trip_time(b, Duration::from_millis(20)).unwrap();
+        mock.broker_round_trip_time(b, Duration::from_millis(20))
+            .unwrap();
     }
     let batch = records(30_000);
     let n = batch.len();
@@ -114,18 +137,25 @@ fn brokers_down_mid_send_then_up_loses_nothing() {
     let t2 = topic.clone();
     let sender = std::thread::spawn(move || {
         let mut p = producer(&b2, Duration::from_secs(60));
-        p.send(&t2, &batch).map(|d| d.len()).map_err(|e| e.to_string())
+        p.send(&t2, &batch)
+            .map(|d| d.len())
+            .map_err(|e| e.to_string())
     });
     std::thread::sleep(Duration::from_millis(300));
     mock.broker_down(-1).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     mock.broker_up(-1).unwrap();
-    let sent = sender.join().unwrap().unwrap_or_else(|e| panic!("send failed although brokers came back: {e}"));
+    let sent = sender
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("send failed although brokers came back: {e}"));
     assert_eq!(sent, n);
     let consumed = consume_all(&bootstrap, &topic, 3, 2 * n, Duration::from_secs(15));
     let count = assert_none_lost_in_order(&consumed, n);
     let duplicates: usize = count.values().map(|c| c - 1).sum();
-    eprintln!("mock outage: {n} records, {duplicates} duplicates written by the (non-deduplicating) mock");
+    eprintln!(
+        "mock outage: {n} records, {duplicates} duplicates written by the (non-deduplicating) mock"
+    );
 }
 
 #[test]
@@ -141,18 +171,30 @@ fn an_outage_mid_send_through_a_proxy_is_delivered_exactly_once() {
     let (addr, t2) = (proxy.addr.clone(), topic.clone());
     let sender = std::thread::spawn(move || {
         let mut p = producer(&addr, Duration::from_secs(60));
-        p.send(&t2, &batch).map(|d| d.len()).map_err(|e| e.to_string())
+        p.send(&t2, &batch)
+            .map(|d| d.len())
+            .map_err(|e| e.to_string())
     });
     // Cut every connection once Produce requests are flowing, for 1.5 s.
     let started = std::time::Instant::now();
-    while proxy.produce_requests.load(std::sync::atomic::Ordering::SeqCst) < 5 {
-        assert!(started.elapsed() < Duration::from_secs(20), "no Produce request reached the proxy");
+    while proxy
+        .produce_requests
+        .load(std::sync::atomic::Ordering::SeqCst)
+        < 5
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no Produce request reached the proxy"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     proxy.set_down(true);
     std::thread::sleep(Duration::from_millis(1500));
     proxy.set_down(false);
-    let sent = sender.join().unwrap().unwrap_or_else(|e| panic!("send failed although the broker came back: {e}"));
+    let sent = sender
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("send failed although the broker came back: {e}"));
     assert_eq!(sent, n);
     let consumed = consume_all(&proxy.addr, &topic, 3, n + 1, Duration::from_secs(30));
     assert_exactly_once(&consumed, n);
@@ -168,21 +210,35 @@ fn a_long_outage_is_an_error_that_says_what_was_not_acknowledged_never_silence()
     p.check_topic(&topic).unwrap();
     mock.broker_down(-1).unwrap();
     let batch = records(1_000);
-    let err = p.send(&topic, &batch).expect_err("the broker is down for longer than the delivery timeout");
+    let err = p
+        .send(&topic, &batch)
+        .expect_err("the broker is down for longer than the delivery timeout");
     assert!(err.to_string().contains("delivery timeout"), "{err}");
-    let acknowledged: Vec<usize> = (0..batch.len()).filter(|&i| err.delivered[i].is_some()).collect();
+    let acknowledged: Vec<usize> = (0..batch.len())
+        .filter(|&i| err.delivered[i].is_some())
+        .collect();
     assert!(err.unacknowledged() > 0);
     mock.broker_up(-1).unwrap();
     // Whatever was reported acknowledged really is in the topic.
     let consumed = consume_all(&bootstrap, &topic, 2, batch.len(), Duration::from_secs(5));
-    let present: std::collections::HashSet<usize> =
-        consumed.iter().map(|m| String::from_utf8_lossy(m.key.as_deref().unwrap()).parse().unwrap()).collect();
+    let present: std::collections::HashSet<usize> = consumed
+        .iter()
+        .map(|m| {
+            String::from_utf8_lossy(m.key.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
     for i in acknowledged {
-        assert!(present.contains(&i), "key {i} reported acknowledged but not in the topic");
+        assert!(
+            present.contains(&i),
+            "key {i} reported acknowledged but not in the topic"
+        );
     }
     // And the producer recovers for the next call.
     let again = records(100);
-    p.send(&topic, &again).unwrap_or_else(|e| panic!("send after recovery: {e}"));
+    p.send(&topic, &again)
+        .unwrap_or_else(|e| panic!("send after recovery: {e}"));
 }
 
 #[test]
@@ -199,12 +255,31 @@ fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it()
     p.check_topic(&topic).unwrap();
     let batch = records(5_000);
     // Swallow the response to the 1st and the 4th Produce request of the send.
-    proxy.drop_produce_responses.store(1, std::sync::atomic::Ordering::SeqCst);
-    let first = p.send(&topic, &batch[..2_500]).unwrap_or_else(|e| panic!("send: {e}"));
-    proxy.drop_produce_responses.store(1, std::sync::atomic::Ordering::SeqCst);
-    let second = p.send(&topic, &batch[2_500..]).unwrap_or_else(|e| panic!("send: {e}"));
+    proxy
+        .drop_produce_responses
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let first = p
+        .send(&topic, &batch[..2_500])
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    proxy
+        .drop_produce_responses
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let second = p
+        .send(&topic, &batch[2_500..])
+        .unwrap_or_else(|e| panic!("send: {e}"));
     assert_eq!(first.len() + second.len(), batch.len());
-    assert!(proxy.produce_requests.load(std::sync::atomic::Ordering::SeqCst) >= 2);
-    let consumed = consume_all(&proxy.addr, &topic, 3, batch.len() + 1, Duration::from_secs(20));
+    assert!(
+        proxy
+            .produce_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 2
+    );
+    let consumed = consume_all(
+        &proxy.addr,
+        &topic,
+        3,
+        batch.len() + 1,
+        Duration::from_secs(20),
+    );
     assert_exactly_once(&consumed, batch.len());
 }

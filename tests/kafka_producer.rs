@@ -24,7 +24,11 @@ fn producer(broker: &str) -> Producer {
 
 fn value_for(i: usize) -> Vec<u8> {
     // ~200 bytes, different per record, with non-ASCII bytes to catch any re-encoding.
-    format!("{{\"id\": {i}, \"payload\": \"{}\", \"utf8\": \"h\u{e9}llo \u{1f600}\"}}", "x".repeat(150 + i % 37)).into_bytes()
+    format!(
+        "{{\"id\": {i}, \"payload\": \"{}\", \"utf8\": \"h\u{e9}llo \u{1f600}\"}}",
+        "x".repeat(150 + i % 37)
+    )
+    .into_bytes()
 }
 
 #[test]
@@ -46,12 +50,23 @@ fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
         .collect();
     let mut deliveries = Vec::with_capacity(N);
     for chunk in records.chunks(10_000) {
-        deliveries.extend(p.send(&topic, chunk).unwrap_or_else(|e| panic!("send: {e}")));
+        deliveries.extend(
+            p.send(&topic, chunk)
+                .unwrap_or_else(|e| panic!("send: {e}")),
+        );
     }
-    assert!(p.is_idempotent(), "tansu supports InitProducerId; we should be idempotent");
+    assert!(
+        p.is_idempotent(),
+        "tansu supports InitProducerId; we should be idempotent"
+    );
 
     let consumed = consume_all(&broker, &topic, 3, N, Duration::from_secs(120));
-    assert_eq!(consumed.len(), N, "librdkafka read {} of {N} records", consumed.len());
+    assert_eq!(
+        consumed.len(),
+        N,
+        "librdkafka read {} of {N} records",
+        consumed.len()
+    );
 
     let mut seen = vec![false; N];
     let mut last_index_per_partition: HashMap<i32, usize> = HashMap::new();
@@ -61,22 +76,44 @@ fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
         assert!(!seen[i], "key {i} read twice");
         seen[i] = true;
         assert_eq!(m.value, value_for(i), "value of key {i}");
-        assert_eq!(m.headers, vec![("row".to_string(), format!("h{i}").into_bytes())], "headers of key {i}");
-        assert_eq!(m.timestamp_ms, Some(1_700_000_000_000 + i as i64), "timestamp of key {i}");
-        assert_eq!(m.partition as usize, partition_for_key(key.as_bytes(), 3), "partition of key {i}");
-        assert_eq!(deliveries[i].partition, m.partition, "reported partition of key {i}");
+        assert_eq!(
+            m.headers,
+            vec![("row".to_string(), format!("h{i}").into_bytes())],
+            "headers of key {i}"
+        );
+        assert_eq!(
+            m.timestamp_ms,
+            Some(1_700_000_000_000 + i as i64),
+            "timestamp of key {i}"
+        );
+        assert_eq!(
+            m.partition as usize,
+            partition_for_key(key.as_bytes(), 3),
+            "partition of key {i}"
+        );
+        assert_eq!(
+            deliveries[i].partition, m.partition,
+            "reported partition of key {i}"
+        );
         if let Some(offset) = deliveries[i].offset {
             assert_eq!(offset, m.offset, "reported offset of key {i}");
         }
         // Order within a partition is input order.
         if let Some(&prev) = last_index_per_partition.get(&m.partition) {
-            assert!(prev < i, "partition {}: key {i} after key {prev}", m.partition);
+            assert!(
+                prev < i,
+                "partition {}: key {i} after key {prev}",
+                m.partition
+            );
         }
         last_index_per_partition.insert(m.partition, i);
     }
     for (partition, offsets) in offsets_by_partition(&consumed) {
         let expected: Vec<i64> = (0..offsets.len() as i64).collect();
-        assert_eq!(offsets, expected, "offsets of partition {partition} are not contiguous from 0");
+        assert_eq!(
+            offsets, expected,
+            "offsets of partition {partition} are not contiguous from 0"
+        );
     }
 }
 
@@ -91,16 +128,29 @@ fn our_partitioner_agrees_with_librdkafka_murmur2() {
         .set("partitioner", "murmur2_random")
         .create()
         .expect("librdkafka producer");
-    let keys: Vec<String> = (0..500).map(|i| format!("key-{i}-{}", "\u{e9}".repeat(i % 5))).chain(["".to_string(), "kafka".into()]).collect();
+    let keys: Vec<String> = (0..500)
+        .map(|i| format!("key-{i}-{}", "\u{e9}".repeat(i % 5)))
+        .chain(["".to_string(), "kafka".into()])
+        .collect();
     for k in &keys {
-        rd.send(BaseRecord::to(&topic).key(k.as_bytes()).payload(k.as_bytes())).expect("enqueue");
+        rd.send(
+            BaseRecord::to(&topic)
+                .key(k.as_bytes())
+                .payload(k.as_bytes()),
+        )
+        .expect("enqueue");
     }
     rd.flush(Duration::from_secs(30)).expect("librdkafka flush");
     let consumed = consume_all(&broker, &topic, 7, keys.len(), Duration::from_secs(60));
     assert_eq!(consumed.len(), keys.len());
     for m in consumed {
         let key = m.key.unwrap_or_default();
-        assert_eq!(m.partition as usize, partition_for_key(&key, 7), "key {:?}", String::from_utf8_lossy(&key));
+        assert_eq!(
+            m.partition as usize,
+            partition_for_key(&key, 7),
+            "key {:?}",
+            String::from_utf8_lossy(&key)
+        );
     }
 }
 
@@ -116,13 +166,23 @@ fn compressed_and_unkeyed_records_round_trip() {
             ..ProducerConfig::default()
         });
         let records: Vec<Record> = (0..2_000)
-            .map(|i| Record { key: None, value: Bytes::from(value_for(i)), headers: vec![], timestamp_ms: 1_700_000_000_000 })
+            .map(|i| Record {
+                key: None,
+                value: Bytes::from(value_for(i)),
+                headers: vec![],
+                timestamp_ms: 1_700_000_000_000,
+            })
             .collect();
-        p.send(&topic, &records).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+        p.send(&topic, &records)
+            .unwrap_or_else(|e| panic!("{compression:?}: {e}"));
         let consumed = consume_all(&broker, &topic, 2, records.len(), Duration::from_secs(60));
         assert_eq!(consumed.len(), records.len(), "{compression:?}");
         let per_partition = offsets_by_partition(&consumed);
-        assert_eq!(per_partition.len(), 2, "unkeyed records should use both partitions");
+        assert_eq!(
+            per_partition.len(),
+            2,
+            "unkeyed records should use both partitions"
+        );
         for offsets in per_partition.values() {
             assert_eq!(offsets.len(), 1_000, "unkeyed records are spread evenly");
         }
@@ -140,18 +200,42 @@ fn unknown_topic_is_a_clear_error_and_is_not_created() {
     let topic = unique_topic("missing");
     let mut p = producer(&broker);
     let started = Instant::now();
-    let err = p.send(&topic, &[Record { key: None, value: Bytes::from_static(b"x"), headers: vec![], timestamp_ms: 0 }]).unwrap_err();
+    let err = p
+        .send(
+            &topic,
+            &[Record {
+                key: None,
+                value: Bytes::from_static(b"x"),
+                headers: vec![],
+                timestamp_ms: 0,
+            }],
+        )
+        .unwrap_err();
     assert!(matches!(err.error, Error::UnknownTopic { .. }), "{err}");
-    assert!(err.to_string().contains(&topic) && err.to_string().contains("does not exist"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        err.to_string().contains(&topic) && err.to_string().contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     // Still missing: the lookup did not auto-create it.
-    assert!(matches!(p.check_topic(&topic), Err(Error::UnknownTopic { .. })));
+    assert!(matches!(
+        p.check_topic(&topic),
+        Err(Error::UnknownTopic { .. })
+    ));
 }
 
 #[test]
 fn wrong_port_fails_within_the_delivery_timeout_naming_the_broker() {
     // A port nobody listens on: bind, learn the port, close.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let mut p = Producer::new(ProducerConfig {
         bootstrap: vec![addr.clone()],
@@ -160,7 +244,11 @@ fn wrong_port_fails_within_the_delivery_timeout_naming_the_broker() {
     });
     let started = Instant::now();
     let err = p.check_topic("t").unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(err.to_string().contains(&addr), "{err}");
     assert!(err.to_string().contains("refused"), "{err}");
 }
@@ -176,7 +264,11 @@ fn unroutable_bootstrap_address_times_out_within_the_connect_timeout() {
     });
     let started = Instant::now();
     let err = p.check_topic("t").unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(err.to_string().contains("192.0.2.1:9092"), "{err}");
 }
 
@@ -199,9 +291,16 @@ fn a_non_kafka_server_on_the_port_is_a_clear_error() {
     });
     let started = Instant::now();
     let err = p.check_topic("t").unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     let text = err.to_string();
-    assert!(text.contains(&addr) && text.contains("is this address a Kafka broker"), "{text}");
+    assert!(
+        text.contains(&addr) && text.contains("is this address a Kafka broker"),
+        "{text}"
+    );
     assert!(!err.is_retriable());
 }
 
@@ -216,8 +315,18 @@ fn an_oversized_record_is_refused_naming_its_key_and_nothing_is_sent() {
         ..ProducerConfig::default()
     });
     let records = vec![
-        Record { key: Some(Bytes::from_static(b"1")), value: Bytes::from(vec![b'a'; 100]), headers: vec![], timestamp_ms: 0 },
-        Record { key: Some(Bytes::from_static(b"2")), value: Bytes::from(vec![b'a'; 100 * 1024]), headers: vec![], timestamp_ms: 0 },
+        Record {
+            key: Some(Bytes::from_static(b"1")),
+            value: Bytes::from(vec![b'a'; 100]),
+            headers: vec![],
+            timestamp_ms: 0,
+        },
+        Record {
+            key: Some(Bytes::from_static(b"2")),
+            value: Bytes::from(vec![b'a'; 100 * 1024]),
+            headers: vec![],
+            timestamp_ms: 0,
+        },
     ];
     let err = p.send(&topic, &records).unwrap_err();
     assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
@@ -265,7 +374,9 @@ fn garbage_frames_never_panic() {
             delivery_timeout: Duration::from_millis(1),
             ..ProducerConfig::default()
         });
-        let err = p.check_topic("t").expect_err("garbage is never a valid metadata response");
+        let err = p
+            .check_topic("t")
+            .expect_err("garbage is never a valid metadata response");
         assert!(err.to_string().contains(&addr), "{err}");
     }
 }

@@ -102,11 +102,15 @@ impl Connection {
             .and_then(|()| request.encode(&mut self.out, version));
         if let Err(e) = encoded {
             // Only our own request can be at fault here (e.g. a field a version cannot carry).
-            return Err(Error::protocol(&self.addr, format!("cannot encode request: {e}")));
+            return Err(Error::protocol(
+                &self.addr,
+                format!("cannot encode request: {e}"),
+            ));
         }
         let len = self.out.len() - 4;
-        let len = i32::try_from(len)
-            .map_err(|_| Error::protocol(&self.addr, format!("request of {len} bytes is too large")))?;
+        let len = i32::try_from(len).map_err(|_| {
+            Error::protocol(&self.addr, format!("request of {len} bytes is too large"))
+        })?;
         self.out[..4].copy_from_slice(&len.to_be_bytes());
         self.stream
             .write_all(&self.out)
@@ -116,7 +120,11 @@ impl Connection {
 
     /// Reads the response to the request written with `correlation_id` (which must be the
     /// oldest one outstanding).
-    pub fn read<R: Request>(&mut self, correlation_id: i32, version: i16) -> Result<R::Response, Error> {
+    pub fn read<R: Request>(
+        &mut self,
+        correlation_id: i32,
+        version: i16,
+    ) -> Result<R::Response, Error> {
         let mut frame = self.read_frame()?;
         let header_version = R::Response::header_version(version);
         let header = decode_guarded(&self.addr, "response header", || {
@@ -125,10 +133,15 @@ impl Connection {
         if header.correlation_id != correlation_id {
             return Err(Error::protocol(
                 &self.addr,
-                format!("correlation id {} where {correlation_id} was expected", header.correlation_id),
+                format!(
+                    "correlation id {} where {correlation_id} was expected",
+                    header.correlation_id
+                ),
             ));
         }
-        decode_guarded(&self.addr, api_name(R::KEY), || R::Response::decode(&mut frame, version))
+        decode_guarded(&self.addr, api_name(R::KEY), || {
+            R::Response::decode(&mut frame, version)
+        })
     }
 
     /// Writes a request and waits for its response.
@@ -205,7 +218,11 @@ impl Connection {
                 "ApiVersions response with a wrong correlation id",
             ));
         }
-        let error_code = if frame.len() >= 2 { (&frame[..2]).get_i16() } else { -1 };
+        let error_code = if frame.len() >= 2 {
+            (&frame[..2]).get_i16()
+        } else {
+            -1
+        };
         if error_code == ResponseError::UnsupportedVersion.code() {
             return Ok(ApiVersionsResponse::default().with_error_code(error_code));
         }
@@ -241,7 +258,10 @@ fn dial(addr: &str, opts: &ConnOptions) -> Result<TcpStream, Error> {
 /// A peer that closes the connection mid-conversation has reset it, as far as we are concerned.
 fn eof_is_reset(e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
-        io::Error::new(io::ErrorKind::ConnectionReset, "connection closed by the broker")
+        io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "connection closed by the broker",
+        )
     } else {
         e
     }
@@ -257,7 +277,10 @@ fn decode_guarded<T, E: std::fmt::Display>(
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::protocol(addr, format!("cannot decode {what}: {e}"))),
-        Err(_) => Err(Error::protocol(addr, format!("cannot decode {what}: malformed data"))),
+        Err(_) => Err(Error::protocol(
+            addr,
+            format!("cannot decode {what}: malformed data"),
+        )),
     }
 }
 

@@ -11,23 +11,47 @@ use kafka_protocol::error::ResponseError;
 #[derive(Debug)]
 pub enum Error {
     /// A TCP connect, read or write failed or timed out. The connection has been dropped.
-    Io { broker: String, doing: &'static str, source: io::Error },
+    Io {
+        broker: String,
+        doing: &'static str,
+        source: io::Error,
+    },
     /// None of the bootstrap or known brokers accepted a connection.
     NoBrokerReachable { tried: String, last: Box<Error> },
     /// The peer sent bytes that are not a valid Kafka response (wrong size, wrong correlation id,
     /// undecodable body). Usually means the address is not a Kafka broker.
     Protocol { broker: String, detail: String },
     /// The broker lacks an API version repliqate needs.
-    UnsupportedVersion { broker: String, api: &'static str, broker_max: Option<i16>, needed: &'static str },
+    UnsupportedVersion {
+        broker: String,
+        api: &'static str,
+        broker_max: Option<i16>,
+        needed: &'static str,
+    },
     /// A Kafka error code from a response.
-    Broker { broker: String, topic: Option<String>, partition: Option<i32>, code: ResponseError, message: Option<String> },
+    Broker {
+        broker: String,
+        topic: Option<String>,
+        partition: Option<i32>,
+        code: ResponseError,
+        message: Option<String>,
+    },
     /// The topic does not exist (after a bounded number of metadata refreshes); we never create it.
     UnknownTopic { topic: String, broker: String },
     /// A single record can never be sent: it is larger than the request size limit or the
     /// broker's message size limit.
-    RecordTooLarge { topic: String, key: String, size: usize, limit: Option<usize> },
+    RecordTooLarge {
+        topic: String,
+        key: String,
+        size: usize,
+        limit: Option<usize>,
+    },
     /// Retriable failures went on until the delivery deadline passed.
-    DeliveryTimeout { topic: String, after: Duration, last: Box<Error> },
+    DeliveryTimeout {
+        topic: String,
+        after: Duration,
+        last: Box<Error>,
+    },
     /// The caller asked us to stop (shutdown) before every record was acknowledged.
     Cancelled,
 }
@@ -69,11 +93,18 @@ impl Error {
     }
 
     pub(crate) fn io(broker: &str, doing: &'static str, source: io::Error) -> Error {
-        Error::Io { broker: broker.to_string(), doing, source }
+        Error::Io {
+            broker: broker.to_string(),
+            doing,
+            source,
+        }
     }
 
     pub(crate) fn protocol(broker: &str, detail: impl Into<String>) -> Error {
-        Error::Protocol { broker: broker.to_string(), detail: detail.into() }
+        Error::Protocol {
+            broker: broker.to_string(),
+            detail: detail.into(),
+        }
     }
 }
 

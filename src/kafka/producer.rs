@@ -14,15 +14,14 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     InitProducerIdRequest, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression as Codec, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression as Codec, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use super::conn::{ConnOptions, Connection};
@@ -181,7 +180,11 @@ enum Idempotence {
     Off,
     /// We need a (new) producer id before the next send.
     NeedsId,
-    On { producer_id: i64, epoch: i16, sequences: HashMap<(String, i32), i32> },
+    On {
+        producer_id: i64,
+        epoch: i16,
+        sequences: HashMap<(String, i32), i32>,
+    },
 }
 
 /// A synchronous Kafka producer. Not thread-safe by design: repliqate's loop owns it.
@@ -258,7 +261,9 @@ impl Producer {
         loop {
             match self.refresh_metadata(topic) {
                 Ok(n) => return Ok(n),
-                Err(Error::UnknownTopic { .. }) if unknown + 1 < UNKNOWN_TOPIC_ATTEMPTS => unknown += 1,
+                Err(Error::UnknownTopic { .. }) if unknown + 1 < UNKNOWN_TOPIC_ATTEMPTS => {
+                    unknown += 1
+                }
                 Err(e) if !e.is_retriable() => return Err(e),
                 Err(e) if started.elapsed() >= self.config.delivery_timeout => {
                     return Err(Error::DeliveryTimeout {
@@ -279,11 +284,21 @@ impl Producer {
     pub fn send(&mut self, topic: &str, records: &[Record]) -> Result<Vec<Delivery>, SendError> {
         let mut delivered = vec![None; records.len()];
         match self.send_inner(topic, records, &mut delivered) {
-            Ok(()) => Ok(delivered.into_iter().map(|d| d.unwrap_or(Delivery { partition: -1, offset: None })).collect()),
+            Ok(()) => Ok(delivered
+                .into_iter()
+                .map(|d| {
+                    d.unwrap_or(Delivery {
+                        partition: -1,
+                        offset: None,
+                    })
+                })
+                .collect()),
             Err(error) => {
                 // Batches of unknown fate leave the broker's sequence numbers out of step with
                 // ours; a new producer id starts every partition afresh.
-                if matches!(self.idempotence, Idempotence::On { .. }) && delivered.iter().any(Option::is_none) {
+                if matches!(self.idempotence, Idempotence::On { .. })
+                    && delivered.iter().any(Option::is_none)
+                {
                     self.idempotence = Idempotence::NeedsId;
                 }
                 Err(SendError { error, delivered })
@@ -291,12 +306,22 @@ impl Producer {
         }
     }
 
-    fn send_inner(&mut self, topic: &str, records: &[Record], delivered: &mut [Option<Delivery>]) -> Result<(), Error> {
+    fn send_inner(
+        &mut self,
+        topic: &str,
+        records: &[Record],
+        delivered: &mut [Option<Delivery>],
+    ) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
         }
         let budget = self.batch_budget(topic);
-        if let Some((i, size)) = records.iter().map(record_size).enumerate().find(|&(_, s)| s + BATCH_OVERHEAD > budget) {
+        if let Some((i, size)) = records
+            .iter()
+            .map(record_size)
+            .enumerate()
+            .find(|&(_, s)| s + BATCH_OVERHEAD > budget)
+        {
             return Err(Error::RecordTooLarge {
                 topic: topic.to_string(),
                 key: describe_key(&records[i]),
@@ -315,7 +340,9 @@ impl Producer {
         loop {
             let err = match self.attempt(topic, records, &mut batches, &mut refresh, delivered) {
                 Ok(()) => return Ok(()),
-                Err(e @ Error::UnknownTopic { .. }) if unknown_topic + 1 < UNKNOWN_TOPIC_ATTEMPTS => {
+                Err(e @ Error::UnknownTopic { .. })
+                    if unknown_topic + 1 < UNKNOWN_TOPIC_ATTEMPTS =>
+                {
                     unknown_topic += 1;
                     refresh = true;
                     e
@@ -374,13 +401,18 @@ impl Producer {
         match outcome.error {
             Some(e) => Err(e),
             None if batches.iter().all(|b| b.done) => Ok(()),
-            None => Err(Error::protocol("(none)", "round ended with batches neither sent nor failed")),
+            None => Err(Error::protocol(
+                "(none)",
+                "round ended with batches neither sent nor failed",
+            )),
         }
     }
 
     /// The space one request has for record batches.
     fn batch_budget(&self, topic: &str) -> usize {
-        self.config.max_request_size.saturating_sub(128 + topic.len())
+        self.config
+            .max_request_size
+            .saturating_sub(128 + topic.len())
     }
 
     /// Splits the records into batches: per partition, in input order, each within the request
@@ -425,7 +457,12 @@ impl Producer {
     /// Gives every pending batch that was not sequenced under the current producer id its
     /// sequence numbers, in order per partition.
     fn assign_sequences(&mut self, topic: &str, batches: &mut Vec<Batch>) {
-        let Idempotence::On { producer_id, epoch, sequences } = &mut self.idempotence else {
+        let Idempotence::On {
+            producer_id,
+            epoch,
+            sequences,
+        } = &mut self.idempotence
+        else {
             for b in batches.iter_mut().filter(|b| !b.done && b.producer.0 != -1) {
                 b.producer = (-1, -1);
                 b.base_sequence = -1;
@@ -442,7 +479,9 @@ impl Producer {
         while i < batches.len() {
             let b = &batches[i];
             if !b.done && b.producer != current {
-                let next = sequences.entry((topic.to_string(), b.partition)).or_insert(0);
+                let next = sequences
+                    .entry((topic.to_string(), b.partition))
+                    .or_insert(0);
                 let room = (i32::MAX as i64 - *next as i64 + 1) as usize;
                 if batches[i].records.len() > room {
                     let tail = batches[i].records.split_off(room);
@@ -461,10 +500,19 @@ impl Producer {
 
     /// Sends every pending batch once: one request per leader at a time per level, pipelined up
     /// to the in-flight limit, and records the outcome of each partition.
-    fn round(&mut self, topic: &str, records: &[Record], batches: &mut Vec<Batch>, delivered: &mut [Option<Delivery>]) -> RoundOutcome {
+    fn round(
+        &mut self,
+        topic: &str,
+        records: &[Record],
+        batches: &mut Vec<Batch>,
+        delivered: &mut [Option<Delivery>],
+    ) -> RoundOutcome {
         let mut outcome = RoundOutcome::default();
         let Some(leaders) = self.topics.get(topic).cloned() else {
-            outcome.fail(Error::UnknownTopic { topic: topic.to_string(), broker: "(no metadata)".into() });
+            outcome.fail(Error::UnknownTopic {
+                topic: topic.to_string(),
+                broker: "(no metadata)".into(),
+            });
             return outcome;
         };
         let budget = self.batch_budget(topic);
@@ -474,11 +522,11 @@ impl Producer {
         // partition is the order of requests on the connection.
         let mut per_leader: HashMap<i32, Vec<Vec<usize>>> = HashMap::new();
         let mut level: HashMap<i32, usize> = HashMap::new();
-        for i in 0..batches.len() {
-            if batches[i].done {
+        for (i, batch) in batches.iter_mut().enumerate() {
+            if batch.done {
                 continue;
             }
-            let partition = batches[i].partition;
+            let partition = batch.partition;
             let leader = leaders.get(partition as usize).copied().unwrap_or(-1);
             if leader < 0 || !self.brokers.contains_key(&leader) {
                 outcome.fail(Error::Broker {
@@ -490,9 +538,9 @@ impl Producer {
                 });
                 continue;
             }
-            if batches[i].encoded.is_none() {
-                match self.encode(records, &batches[i]) {
-                    Ok(bytes) => batches[i].encoded = Some(bytes),
+            if batch.encoded.is_none() {
+                match self.encode(records, batch) {
+                    Ok(bytes) => batch.encoded = Some(bytes),
                     Err(e) => {
                         outcome.fail(e);
                         continue;
@@ -531,10 +579,19 @@ impl Producer {
                     queue.push_back(request);
                 }
             }
-            queues.push(LeaderQueue { leader, queue, in_flight: VecDeque::new(), version: 0 });
+            queues.push(LeaderQueue {
+                leader,
+                queue,
+                in_flight: VecDeque::new(),
+                version: 0,
+            });
         }
 
-        let max_in_flight = if matches!(self.idempotence, Idempotence::On { .. }) { MAX_IN_FLIGHT_IDEMPOTENT } else { 1 };
+        let max_in_flight = if matches!(self.idempotence, Idempotence::On { .. }) {
+            MAX_IN_FLIGHT_IDEMPOTENT
+        } else {
+            1
+        };
         // Partitions with a failed batch in this round: their later batches are not sent (they
         // would be out of order) and are retried in the next round.
         let mut failed_partitions: HashSet<i32> = HashSet::new();
@@ -560,13 +617,17 @@ impl Producer {
             let mut busy = false;
             for q in &mut queues {
                 while q.in_flight.len() < max_in_flight {
-                    let Some(mut request) = q.queue.pop_front() else { break };
+                    let Some(mut request) = q.queue.pop_front() else {
+                        break;
+                    };
                     request.retain(|&i| !failed_partitions.contains(&batches[i].partition));
                     if request.is_empty() {
                         continue;
                     }
                     let produce = self.produce_request(topic, &request, batches);
-                    let Some(conn) = self.conns.get_mut(&q.leader) else { break };
+                    let Some(conn) = self.conns.get_mut(&q.leader) else {
+                        break;
+                    };
                     match conn.write(&produce, q.version) {
                         Ok(id) => q.in_flight.push_back((id, request)),
                         Err(e) => {
@@ -578,14 +639,28 @@ impl Producer {
                         }
                     }
                 }
-                let Some((id, request)) = q.in_flight.pop_front() else { continue };
+                let Some((id, request)) = q.in_flight.pop_front() else {
+                    continue;
+                };
                 busy = true;
-                let Some(conn) = self.conns.get_mut(&q.leader) else { continue };
+                let Some(conn) = self.conns.get_mut(&q.leader) else {
+                    continue;
+                };
                 let broker = conn.addr().to_string();
                 match conn.read::<ProduceRequest>(id, q.version) {
                     Ok(response) => {
                         throttle = throttle.max(response.throttle_time_ms);
-                        handle_response(topic, &broker, response, &request, batches, delivered, &mut failed_partitions, &mut splits, &mut outcome);
+                        handle_response(
+                            topic,
+                            &broker,
+                            response,
+                            &request,
+                            batches,
+                            delivered,
+                            &mut failed_partitions,
+                            &mut splits,
+                            &mut outcome,
+                        );
                     }
                     Err(e) => {
                         self.conns.remove(&q.leader);
@@ -609,7 +684,11 @@ impl Producer {
             let partition = b.partition;
             let mut second = Batch::new(partition, tail);
             second.producer = b.producer;
-            second.base_sequence = if b.base_sequence < 0 { -1 } else { wrap_sequence(b.base_sequence as i64 + b.records.len() as i64) };
+            second.base_sequence = if b.base_sequence < 0 {
+                -1
+            } else {
+                wrap_sequence(b.base_sequence as i64 + b.records.len() as i64)
+            };
             b.encoded = None;
             batches.insert(i + 1, second);
         }
@@ -635,7 +714,12 @@ impl Producer {
                 Acks::All => -1,
                 Acks::Leader => 1,
             })
-            .with_timeout_ms(self.config.request_timeout.as_millis().min(i32::MAX as u128) as i32)
+            .with_timeout_ms(
+                self.config
+                    .request_timeout
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32,
+            )
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_partition_data(partition_data)])
@@ -658,7 +742,11 @@ impl Producer {
                     timestamp_type: TimestampType::Creation,
                     offset: n as i64,
                     // The codec keeps records in one batch while offset - sequence is constant.
-                    sequence: if batch.base_sequence < 0 { -1 } else { batch.base_sequence.wrapping_add(n as i32) },
+                    sequence: if batch.base_sequence < 0 {
+                        -1
+                    } else {
+                        batch.base_sequence.wrapping_add(n as i32)
+                    },
                     timestamp: r.timestamp_ms,
                     key: r.key.clone(),
                     value: Some(r.value.clone()),
@@ -672,9 +760,16 @@ impl Producer {
             })
             .collect();
         let mut buf = BytesMut::with_capacity(batch.records.len() * 64 + BATCH_OVERHEAD);
-        let options = RecordEncodeOptions { version: 2, compression: self.config.compression.codec() };
-        RecordBatchEncoder::encode(&mut buf, krecords.iter(), &options)
-            .map_err(|e| Error::Protocol { broker: "(local)".into(), detail: format!("cannot encode record batch: {e}") })?;
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: self.config.compression.codec(),
+        };
+        RecordBatchEncoder::encode(&mut buf, krecords.iter(), &options).map_err(|e| {
+            Error::Protocol {
+                broker: "(local)".into(),
+                detail: format!("cannot encode record batch: {e}"),
+            }
+        })?;
         Ok(buf.freeze())
     }
 
@@ -682,13 +777,17 @@ impl Producer {
     /// version to use.
     fn produce_connection(&mut self, leader: i32) -> Result<i16, Error> {
         if !self.conns.contains_key(&leader) {
-            let addr = self.brokers.get(&leader).cloned().ok_or_else(|| Error::Broker {
-                broker: format!("node {leader}"),
-                topic: None,
-                partition: None,
-                code: ResponseError::LeaderNotAvailable,
-                message: Some("leader not in metadata".into()),
-            })?;
+            let addr = self
+                .brokers
+                .get(&leader)
+                .cloned()
+                .ok_or_else(|| Error::Broker {
+                    broker: format!("node {leader}"),
+                    topic: None,
+                    partition: None,
+                    code: ResponseError::LeaderNotAvailable,
+                    message: Some("leader not in metadata".into()),
+                })?;
             let conn = match self.bootstrap_conn.take() {
                 Some(c) if c.addr() == addr => c,
                 other => {
@@ -699,17 +798,21 @@ impl Producer {
             self.conns.insert(leader, conn);
         }
         let conn = &self.conns[&leader];
-        conn.version::<ProduceRequest>(PRODUCE_MAX_VERSION).ok_or_else(|| Error::UnsupportedVersion {
-            broker: conn.addr().to_string(),
-            api: "Produce",
-            broker_max: conn.broker_max::<ProduceRequest>(),
-            needed: "v3 or later (Kafka ≥ 0.11)",
-        })
+        conn.version::<ProduceRequest>(PRODUCE_MAX_VERSION)
+            .ok_or_else(|| Error::UnsupportedVersion {
+                broker: conn.addr().to_string(),
+                api: "Produce",
+                broker_max: conn.broker_max::<ProduceRequest>(),
+                needed: "v3 or later (Kafka ≥ 0.11)",
+            })
     }
 
     /// Runs `f` on some connection: an open one if there is one, else the first bootstrap (or
     /// known) broker that accepts a connection. A connection that fails is dropped.
-    fn with_any_connection<T>(&mut self, mut f: impl FnMut(&mut Connection) -> Result<T, Error>) -> Result<T, Error> {
+    fn with_any_connection<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Connection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         if let Some(&node) = self.conns.keys().next() {
             let conn = self.conns.get_mut(&node).expect("key just seen");
             let result = f(conn);
@@ -720,7 +823,12 @@ impl Producer {
         }
         if self.bootstrap_conn.is_none() {
             let mut candidates: Vec<String> = self.config.bootstrap.clone();
-            candidates.extend(self.brokers.values().filter(|a| !self.config.bootstrap.contains(a)).cloned());
+            candidates.extend(
+                self.brokers
+                    .values()
+                    .filter(|a| !self.config.bootstrap.contains(a))
+                    .cloned(),
+            );
             let mut last = None;
             for addr in &candidates {
                 match Connection::connect(addr, &self.conn_options) {
@@ -729,7 +837,11 @@ impl Producer {
                         break;
                     }
                     // A peer that does not speak Kafka at all is not worth retrying.
-                    Err(e @ (Error::Protocol { .. } | Error::UnsupportedVersion { .. })) if candidates.len() == 1 => return Err(e),
+                    Err(e @ (Error::Protocol { .. } | Error::UnsupportedVersion { .. }))
+                        if candidates.len() == 1 =>
+                    {
+                        return Err(e)
+                    }
                     Err(e) => {
                         log::debug!("kafka: bootstrap {addr}: {e}");
                         last = Some(e);
@@ -739,7 +851,12 @@ impl Producer {
             if self.bootstrap_conn.is_none() {
                 return Err(Error::NoBrokerReachable {
                     tried: candidates.join(", "),
-                    last: Box::new(last.unwrap_or(Error::protocol("(none)", "no bootstrap brokers configured"))),
+                    last: Box::new(
+                        last.unwrap_or(Error::protocol(
+                            "(none)",
+                            "no bootstrap brokers configured",
+                        )),
+                    ),
                 });
             }
         }
@@ -764,8 +881,9 @@ impl Producer {
                     needed: "v4 or later (Kafka ≥ 0.11)",
                 })?;
             let request = MetadataRequest::default()
-                .with_topics(Some(vec![MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))]))
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
+                    TopicName(StrBytes::from_string(topic.to_string())),
+                ))]))
                 .with_allow_auto_topic_creation(false);
             Ok((conn.addr().to_string(), conn.call(&request, version)?))
         })?;
@@ -773,24 +891,52 @@ impl Producer {
         let brokers: HashMap<i32, String> = response
             .brokers
             .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", host_for_addr(b.host.as_str()), b.port)))
+            .map(|b| {
+                (
+                    b.node_id.0,
+                    format!("{}:{}", host_for_addr(b.host.as_str()), b.port),
+                )
+            })
             .collect();
         // Connections to nodes that moved or left are dropped.
-        self.conns.retain(|node, conn| brokers.get(node).is_some_and(|a| a == conn.addr()));
+        self.conns
+            .retain(|node, conn| brokers.get(node).is_some_and(|a| a == conn.addr()));
         self.brokers = brokers;
-        let Some(t) = response.topics.iter().find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic)) else {
-            return Err(Error::UnknownTopic { topic: topic.to_string(), broker });
+        let Some(t) = response
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        else {
+            return Err(Error::UnknownTopic {
+                topic: topic.to_string(),
+                broker,
+            });
         };
         match ResponseError::try_from_code(t.error_code) {
             None => {}
             Some(ResponseError::UnknownTopicOrPartition) => {
-                return Err(Error::UnknownTopic { topic: topic.to_string(), broker });
+                return Err(Error::UnknownTopic {
+                    topic: topic.to_string(),
+                    broker,
+                });
             }
             Some(code) => {
-                return Err(Error::Broker { broker, topic: Some(topic.to_string()), partition: None, code, message: None });
+                return Err(Error::Broker {
+                    broker,
+                    topic: Some(topic.to_string()),
+                    partition: None,
+                    code,
+                    message: None,
+                });
             }
         }
-        let count = t.partitions.iter().map(|p| p.partition_index + 1).max().unwrap_or(0).max(0) as usize;
+        let count = t
+            .partitions
+            .iter()
+            .map(|p| p.partition_index + 1)
+            .max()
+            .unwrap_or(0)
+            .max(0) as usize;
         if count == 0 {
             return Err(Error::Broker {
                 broker,
@@ -803,7 +949,10 @@ impl Producer {
         let mut leaders = vec![-1; count];
         for p in &t.partitions {
             if p.partition_index >= 0 {
-                let leader_ok = matches!(ResponseError::try_from_code(p.error_code), None | Some(ResponseError::ReplicaNotAvailable));
+                let leader_ok = matches!(
+                    ResponseError::try_from_code(p.error_code),
+                    None | Some(ResponseError::ReplicaNotAvailable)
+                );
                 leaders[p.partition_index as usize] = if leader_ok { p.leader_id.0 } else { -1 };
             }
         }
@@ -817,9 +966,14 @@ impl Producer {
         if !matches!(self.idempotence, Idempotence::NeedsId) {
             return Ok(());
         }
-        let timeout_ms = self.config.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+        let timeout_ms = self
+            .config
+            .request_timeout
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
         let response = self.with_any_connection(|conn| {
-            let Some(version) = conn.version::<InitProducerIdRequest>(INIT_PRODUCER_ID_MAX_VERSION) else {
+            let Some(version) = conn.version::<InitProducerIdRequest>(INIT_PRODUCER_ID_MAX_VERSION)
+            else {
                 return Ok(Err(conn.addr().to_string()));
             };
             let request = InitProducerIdRequest::default()
@@ -844,10 +998,20 @@ impl Producer {
                     epoch: response.producer_epoch,
                     sequences: HashMap::new(),
                 };
-                log::debug!("kafka: producer id {} epoch {}", response.producer_id.0, response.producer_epoch);
+                log::debug!(
+                    "kafka: producer id {} epoch {}",
+                    response.producer_id.0,
+                    response.producer_epoch
+                );
                 Ok(())
             }
-            Some(code) if code.is_retriable() => Err(Error::Broker { broker, topic: None, partition: None, code, message: Some("InitProducerId".into()) }),
+            Some(code) if code.is_retriable() => Err(Error::Broker {
+                broker,
+                topic: None,
+                partition: None,
+                code,
+                message: Some("InitProducerId".into()),
+            }),
             Some(code) => {
                 log::warn!("kafka: broker {broker} refused a producer id ({code:?}); producing without idempotence (a retried batch may be written twice)");
                 self.idempotence = Idempotence::Off;
@@ -866,7 +1030,10 @@ impl Producer {
     /// Sleeps before retry `attempt`: exponential from `retry_backoff` to `retry_backoff_max`,
     /// with ±20 % jitter, never past `deadline`, waking early on cancellation.
     fn backoff(&mut self, attempt: u32, deadline: Instant) -> Result<(), Error> {
-        let base = self.config.retry_backoff.saturating_mul(1 << attempt.min(16).saturating_sub(1));
+        let base = self
+            .config
+            .retry_backoff
+            .saturating_mul(1 << attempt.min(16).saturating_sub(1));
         let base = base.min(self.config.retry_backoff_max);
         // xorshift64: jitter only needs to decorrelate instances, not to be unpredictable.
         self.rng ^= self.rng << 13;
@@ -906,7 +1073,10 @@ fn handle_response(
         let partition = batches[i].partition;
         let Some(p) = partitions.get(&partition) else {
             failed_partitions.insert(partition);
-            outcome.fail(Error::protocol(broker, format!("Produce response has no result for partition {partition}")));
+            outcome.fail(Error::protocol(
+                broker,
+                format!("Produce response has no result for partition {partition}"),
+            ));
             continue;
         };
         let broker_error = |code| Error::Broker {
@@ -920,7 +1090,9 @@ fn handle_response(
             None => batches[i].acknowledge(Some(p.base_offset).filter(|&o| o >= 0), delivered),
             // Already written by an earlier attempt (Kafka answers success; tansu answers this).
             Some(ResponseError::DuplicateSequenceNumber) => batches[i].acknowledge(None, delivered),
-            Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge) if batches[i].records.len() > 1 => {
+            Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge)
+                if batches[i].records.len() > 1 =>
+            {
                 failed_partitions.insert(partition);
                 splits.push(i);
                 outcome.fail(broker_error(ResponseError::NetworkException));
@@ -936,8 +1108,13 @@ fn handle_response(
             }
             // An earlier batch of this partition failed in this round: this one was refused only
             // because of the gap it left, and is simply sent again.
-            Some(ResponseError::OutOfOrderSequenceNumber) if failed_partitions.contains(&partition) => {}
-            Some(code @ (ResponseError::OutOfOrderSequenceNumber | ResponseError::UnknownProducerId | ResponseError::InvalidProducerEpoch)) => {
+            Some(ResponseError::OutOfOrderSequenceNumber)
+                if failed_partitions.contains(&partition) => {}
+            Some(
+                code @ (ResponseError::OutOfOrderSequenceNumber
+                | ResponseError::UnknownProducerId
+                | ResponseError::InvalidProducerEpoch),
+            ) => {
                 failed_partitions.insert(partition);
                 outcome.reset_producer_id = true;
                 outcome.fail(broker_error(code));
@@ -960,7 +1137,10 @@ fn record_size(r: &Record) -> usize {
     RECORD_OVERHEAD
         + r.key.as_ref().map_or(0, Bytes::len)
         + r.value.len()
-        + r.headers.iter().map(|(k, v)| k.len() + v.len() + 10).sum::<usize>()
+        + r.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 10)
+            .sum::<usize>()
 }
 
 fn describe_key(r: &Record) -> String {
@@ -995,12 +1175,22 @@ struct Batch {
 
 impl Batch {
     fn new(partition: i32, records: Vec<u32>) -> Batch {
-        Batch { partition, records, producer: (-1, -1), base_sequence: -1, encoded: None, done: false }
+        Batch {
+            partition,
+            records,
+            producer: (-1, -1),
+            base_sequence: -1,
+            encoded: None,
+            done: false,
+        }
     }
 
     fn acknowledge(&mut self, base_offset: Option<i64>, delivered: &mut [Option<Delivery>]) {
         for (n, &i) in self.records.iter().enumerate() {
-            delivered[i as usize] = Some(Delivery { partition: self.partition, offset: base_offset.map(|o| o + n as i64) });
+            delivered[i as usize] = Some(Delivery {
+                partition: self.partition,
+                offset: base_offset.map(|o| o + n as i64),
+            });
         }
         self.done = true;
         self.encoded = None;
@@ -1016,8 +1206,16 @@ struct LeaderQueue {
 
 impl LeaderQueue {
     /// The connection broke: everything queued or in flight on it is retried next round.
-    fn abandon(&mut self, current: Option<Vec<usize>>, batches: &[Batch], failed: &mut HashSet<i32>) {
-        let all = current.into_iter().chain(self.in_flight.drain(..).map(|(_, r)| r)).chain(self.queue.drain(..));
+    fn abandon(
+        &mut self,
+        current: Option<Vec<usize>>,
+        batches: &[Batch],
+        failed: &mut HashSet<i32>,
+    ) {
+        let all = current
+            .into_iter()
+            .chain(self.in_flight.drain(..).map(|(_, r)| r))
+            .chain(self.queue.drain(..));
         for request in all {
             for i in request {
                 failed.insert(batches[i].partition);
@@ -1062,17 +1260,29 @@ mod tests {
 
     #[test]
     fn plan_keeps_input_order_per_partition_and_respects_the_budget() {
-        let mut p = Producer::new(ProducerConfig { max_request_size: 10_000, ..ProducerConfig::default() });
+        let mut p = Producer::new(ProducerConfig {
+            max_request_size: 10_000,
+            ..ProducerConfig::default()
+        });
         p.topics.insert("t".into(), vec![0, 0, 0]);
-        let records: Vec<Record> = (0..300).map(|i| record(Some(&i.to_string()), 100)).collect();
+        let records: Vec<Record> = (0..300)
+            .map(|i| record(Some(&i.to_string()), 100))
+            .collect();
         let batches = p.plan("t", &records);
         let budget = p.batch_budget("t");
         for b in &batches {
-            let size: usize = BATCH_OVERHEAD + b.records.iter().map(|&i| record_size(&records[i as usize])).sum::<usize>();
+            let size: usize = BATCH_OVERHEAD
+                + b.records
+                    .iter()
+                    .map(|&i| record_size(&records[i as usize]))
+                    .sum::<usize>();
             assert!(size <= budget, "batch of {size} bytes over budget {budget}");
             assert!(b.records.windows(2).all(|w| w[0] < w[1]));
             for &i in &b.records {
-                assert_eq!(partition_for_key(i.to_string().as_bytes(), 3) as i32, b.partition);
+                assert_eq!(
+                    partition_for_key(i.to_string().as_bytes(), 3) as i32,
+                    b.partition
+                );
             }
         }
         assert_eq!(batches.iter().map(|b| b.records.len()).sum::<usize>(), 300);
@@ -1096,16 +1306,26 @@ mod tests {
         let mut p = Producer::new(ProducerConfig::default());
         let mut sequences = HashMap::new();
         sequences.insert(("t".to_string(), 0), i32::MAX - 1);
-        p.idempotence = Idempotence::On { producer_id: 7, epoch: 0, sequences };
+        p.idempotence = Idempotence::On {
+            producer_id: 7,
+            epoch: 0,
+            sequences,
+        };
         let mut batches = vec![Batch::new(0, vec![0, 1, 2, 3]), Batch::new(1, vec![4, 5])];
         p.assign_sequences("t", &mut batches);
-        let seqs: Vec<(i32, i32, usize)> = batches.iter().map(|b| (b.partition, b.base_sequence, b.records.len())).collect();
+        let seqs: Vec<(i32, i32, usize)> = batches
+            .iter()
+            .map(|b| (b.partition, b.base_sequence, b.records.len()))
+            .collect();
         assert_eq!(seqs, vec![(0, i32::MAX - 1, 2), (0, 0, 2), (1, 0, 2)]);
     }
 
     #[test]
     fn oversized_record_is_refused_naming_its_key() {
-        let mut p = Producer::new(ProducerConfig { max_request_size: 2048, ..ProducerConfig::default() });
+        let mut p = Producer::new(ProducerConfig {
+            max_request_size: 2048,
+            ..ProducerConfig::default()
+        });
         let err = p.send("t", &[record(Some("42"), 4096)]).unwrap_err();
         assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
         assert!(err.to_string().contains("key \"42\""), "{err}");
@@ -1121,8 +1341,15 @@ mod tests {
         });
         let started = Instant::now();
         let err = p.send("t", &[record(Some("1"), 10)]).unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
         let text = err.to_string();
-        assert!(text.contains("127.0.0.1:1") && text.contains("delivery timeout"), "{text}");
+        assert!(
+            text.contains("127.0.0.1:1") && text.contains("delivery timeout"),
+            "{text}"
+        );
     }
 }

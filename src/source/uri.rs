@@ -59,7 +59,6 @@ const ACCEPTED: &str = "sqlite, postgresql (or postgres), mysql or mariadb, each
 /// Raw (still percent-encoded) parts of a server URI, as byte ranges would be awkward: slices of
 /// the original string.
 struct RawParts<'a> {
-    scheme: &'a str,
     /// `user` and `:password` (password without the colon), when the URI has an `@` part.
     user: Option<&'a str>,
     password: Option<&'a str>,
@@ -69,7 +68,7 @@ struct RawParts<'a> {
 }
 
 fn split_raw(uri: &str) -> Option<RawParts<'_>> {
-    let (scheme, rest) = uri.split_once("://")?;
+    let (_, rest) = uri.split_once("://")?;
     let (mut user, mut password, mut after_user) = (None, None, rest);
     if let Some(at) = rest.find('@') {
         let userinfo = &rest[..at];
@@ -93,7 +92,6 @@ fn split_raw(uri: &str) -> Option<RawParts<'_>> {
         None => (before_query, None),
     };
     Some(RawParts {
-        scheme,
         user,
         password,
         hostport,

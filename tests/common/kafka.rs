@@ -81,7 +81,13 @@ pub struct Consumed {
 
 /// Reads every partition of `topic` from the beginning until `expected` messages arrived or
 /// `timeout` passed (then returns what it has; the caller's assertions say what is missing).
-pub fn consume_all(broker: &str, topic: &str, partitions: i32, expected: usize, timeout: Duration) -> Vec<Consumed> {
+pub fn consume_all(
+    broker: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
         .set("group.id", format!("verify-{}", unique_topic("g")))
@@ -92,7 +98,8 @@ pub fn consume_all(broker: &str, topic: &str, partitions: i32, expected: usize, 
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + timeout;
@@ -108,7 +115,16 @@ pub fn consume_all(broker: &str, topic: &str, partitions: i32, expected: usize, 
                 value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                 headers: m
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 timestamp_ms: m.timestamp().to_millis(),
             }),

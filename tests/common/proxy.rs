@@ -51,7 +51,9 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
             let (upstream, drops, count) = (upstream.clone(), drops.clone(), count.clone());
             let tracked = tracked.clone();
             std::thread::spawn(move || {
-                let Ok(server) = TcpStream::connect(&upstream) else { return };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    return;
+                };
                 if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
                     tracked.lock().unwrap().extend([c, s]);
                 }
@@ -59,7 +61,13 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
             });
         }
     });
-    Proxy { addr, drop_produce_responses, produce_requests, down, open }
+    Proxy {
+        addr,
+        drop_produce_responses,
+        produce_requests,
+        down,
+        open,
+    }
 }
 
 fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
@@ -75,7 +83,12 @@ fn write_frame(s: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
     s.write_all(frame)
 }
 
-fn forward(mut client: TcpStream, mut server: TcpStream, drops: &AtomicUsize, count: &AtomicUsize) -> std::io::Result<()> {
+fn forward(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    drops: &AtomicUsize,
+    count: &AtomicUsize,
+) -> std::io::Result<()> {
     loop {
         let request = read_frame(&mut client)?;
         let is_produce = request.len() >= 2 && i16::from_be_bytes([request[0], request[1]]) == 0;

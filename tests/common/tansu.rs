@@ -29,7 +29,11 @@ pub fn binary() -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts tansu listening on a free port, advertising `advertised` (host:port) to clients.
@@ -45,7 +49,10 @@ pub fn start(listen_port: u16, advertised: &str) -> Tansu {
         .expect("starting tansu");
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(&listen).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start listening on {listen}");
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not start listening on {listen}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Tansu { child, listen }
@@ -54,7 +61,13 @@ pub fn start(listen_port: u16, advertised: &str) -> Tansu {
 /// `tansu topic create` against `broker`.
 pub fn create_topic(broker: &str, topic: &str, partitions: i32) {
     let status = Command::new(binary())
-        .args(["topic", "create", topic, "--partitions", &partitions.to_string()])
+        .args([
+            "topic",
+            "create",
+            topic,
+            "--partitions",
+            &partitions.to_string(),
+        ])
         .args(["--broker", &format!("tcp://{broker}")])
         .status()
         .expect("tansu topic create");
