@@ -306,7 +306,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         statsd_addr: raw.statsd_addr.map(Checked::into_string),
         position_store,
         poll_interval: rep.poll_interval_sec.0,
-        retry_backoff_max: secs_or(rep.retry_backoff_max_sec, 30),
+        retry_backoff_max: secs_or(rep.retry_backoff_max_sec, 5),
         source: SourceSettings {
             uri: src.uri.into_string(),
             table: src.table.into_string(),
@@ -944,7 +944,7 @@ repliqate:
         assert!(c.kafka.idempotence);
         assert_eq!(c.kafka.delivery_timeout, Duration::from_secs(120));
         assert_eq!(c.kafka.client_id, "repliqate");
-        assert_eq!(c.retry_backoff_max, Duration::from_secs(30));
+        assert_eq!(c.retry_backoff_max, Duration::from_secs(5));
     }
 
     #[test]
