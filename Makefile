@@ -16,7 +16,7 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 .PHONY: help stack-up stack-down stack-env lint test release demo bench bench-kafka
 
 help:
-	@echo "targets: stack-up stack-down stack-env lint test release (demo bench bench-kafka: not yet)"
+	@echo "targets: stack-up stack-down stack-env lint test release demo bench bench-kafka"
 	@echo "  make test CARGO_TEST_ARGS='...'   tests against the local stack (scripts/stack help)"
 
 stack-up:
@@ -79,12 +79,10 @@ release:
 	echo "size: $$(stat -c %s "$$bin") bytes ($$(du -h "$$bin" | cut -f1))"; \
 	echo "release binary: $$bin"
 
-# Placeholders, filled in later.
+# A real replication end to end against the local stack: sample SQLite table → local broker.
 demo:
-	@echo "make demo: not yet"; exit 1
+	scripts/demo
 
-bench:
-	@echo "make bench: not yet"; exit 1
-
-bench-kafka:
-	@echo "make bench-kafka: not yet"; exit 1
+# Benchmarks (numbers, not tests): `make bench-kafka` (producer vs librdkafka) and `make bench`
+# (each source → Kafka, vs librdkafka).
+-include bench.mk
