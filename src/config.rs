@@ -33,6 +33,13 @@ pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// unit, so the cap bounds memory use.
 pub const MAX_LIMIT: u64 = 1_000_000;
 
+/// Default `gap_timeout_sec`. Holes that the database can prove final (rolled back, or every
+/// transaction that could fill them has ended) are released within a poll; the timeout only
+/// bounds the wait where no proof is possible (missing privilege, cached sequences, SQLite never
+/// needs it). A minute covers ordinary OLTP write transactions many times over while keeping the
+/// worst-case added latency of an unprovable hole at one minute.
+pub const DEFAULT_GAP_TIMEOUT_SECS: u64 = 60;
+
 /// Longest accepted duration setting: one year. `Duration::from_secs_f64` panics on overflow,
 /// and nothing sensible waits longer.
 const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
@@ -92,6 +99,11 @@ pub struct SourceSettings {
     pub limit: usize,
     pub query_timeout: Duration,
     pub connect_timeout: Duration,
+    /// How long rows above a hole in the id sequence are held while a transaction that could
+    /// fill the hole may still be running. Zero: never hold (the old tool's behaviour).
+    pub gap_timeout: Duration,
+    /// The id sequence's step, when the config overrides what the database says.
+    pub id_step: Option<u64>,
 }
 
 impl fmt::Debug for SourceSettings {
@@ -104,6 +116,8 @@ impl fmt::Debug for SourceSettings {
             .field("limit", &self.limit)
             .field("query_timeout", &self.query_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("gap_timeout", &self.gap_timeout)
+            .field("id_step", &self.id_step)
             .finish()
     }
 }
@@ -317,6 +331,10 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             limit: src.limit.map_or(10_000, |l| l.0),
             query_timeout: secs_or(src.query_timeout_sec, 30),
             connect_timeout: secs_or(src.connect_timeout_sec, 10),
+            gap_timeout: src
+                .gap_timeout_sec
+                .map_or(Duration::from_secs(DEFAULT_GAP_TIMEOUT_SECS), |g| g.0),
+            id_step: src.id_step.map(|s| s.0),
         },
         kafka: KafkaSettings {
             topic: kafka.topic.into_string(),
@@ -412,6 +430,41 @@ struct RawSource {
     fields: Option<List<Checked<NonEmpty>>>,
     query_timeout_sec: Option<Seconds>,
     connect_timeout_sec: Option<Seconds>,
+    gap_timeout_sec: Option<GapTimeout>,
+    id_step: Option<IdStep>,
+}
+
+/// `gap_timeout_sec`: like `Seconds`, but 0 is allowed (it turns gap holding off).
+struct GapTimeout(Duration);
+
+impl<'de> Deserialize<'de> for GapTimeout {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v == 0.0 || (v.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&v)) {
+            Ok(GapTimeout(Duration::from_secs_f64(v)))
+        } else {
+            Err(de::Error::custom(format!(
+                "{v:?} is out of range; expected 0 (never hold rows at id gaps) or a number of \
+                 seconds from {MIN_SECONDS} to {MAX_SECONDS}"
+            )))
+        }
+    }
+}
+
+/// `id_step`: the increment between consecutive ids, 1 to 1,000,000.
+struct IdStep(u64);
+
+impl<'de> Deserialize<'de> for IdStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if (1..=1_000_000).contains(&v) {
+            Ok(IdStep(v as u64))
+        } else {
+            Err(de::Error::custom(format!(
+                "{v} is out of range; expected an integer step from 1 to 1000000"
+            )))
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@
 compile_error!("repliqate needs at least one source feature: sqlite, postgres or mysql");
 
 pub mod config;
+pub mod gaps;
 pub mod kafka;
 pub mod message;
 pub mod metrics;

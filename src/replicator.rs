@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::config::{Config, KeyMode};
+use crate::gaps::{GapPolicy, GapTracker, SkipReason};
 use crate::kafka::{self, Producer, ProducerConfig, Record};
 use crate::message::{MessageEncoder, MessageError};
 use crate::metrics::{Metrics, MetricsError};
@@ -88,6 +89,7 @@ pub struct Replicator {
     store: Store,
     metrics: Metrics,
     encoder: MessageEncoder,
+    gaps: GapTracker,
     stop: Arc<AtomicBool>,
     /// The dependency currently failing, and since when: errors are logged once per incident.
     incident: Option<(&'static str, Instant)>,
@@ -99,7 +101,7 @@ impl Replicator {
     pub fn start(config: &Config, stop: Arc<AtomicBool>) -> Result<Replicator, Error> {
         let metrics =
             Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)?;
-        let source = Source::connect(&SourceSpec {
+        let mut source = Source::connect(&SourceSpec {
             uri: config.source.uri.clone(),
             table: config.source.table.clone(),
             primary_key: config.source.primary_key.clone(),
@@ -113,6 +115,7 @@ impl Replicator {
             source.describe(),
             source.columns().join(", ")
         );
+        let gaps = GapTracker::new(gap_policy(config, &mut source)?);
 
         let mut store = Store::open(
             &config.position_store,
@@ -159,6 +162,7 @@ impl Replicator {
             store,
             metrics,
             encoder,
+            gaps,
             stop,
             incident: None,
         })
@@ -193,7 +197,13 @@ impl Replicator {
                     match (step, mode) {
                         (Step::Continue, _) => {}
                         (Step::CaughtUp, Mode::UntilCaughtUp) => return Ok(()),
-                        (Step::CaughtUp, Mode::Forever) => self.sleep(self.poll_interval),
+                        (Step::CaughtUp, Mode::Forever) => {
+                            if let Err(e) = self.republish_late_rows() {
+                                // Counted as a failure like any other; the loop retries.
+                                self.report_incident(&e);
+                            }
+                            self.sleep(self.poll_interval)
+                        }
                     }
                 }
                 Err(e) if e.is_retriable() => {
@@ -233,7 +243,8 @@ impl Replicator {
     /// and the new position (unchanged unless something was committed).
     fn replicate_batch(&mut self, position: Id) -> Result<(Step, Id), Error> {
         let started = Instant::now();
-        let rows = self.fetch(position)?;
+        let mut rows = self.fetch(position)?;
+        let holding = self.hold_at_gaps(position, &mut rows)?;
         if rows.is_empty() {
             self.metrics.flush();
             return Ok((Step::CaughtUp, position));
@@ -277,12 +288,120 @@ impl Replicator {
             fetched.as_millis(),
             published.elapsed().as_millis(),
         );
-        let step = if rows.len() < self.limit {
+        let step = if holding || rows.len() < self.limit {
             Step::CaughtUp
         } else {
             Step::Continue
         };
         Ok((step, new_position))
+    }
+
+    /// Cuts `rows` at the first hole in the id sequence that may still be filled (see
+    /// `gaps`). Returns whether rows were held back.
+    fn hold_at_gaps(&mut self, position: Id, rows: &mut Vec<Row>) -> Result<bool, Error> {
+        let source = &mut self.source;
+        let decision = self
+            .gaps
+            .decide(position, rows, Instant::now(), || {
+                source.open_transactions()
+            })
+            .map_err(Error::Source)?;
+        if let Some(reason) = &decision.no_proof {
+            log::warn!(
+                "cannot prove holes in the id sequence final: {reason}; until then rows above a \
+                 hole are held for up to gap_timeout_sec"
+            );
+        }
+        for s in &decision.skipped {
+            log::warn!(
+                "skipping hole in table {}: ids {}..{} (exclusive) never appeared after {:.1}s; {}",
+                self.table,
+                s.after,
+                s.before,
+                s.age.as_secs_f64(),
+                s.reason
+            );
+            let reason = match s.reason {
+                SkipReason::ProvenFinal => "final",
+                SkipReason::TimedOut => "timeout",
+            };
+            self.metrics.count(
+                "gap.skipped",
+                &[("table", &self.table), ("reason", reason)],
+                1,
+            );
+        }
+        let held_ms = decision.holding.map_or(0, |(after, before, age)| {
+            log::debug!(
+                "holding rows above hole {after}..{before} (open {:.1}s)",
+                age.as_secs_f64()
+            );
+            age.as_millis()
+        });
+        self.metrics.gauge(
+            "gap.oldest_held_ms",
+            &[("table", &self.table)],
+            held_ms as i128,
+        );
+        rows.truncate(decision.publish);
+        Ok(decision.holding.is_some())
+    }
+
+    /// Looks into recently skipped holes for rows that appeared after all (a transaction that
+    /// outlived gap_timeout). They are reported loudly, with their ids, and published late:
+    /// data never disappears silently, even then. The position does not move.
+    fn republish_late_rows(&mut self) -> Result<(), Error> {
+        if !self.gaps.enabled() {
+            return Ok(());
+        }
+        let holes: Vec<(Id, Id)> = self
+            .gaps
+            .watched(Instant::now())
+            .map(|s| (s.after, s.before))
+            .collect();
+        for (after, before) in holes {
+            let mut late = self
+                .source
+                .fetch(after, self.limit)
+                .map_err(Error::Source)?;
+            late.retain(|r| r.id < before);
+            let now = Instant::now();
+            let Some(watched) = self
+                .gaps
+                .watched(now)
+                .find(|s| s.after == after && s.before == before)
+            else {
+                continue;
+            };
+            late.retain(|r| !watched.reported.contains(&r.id));
+            if late.is_empty() {
+                continue;
+            }
+            let ids: Vec<Id> = late.iter().map(|r| r.id).collect();
+            log::error!(
+                "table {}: {} rows appeared in hole {after}..{before} after it was skipped (a \
+                 transaction outlived gap_timeout_sec); publishing them late: ids {ids:?}",
+                self.table,
+                late.len()
+            );
+            self.metrics.count(
+                "gap.late_rows",
+                &[("table", &self.table)],
+                late.len() as u64,
+            );
+            let records = self.encode(&late)?;
+            self.producer
+                .send(&self.topic, &records)
+                .map_err(|e| Error::Kafka(e.error))?;
+            if let Some(watched) = self
+                .gaps
+                .watched(now)
+                .find(|s| s.after == after && s.before == before)
+            {
+                watched.reported.extend(ids);
+            }
+        }
+        Ok(())
     }
 
     fn fetch(&mut self, position: Id) -> Result<Vec<Row>, Error> {
@@ -393,6 +512,42 @@ impl Replicator {
             std::thread::sleep((until - now).min(Duration::from_millis(50)));
         }
     }
+}
+
+/// The gap policy from the config and what the database says about its id sequence.
+fn gap_policy(config: &Config, source: &mut Source) -> Result<GapPolicy, Error> {
+    let timeout = config.source.gap_timeout;
+    if timeout.is_zero() {
+        log::warn!("gap_timeout_sec is 0: rows committed out of id order may be missed");
+        return Ok(GapPolicy {
+            timeout,
+            step: 1,
+            cached: false,
+        });
+    }
+    let allocation = source.id_allocation().map_err(Error::Source)?;
+    let step = config.source.id_step.unwrap_or(allocation.step);
+    log::info!(
+        "holding rows at id gaps for up to {:.1}s; id step {step} ({})",
+        timeout.as_secs_f64(),
+        if config.source.id_step.is_some() {
+            "from id_step in the config"
+        } else {
+            &allocation.origin
+        }
+    );
+    if allocation.cached {
+        log::warn!(
+            "{}: sessions cache ids, so a hole can be filled by any later transaction of the \
+             session holding it; holes are released only after gap_timeout_sec",
+            allocation.origin
+        );
+    }
+    Ok(GapPolicy {
+        timeout,
+        step,
+        cached: allocation.cached,
+    })
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -148,6 +148,41 @@ impl Source {
         }
     }
 
+    /// How the database hands out primary-key values: the step between consecutive ids and
+    /// whether sessions cache ranges of them. Used to tell a hole from the normal spacing.
+    pub fn id_allocation(&mut self) -> Result<IdAllocation, SourceError> {
+        match self {
+            // One writer at a time, rowids step by one.
+            #[cfg(feature = "sqlite")]
+            Source::Sqlite(_) => Ok(IdAllocation {
+                step: 1,
+                cached: false,
+                origin: "SQLite rowid".into(),
+            }),
+            #[cfg(feature = "postgres")]
+            Source::Postgres(s) => s.id_allocation(),
+            #[cfg(feature = "mysql")]
+            Source::Mysql(s) => s.id_allocation(),
+        }
+    }
+
+    /// Identities of the write transactions open right now (each stable for the transaction's
+    /// life), so that a hole first seen now can be proven final once none of them is open any
+    /// more. `Ok(Err(reason))`: the database will not tell us (a missing privilege, named in
+    /// `reason`).
+    pub fn open_transactions(&mut self) -> Result<Result<Vec<String>, String>, SourceError> {
+        match self {
+            // SQLite has one writer, which commits ids in order: a hole a reader sees is final
+            // at once, as if no transaction were open.
+            #[cfg(feature = "sqlite")]
+            Source::Sqlite(_) => Ok(Ok(Vec::new())),
+            #[cfg(feature = "postgres")]
+            Source::Postgres(s) => s.open_transactions(),
+            #[cfg(feature = "mysql")]
+            Source::Mysql(s) => s.open_transactions(),
+        }
+    }
+
     /// The redacted URI and the table, for log lines.
     pub fn describe(&self) -> String {
         let plan = match self {
@@ -160,6 +195,19 @@ impl Source {
         };
         format!("table {} at {}", plan.table, plan.uri)
     }
+}
+
+/// How primary-key values are allocated, as far as holes in the sequence are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdAllocation {
+    /// Difference between consecutive ids (sequence INCREMENT BY, auto_increment_increment).
+    pub step: u64,
+    /// Sessions cache ranges of ids (PostgreSQL sequence CACHE > 1): a hole may then be filled
+    /// by any later transaction of the session holding the range, so ending transactions prove
+    /// nothing and only the timeout releases holes.
+    pub cached: bool,
+    /// Where `step` came from, for the log.
+    pub origin: String,
 }
 
 /// What every backend decided at start-up: which columns to read, in which order, under which

@@ -14,8 +14,8 @@ use mysql::{Conn, Opts, OptsBuilder, Statement};
 
 use super::uri::ParsedUri;
 use super::{
-    convert, plan_columns, quote_backtick, redact_uri, row_id, similar_names, Plan, SourceError,
-    SourceSpec,
+    convert, plan_columns, quote_backtick, redact_uri, row_id, similar_names, IdAllocation, Plan,
+    SourceError, SourceSpec,
 };
 use crate::value::{Id, Row, Value};
 
@@ -207,6 +207,66 @@ impl MysqlSource {
             user,
             conn: Some((conn, stmt)),
         })
+    }
+
+    /// Runs `f` on the connection (re-opened after a failure); a failure drops it.
+    fn with_conn<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Conn) -> Result<T, mysql::Error>,
+    ) -> Result<T, SourceError> {
+        if self.conn.is_none() {
+            let mut conn = open(&self.opts, self.query_timeout, &self.target, &self.user)?;
+            let stmt = conn.prep(&self.sql).map_err(|e| {
+                map_err(
+                    &format!("preparing the batch query for table {}", self.plan.table),
+                    e,
+                )
+            })?;
+            self.conn = Some((conn, stmt));
+        }
+        let (conn, _) = self.conn.as_mut().expect("set above");
+        match f(conn) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.conn = None;
+                Err(map_err(what, e))
+            }
+        }
+    }
+
+    /// `auto_increment_increment` as the writers see it (the global value; a session may
+    /// override it, which `id_step` in the config can express).
+    pub(crate) fn id_allocation(&mut self) -> Result<IdAllocation, SourceError> {
+        let step: Option<u64> = self.with_conn("reading auto_increment_increment", |c| {
+            c.query_first("SELECT @@global.auto_increment_increment")
+        })?;
+        let step = step.unwrap_or(1).max(1);
+        Ok(IdAllocation {
+            step,
+            cached: false,
+            origin: format!("@@global.auto_increment_increment = {step}"),
+        })
+    }
+
+    /// InnoDB transactions open now (information_schema.INNODB_TRX, which needs the PROCESS
+    /// privilege): `Err(reason)` when we may not read it.
+    pub(crate) fn open_transactions(&mut self) -> Result<Result<Vec<String>, String>, SourceError> {
+        let result = self.with_conn("reading information_schema.INNODB_TRX", |c| {
+            c.query::<String, _>(
+                "SELECT CONCAT(trx_id, '@', trx_started) FROM information_schema.INNODB_TRX \
+                 WHERE trx_mysql_thread_id <> CONNECTION_ID()",
+            )
+        });
+        match result {
+            Ok(open) => Ok(Ok(open)),
+            Err(SourceError::Refused(_)) => Ok(Err(format!(
+                "reading information_schema.INNODB_TRX needs the PROCESS privilege; grant it to \
+                 {} (GRANT PROCESS ON *.* TO ...)",
+                self.user
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
@@ -419,7 +479,7 @@ fn map_err(what: &str, e: mysql::Error) -> SourceError {
                 SourceError::Unavailable(msg)
             }
             // access denied (password, database, command), unknown database.
-            1044 | 1045 | 1049 | 1142 | 1143 => SourceError::Refused(msg),
+            1044 | 1045 | 1049 | 1142 | 1143 | 1227 => SourceError::Refused(msg),
             _ => SourceError::Query(msg),
         },
         mysql::Error::UrlError(_) => SourceError::BadUri(msg),

@@ -14,8 +14,8 @@ use postgres::{Client, Config, NoTls, Statement};
 
 use super::uri::ParsedUri;
 use super::{
-    clamp_i64, convert, plan_columns, quote_double, redact_uri, row_id, similar_names, Plan,
-    SourceError, SourceSpec,
+    clamp_i64, convert, plan_columns, quote_double, redact_uri, row_id, similar_names,
+    IdAllocation, Plan, SourceError, SourceSpec,
 };
 use crate::value::{Id, Row, Value};
 
@@ -64,6 +64,9 @@ pub struct PostgresSource {
     target: String,
     /// `None` after an error: the next fetch connects again.
     conn: Option<(Client, Statement)>,
+    /// The table and key as SQL text (quoted), for `pg_get_serial_sequence`.
+    table_sql: String,
+    pk_name: String,
 }
 
 impl PostgresSource {
@@ -236,7 +239,103 @@ impl PostgresSource {
             kinds,
             target,
             conn: Some((client, stmt)),
+            table_sql,
+            pk_name: pk.0.clone(),
         })
+    }
+
+    /// The open connection, re-opened (and the batch query prepared) after a failure.
+    fn connection(&mut self) -> Result<&mut (Client, Statement), SourceError> {
+        if self.conn.is_none() {
+            let user = self.config.get_user().unwrap_or_default().to_string();
+            let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
+            let stmt = client.prepare(&self.sql).map_err(|e| {
+                map_err(
+                    &format!("preparing the batch query for table {}", self.plan.table),
+                    e,
+                )
+            })?;
+            self.conn = Some((client, stmt));
+        }
+        Ok(self.conn.as_mut().expect("set above"))
+    }
+
+    /// Runs `f` on the connection; a failure drops the connection.
+    fn with_client<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, SourceError> {
+        let (client, _) = self.connection()?;
+        match f(client) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.conn = None;
+                Err(map_err(what, e))
+            }
+        }
+    }
+
+    /// The key's sequence (serial or identity): its increment and whether sessions cache
+    /// values (`CACHE` > 1). A key without a sequence (ids from the application) has step 1.
+    pub(crate) fn id_allocation(&mut self) -> Result<IdAllocation, SourceError> {
+        let (table, pk) = (self.table_sql.clone(), self.pk_name.clone());
+        let what = format!("reading the id sequence of table {}", self.plan.table);
+        let row = self.with_client(&what, |c| {
+            c.query_opt(
+                "SELECT s.increment_by, s.cache_size, format('%I.%I', s.schemaname, s.sequencename) \
+                 FROM pg_sequences s \
+                 WHERE format('%I.%I', s.schemaname, s.sequencename)::regclass \
+                     = pg_get_serial_sequence($1, $2)::regclass",
+                &[&table, &pk],
+            )
+        })?;
+        Ok(match row {
+            Some(r) => {
+                let (step, cache, name): (i64, i64, String) = (r.get(0), r.get(1), r.get(2));
+                IdAllocation {
+                    step: step.unsigned_abs().max(1),
+                    cached: cache > 1,
+                    origin: format!("sequence {name} (INCREMENT BY {step}, CACHE {cache})"),
+                }
+            }
+            None => IdAllocation {
+                step: 1,
+                cached: false,
+                origin: "no sequence on the key".into(),
+            },
+        })
+    }
+
+    /// Transactions open in this database now, as `pid@xact_start` — every open transaction,
+    /// with or without a transaction id yet (a session that called nextval() but has written
+    /// nothing has none) and idle-in-transaction ones. `Err(reason)` when pg_stat_activity
+    /// hides other roles' sessions from us.
+    pub(crate) fn open_transactions(&mut self) -> Result<Result<Vec<String>, String>, SourceError> {
+        let what = "reading pg_stat_activity";
+        let rows = self.with_client(what, |c| {
+            c.query(
+                "SELECT pid::text || '@' || coalesce(xact_start::text, ''), \
+                        query = '<insufficient privilege>', current_user::text \
+                 FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                   AND backend_type = 'client backend' \
+                   AND (xact_start IS NOT NULL OR query = '<insufficient privilege>')",
+                &[],
+            )
+        })?;
+        let mut open = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if r.get::<_, Option<bool>>(1).unwrap_or(false) {
+                let user: String = r.get(2);
+                return Ok(Err(format!(
+                    "pg_stat_activity hides other roles' sessions from {user}; grant it \
+                     pg_read_all_stats (GRANT pg_read_all_stats TO {user})"
+                )));
+            }
+            open.push(r.get(0));
+        }
+        Ok(Ok(open))
     }
 
     pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
