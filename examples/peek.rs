@@ -31,10 +31,14 @@ fn main() {
             eprintln!("peek: metadata for {topic}: {e}");
             std::process::exit(1)
         });
-    let partitions = metadata.topics().first().map_or(0, |t| t.partitions().len()) as i32;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len()) as i32;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -44,7 +48,11 @@ fn main() {
             Some(Ok(m)) => {
                 let key = m.key().map(String::from_utf8_lossy).unwrap_or_default();
                 let value = m.payload().map(String::from_utf8_lossy).unwrap_or_default();
-                println!("partition {} offset {} key {key}\n  {value}", m.partition(), m.offset());
+                println!(
+                    "partition {} offset {} key {key}\n  {value}",
+                    m.partition(),
+                    m.offset()
+                );
                 shown += 1;
             }
             Some(Err(e)) => {
