@@ -1,6 +1,7 @@
 //! Shared support for the integration tests. Each test binary includes what it needs.
 #![allow(dead_code)]
 
+pub mod e2e;
 pub mod kafka;
 pub mod proxy;
 pub mod tansu;
