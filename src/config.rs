@@ -58,6 +58,9 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Cap of the main loop's exponential backoff after errors.
     pub retry_backoff_max: Duration,
+    /// Lifetime of the active instance's lease in Redis (active/standby); a standby takes over
+    /// within this time after the active instance dies.
+    pub lease: Duration,
     pub source: SourceSettings,
     pub kafka: KafkaSettings,
 }
@@ -173,11 +176,25 @@ impl ConfigError {
     fn invalid(path: &Path, message: impl fmt::Display) -> ConfigError {
         // serde_yaml messages are one line already; make sure nothing we pass on breaks that.
         let message = message.to_string().replace(['\n', '\r'], " ");
+        let message = name_missing_key(&message).unwrap_or(message);
         ConfigError::Invalid {
             path: path.to_owned(),
             message,
         }
     }
+}
+
+/// serde says `a.b: missing field `c` at line …`; COMPAT.md promises the dotted path of the
+/// missing key itself: `a.b.c: missing required key at line …`.
+fn name_missing_key(message: &str) -> Option<String> {
+    let (path, rest) = message.split_once(": missing field `")?;
+    let (key, tail) = rest.split_once('`')?;
+    let dotted = if path.is_empty() || path.contains(' ') {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    };
+    Some(format!("{dotted}: missing required key{tail}"))
 }
 
 impl fmt::Display for ConfigError {
@@ -321,6 +338,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         position_store,
         poll_interval: rep.poll_interval_sec.0,
         retry_backoff_max: secs_or(rep.retry_backoff_max_sec, 5),
+        lease: secs_or(raw.lease_sec, 15),
         source: SourceSettings {
             uri: src.uri.into_string(),
             table: src.table.into_string(),
@@ -408,6 +426,7 @@ struct RawRepliqate {
     statsd_addr: Option<Checked<HostPort>>,
     redis_addr: Option<Checked<RedisAddr>>,
     state_file: Option<Checked<NonEmpty>>,
+    lease_sec: Option<Seconds>,
     replication: RawReplication,
 }
 
@@ -1027,7 +1046,7 @@ repliqate:
     fn errors_name_the_dotted_path_and_line() {
         let err = parse_str(&OLD.replace("      table: processes\n", "")).unwrap_err();
         assert!(
-            err.contains("repliqate.replication.sql_source: missing field `table`"),
+            err.contains("repliqate.replication.sql_source.table: missing required key"),
             "{err}"
         );
         assert!(err.starts_with("/etc/repliqate/job.yaml: "), "{err}");
