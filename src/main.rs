@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
-use repliqate::replicator::{Mode, Replicator};
+use repliqate::replicator::{Mode, Options, Replicator};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
 #[derive(FromArgs)]
@@ -23,6 +23,11 @@ struct Args {
     /// replicate until caught up, then exit 0 (for cron jobs and tests)
     #[argh(switch)]
     once: bool,
+
+    /// where to start when no position is stored (the last id already replicated; 0 = the
+    /// whole table); without it, a job whose topic already has records refuses to start
+    #[argh(option)]
+    initial_position: Option<i128>,
 
     /// print the version and exit
     #[argh(switch)]
@@ -86,7 +91,10 @@ fn main() -> ExitCode {
         );
     }
 
-    let mut replicator = match Replicator::start(&config, stop) {
+    let options = Options {
+        initial_position: args.initial_position,
+    };
+    let mut replicator = match Replicator::start(&config, &options, stop) {
         Ok(r) => r,
         Err(e) => {
             let code = if e.is_retriable() {

@@ -18,7 +18,7 @@ use crate::kafka::{self, Producer, ProducerConfig, Record};
 use crate::message::{MessageEncoder, MessageError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::source::{Source, SourceError, SourceSpec};
-use crate::store::{Store, StoreError};
+use crate::store::{Lease, Store, StoreError};
 use crate::value::{Id, Row};
 
 /// Why replication stopped (or could not start). One variant per boundary below us.
@@ -29,6 +29,11 @@ pub enum Error {
     Store(StoreError),
     Metrics(MetricsError),
     Encode(MessageError),
+    /// No position is stored but the topic already has records.
+    PositionLost {
+        store: String,
+        topic: String,
+    },
 }
 
 impl Error {
@@ -39,6 +44,7 @@ impl Error {
             Error::Store(e) => e.is_retriable(),
             Error::Metrics(e) => e.is_retriable(),
             Error::Encode(e) => e.is_retriable(),
+            Error::PositionLost { .. } => false,
         }
     }
 
@@ -50,6 +56,7 @@ impl Error {
             Error::Store(_) => "position store",
             Error::Metrics(_) => "metrics",
             Error::Encode(_) => "encoding",
+            Error::PositionLost { .. } => "position store",
         }
     }
 }
@@ -62,6 +69,13 @@ impl fmt::Display for Error {
             Error::Store(e) => write!(f, "position store: {e}"),
             Error::Metrics(e) => write!(f, "statsd: {e}"),
             Error::Encode(e) => write!(f, "encoding a message: {e}"),
+            Error::PositionLost { store, topic } => write!(
+                f,
+                "no position is stored in {store}, but topic {topic} already has records: the \
+                 position was probably lost (emptied Redis, deleted key or state file); refusing \
+                 to republish the table from the start. Set the last replicated id in the store, \
+                 or restart with --initial-position ID (0 to republish everything)"
+            ),
         }
     }
 }
@@ -91,6 +105,14 @@ pub struct Replicator {
     encoder: MessageEncoder,
     gaps: GapTracker,
     stop: Arc<AtomicBool>,
+    /// This instance's lease owner token (host, pid, random).
+    owner: String,
+    lease: Duration,
+    /// Whether we hold the lease (only the holder publishes).
+    active: bool,
+    /// The last position this instance committed: safe to resume from if the store loses it.
+    committed: Option<Id>,
+    initial_position: Option<Id>,
     /// The dependency currently failing, and since when: errors are logged once per incident.
     incident: Option<(&'static str, Instant)>,
 }
@@ -98,7 +120,11 @@ pub struct Replicator {
 impl Replicator {
     /// Connects to the source (checking table, key, fields and types), the position store and
     /// Kafka (checking the topic exists). Any failure here stops start-up.
-    pub fn start(config: &Config, stop: Arc<AtomicBool>) -> Result<Replicator, Error> {
+    pub fn start(
+        config: &Config,
+        options: &Options,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Replicator, Error> {
         let metrics =
             Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)?;
         let mut source = Source::connect(&SourceSpec {
@@ -125,7 +151,6 @@ impl Replicator {
             config.kafka.request_timeout,
         )
         .map_err(Error::Store)?;
-        store.read().map_err(Error::Store)?;
 
         let k = &config.kafka;
         let mut producer = Producer::new(ProducerConfig {
@@ -147,6 +172,11 @@ impl Replicator {
             k.topic,
             store.describe()
         );
+        // A lost position is found at start-up, not after a standby takes over.
+        let stored = store.read().map_err(Error::Store)?;
+        if stored.is_none() && options.initial_position.is_none() {
+            check_new_job(&mut producer, &k.topic, &store)?;
+        }
 
         let encoder = MessageEncoder::new(&config.name, &config.source.table, source.columns());
         Ok(Replicator {
@@ -165,6 +195,11 @@ impl Replicator {
             gaps,
             stop,
             incident: None,
+            owner: owner_token(),
+            lease: config.lease,
+            active: false,
+            committed: None,
+            initial_position: options.initial_position,
         })
     }
 
@@ -174,16 +209,26 @@ impl Replicator {
     pub fn run(&mut self, mode: Mode) -> Result<(), Error> {
         let mut failures = 0u32;
         let mut position = None;
+        let mut standby_logged = false;
         while !self.stopping() {
-            let step = match position {
-                None => self.read_position().map(|p| {
-                    position = Some(p);
-                    Step::Continue
-                }),
-                Some(p) => self.replicate_batch(p).map(|(step, new)| {
-                    position = Some(new);
-                    step
-                }),
+            let step = if !self.active {
+                self.take_lease().map(|taken| match taken {
+                    Some(p) => {
+                        position = Some(p);
+                        standby_logged = false;
+                        Step::Continue
+                    }
+                    None => Step::Standby,
+                })
+            } else {
+                match position {
+                    // Only after a lost lease: take it again first.
+                    None => Ok(Step::Continue),
+                    Some(p) => self.replicate_batch(p).map(|(step, new)| {
+                        position = Some(new);
+                        step
+                    }),
+                }
             };
             match step {
                 Ok(step) => {
@@ -196,29 +241,130 @@ impl Replicator {
                     }
                     match (step, mode) {
                         (Step::Continue, _) => {}
-                        (Step::CaughtUp, Mode::UntilCaughtUp) => return Ok(()),
+                        (Step::CaughtUp, Mode::UntilCaughtUp) => break,
                         (Step::CaughtUp, Mode::Forever) => {
                             if let Err(e) = self.republish_late_rows() {
                                 // Counted as a failure like any other; the loop retries.
                                 self.report_incident(&e);
                             }
-                            self.sleep(self.poll_interval)
+                            self.idle(self.poll_interval)
+                        }
+                        (Step::Standby, Mode::UntilCaughtUp) => {
+                            log::warn!(
+                                "another instance is active for this job; --once has nothing to do"
+                            );
+                            return Ok(());
+                        }
+                        (Step::Standby, Mode::Forever) => {
+                            if !standby_logged {
+                                log::info!("standby: another instance holds the job's lease; taking over when it lapses");
+                                standby_logged = true;
+                            }
+                            self.sleep(self.lease / 3)
                         }
                     }
+                }
+                Err(Error::Store(e @ StoreError::Fenced { .. })) => {
+                    log::warn!("lost the job's lease, stopping publishing: {e}");
+                    self.active = false;
+                    position = None;
                 }
                 Err(e) if e.is_retriable() => {
                     self.report_incident(&e);
                     failures += 1;
                     self.sleep(backoff(failures, self.backoff_max));
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.release_lease();
+                    return Err(e);
+                }
             }
         }
-        log::info!("stopping: shutdown requested");
+        if self.stopping() {
+            log::info!("stopping: shutdown requested");
+        }
+        self.release_lease();
         Ok(())
     }
 
-    fn read_position(&mut self) -> Result<Id, Error> {
+    /// Tries to become the active instance. On success returns the position to resume from:
+    /// the stored one, or — if the store lost it (an emptied Redis) — the last one this instance
+    /// committed, whichever is higher; with neither, `--initial-position` or 0 for a new job.
+    fn take_lease(&mut self) -> Result<Option<Id>, Error> {
+        match self
+            .store
+            .hold_lease(&self.owner, self.lease)
+            .map_err(Error::Store)?
+        {
+            Lease::HeldBy(_) => return Ok(None),
+            Lease::Held | Lease::Acquired => {}
+        }
+        self.active = true;
+        let stored = self.read_position()?;
+        let position = match (stored, self.committed) {
+            (Some(s), Some(c)) => s.max(c),
+            (Some(s), None) => s,
+            (None, Some(c)) => {
+                log::warn!(
+                    "the position is missing from {}: resuming after {c}, the last position this \
+                     instance committed",
+                    self.store.describe()
+                );
+                c
+            }
+            (None, None) => match self.initial_position {
+                Some(p) => {
+                    log::warn!("no stored position: starting after {p} (--initial-position)");
+                    p
+                }
+                None => {
+                    check_new_job(&mut self.producer, &self.topic, &self.store)?;
+                    log::warn!(
+                        "no position stored in {} and topic {} is empty: a new job, starting from \
+                         the beginning of the table",
+                        self.store.describe(),
+                        self.topic
+                    );
+                    0
+                }
+            },
+        };
+        log::info!(
+            "active (lease owner {}): resuming after id {position}",
+            self.owner
+        );
+        Ok(Some(position))
+    }
+
+    fn release_lease(&mut self) {
+        if self.active {
+            self.active = false;
+            if let Err(e) = self.store.release_lease(&self.owner) {
+                log::warn!("releasing the job's lease: {e} (it expires by itself)");
+            }
+        }
+    }
+
+    /// Renews the lease. Losing it (another instance holds it) is `StoreError::Fenced`; so is
+    /// finding it lapsed, even though we now hold it again: another instance may have moved the
+    /// position meanwhile, so the loop re-reads it (`take_lease`) before publishing again.
+    fn renew_lease(&mut self) -> Result<(), Error> {
+        let holder = match self
+            .store
+            .hold_lease(&self.owner, self.lease)
+            .map_err(Error::Store)?
+        {
+            Lease::Held => return Ok(()),
+            Lease::Acquired => "nobody: the lease had lapsed".to_string(),
+            Lease::HeldBy(holder) => holder,
+        };
+        Err(Error::Store(StoreError::Fenced {
+            store: self.store.describe(),
+            holder,
+        }))
+    }
+
+    fn read_position(&mut self) -> Result<Option<Id>, Error> {
         let started = Instant::now();
         let result = self.store.read();
         self.metrics
@@ -228,15 +374,7 @@ impl Replicator {
             &[("success", success(&result))],
             started.elapsed(),
         );
-        let position = result.map_err(Error::Store)?;
-        match position {
-            Some(p) => log::info!("resuming after {} = {p}", self.store.describe()),
-            None => log::warn!(
-                "no position stored in {}: starting from the beginning of the table",
-                self.store.describe()
-            ),
-        }
-        Ok(position.unwrap_or(0))
+        result.map_err(Error::Store)
     }
 
     /// One turn of the loop from a known position: fetch, publish, commit. Returns what to do next
@@ -251,6 +389,9 @@ impl Replicator {
         }
         let fetched = started.elapsed();
         let records = self.encode(&rows)?;
+        // Only the lease holder publishes: an instance that was paused past its lease finds out
+        // here, before sending (or at the fenced commit, if it lost the lease mid-send).
+        self.renew_lease()?;
 
         let published = Instant::now();
         let result = self.producer.send(&self.topic, &records);
@@ -461,13 +602,14 @@ impl Replicator {
         let mut failures = 0;
         loop {
             let started = Instant::now();
-            let result = self.store.write(position);
+            let result = self.store.write_fenced(position, &self.owner, self.lease);
             let tags = [("success", success(&result))];
             self.metrics.count("store.write", &tags, 1);
             self.metrics
                 .timing("store.write_latency", &tags, started.elapsed());
             match result {
                 Ok(()) => {
+                    self.committed = Some(position);
                     let p = position.to_string();
                     self.metrics.gauge(
                         "offset.position",
@@ -499,6 +641,30 @@ impl Replicator {
 
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps while caught up, renewing the lease at a third of its lifetime so that an idle
+    /// active instance keeps it.
+    fn idle(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.stopping() && self.active {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            self.sleep((until - now).min(self.lease / 3));
+            if let Err(e) = self.renew_lease() {
+                match e {
+                    Error::Store(StoreError::Fenced { .. }) => {
+                        log::warn!("lost the job's lease while idle: {e}");
+                        self.active = false;
+                    }
+                    // A Redis outage: the loop's next step reports and retries it.
+                    e => log::debug!("renewing the lease: {e}"),
+                }
+                break;
+            }
+        }
     }
 
     /// Sleeps, waking within 50 ms of a shutdown request.
@@ -550,8 +716,47 @@ fn gap_policy(config: &Config, source: &mut Source) -> Result<GapPolicy, Error> 
     })
 }
 
+/// Refuses to start a job from zero when its topic already has records: the position was
+/// probably lost (an emptied or failed-over Redis, a deleted key or state file), and starting
+/// from zero would republish the whole table by surprise.
+fn check_new_job(producer: &mut Producer, topic: &str, store: &Store) -> Result<(), Error> {
+    if producer.topic_has_records(topic).map_err(Error::Kafka)? {
+        return Err(Error::PositionLost {
+            store: store.describe(),
+            topic: topic.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Identifies this instance in the lease: host, pid and a random part (two instances on one
+/// host after a pid wrap stay distinct).
+fn owner_token() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let random = u64::from(nanos)
+        ^ (std::process::id() as u64).rotate_left(20)
+        ^ (&nanos as *const u32 as u64);
+    format!("{host}-{}-{:08x}", std::process::id(), random as u32)
+}
+
+/// Run-time options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where to start when no position is stored (`--initial-position`); without it a job whose
+    /// topic already has records refuses to start.
+    pub initial_position: Option<Id>,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Step {
+    /// Another instance holds the job's lease.
+    Standby,
     /// More rows may be waiting: go again at once.
     Continue,
     /// The last fetch returned less than a full batch.

@@ -66,6 +66,34 @@ impl Store {
         }
     }
 
+    /// Takes or renews the job's lease for `owner` for `ttl` (active/standby: only the holder
+    /// publishes). A lease nobody holds (expired, or an emptied Redis) is taken. A state file
+    /// has no lease: one instance per file, on one host.
+    pub fn hold_lease(&mut self, owner: &str, ttl: Duration) -> Result<Lease, StoreError> {
+        match self {
+            Store::Redis(s) => s.hold_lease(owner, ttl),
+            Store::File(_) => Ok(Lease::Held),
+        }
+    }
+
+    /// Gives the lease up on a clean shutdown, so that a standby takes over at once.
+    pub fn release_lease(&mut self, owner: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.release_lease(owner),
+            Store::File(_) => Ok(()),
+        }
+    }
+
+    /// Stores `pos` only while `owner` holds the lease (compare-and-set in one Lua script), so
+    /// that an instance that lost its lease while paused can never overwrite a newer position:
+    /// `StoreError::Fenced` then.
+    pub fn write_fenced(&mut self, pos: Id, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.write_fenced(pos, owner, ttl),
+            Store::File(s) => s.write(pos),
+        }
+    }
+
     /// Where the position lives, for log lines (no credentials).
     pub fn describe(&self) -> String {
         match self {
@@ -74,6 +102,59 @@ impl Store {
         }
     }
 }
+
+/// Who may publish for a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// This instance held the lease and still does.
+    Held,
+    /// This instance took a lease nobody held: whatever it knew may be stale.
+    Acquired,
+    /// Another instance does (its owner token).
+    HeldBy(String),
+}
+
+/// The Redis key of a job's lease (next to its position key; the old tool had none).
+pub fn lease_key(name: &str, table: &str, topic: &str) -> String {
+    format!("repliqate:replication:lease:name={name}&table={table}&topic={topic}")
+}
+
+/// Renews the lease if ours (1), takes it if free (2), else returns the holder.
+const HOLD_LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return holder
+";
+
+/// Writes the position only for the lease holder. A lease nobody holds is not taken here: it
+/// lapsed, so another instance may have moved the position meanwhile and the caller must read it
+/// again before writing (else it could move the position backwards).
+const WRITE_FENCED: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[2])
+  return 1
+end
+if holder == false then
+  return 'nobody: the lease lapsed'
+end
+return holder
+";
+
+const RELEASE_LEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
 
 /// The Redis key of a job's position, exactly as the old tool wrote it.
 pub fn redis_key(name: &str, table: &str, topic: &str) -> String {
@@ -98,6 +179,8 @@ pub enum StoreError {
     },
     /// The stored value is not an integer.
     Corrupt { store: String, value: String },
+    /// Another instance holds the job's lease: this one must not write (or publish).
+    Fenced { store: String, holder: String },
     /// A state file operation failed.
     File {
         path: PathBuf,
@@ -110,7 +193,9 @@ impl StoreError {
     pub fn is_retriable(&self) -> bool {
         match self {
             StoreError::Unavailable { .. } => true,
-            StoreError::Refused { .. } | StoreError::Corrupt { .. } => false,
+            StoreError::Refused { .. } | StoreError::Corrupt { .. } | StoreError::Fenced { .. } => {
+                false
+            }
             // A full disk or an I/O hiccup may clear; a missing directory or a permission
             // problem needs the operator.
             StoreError::File { cause, .. } => !matches!(
@@ -143,6 +228,11 @@ impl fmt::Display for StoreError {
             StoreError::File { path, doing, cause } => {
                 write!(f, "{doing} state file {}: {cause}", path.display())
             }
+            StoreError::Fenced { store, holder } => write!(
+                f,
+                "writing the position to {store}: the job's lease is held by another instance \
+                 ({holder}); not writing"
+            ),
         }
     }
 }
@@ -153,6 +243,29 @@ impl std::error::Error for StoreError {
             StoreError::File { cause, .. } => Some(cause),
             _ => None,
         }
+    }
+}
+
+/// An EVAL of a Lua script: the check and the write happen atomically in Redis. (EVAL rather
+/// than EVALSHA: the scripts are a few hundred bytes, and no extra redis feature is needed.)
+fn eval(script: &str, keys: &[&str], args: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len());
+    for k in keys {
+        cmd.arg(*k);
+    }
+    for a in args {
+        cmd.arg(*a);
+    }
+    cmd
+}
+
+/// The owner token a lease script returned, for messages.
+fn holder_of(v: redis::Value) -> String {
+    match v {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+        redis::Value::SimpleString(s) => s,
+        other => format!("{other:?}"),
     }
 }
 
@@ -235,6 +348,48 @@ impl RedisStore {
                     value: show_value(&bytes),
                 }),
             },
+        }
+    }
+
+    fn lease_key(&self) -> String {
+        // The position key is `...:offset:<tags>`; the lease key has the same tags.
+        self.key.replacen(":offset:", ":lease:", 1)
+    }
+
+    fn hold_lease(&mut self, owner: &str, ttl: Duration) -> Result<Lease, StoreError> {
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let cmd = eval(
+            HOLD_LEASE,
+            &[&self.lease_key()],
+            &[owner, &ttl_ms.to_string()],
+        );
+        match self.query(&cmd, "taking the lease in")? {
+            redis::Value::Int(1) => Ok(Lease::Held),
+            redis::Value::Int(2) => Ok(Lease::Acquired),
+            other => Ok(Lease::HeldBy(holder_of(other))),
+        }
+    }
+
+    fn release_lease(&mut self, owner: &str) -> Result<(), StoreError> {
+        let cmd = eval(RELEASE_LEASE, &[&self.lease_key()], &[owner]);
+        self.query::<redis::Value>(&cmd, "releasing the lease in")
+            .map(|_| ())
+    }
+
+    fn write_fenced(&mut self, pos: Id, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+        let ttl_ms = ttl.as_millis().max(1) as u64;
+        let keys = [self.lease_key(), self.key.clone()];
+        let cmd = eval(
+            WRITE_FENCED,
+            &[&keys[0], &keys[1]],
+            &[owner, &pos.to_string(), &ttl_ms.to_string()],
+        );
+        match self.query(&cmd, "writing the position to")? {
+            redis::Value::Int(1) => Ok(()),
+            other => Err(StoreError::Fenced {
+                store: self.describe(),
+                holder: holder_of(other),
+            }),
         }
     }
 

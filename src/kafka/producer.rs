@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::ListOffsetsRequest;
 use kafka_protocol::messages::{
     InitProducerIdRequest, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
 };
@@ -277,6 +279,86 @@ impl Producer {
             attempt += 1;
             self.backoff(attempt, started + self.config.delivery_timeout)?;
         }
+    }
+
+    /// Whether any partition of `topic` holds records (latest offset above earliest), asked of
+    /// each partition's leader with ListOffsets. Used at start-up to tell a new job (empty
+    /// topic) from one whose stored position was lost.
+    pub fn topic_has_records(&mut self, topic: &str) -> Result<bool, Error> {
+        self.check_topic(topic)?;
+        let leaders = self.topics.get(topic).cloned().unwrap_or_default();
+        let mut by_leader: HashMap<i32, Vec<i32>> = HashMap::new();
+        for (partition, &leader) in leaders.iter().enumerate() {
+            by_leader.entry(leader).or_default().push(partition as i32);
+        }
+        for (leader, partitions) in by_leader {
+            if leader < 0 {
+                return Err(Error::Broker {
+                    broker: "(none)".into(),
+                    topic: Some(topic.to_string()),
+                    partition: partitions.first().copied(),
+                    code: ResponseError::LeaderNotAvailable,
+                    message: None,
+                });
+            }
+            self.produce_connection(leader)?;
+            let conn = self.conns.get_mut(&leader).expect("connected above");
+            let version =
+                conn.version::<ListOffsetsRequest>(7)
+                    .ok_or_else(|| Error::UnsupportedVersion {
+                        broker: conn.addr().to_string(),
+                        api: "ListOffsets",
+                        broker_max: conn.broker_max::<ListOffsetsRequest>(),
+                        needed: "v1 or later (Kafka ≥ 0.10.1)",
+                    })?;
+            let mut bounds: Vec<HashMap<i32, i64>> = Vec::new();
+            // -2: earliest offset, -1: latest (the Kafka protocol's special timestamps).
+            for timestamp in [-2i64, -1] {
+                let request = ListOffsetsRequest::default()
+                    .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+                    .with_topics(vec![ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(
+                            partitions
+                                .iter()
+                                .map(|&p| {
+                                    ListOffsetsPartition::default()
+                                        .with_partition_index(p)
+                                        .with_current_leader_epoch(-1)
+                                        .with_timestamp(timestamp)
+                                })
+                                .collect(),
+                        )]);
+                let broker = conn.addr().to_string();
+                let response = match conn.call(&request, version) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.conns.remove(&leader);
+                        return Err(e);
+                    }
+                };
+                let mut offsets = HashMap::new();
+                for p in response.topics.iter().flat_map(|t| t.partitions.iter()) {
+                    if let Some(code) = ResponseError::try_from_code(p.error_code) {
+                        return Err(Error::Broker {
+                            broker,
+                            topic: Some(topic.to_string()),
+                            partition: Some(p.partition_index),
+                            code,
+                            message: Some("ListOffsets".into()),
+                        });
+                    }
+                    offsets.insert(p.partition_index, p.offset);
+                }
+                bounds.push(offsets);
+            }
+            if partitions.iter().any(|p| {
+                bounds[1].get(p).copied().unwrap_or(0) > bounds[0].get(p).copied().unwrap_or(0)
+            }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Sends `records` to `topic` and returns when every one is acknowledged, with its partition
