@@ -305,7 +305,7 @@ fn a_non_kafka_server_on_the_port_is_a_clear_error() {
 }
 
 #[test]
-fn an_oversized_record_is_refused_naming_its_key_and_nothing_is_sent() {
+fn an_oversized_record_is_refused_naming_its_key_after_the_records_before_it() {
     let broker = broker();
     let topic = unique_topic("oversized");
     create_topic(&broker, &topic, 1);
@@ -331,8 +331,11 @@ fn an_oversized_record_is_refused_naming_its_key_and_nothing_is_sent() {
     let err = p.send(&topic, &records).unwrap_err();
     assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
     assert!(err.to_string().contains("key \"2\""), "{err}");
-    assert_eq!(err.unacknowledged(), 2);
-    assert!(consume_all(&broker, &topic, 1, 1, Duration::from_secs(3)).is_empty());
+    // The record before the oversized one is delivered (the caller can commit it); nothing else.
+    assert!(err.delivered[0].is_some() && err.delivered[1].is_none(), "{err:?}");
+    let consumed = consume_all(&broker, &topic, 1, 2, Duration::from_secs(3));
+    assert_eq!(consumed.len(), 1);
+    assert_eq!(consumed[0].key.as_deref(), Some(&b"1"[..]));
 }
 
 #[test]

@@ -404,6 +404,11 @@ impl Producer {
             .enumerate()
             .find(|&(_, s)| s + BATCH_OVERHEAD > budget)
         {
+            // Deliver what comes before the record that can never be sent, so that the caller
+            // can commit up to it; then fail naming it.
+            if i > 0 {
+                self.send_inner(topic, &records[..i], &mut delivered[..i])?;
+            }
             return Err(Error::RecordTooLarge {
                 topic: topic.to_string(),
                 key: describe_key(&records[i]),
