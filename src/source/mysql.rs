@@ -209,29 +209,35 @@ impl MysqlSource {
         })
     }
 
+    /// Takes the connection out (opening it and preparing the batch query if there is none);
+    /// the caller puts it back only if it worked, so a failed connection is never reused.
+    fn take_connection(&mut self) -> Result<(Conn, Statement), SourceError> {
+        if let Some(c) = self.conn.take() {
+            return Ok(c);
+        }
+        let mut conn = open(&self.opts, self.query_timeout, &self.target, &self.user)?;
+        let stmt = conn.prep(&self.sql).map_err(|e| {
+            map_err(
+                &format!("preparing the batch query for table {}", self.plan.table),
+                e,
+            )
+        })?;
+        Ok((conn, stmt))
+    }
+
     /// Runs `f` on the connection (re-opened after a failure); a failure drops it.
     fn with_conn<T>(
         &mut self,
         what: &str,
         f: impl FnOnce(&mut Conn) -> Result<T, mysql::Error>,
     ) -> Result<T, SourceError> {
-        if self.conn.is_none() {
-            let mut conn = open(&self.opts, self.query_timeout, &self.target, &self.user)?;
-            let stmt = conn.prep(&self.sql).map_err(|e| {
-                map_err(
-                    &format!("preparing the batch query for table {}", self.plan.table),
-                    e,
-                )
-            })?;
-            self.conn = Some((conn, stmt));
-        }
-        let (conn, _) = self.conn.as_mut().expect("set above");
-        match f(conn) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                self.conn = None;
-                Err(map_err(what, e))
+        let (mut conn, stmt) = self.take_connection()?;
+        match f(&mut conn) {
+            Ok(v) => {
+                self.conn = Some((conn, stmt));
+                Ok(v)
             }
+            Err(e) => Err(map_err(what, e)),
         }
     }
 
@@ -270,19 +276,7 @@ impl MysqlSource {
     }
 
     pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
-        let (mut conn, stmt) = match self.conn.take() {
-            Some(c) => c,
-            None => {
-                let mut conn = open(&self.opts, self.query_timeout, &self.target, &self.user)?;
-                let stmt = conn.prep(&self.sql).map_err(|e| {
-                    map_err(
-                        &format!("preparing the batch query for table {}", self.plan.table),
-                        e,
-                    )
-                })?;
-                (conn, stmt)
-            }
-        };
+        let (mut conn, stmt) = self.take_connection()?;
         let reading = format!("reading table {}", self.plan.table);
         let err = |e| map_err(&reading, e);
         // Unsigned keys above i64::MAX are bound as unsigned so the comparison stays exact.

@@ -339,39 +339,34 @@ impl PostgresSource {
     }
 
     pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
-        let (mut client, stmt) = match self.conn.take() {
-            Some(c) => c,
-            None => {
-                let user = self.config.get_user().unwrap_or_default().to_string();
-                let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
-                let stmt = client.prepare(&self.sql).map_err(|e| {
-                    map_err(
-                        &format!("preparing the batch query for table {}", self.plan.table),
-                        e,
-                    )
-                })?;
-                (client, stmt)
-            }
-        };
         let reading = format!("reading table {}", self.plan.table);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(&stmt, &[&clamp_i64(after), &limit])
-            .map_err(|e| map_err(&reading, e))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut values = Vec::with_capacity(self.kinds.len());
-            for (i, kind) in self.kinds.iter().enumerate() {
-                values.push(self.decode(r, i, *kind).map_err(|e| map_err(&reading, e))?);
+        let (client, stmt) = self.connection()?;
+        let result = client.query(&*stmt, &[&clamp_i64(after), &limit]);
+        let rows = result.and_then(|rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let mut values = Vec::with_capacity(self.kinds.len());
+                for (i, kind) in self.kinds.iter().enumerate() {
+                    values.push(self.decode(r, i, *kind)?);
+                }
+                out.push(values);
             }
-            out.push(Row {
-                id: row_id(&self.plan, &values)?,
-                values,
-            });
-        }
+            Ok(out)
+        });
         // Only a connection that worked is kept for the next batch.
-        self.conn = Some((client, stmt));
-        Ok(out)
+        let rows = rows.map_err(|e| {
+            self.conn = None;
+            map_err(&reading, e)
+        })?;
+        rows.into_iter()
+            .map(|values| {
+                Ok(Row {
+                    id: row_id(&self.plan, &values)?,
+                    values,
+                })
+            })
+            .collect()
     }
 
     fn decode(&self, r: &postgres::Row, i: usize, kind: Kind) -> Result<Value, postgres::Error> {
