@@ -1,0 +1,491 @@
+//! `make bench-kafka`: producer throughput of our synchronous producer against librdkafka, on the
+//! same broker, with the same payloads, in the same run (issue 2, "Benchmark").
+//!
+//! The machine is noisy, so the producers take turns (ours, librdkafka, ours with larger calls,
+//! and again) and the medians are compared. Each run writes to a fresh 3-partition topic, which is
+//! deleted afterwards so that the in-memory broker does not keep gigabytes.
+//!
+//! Settings (argument or environment variable, arguments win):
+//!   --records N   BENCH_RECORDS    records per run (default 1000000)
+//!   --call N      BENCH_CALL       records per `send` call, as the daemon's batch (default 10000)
+//!   --big-call N  BENCH_BIG_CALL   records per call in the comparison run (default 100000)
+//!   --runs N      BENCH_RUNS       rounds (default 3)
+//!   --size N      BENCH_SIZE       value size in bytes (default 400)
+//!   broker: REPLIQATE_TEST_KAFKA (from `scripts/stack env`)
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use repliqate::kafka::{Producer, ProducerConfig, Record};
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_kafka: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let records = setting(&args, "records", "BENCH_RECORDS", 1_000_000)?;
+    let call = setting(&args, "call", "BENCH_CALL", 10_000)?.max(1);
+    let big_call = setting(&args, "big-call", "BENCH_BIG_CALL", 100_000)?.max(1);
+    let runs = setting(&args, "runs", "BENCH_RUNS", 3)?.max(1);
+    let size = setting(&args, "size", "BENCH_SIZE", 400)?;
+    let broker = broker()?;
+
+    eprintln!("generating {records} records of {size} bytes...");
+    let payloads = Payloads::generate(records, size);
+    let mb = payloads.bytes() as f64 / 1e6;
+    eprintln!(
+        "broker {broker}: {records} records, {mb:.1} MB of values per run; {runs} rounds of \
+         ours (calls of {call}), librdkafka, ours (calls of {big_call})"
+    );
+
+    let mut ours = Vec::new();
+    let mut ours_big = Vec::new();
+    let mut rd = Vec::new();
+    for round in 1..=runs {
+        let o = run_ours(&broker, &payloads, call)?;
+        report(
+            &format!("round {round}: ours, calls of {call}"),
+            records,
+            mb,
+            o,
+        );
+        let r = run_librdkafka(&broker, &payloads.keys, &payloads.values)?;
+        report(&format!("round {round}: librdkafka"), records, mb, r);
+        let b = run_ours(&broker, &payloads, big_call)?;
+        report(
+            &format!("round {round}: ours, calls of {big_call}"),
+            records,
+            mb,
+            b,
+        );
+        ours.push(o);
+        rd.push(r);
+        ours_big.push(b);
+    }
+
+    // Per-round ratios: a slow moment of the machine hits both members of a round alike.
+    let ratios: Vec<f64> = ours.iter().zip(&rd).map(|(o, r)| r / o).collect();
+    let ratios_big: Vec<f64> = ours_big.iter().zip(&rd).map(|(o, r)| r / o).collect();
+    println!();
+    println!(
+        "producer throughput, {records} records of {size} bytes, 3 partitions, median of {runs}"
+    );
+    println!(
+        "{:<34} {:>12} {:>9} {:>9}",
+        "producer", "records/s", "MB/s", "seconds"
+    );
+    for (name, secs) in [
+        (format!("repliqate, calls of {call}"), &ours),
+        (format!("repliqate, calls of {big_call}"), &ours_big),
+        ("librdkafka (rdkafka BaseProducer)".to_string(), &rd),
+    ] {
+        let s = median(secs);
+        println!(
+            "{:<34} {:>12.0} {:>9.1} {:>9.2}",
+            name,
+            records as f64 / s,
+            mb / s,
+            s
+        );
+    }
+    println!(
+        "ratio ours/librdkafka: calls of {call}: {:.2} (median of per-round ratios {}); calls of \
+         {big_call}: {:.2} ({}); target >= 0.80",
+        median(&ratios),
+        list(&ratios),
+        median(&ratios_big),
+        list(&ratios_big)
+    );
+    Ok(())
+}
+
+/// Keys (decimal ids) and JSON-like values, generated once and shared by every run.
+pub struct Payloads {
+    pub keys: Vec<Bytes>,
+    pub values: Vec<Bytes>,
+}
+
+impl Payloads {
+    /// Values look like the daemon's messages: a JSON object of typical columns, padded with a
+    /// text field to `size` bytes.
+    pub fn generate(count: usize, size: usize) -> Payloads {
+        const KINDS: [&str; 4] = ["purchase", "refund", "signup", "login"];
+        let mut keys = Vec::with_capacity(count);
+        let mut values = Vec::with_capacity(count);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 1..=count {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let head = format!(
+                "{{\"id\":{i},\"user_id\":{},\"kind\":\"{}\",\"amount\":{}.{:02},\"created_at\":\"2026-11-{:02}T{:02}:{:02}:{:02}Z\",\"payload\":\"",
+                rng % 100_000,
+                KINDS[(rng >> 20) as usize % 4],
+                (rng >> 24) % 10_000,
+                (rng >> 40) % 100,
+                1 + (rng >> 8) % 28,
+                (rng >> 12) % 24,
+                (rng >> 16) % 60,
+                (rng >> 28) % 60,
+            );
+            let mut v = head.into_bytes();
+            let pad = size.saturating_sub(v.len() + 2);
+            v.extend((0..pad).map(|n| b'a' + ((rng >> (n % 48)) as u8 ^ n as u8) % 26));
+            v.extend_from_slice(b"\"}");
+            keys.push(Bytes::from(i.to_string()));
+            values.push(Bytes::from(v));
+        }
+        Payloads { keys, values }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.values.iter().map(Bytes::len).sum()
+    }
+}
+
+/// Our producer, configured as the daemon configures it by default (acks=all, idempotent, no
+/// compression, 1 MiB requests). Returns seconds from the first call to the last acknowledgement.
+fn run_ours(broker: &str, payloads: &Payloads, call: usize) -> Result<f64, String> {
+    let topic = fresh_topic(broker, "bench-ours")?;
+    let records: Vec<Record> = payloads
+        .keys
+        .iter()
+        .zip(&payloads.values)
+        .map(|(k, v)| Record {
+            key: Some(k.clone()),
+            value: v.clone(),
+            headers: Vec::new(),
+            timestamp_ms: now_ms(),
+        })
+        .collect();
+    let mut producer = Producer::new(ProducerConfig {
+        bootstrap: vec![broker.to_string()],
+        ..ProducerConfig::default()
+    });
+    producer
+        .check_topic(&topic)
+        .map_err(|e| format!("looking up topic {topic}: {e}"))?;
+    let started = Instant::now();
+    // Highest offset acknowledged per partition, and records acknowledged as duplicates (no
+    // offset): both explain a count that does not match.
+    let mut high = [-1i64; 3];
+    let mut duplicates = 0;
+    for chunk in records.chunks(call) {
+        let deliveries = producer
+            .send(&topic, chunk)
+            .map_err(|e| format!("sending to {topic}: {e}"))?;
+        for d in deliveries {
+            match (
+                d.offset,
+                usize::try_from(d.partition)
+                    .ok()
+                    .and_then(|p| high.get_mut(p)),
+            ) {
+                (Some(o), Some(h)) => *h = (*h).max(o),
+                _ => duplicates += 1,
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(producer);
+    if duplicates > 0 {
+        eprintln!("note: {duplicates} records acknowledged as duplicates (DUPLICATE_SEQUENCE)");
+    }
+    let acked: i64 = high.iter().map(|h| h + 1).sum();
+    if acked != records.len() as i64 {
+        eprintln!("note: acknowledged offsets per partition end at {high:?}: {acked} records");
+    }
+    let written = count_in_topic(broker, &topic);
+    delete_topic(broker, &topic);
+    check_count(&topic, written?, records.len())?;
+    Ok(secs)
+}
+
+/// librdkafka with the settings a tuned Java-compatible producer would use; the payloads are
+/// copied into librdkafka's queue (as any caller's would be). Returns seconds from the first
+/// produce to the end of `flush`, after checking every record was acknowledged.
+pub fn run_librdkafka(broker: &str, keys: &[Bytes], values: &[Bytes]) -> Result<f64, String> {
+    let topic = fresh_topic(broker, "bench-rd")?;
+    let context = Counting::default();
+    let producer: BaseProducer<Counting> = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("batch.size", "1048576")
+        .set("compression.type", "none")
+        .set("partitioner", "murmur2_random")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "2097151")
+        .create_with_context(context)
+        .map_err(|e| format!("creating the librdkafka producer: {e}"))?;
+    // Connect and learn the topic's layout before the clock starts, as for ours.
+    producer
+        .client()
+        .fetch_metadata(Some(&topic), Duration::from_secs(10))
+        .map_err(|e| format!("librdkafka metadata for {topic}: {e}"))?;
+
+    let started = Instant::now();
+    let timestamp = now_ms();
+    for (i, (key, value)) in keys.iter().zip(values.iter().cycle()).enumerate() {
+        let mut record = BaseRecord::to(&topic)
+            .key(&key[..])
+            .payload(&value[..])
+            .timestamp(timestamp);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(format!("librdkafka send to {topic}: {e}")),
+            }
+        }
+        if i % 1000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer
+        .flush(Duration::from_secs(300))
+        .map_err(|e| format!("librdkafka flush to {topic}: {e}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    let (ok, failed) = (
+        producer.context().ok.load(Ordering::Relaxed),
+        producer.context().failed.load(Ordering::Relaxed),
+    );
+    drop(producer);
+    let written = count_in_topic(broker, &topic);
+    delete_topic(broker, &topic);
+    if ok != keys.len() || failed != 0 {
+        return Err(format!(
+            "librdkafka delivered {ok} of {} records ({failed} failed)",
+            keys.len()
+        ));
+    }
+    check_count(&topic, written?, keys.len())?;
+    Ok(secs)
+}
+
+/// Counts delivery reports, so that a run that lost records is not reported as fast.
+#[derive(Default, Clone)]
+pub struct Counting {
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+}
+
+impl ClientContext for Counting {}
+
+impl ProducerContext for Counting {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.ok.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+pub fn broker() -> Result<String, String> {
+    match std::env::var("REPLIQATE_TEST_KAFKA") {
+        Ok(b) if !b.is_empty() => Ok(b),
+        _ => Err(
+            "REPLIQATE_TEST_KAFKA is not set: start the local stack with `make stack-up` \
+                  (or `scripts/stack up`), then `eval \"$(scripts/stack env)\"`"
+                .into(),
+        ),
+    }
+}
+
+/// Creates a uniquely named 3-partition topic through librdkafka's admin API.
+pub fn fresh_topic(broker: &str, prefix: &str) -> Result<String, String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let topic = format!("{prefix}-{}-{}", std::process::id(), nanos.as_micros());
+    let admin = admin(broker)?;
+    let new = NewTopic::new(&topic, 3, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = block_on(admin.create_topics([&new], &opts))
+        .map_err(|e| format!("creating topic {topic}: {e}"))?;
+    for r in results {
+        r.map_err(|(t, e)| format!("creating topic {t}: {e}"))?;
+    }
+    Ok(topic)
+}
+
+/// How many records the broker holds in `topic`, asked through librdkafka, so that a fast run is
+/// also a complete one. tansu's ListOffsets answers the base offset of the last batch as the high
+/// watermark (and a fetch from there is out of range), so the last `TAIL` records before it are
+/// read and whatever follows them is counted too.
+pub fn count_in_topic(broker: &str, topic: &str) -> Result<i64, String> {
+    const TAIL: i64 = 10_000;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", format!("{topic}-count"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| format!("librdkafka consumer: {e}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| format!("librdkafka metadata for {topic}: {e}"))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len()) as i32;
+    let mut end = Vec::new();
+    let mut tail = TopicPartitionList::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(|e| format!("librdkafka offsets of {topic}/{p}: {e}"))?;
+        if low != 0 {
+            return Err(format!("{topic}/{p} starts at offset {low}, expected 0"));
+        }
+        end.push(high);
+        tail.add_partition_offset(topic, p, Offset::Offset((high - TAIL).max(0)))
+            .map_err(|e| e.to_string())?;
+    }
+    consumer
+        .assign(&tail)
+        .map_err(|e| format!("librdkafka assign {topic}: {e}"))?;
+    let mut idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(2) {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => return Err(format!("librdkafka reading {topic}: {e}")),
+            Some(Ok(m)) => {
+                if let Some(e) = usize::try_from(m.partition())
+                    .ok()
+                    .and_then(|p| end.get_mut(p))
+                {
+                    *e = (*e).max(m.offset() + 1);
+                }
+                idle = Instant::now();
+            }
+        }
+    }
+    Ok(end.iter().sum())
+}
+
+fn check_count(topic: &str, written: i64, expected: usize) -> Result<(), String> {
+    if written != expected as i64 {
+        return Err(format!(
+            "topic {topic} holds {written} records, expected {expected}"
+        ));
+    }
+    Ok(())
+}
+
+/// Best effort: the broker keeps topics in memory, and a full run writes gigabytes.
+pub fn delete_topic(broker: &str, topic: &str) {
+    let Ok(admin) = admin(broker) else { return };
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    match block_on(admin.delete_topics(&[topic], &opts)) {
+        Ok(results) => {
+            for r in results {
+                if let Err((t, e)) = r {
+                    eprintln!("note: deleting topic {t}: {e}");
+                }
+            }
+        }
+        Err(e) => eprintln!("note: deleting topic {topic}: {e}"),
+    }
+}
+
+fn admin(broker: &str) -> Result<AdminClient<DefaultClientContext>, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .create()
+        .map_err(|e| format!("librdkafka admin client: {e}"))
+}
+
+/// Runs a future to completion on this thread (rdkafka's admin futures need no runtime).
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+/// `--name N` on the command line, else the environment variable, else the default.
+pub fn setting(args: &[String], name: &str, var: &str, default: usize) -> Result<usize, String> {
+    let flag = format!("--{name}");
+    let text = match args.iter().position(|a| *a == flag) {
+        Some(i) => Some(
+            args.get(i + 1)
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a number"))?,
+        ),
+        None => std::env::var(var).ok().filter(|v| !v.is_empty()),
+    };
+    match text {
+        None => Ok(default),
+        Some(t) => t
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("{flag} / {var}: expected a whole number, got {t:?}")),
+    }
+}
+
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn list(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|x| format!("{x:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn report(what: &str, records: usize, mb: f64, secs: f64) {
+    eprintln!(
+        "{what}: {secs:.2} s, {:.0} records/s, {:.1} MB/s",
+        records as f64 / secs,
+        mb / secs
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

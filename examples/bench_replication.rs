@@ -1,0 +1,423 @@
+//! `make bench`: the daemon end to end, source table → Kafka, for SQLite, PostgreSQL and MariaDB
+//! (issue 3, "Benchmark"). For each source it fills a table of typical columns, runs the release
+//! binary `repliqate --once` from empty to caught up under `/usr/bin/time` (wall, CPU, peak RSS),
+//! checks the topic holds every row, and then, in the same run, has librdkafka produce the same
+//! number of messages of the same size (a sample of the messages repliqate wrote, cycled) to the
+//! same broker: the reference rate.
+//!
+//! Settings (argument or environment variable, arguments win):
+//!   --rows N     BENCH_ROWS      rows per source (default 1000000)
+//!   --limit N    BENCH_LIMIT     repliqate's batch size, `limit` (default 10000)
+//!   BENCH_SOURCES    comma-separated subset of sqlite,postgres,mysql (default all three)
+//!   BENCH_REPLIQATE  the binary to run (default target/release/repliqate)
+//!   servers: REPLIQATE_TEST_KAFKA, REPLIQATE_TEST_REDIS, REPLIQATE_TEST_PG_URI,
+//!   REPLIQATE_TEST_MYSQL_URI (from `scripts/stack env`)
+
+#[allow(dead_code)]
+#[path = "bench_kafka.rs"]
+mod bench_kafka;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use bench_kafka::{
+    broker, count_in_topic, delete_topic, fresh_topic, median, run_librdkafka, setting,
+};
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+const TABLE: &str = "bench_events";
+const KINDS: [&str; 4] = ["purchase", "refund", "signup", "login"];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_replication: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One source's results.
+struct Outcome {
+    source: &'static str,
+    rows: usize,
+    wall: f64,
+    cpu: f64,
+    rss_mb: f64,
+    fetch_s: f64,
+    encode_s: f64,
+    publish_s: f64,
+    avg_message: f64,
+    reference_rate: f64,
+}
+
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rows = setting(&args, "rows", "BENCH_ROWS", 1_000_000)?.max(1);
+    let limit = setting(&args, "limit", "BENCH_LIMIT", 10_000)?.max(1);
+    let sources = std::env::var("BENCH_SOURCES")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "sqlite,postgres,mysql".into());
+    let binary = PathBuf::from(
+        std::env::var("BENCH_REPLIQATE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "target/release/repliqate".into()),
+    );
+    if !binary.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release`",
+            binary.display()
+        ));
+    }
+    if !Path::new("/usr/bin/time").exists() {
+        return Err("/usr/bin/time not found: install it with `apt-get install time`".into());
+    }
+    let broker = broker()?;
+    let redis = env("REPLIQATE_TEST_REDIS")?;
+    let dir = std::env::temp_dir().join(format!("repliqate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+
+    let mut outcomes = Vec::new();
+    for source in sources.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, uri): (&'static str, String) = match source {
+            "sqlite" => ("SQLite", fill_sqlite(&dir, rows)?),
+            "postgres" => (
+                "PostgreSQL",
+                fill_postgres(&env("REPLIQATE_TEST_PG_URI")?, rows)?,
+            ),
+            "mysql" => (
+                "MariaDB",
+                fill_mysql(&env("REPLIQATE_TEST_MYSQL_URI")?, rows)?,
+            ),
+            other => {
+                return Err(format!(
+                    "BENCH_SOURCES: unknown source {other:?}; expected sqlite, postgres or mysql"
+                ))
+            }
+        };
+        outcomes.push(bench_source(
+            name, &uri, rows, limit, &binary, &broker, &redis, &dir,
+        )?);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!();
+    println!("repliqate --once, {rows} rows per source, limit {limit}, acks=all, idempotent, 3 partitions");
+    println!(
+        "{:<11} {:>7} {:>8} {:>6} {:>7} {:>8} {:>9} {:>8} {:>9} {:>11} {:>6}",
+        "source",
+        "wall s",
+        "rows/s",
+        "CPU s",
+        "RSS MB",
+        "fetch s",
+        "encode s",
+        "publ. s",
+        "msg bytes",
+        "rdkafka r/s",
+        "ratio"
+    );
+    for o in &outcomes {
+        let rate = o.rows as f64 / o.wall;
+        println!(
+            "{:<11} {:>7.2} {:>8.0} {:>6.2} {:>7.1} {:>8.2} {:>9.2} {:>8.2} {:>9.0} {:>11.0} {:>6.2}",
+            o.source,
+            o.wall,
+            rate,
+            o.cpu,
+            o.rss_mb,
+            o.fetch_s,
+            o.encode_s,
+            o.publish_s,
+            o.avg_message,
+            o.reference_rate,
+            rate / o.reference_rate
+        );
+    }
+    println!("targets: ratio >= 0.80 for SQLite; peak RSS <= 32 MB at limit 10000");
+    println!("(wall, CPU and RSS of the whole repliqate process, start-up included; fetch/encode/publish summed from its -vv batch lines; publish includes the Redis commit)");
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_source(
+    name: &'static str,
+    uri: &str,
+    rows: usize,
+    limit: usize,
+    binary: &Path,
+    broker: &str,
+    redis: &str,
+    dir: &Path,
+) -> Result<Outcome, String> {
+    let topic = fresh_topic(broker, &format!("bench-{}", name.to_lowercase()))?;
+    // A job name never used before: the Redis position key is fresh, replication starts at 0.
+    let job = topic.clone();
+    let config = dir.join(format!("{job}.yaml"));
+    let yaml = format!(
+        "repliqate:\n  name: {job}\n  redis_addr: {redis}\n  replication:\n    poll_interval_sec: 1\n    \
+         sql_source:\n      uri: {uri}\n      table: {TABLE}\n      primary_key: id\n      limit: {limit}\n    \
+         kafka_target:\n      topic: {topic}\n      brokers: [{broker}]\n"
+    );
+    std::fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
+
+    eprintln!("{name}: repliqate --once → {topic}");
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "BENCH-TIME %e %U %S %M"])
+        .arg(binary)
+        .arg("--config")
+        .arg(&config)
+        .args(["--once", "-vv"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("running {}: {e}", binary.display()))?;
+    let log = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        let tail: Vec<&str> = log.lines().rev().take(10).collect();
+        return Err(format!(
+            "{name}: repliqate failed ({}):\n{}",
+            output.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    let (wall, cpu, rss_mb) =
+        parse_time(&log).ok_or_else(|| format!("{name}: no /usr/bin/time line in the output"))?;
+    let (batches, total_s, fetch_s, publish_s) = parse_batches(&log);
+    let encode_s = total_s - fetch_s - publish_s;
+    eprintln!(
+        "{name}: {wall:.2} s, {:.0} rows/s, CPU {cpu:.2} s, peak RSS {rss_mb:.1} MB, {batches} batches \
+         (fetch {fetch_s:.2} s, encode {encode_s:.2} s, publish+commit {publish_s:.2} s, outside batches {:.2} s)",
+        rows as f64 / wall,
+        wall - total_s
+    );
+
+    let written = count_in_topic(broker, &topic)?;
+    let sample = sample_messages(broker, &topic, 2000)?;
+    delete_topic(broker, &topic);
+    if written != rows as i64 {
+        return Err(format!(
+            "{name}: topic {topic} holds {written} messages, expected {rows}"
+        ));
+    }
+    if sample.is_empty() {
+        return Err(format!(
+            "{name}: could not read back any message from {topic}"
+        ));
+    }
+    let avg_message = sample.iter().map(Bytes::len).sum::<usize>() as f64 / sample.len() as f64;
+
+    // The reference: librdkafka producing as many messages, keyed by id, cycling through real
+    // messages repliqate wrote. Three runs, median, to damp the machine's noise.
+    let keys: Vec<Bytes> = (1..=rows).map(|i| Bytes::from(i.to_string())).collect();
+    let mut secs = Vec::new();
+    for _ in 0..3 {
+        secs.push(run_librdkafka(broker, &keys, &sample)?);
+    }
+    let reference_rate = rows as f64 / median(&secs);
+    eprintln!(
+        "{name}: librdkafka, same count and size: {reference_rate:.0} msgs/s (runs: {secs:.2?} s)"
+    );
+    Ok(Outcome {
+        source: name,
+        rows,
+        wall,
+        cpu,
+        rss_mb,
+        fetch_s,
+        encode_s,
+        publish_s,
+        avg_message,
+        reference_rate,
+    })
+}
+
+/// `BENCH-TIME wall user sys maxrss_kb`, the last line /usr/bin/time writes.
+fn parse_time(log: &str) -> Option<(f64, f64, f64)> {
+    let line = log.lines().rev().find(|l| l.starts_with("BENCH-TIME "))?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match f[..] {
+        [wall, user, sys, rss_kb] => Some((wall, user + sys, rss_kb / 1024.0)),
+        _ => None,
+    }
+}
+
+/// Sums repliqate's info lines `replicated N rows, ids a..=b (T ms: fetch F ms, publish P ms)`:
+/// (batches, T, F, P) in seconds. P includes the position commit; T - F - P is the encoding.
+fn parse_batches(log: &str) -> (usize, f64, f64, f64) {
+    let mut batches = 0;
+    let (mut total, mut fetch, mut publish) = (0.0, 0.0, 0.0);
+    for line in log.lines().filter(|l| l.contains("replicated ")) {
+        let ms = |label: &str| -> Option<f64> {
+            let rest = &line[line.find(label)? + label.len()..];
+            rest.split_whitespace().next()?.parse().ok()
+        };
+        if let (Some(t), Some(f), Some(p)) = (ms("("), ms("fetch "), ms("publish ")) {
+            batches += 1;
+            total += t / 1000.0;
+            fetch += f / 1000.0;
+            publish += p / 1000.0;
+        }
+    }
+    (batches, total, fetch, publish)
+}
+
+/// Up to `count` message values from the start of the topic's partitions, as librdkafka reads them.
+fn sample_messages(broker: &str, topic: &str, count: usize) -> Result<Vec<Bytes>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", format!("{topic}-sample"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| format!("librdkafka consumer: {e}"))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| format!("librdkafka assign {topic}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => return Err(format!("librdkafka reading {topic}: {e}")),
+            Some(Ok(m)) => out.push(Bytes::copy_from_slice(m.payload().unwrap_or_default())),
+        }
+    }
+    Ok(out)
+}
+
+fn env(var: &str) -> Result<String, String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+        format!("{var} is not set: start the local stack with `make stack-up` (or `scripts/stack up`), then `eval \"$(scripts/stack env)\"`")
+    })
+}
+
+/// The `payload` column: ~200 bytes of text that varies per row.
+fn payload(i: usize) -> String {
+    let mut s = String::with_capacity(200);
+    let mut x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    while s.len() < 200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{x:016x}"));
+    }
+    s.truncate(200);
+    s
+}
+
+/// A fresh SQLite file, filled in one transaction through one prepared statement.
+fn fill_sqlite(dir: &Path, rows: usize) -> Result<String, String> {
+    let path = dir.join("bench.db");
+    let _ = std::fs::remove_file(&path);
+    let started = Instant::now();
+    let e = |e: rusqlite::Error| format!("filling {}: {e}", path.display());
+    let mut db = rusqlite::Connection::open(&path).map_err(e)?;
+    db.execute_batch(&format!(
+        "CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, kind VARCHAR(16) NOT NULL, \
+         amount REAL NOT NULL, created_at TIMESTAMP NOT NULL, payload TEXT NOT NULL)"
+    ))
+    .map_err(e)?;
+    let tx = db.transaction().map_err(e)?;
+    {
+        let mut insert = tx
+            .prepare(&format!(
+                "INSERT INTO {TABLE} VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ))
+            .map_err(e)?;
+        for i in 1..=rows {
+            let created = format!(
+                "2026-{:02}-{:02} {:02}:{:02}:{:02}",
+                1 + i % 12,
+                1 + i % 28,
+                i % 24,
+                i % 60,
+                (i / 60) % 60
+            );
+            insert
+                .execute(rusqlite::params![
+                    i as i64,
+                    (i % 100_000) as i64,
+                    KINDS[i % 4],
+                    (i % 100_000) as f64 / 100.0,
+                    created,
+                    payload(i)
+                ])
+                .map_err(e)?;
+        }
+    }
+    tx.commit().map_err(e)?;
+    eprintln!(
+        "SQLite: {rows} rows in {} ({:.1} s)",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(format!("sqlite:///{}", path.display()))
+}
+
+/// PostgreSQL: one INSERT … SELECT over generate_series.
+fn fill_postgres(uri: &str, rows: usize) -> Result<String, String> {
+    let started = Instant::now();
+    let e = |e: postgres::Error| format!("filling PostgreSQL table {TABLE}: {e}");
+    let mut client = postgres::Client::connect(uri, postgres::NoTls).map_err(e)?;
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {TABLE};
+             CREATE TABLE {TABLE} (id bigint PRIMARY KEY, user_id bigint NOT NULL, kind varchar(16) NOT NULL,
+               amount numeric(12,2) NOT NULL, created_at timestamp NOT NULL, payload text NOT NULL);
+             INSERT INTO {TABLE}
+               SELECT g, g % 100000, (ARRAY['purchase','refund','signup','login'])[1 + g % 4],
+                      (g % 100000) / 100.0, timestamp '2026-01-01' + g * interval '1 second',
+                      repeat(md5(g::text), 6) || left(md5((g + 1)::text), 8)
+               FROM generate_series(1, {rows}) AS g;
+             ANALYZE {TABLE};"
+        ))
+        .map_err(e)?;
+    eprintln!(
+        "PostgreSQL: {rows} rows ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(uri.to_string())
+}
+
+/// MariaDB: one INSERT … SELECT over the SEQUENCE engine's seq_1_to_N.
+fn fill_mysql(uri: &str, rows: usize) -> Result<String, String> {
+    use mysql::prelude::Queryable;
+    let started = Instant::now();
+    let e = |e: mysql::Error| format!("filling MariaDB table {TABLE}: {e}");
+    let opts = mysql::Opts::from_url(uri).map_err(|e| format!("REPLIQATE_TEST_MYSQL_URI: {e}"))?;
+    let mut conn = mysql::Conn::new(opts).map_err(e)?;
+    conn.query_drop(format!("DROP TABLE IF EXISTS {TABLE}"))
+        .map_err(e)?;
+    conn.query_drop(format!(
+        "CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, kind VARCHAR(16) NOT NULL, \
+         amount DECIMAL(12,2) NOT NULL, created_at DATETIME NOT NULL, payload TEXT NOT NULL) ENGINE=InnoDB"
+    ))
+    .map_err(e)?;
+    conn.query_drop(format!(
+        "INSERT INTO {TABLE} SELECT seq, seq % 100000, ELT(1 + seq % 4, 'purchase','refund','signup','login'), \
+         (seq % 100000) / 100, TIMESTAMP('2026-01-01') + INTERVAL seq SECOND, \
+         CONCAT(REPEAT(MD5(seq), 6), LEFT(MD5(seq + 1), 8)) FROM seq_1_to_{rows}"
+    ))
+    .map_err(e)?;
+    eprintln!(
+        "MariaDB: {rows} rows ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(uri.to_string())
+}
