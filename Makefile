@@ -85,4 +85,4 @@ demo:
 
 # Benchmarks (numbers, not tests): `make bench-kafka` (producer vs librdkafka) and `make bench`
 # (each source → Kafka, vs librdkafka).
--include bench.mk
+include bench.mk
