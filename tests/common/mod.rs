@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod faults;
 pub mod kafka;
 pub mod proxy;
 pub mod tansu;

@@ -1,6 +1,7 @@
 //! A Kafka-frame-aware TCP proxy for fault injection: forwards requests and responses one frame
 //! at a time, and can drop the connection after a Produce request reached the broker but before
-//! its response reaches the client — the case idempotence exists for.
+//! its response reaches the client — the case idempotence exists for. It can also stall: accept
+//! connections and requests but never answer (a broker that hangs).
 
 #![allow(dead_code)]
 
@@ -16,6 +17,7 @@ pub struct Proxy {
     /// Produce requests forwarded so far.
     pub produce_requests: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -30,6 +32,13 @@ impl Proxy {
             }
         }
     }
+
+    /// Simulates a broker that hangs (`true`): connections are still accepted and requests read,
+    /// but nothing is forwarded and no response ever comes; a request caught by the stall has its
+    /// connection closed when the stall ends (`false`), as a client would have given up on it.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
 }
 
 /// Listens on `listener` and forwards every connection to `upstream`.
@@ -38,8 +47,10 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
     let drop_produce_responses = Arc::new(AtomicUsize::new(0));
     let produce_requests = Arc::new(AtomicUsize::new(0));
     let down = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
     let open = Arc::new(Mutex::new(Vec::new()));
     let (drops, count) = (drop_produce_responses.clone(), produce_requests.clone());
+    let is_stalled = stalled.clone();
     let (is_down, tracked) = (down.clone(), open.clone());
     std::thread::spawn(move || {
         for client in listener.incoming() {
@@ -50,6 +61,7 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
             }
             let (upstream, drops, count) = (upstream.clone(), drops.clone(), count.clone());
             let tracked = tracked.clone();
+            let stall = is_stalled.clone();
             std::thread::spawn(move || {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     return;
@@ -57,7 +69,7 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
                 if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
                     tracked.lock().unwrap().extend([c, s]);
                 }
-                let _ = forward(client, server, &drops, &count);
+                let _ = forward(client, server, &drops, &count, &stall);
             });
         }
     });
@@ -66,6 +78,7 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
         drop_produce_responses,
         produce_requests,
         down,
+        stalled,
         open,
     }
 }
@@ -88,9 +101,17 @@ fn forward(
     mut server: TcpStream,
     drops: &AtomicUsize,
     count: &AtomicUsize,
+    stalled: &AtomicBool,
 ) -> std::io::Result<()> {
     loop {
         let request = read_frame(&mut client)?;
+        if stalled.load(Ordering::SeqCst) {
+            while stalled.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let _ = client.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
         let is_produce = request.len() >= 2 && i16::from_be_bytes([request[0], request[1]]) == 0;
         write_frame(&mut server, &request)?;
         let response = read_frame(&mut server)?;
