@@ -113,6 +113,8 @@ pub struct Replicator {
     /// The last position this instance committed: safe to resume from if the store loses it.
     committed: Option<Id>,
     initial_position: Option<Id>,
+    /// Average encoded message size of the last batch, to size the next batch's buffer.
+    message_size: usize,
     /// The dependency currently failing, and since when: errors are logged once per incident.
     incident: Option<(&'static str, Instant)>,
 }
@@ -200,6 +202,7 @@ impl Replicator {
             active: false,
             committed: None,
             initial_position: options.initial_position,
+            message_size: 256,
         })
     }
 
@@ -570,24 +573,34 @@ impl Replicator {
         let timestamp = now.as_secs_f64();
         let timestamp_ms = now.as_millis() as i64;
         let mut records = Vec::with_capacity(rows.len());
-        let mut buf = Vec::with_capacity(rows.len() * 256);
+        // Sized from the previous batch's messages, so the buffer is not regrown and copied.
+        let mut buf = Vec::with_capacity(rows.len() * (self.message_size + 16));
+        let mut keys = Vec::with_capacity(rows.len() * 8);
         let mut bounds = Vec::with_capacity(rows.len());
         for row in rows {
             let start = buf.len();
             self.encoder
                 .encode(timestamp, &row.values, &mut buf)
                 .map_err(Error::Encode)?;
-            bounds.push(start..buf.len());
+            let key_start = keys.len();
+            if self.key_mode == KeyMode::PrimaryKey {
+                use std::io::Write as _;
+                let _ = write!(keys, "{}", row.id);
+            }
+            bounds.push((start..buf.len(), key_start..keys.len()));
         }
-        // One allocation for the whole batch; each record's value is a slice of it.
-        let buf = Bytes::from(buf);
-        for (row, range) in rows.iter().zip(bounds) {
+        if !rows.is_empty() {
+            self.message_size = buf.len() / rows.len();
+        }
+        // One allocation each for all values and all keys; records hold slices of them.
+        let (buf, keys) = (Bytes::from(buf), Bytes::from(keys));
+        for (value, key) in bounds {
             records.push(Record {
                 key: match self.key_mode {
-                    KeyMode::PrimaryKey => Some(Bytes::from(row.id.to_string())),
+                    KeyMode::PrimaryKey => Some(keys.slice(key)),
                     KeyMode::None => None,
                 },
-                value: buf.slice(range),
+                value: buf.slice(value),
                 headers: Vec::new(),
                 timestamp_ms,
             });

@@ -64,6 +64,30 @@ fn assert_none_lost_in_order(consumed: &[Consumed], n: usize) -> HashMap<usize, 
     count
 }
 
+/// Every key in 0..n exactly once, in any order.
+fn assert_each_key_once(consumed: &[Consumed], n: usize) {
+    let mut count: HashMap<usize, usize> = HashMap::new();
+    for m in consumed {
+        let i: usize = String::from_utf8_lossy(m.key.as_deref().unwrap())
+            .parse()
+            .unwrap();
+        *count.entry(i).or_default() += 1;
+    }
+    let missing: Vec<usize> = (0..n).filter(|i| !count.contains_key(i)).take(10).collect();
+    let duplicated: Vec<usize> = count
+        .iter()
+        .filter(|(_, &c)| c > 1)
+        .map(|(&i, _)| i)
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "missing keys (first 10): {missing:?}");
+    assert!(
+        duplicated.is_empty(),
+        "duplicated keys (first 10): {duplicated:?}"
+    );
+    assert_eq!(consumed.len(), n);
+}
+
 /// Every key in 0..n exactly once, in increasing order within each partition.
 fn assert_exactly_once(consumed: &[Consumed], n: usize) {
     let count = assert_none_lost_in_order(consumed, n);
@@ -112,7 +136,11 @@ fn injected_leader_and_timeout_errors_are_retried_and_delivered_exactly_once() {
         batch.len() + 1,
         Duration::from_secs(20),
     );
-    assert_exactly_once(&consumed, batch.len());
+    // Order is not asserted here: the mock accepts a pipelined later batch of a partition
+    // whose earlier batch got an injected error (it checks sequence numbers only for
+    // transactional producers), where a real broker answers OUT_OF_ORDER_SEQUENCE and we resend
+    // both in order. Order across retries is checked against tansu in the proxy tests.
+    assert_each_key_once(&consumed, batch.len());
 }
 
 /// librdkafka's mock cluster only checks producer sequence numbers for transactional producers

@@ -12,4 +12,6 @@ mod producer;
 
 pub use error::Error;
 pub use partitioner::{murmur2, partition_for_key};
-pub use producer::{Acks, Compression, Delivery, Producer, ProducerConfig, Record, SendError};
+pub use producer::{
+    Acks, Compression, Delivery, Pending, Producer, ProducerConfig, Record, SendError,
+};

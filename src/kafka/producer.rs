@@ -365,7 +365,84 @@ impl Producer {
     /// and offset, in input order. Order within a partition is preserved, also across retries.
     pub fn send(&mut self, topic: &str, records: &[Record]) -> Result<Vec<Delivery>, SendError> {
         let mut delivered = vec![None; records.len()];
-        match self.send_inner(topic, records, &mut delivered) {
+        let result = self.send_inner(topic, records, &mut delivered);
+        self.conclude(result, delivered)
+    }
+
+    /// The first half of a send that lets the caller work while the broker does: writes the
+    /// produce requests (as many as the in-flight limits allow) and returns without waiting
+    /// for acknowledgements. `finish` must be called next, before any other call on this
+    /// producer; together they behave exactly like `send`.
+    pub fn start(&mut self, topic: &str, records: Vec<Record>) -> Pending {
+        let mut pending = Pending {
+            topic: topic.to_string(),
+            delivered: vec![None; records.len()],
+            records,
+            started: Instant::now(),
+            round: None,
+        };
+        // Anything unusual (an oversized record, no producer id or metadata yet, shutdown) is
+        // left to `finish`, which takes the ordinary path with its retries.
+        let budget = self.batch_budget(topic);
+        let ready = !pending.records.is_empty()
+            && pending
+                .records
+                .iter()
+                .all(|r| record_size(r) + BATCH_OVERHEAD <= budget)
+            && self.check_cancelled().is_ok()
+            && self.ensure_producer_id().is_ok()
+            && (self.topics.contains_key(topic) || self.refresh_metadata(topic).is_ok());
+        if ready {
+            let mut batches = self.plan(topic, &pending.records);
+            self.assign_sequences(topic, &mut batches);
+            let mut round = self.round_begin(topic, &pending.records, &mut batches);
+            self.round_pump(
+                topic,
+                &mut round,
+                &mut batches,
+                &mut pending.delivered,
+                true,
+            );
+            pending.round = Some((batches, round));
+        }
+        pending
+    }
+
+    /// The second half of `start`: reads the acknowledgements, retries what failed, and returns
+    /// like `send`.
+    pub fn finish(&mut self, pending: Pending) -> Result<Vec<Delivery>, SendError> {
+        let Pending {
+            topic,
+            records,
+            mut delivered,
+            started,
+            round,
+        } = pending;
+        let result = match round {
+            None => self.send_inner(&topic, &records, &mut delivered),
+            Some((mut batches, mut round)) => {
+                self.round_pump(&topic, &mut round, &mut batches, &mut delivered, false);
+                let outcome = self.round_end(round, &mut batches);
+                let first = self.outcome_result(outcome, &batches);
+                self.retry(
+                    &topic,
+                    &records,
+                    &mut delivered,
+                    batches,
+                    Some(first),
+                    started,
+                )
+            }
+        };
+        self.conclude(result, delivered)
+    }
+
+    fn conclude(
+        &mut self,
+        result: Result<(), Error>,
+        delivered: Vec<Option<Delivery>>,
+    ) -> Result<Vec<Delivery>, SendError> {
+        match result {
             Ok(()) => Ok(delivered
                 .into_iter()
                 .map(|d| {
@@ -417,15 +494,31 @@ impl Producer {
             });
         }
 
-        let started = Instant::now();
+        self.retry(topic, records, delivered, Vec::new(), None, Instant::now())
+    }
+
+    /// Attempts until every record is acknowledged, a non-retriable error, or the deadline.
+    /// `first` is the outcome of an attempt already made (by `start`/`finish`), if any.
+    fn retry(
+        &mut self,
+        topic: &str,
+        records: &[Record],
+        delivered: &mut [Option<Delivery>],
+        mut batches: Vec<Batch>,
+        mut first: Option<Result<(), Error>>,
+        started: Instant,
+    ) -> Result<(), Error> {
         let deadline = started + self.config.delivery_timeout;
-        let mut batches: Vec<Batch> = Vec::new();
         let mut refresh = !self.topics.contains_key(topic);
         let mut unknown_topic = 0;
         let mut attempt = 0;
         let mut warned = false;
         loop {
-            let err = match self.attempt(topic, records, &mut batches, &mut refresh, delivered) {
+            let result = match first.take() {
+                Some(result) => result,
+                None => self.attempt(topic, records, &mut batches, &mut refresh, delivered),
+            };
+            let err = match result {
                 Ok(()) => return Ok(()),
                 Err(e @ Error::UnknownTopic { .. })
                     if unknown_topic + 1 < UNKNOWN_TOPIC_ATTEMPTS =>
@@ -481,7 +574,13 @@ impl Producer {
             *batches = self.plan(topic, records);
         }
         self.assign_sequences(topic, batches);
-        let outcome = self.round(topic, records, batches, delivered);
+        let mut round = self.round_begin(topic, records, batches);
+        self.round_pump(topic, &mut round, batches, delivered, false);
+        let outcome = self.round_end(round, batches);
+        self.outcome_result(outcome, batches)
+    }
+
+    fn outcome_result(&mut self, outcome: RoundOutcome, batches: &[Batch]) -> Result<(), Error> {
         if outcome.reset_producer_id {
             self.idempotence = Idempotence::NeedsId;
         }
@@ -585,22 +684,31 @@ impl Producer {
         }
     }
 
-    /// Sends every pending batch once: one request per leader at a time per level, pipelined up
-    /// to the in-flight limit, and records the outcome of each partition.
-    fn round(
-        &mut self,
-        topic: &str,
-        records: &[Record],
-        batches: &mut Vec<Batch>,
-        delivered: &mut [Option<Delivery>],
-    ) -> RoundOutcome {
+    /// A round sends every pending batch once: one request per leader at a time per level,
+    /// pipelined up to the in-flight limit, and records the outcome of each partition. This
+    /// prepares it: encodes, groups into requests, connects to the leaders.
+    fn round_begin(&mut self, topic: &str, records: &[Record], batches: &mut [Batch]) -> Round {
         let mut outcome = RoundOutcome::default();
+        let max_in_flight = if matches!(self.idempotence, Idempotence::On { .. }) {
+            MAX_IN_FLIGHT_IDEMPOTENT
+        } else {
+            1
+        };
+        let mut round = Round {
+            queues: Vec::new(),
+            failed_partitions: HashSet::new(),
+            splits: Vec::new(),
+            throttle: 0,
+            outcome: RoundOutcome::default(),
+            max_in_flight,
+        };
         let Some(leaders) = self.topics.get(topic).cloned() else {
             outcome.fail(Error::UnknownTopic {
                 topic: topic.to_string(),
                 broker: "(no metadata)".into(),
             });
-            return outcome;
+            round.outcome = outcome;
+            return round;
         };
         let budget = self.batch_budget(topic);
 
@@ -643,7 +751,8 @@ impl Producer {
             *k += 1;
         }
         if outcome.error.as_ref().is_some_and(|e| !e.is_retriable()) {
-            return outcome;
+            round.outcome = outcome;
+            return round;
         }
 
         // Split levels that exceed the request budget into several requests.
@@ -674,24 +783,13 @@ impl Producer {
             });
         }
 
-        let max_in_flight = if matches!(self.idempotence, Idempotence::On { .. }) {
-            MAX_IN_FLIGHT_IDEMPOTENT
-        } else {
-            1
-        };
-        // Partitions with a failed batch in this round: their later batches are not sent (they
-        // would be out of order) and are retried in the next round.
-        let mut failed_partitions: HashSet<i32> = HashSet::new();
-        let mut splits: Vec<usize> = Vec::new();
-        let mut throttle = 0;
-
         for q in &mut queues {
             match self.produce_connection(q.leader) {
                 Ok(version) => q.version = version,
                 Err(e) => {
                     for request in q.queue.drain(..) {
                         for i in request {
-                            failed_partitions.insert(batches[i].partition);
+                            round.failed_partitions.insert(batches[i].partition);
                         }
                     }
                     outcome.refresh_metadata = true;
@@ -699,10 +797,33 @@ impl Producer {
                 }
             }
         }
+        round.queues = queues;
+        round.outcome = outcome;
+        round
+    }
 
+    /// Writes requests up to the in-flight limits and reads responses until the round is
+    /// done — or, with `write_only`, returns once everything that may be written now is.
+    fn round_pump(
+        &mut self,
+        topic: &str,
+        round: &mut Round,
+        batches: &mut [Batch],
+        delivered: &mut [Option<Delivery>],
+        write_only: bool,
+    ) {
+        let Round {
+            queues,
+            failed_partitions,
+            splits,
+            throttle,
+            outcome,
+            max_in_flight,
+        } = round;
+        let max_in_flight = *max_in_flight;
         loop {
             let mut busy = false;
-            for q in &mut queues {
+            for q in queues.iter_mut() {
                 while q.in_flight.len() < max_in_flight {
                     let Some(mut request) = q.queue.pop_front() else {
                         break;
@@ -719,12 +840,15 @@ impl Producer {
                         Ok(id) => q.in_flight.push_back((id, request)),
                         Err(e) => {
                             self.conns.remove(&q.leader);
-                            q.abandon(Some(request), batches, &mut failed_partitions);
+                            q.abandon(Some(request), batches, failed_partitions);
                             outcome.refresh_metadata = true;
                             outcome.fail(e);
                             break;
                         }
                     }
+                }
+                if write_only {
+                    continue;
                 }
                 let Some((id, request)) = q.in_flight.pop_front() else {
                     continue;
@@ -736,7 +860,7 @@ impl Producer {
                 let broker = conn.addr().to_string();
                 match conn.read::<ProduceRequest>(id, q.version) {
                     Ok(response) => {
-                        throttle = throttle.max(response.throttle_time_ms);
+                        *throttle = (*throttle).max(response.throttle_time_ms);
                         handle_response(
                             topic,
                             &broker,
@@ -744,23 +868,33 @@ impl Producer {
                             &request,
                             batches,
                             delivered,
-                            &mut failed_partitions,
-                            &mut splits,
-                            &mut outcome,
+                            failed_partitions,
+                            splits,
+                            outcome,
                         );
                     }
                     Err(e) => {
                         self.conns.remove(&q.leader);
-                        q.abandon(Some(request), batches, &mut failed_partitions);
+                        q.abandon(Some(request), batches, failed_partitions);
                         outcome.refresh_metadata = true;
                         outcome.fail(e);
                     }
                 }
             }
-            if !busy && queues.iter().all(|q| q.queue.is_empty()) {
+            if write_only || (!busy && queues.iter().all(|q| q.queue.is_empty())) {
                 break;
             }
         }
+    }
+
+    /// Ends a round: halves the batches the broker found too large and honours throttling.
+    fn round_end(&mut self, round: Round, batches: &mut Vec<Batch>) -> RoundOutcome {
+        let Round {
+            mut splits,
+            throttle,
+            outcome,
+            ..
+        } = round;
 
         // Batches the broker found too large are halved; order is kept because the halves take
         // the original's place.
@@ -846,7 +980,12 @@ impl Producer {
                 }
             })
             .collect();
-        let mut buf = BytesMut::with_capacity(batch.records.len() * 64 + BATCH_OVERHEAD);
+        let size: usize = batch
+            .records
+            .iter()
+            .map(|&i| record_size(&records[i as usize]))
+            .sum();
+        let mut buf = BytesMut::with_capacity(size + BATCH_OVERHEAD);
         let options = RecordEncodeOptions {
             version: 2,
             compression: self.config.compression.codec(),
@@ -1309,6 +1448,30 @@ impl LeaderQueue {
             }
         }
     }
+}
+
+/// A send whose requests are written but whose acknowledgements are not read yet (see
+/// `Producer::start`). Holds the records until `Producer::finish`.
+pub struct Pending {
+    topic: String,
+    records: Vec<Record>,
+    delivered: Vec<Option<Delivery>>,
+    started: Instant,
+    /// The first round, when `start` could begin it.
+    round: Option<(Vec<Batch>, Round)>,
+}
+
+/// One round in progress.
+struct Round {
+    queues: Vec<LeaderQueue>,
+    /// Partitions with a failed batch in this round: their later batches are not sent (they
+    /// would be out of order) and are retried in the next round.
+    failed_partitions: HashSet<i32>,
+    /// Batches the broker found too large, halved at the end of the round.
+    splits: Vec<usize>,
+    throttle: i32,
+    outcome: RoundOutcome,
+    max_in_flight: usize,
 }
 
 #[derive(Default)]
