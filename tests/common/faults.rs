@@ -223,6 +223,7 @@ impl Drop for Stopped {
 
 /// One of the test databases, holding table(s) `t_…` with `id` and `v`.
 #[derive(Clone, Debug)]
+#[allow(clippy::enum_variant_names)] // MariaDb is the product's name
 pub enum Db {
     Sqlite(PathBuf),
     Postgres,
