@@ -95,7 +95,8 @@ impl Db {
     }
 }
 
-/// One database session.
+/// One database session (a handful per test: the size difference of the variants is moot).
+#[allow(clippy::large_enum_variant)]
 enum Conn {
     Pg(postgres::Client),
     Maria(mysql::Conn),
@@ -584,6 +585,22 @@ fn concurrent_writers_lose_nothing_with_protection(db: Db) {
     }
     let log_a = a.stop();
     b.stop();
+    // PostgreSQL counts how often the table was read through its primary key: a measure of
+    // what the polling cost, independent of repliqate's own logging.
+    let index_reads = match db.connect() {
+        Conn::Pg(mut c) => {
+            std::thread::sleep(Duration::from_millis(1500)); // statistics are flushed lazily
+            let r = c
+                .query_one(
+                    "SELECT coalesce(idx_scan, 0), coalesce(idx_tup_fetch, 0) \
+                     FROM pg_stat_user_tables WHERE relname = $1",
+                    &[&table],
+                )
+                .expect("pg_stat_user_tables");
+            Some((r.get::<_, i64>(0), r.get::<_, i64>(1)))
+        }
+        Conn::Maria(_) => None,
+    };
 
     let mut watch_a = Watch::new(&topic_a);
     watch_a.drain();
@@ -645,6 +662,44 @@ fn concurrent_writers_lose_nothing_with_protection(db: Db) {
         percentile(&added, 1.0),
     );
 
+    // How the latency evolves during the run: holding should cost the same at the end as at
+    // the start (a cost growing with the number of holes skipped so far would show here).
+    let first_commit = commit_time.values().copied().fold(f64::INFINITY, f64::min);
+    let last_commit = commit_time
+        .values()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let span = (last_commit - first_commit).max(1e-9);
+    let mut quarters: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    for id in &got_a {
+        if let Some(c) = commit_time.get(id) {
+            let q = (((c - first_commit) / span * 4.0) as usize).min(3);
+            quarters[q].push(watch_a.seen[id][0] - c);
+        }
+    }
+    let quarters: Vec<String> = quarters
+        .into_iter()
+        .map(|q| {
+            let q = sorted(q);
+            format!(
+                "median {:.3} s / max {:.3} s",
+                percentile(&q, 0.5),
+                percentile(&q, 1.0)
+            )
+        })
+        .collect();
+    eprintln!(
+        "{what}: protected latency by quarter of the run: {}",
+        quarters.join("; ")
+    );
+    if let Some((scans, tuples)) = index_reads {
+        eprintln!(
+            "{what}: index scans of the table during the run (both instances and the test's own \
+             final read): {scans}, index tuples fetched: {tuples} ({:.1} per committed row)",
+            tuples as f64 / committed.len() as f64
+        );
+    }
+
     assert!(
         missed_a.is_empty(),
         "{what}: the protected instance missed {} committed rows, first {:?}; stderr:\n{log_a}",
@@ -658,6 +713,17 @@ fn concurrent_writers_lose_nothing_with_protection(db: Db) {
         first_ids(&extra_b.intersection(&rolled_back).copied().collect(), 20),
     );
     assert_eq!(timed_out, 0, "{what}: no hole needed the timeout:\n{log_a}");
+    if let Some((_, tuples)) = index_reads {
+        // Legitimate reads: each row once by the unprotected instance, and by the protected one
+        // once per poll while held (~1 s at 10 polls/s: ~10 reads). Fifty per row is generous;
+        // reads growing with the number of holes skipped so far are not.
+        let per_row = tuples as f64 / committed.len() as f64;
+        assert!(
+            per_row <= 50.0,
+            "{what}: the table was read {per_row:.0} times per committed row (index tuples \
+             fetched {tuples}): polling cost grows with the holes skipped"
+        );
+    }
     assert!(
         !missed_b.is_empty(),
         "{what}: without protection no row was missed: the workload does not reproduce the \
