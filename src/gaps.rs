@@ -102,6 +102,9 @@ pub struct GapTracker {
     policy: GapPolicy,
     held: Vec<Hole>,
     recent: VecDeque<Skipped>,
+    /// Every hole skipped lately, whatever the reason: seen again (after a failed send), it is
+    /// not held or reported again.
+    decided: VecDeque<(Id, Id)>,
     no_proof_reported: bool,
 }
 
@@ -115,6 +118,7 @@ impl GapTracker {
             policy,
             held: Vec::new(),
             recent: VecDeque::new(),
+            decided: VecDeque::new(),
             no_proof_reported: false,
         }
     }
@@ -150,6 +154,11 @@ impl GapTracker {
             }
             prev = row.id;
         }
+        // A hole inside one skipped recently (e.g. seen again after a failed send) was decided
+        // already.
+        holes.retain(|&(_, after, before)| {
+            !self.decided.iter().any(|&(a, b)| a <= after && before <= b)
+        });
         if holes.is_empty() {
             self.held.clear();
             return Ok(decision);
@@ -230,6 +239,18 @@ impl GapTracker {
         }
         self.held = held;
         for s in &decision.skipped {
+            if self.decided.len() == WATCHED_HOLES {
+                self.decided.pop_front();
+            }
+            self.decided.push_back((s.after, s.before));
+        }
+        // Only holes skipped on timeout can still receive rows: a proven-final hole cannot (no
+        // transaction that could fill it is left).
+        for s in decision
+            .skipped
+            .iter()
+            .filter(|s| s.reason == SkipReason::TimedOut)
+        {
             if self.recent.len() == WATCHED_HOLES {
                 self.recent.pop_front();
             }
@@ -238,8 +259,8 @@ impl GapTracker {
         Ok(decision)
     }
 
-    /// Skipped holes still worth watching for late rows (skipped within the last
-    /// max(10 min, 10 × gap_timeout)); older ones are forgotten.
+    /// Holes skipped on timeout that are still worth watching for late rows (skipped within
+    /// the last max(10 min, 10 × gap_timeout)); older ones are forgotten.
     pub fn watched(&mut self, now: Instant) -> impl Iterator<Item = &mut Skipped> {
         let horizon = WATCH_FOR_AT_LEAST.max(self.policy.timeout.saturating_mul(10));
         self.recent
@@ -405,6 +426,33 @@ mod tests {
         assert_eq!(d.skipped.len(), 3, "{d:?}");
         assert!(d.skipped.iter().all(|s| s.reason == SkipReason::TimedOut));
         assert_eq!(d.publish, 4);
+    }
+
+    #[test]
+    fn a_skipped_hole_seen_again_is_not_held_again() {
+        let mut t = tracker(5, 1);
+        let t0 = Instant::now();
+        assert_eq!(
+            t.decide(0, &rows(&[1, 3]), t0, || open(&["a"]))
+                .unwrap()
+                .publish,
+            1
+        );
+        let d = t
+            .decide(1, &rows(&[3]), t0 + Duration::from_secs(5), || open(&["a"]))
+            .unwrap();
+        assert_eq!(d.skipped.len(), 1);
+        // The send failed; the same rows come back from the same position.
+        let d = t
+            .decide(
+                1,
+                &rows(&[3]),
+                t0 + Duration::from_secs(6),
+                || -> Result<OpenTransactions, ()> { panic!("decided already") },
+            )
+            .unwrap();
+        assert_eq!(d.publish, 1);
+        assert!(d.skipped.is_empty(), "not logged or counted twice");
     }
 
     #[test]

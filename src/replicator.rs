@@ -213,8 +213,11 @@ impl Replicator {
         let mut failures = 0u32;
         let mut position = None;
         let mut standby_logged = false;
+        // A batch prepared while the previous one was in flight.
+        let mut next: Option<Prepared> = None;
         while !self.stopping() {
             let step = if !self.active {
+                next = None;
                 self.take_lease().map(|taken| match taken {
                     Some(p) => {
                         position = Some(p);
@@ -224,13 +227,10 @@ impl Replicator {
                     None => Step::Standby,
                 })
             } else {
-                match position {
+                match position.as_mut() {
                     // Only after a lost lease: take it again first.
                     None => Ok(Step::Continue),
-                    Some(p) => self.replicate_batch(p).map(|(step, new)| {
-                        position = Some(new);
-                        step
-                    }),
+                    Some(p) => self.replicate_batch(p, &mut next),
                 }
             };
             match step {
@@ -267,6 +267,8 @@ impl Replicator {
                         }
                     }
                 }
+                // Sending was cut short by shutdown: what was acknowledged is committed.
+                Err(_) if self.stopping() => break,
                 Err(Error::Store(e @ StoreError::Fenced { .. })) => {
                     log::warn!("lost the job's lease, stopping publishing: {e}");
                     self.active = false;
@@ -380,24 +382,54 @@ impl Replicator {
         result.map_err(Error::Store)
     }
 
-    /// One turn of the loop from a known position: fetch, publish, commit. Returns what to do next
-    /// and the new position (unchanged unless something was committed).
-    fn replicate_batch(&mut self, position: Id) -> Result<(Step, Id), Error> {
+    /// Reads the rows after `position`, cuts them at a hole that may still fill, and encodes
+    /// them. The rows themselves are dropped here: only ids and messages go on.
+    fn prepare(&mut self, position: Id) -> Result<Prepared, Error> {
         let started = Instant::now();
         let mut rows = self.fetch(position)?;
         let holding = self.hold_at_gaps(position, &mut rows)?;
-        if rows.is_empty() {
-            self.metrics.flush();
-            return Ok((Step::CaughtUp, position));
-        }
         let fetched = started.elapsed();
         let records = self.encode(&rows)?;
+        Ok(Prepared {
+            ids: rows.iter().map(|r| r.id).collect(),
+            records,
+            holding,
+            fetched,
+            encoded: started.elapsed() - fetched,
+        })
+    }
+
+    /// One turn of the loop: publish a batch (the one prepared during the previous turn, or a
+    /// fresh one), and while the broker writes it, prepare the next; commit the position once
+    /// Kafka acknowledged. Moves `position` with every commit.
+    fn replicate_batch(
+        &mut self,
+        position: &mut Id,
+        next: &mut Option<Prepared>,
+    ) -> Result<Step, Error> {
+        let batch = match next.take() {
+            Some(batch) => batch,
+            None => self.prepare(*position)?,
+        };
+        let Some(&last_id) = batch.ids.last() else {
+            self.metrics.flush();
+            return Ok(Step::CaughtUp);
+        };
         // Only the lease holder publishes: an instance that was paused past its lease finds out
         // here, before sending (or at the fenced commit, if it lost the lease mid-send).
         self.renew_lease()?;
 
         let published = Instant::now();
-        let result = self.producer.send(&self.topic, &records);
+        let full = !batch.holding && batch.ids.len() == self.limit;
+        let pending = self.producer.start(&self.topic, batch.records);
+        // Same thread, overlapping work: the broker writes this batch while we read and encode
+        // the next one. Its rows are published only after this batch is committed.
+        let following = if full {
+            Some(self.prepare(last_id))
+        } else {
+            None
+        };
+        let result = self.producer.finish(pending);
         let tags = [
             ("success", success(&result)),
             ("topic", self.topic.as_str()),
@@ -406,38 +438,39 @@ impl Replicator {
         self.metrics
             .timing("target.publish_latency", &tags, published.elapsed());
         let acknowledged = match &result {
-            Ok(_) => rows.len(),
+            Ok(_) => batch.ids.len(),
             // Commit what was acknowledged: the longest prefix of the batch, in key order.
             Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
         };
-        let mut new_position = position;
         if acknowledged > 0 {
-            let last = rows[acknowledged - 1].id;
+            let last = batch.ids[acknowledged - 1];
             self.commit(last)?;
-            new_position = last;
+            *position = last;
         }
         self.metrics.flush();
         if let Err(e) = result {
             if acknowledged > 0 {
-                log::warn!("committed {acknowledged} acknowledged rows of a failed batch, up to {new_position}");
+                log::warn!(
+                    "committed {acknowledged} acknowledged rows of a failed batch, up to {position}"
+                );
             }
             return Err(Error::Kafka(e.error));
         }
         log::info!(
-            "replicated {} rows, ids {}..={} ({} ms: fetch {} ms, publish {} ms)",
-            rows.len(),
-            rows[0].id,
-            new_position,
-            started.elapsed().as_millis(),
-            fetched.as_millis(),
+            "replicated {} rows, ids {}..={last_id} (fetch {} ms, encode {} ms, publish {} ms)",
+            batch.ids.len(),
+            batch.ids[0],
+            batch.fetched.as_millis(),
+            batch.encoded.as_millis(),
             published.elapsed().as_millis(),
         );
-        let step = if holding || rows.len() < self.limit {
-            Step::CaughtUp
-        } else {
-            Step::Continue
-        };
-        Ok((step, new_position))
+        match following {
+            Some(prepared) => {
+                *next = Some(prepared?);
+                Ok(Step::Continue)
+            }
+            None => Ok(Step::CaughtUp),
+        }
     }
 
     /// Cuts `rows` at the first hole in the id sequence that may still be filled (see
@@ -504,9 +537,14 @@ impl Replicator {
             .map(|s| (s.after, s.before))
             .collect();
         for (after, before) in holes {
+            // The rows right above `after`, no more than the hole can hold: a late row, if any,
+            // is among them. The cost is bounded by the hole's size, not by `limit`.
+            let room = usize::try_from(before - after - 1)
+                .unwrap_or(usize::MAX)
+                .min(self.limit);
             let mut late = self
                 .source
-                .fetch(after, self.limit)
+                .fetch(after, room.max(1))
                 .map_err(Error::Source)?;
             late.retain(|r| r.id < before);
             let now = Instant::now();
@@ -756,6 +794,17 @@ fn owner_token() -> String {
         ^ (std::process::id() as u64).rotate_left(20)
         ^ (&nanos as *const u32 as u64);
     format!("{host}-{}-{:08x}", std::process::id(), random as u32)
+}
+
+/// A batch read, cut at held gaps and encoded, ready to publish.
+struct Prepared {
+    /// The rows' ids, in order (the rows themselves are not kept).
+    ids: Vec<Id>,
+    records: Vec<Record>,
+    /// Rows were held back at a hole: the table may have more, but not for now.
+    holding: bool,
+    fetched: Duration,
+    encoded: Duration,
 }
 
 /// Run-time options from the command line.
