@@ -24,9 +24,9 @@ struct Args {
     #[argh(switch)]
     once: bool,
 
-    /// where to start when no position is stored (the last id already replicated; 0 = the
-    /// whole table); without it, a job whose topic already has records refuses to start
-    #[argh(option)]
+    /// where to start when no position is stored: the last id already replicated, or `start`
+    /// for the whole table; without it, a job whose topic already has records refuses to start
+    #[argh(option, from_str_fn(parse_position))]
     initial_position: Option<i128>,
 
     /// print the version and exit
@@ -112,8 +112,19 @@ fn main() -> ExitCode {
     };
     match replicator.run(mode) {
         Ok(()) => ExitCode::SUCCESS,
+        // The loop retries everything retriable itself; one it returns (another instance
+        // holding the lease, with --once) means "try again later".
+        Err(e) if e.is_retriable() => fail(exit::UNAVAILABLE, &format!("job {}: {e}", config.name)),
         Err(e) => fail(exit::RUNTIME, &format!("job {}: {e}", config.name)),
     }
+}
+
+fn parse_position(s: &str) -> Result<i128, String> {
+    if s == "start" {
+        return Ok(repliqate::replicator::BEFORE_ANY_ID);
+    }
+    s.parse()
+        .map_err(|_| format!("--initial-position: expected an integer id or `start`, got {s:?}"))
 }
 
 /// One line on stderr, `repliqate: what we were doing: cause`, and the exit code.

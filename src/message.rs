@@ -270,9 +270,14 @@ impl MessageEncoder {
             match value {
                 // Objects inside a JSON column keep their own order in the message, like
                 // Python's unsorted dumps, so they cannot reuse the sorted canonical bytes.
-                Some(
-                    v @ Value::Json(serde_json::Value::Object(_) | serde_json::Value::Array(_)),
-                ) => write_value(out, v, KeyOrder::AsIs),
+                Some(v @ Value::Json(json))
+                    if matches!(
+                        **json,
+                        serde_json::Value::Object(_) | serde_json::Value::Array(_)
+                    ) =>
+                {
+                    write_value(out, v, KeyOrder::AsIs)
+                }
                 _ => {
                     let (start, end) = self.hasher.spans[d];
                     out.extend_from_slice(canonical.get(start..end).unwrap_or_default());
@@ -862,7 +867,11 @@ mod tests {
         let columns = vec!["b".to_string(), "a".to_string(), "é".to_string()];
         let json: serde_json::Value =
             serde_json::from_str(r#"{"z": [1, 2.5], "y": null}"#).expect("valid json");
-        let values = vec![Value::Int(1), Value::Json(json), Value::Str("x".into())];
+        let values = vec![
+            Value::Int(1),
+            Value::Json(Box::new(json)),
+            Value::Str("x".into()),
+        ];
 
         let mut canonical = Vec::new();
         write_canonical_data(&mut canonical, &columns, &values).expect("row fits columns");

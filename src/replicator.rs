@@ -34,6 +34,10 @@ pub enum Error {
         store: String,
         topic: String,
     },
+    /// `--once`, but another instance holds the job's lease (and kept it for a lease time).
+    LeaseHeld {
+        holder: String,
+    },
 }
 
 impl Error {
@@ -45,6 +49,7 @@ impl Error {
             Error::Metrics(e) => e.is_retriable(),
             Error::Encode(e) => e.is_retriable(),
             Error::PositionLost { .. } => false,
+            Error::LeaseHeld { .. } => true,
         }
     }
 
@@ -56,7 +61,7 @@ impl Error {
             Error::Store(_) => "position store",
             Error::Metrics(_) => "metrics",
             Error::Encode(_) => "encoding",
-            Error::PositionLost { .. } => "position store",
+            Error::PositionLost { .. } | Error::LeaseHeld { .. } => "position store",
         }
     }
 }
@@ -74,7 +79,12 @@ impl fmt::Display for Error {
                 "no position is stored in {store}, but topic {topic} already has records: the \
                  position was probably lost (emptied Redis, deleted key or state file); refusing \
                  to republish the table from the start. Set the last replicated id in the store, \
-                 or restart with --initial-position ID (0 to republish everything)"
+                 or restart with --initial-position ID (or `start` to republish everything)"
+            ),
+            Error::LeaseHeld { holder } => write!(
+                f,
+                "another instance ({holder}) is active for this job and kept its lease; --once \
+                 did nothing"
             ),
         }
     }
@@ -113,6 +123,8 @@ pub struct Replicator {
     /// The last position this instance committed: safe to resume from if the store loses it.
     committed: Option<Id>,
     initial_position: Option<Id>,
+    /// The other instance holding the lease, while we are standby.
+    lease_holder: Option<String>,
     /// Average encoded message size of the last batch, to size the next batch's buffer.
     message_size: usize,
     /// The dependency currently failing, and since when: errors are logged once per incident.
@@ -203,6 +215,7 @@ impl Replicator {
             committed: None,
             initial_position: options.initial_position,
             message_size: 256,
+            lease_holder: None,
         })
     }
 
@@ -213,6 +226,7 @@ impl Replicator {
         let mut failures = 0u32;
         let mut position = None;
         let mut standby_logged = false;
+        let mut standby_since: Option<Instant> = None;
         // A batch prepared while the previous one was in flight.
         let mut next: Option<Prepared> = None;
         while !self.stopping() {
@@ -245,6 +259,7 @@ impl Replicator {
                     match (step, mode) {
                         (Step::Continue, _) => {}
                         (Step::CaughtUp, Mode::UntilCaughtUp) => break,
+                        (Step::Holding, _) => self.idle(self.poll_interval),
                         (Step::CaughtUp, Mode::Forever) => {
                             if let Err(e) = self.republish_late_rows() {
                                 // Counted as a failure like any other; the loop retries.
@@ -252,11 +267,16 @@ impl Replicator {
                             }
                             self.idle(self.poll_interval)
                         }
+                        // A crashed holder's lease lapses within its lifetime: wait that long, then
+                        // say who holds it rather than exit 0 as if caught up.
                         (Step::Standby, Mode::UntilCaughtUp) => {
-                            log::warn!(
-                                "another instance is active for this job; --once has nothing to do"
-                            );
-                            return Ok(());
+                            let waited = standby_since.get_or_insert_with(Instant::now).elapsed();
+                            if waited > self.lease + Duration::from_secs(1) {
+                                return Err(Error::LeaseHeld {
+                                    holder: self.lease_holder.clone().unwrap_or_default(),
+                                });
+                            }
+                            self.sleep(self.lease / 3)
                         }
                         (Step::Standby, Mode::Forever) => {
                             if !standby_logged {
@@ -301,9 +321,13 @@ impl Replicator {
             .hold_lease(&self.owner, self.lease)
             .map_err(Error::Store)?
         {
-            Lease::HeldBy(_) => return Ok(None),
+            Lease::HeldBy(holder) => {
+                self.lease_holder = Some(holder);
+                return Ok(None);
+            }
             Lease::Held | Lease::Acquired => {}
         }
+        self.lease_holder = None;
         self.active = true;
         let stored = self.read_position()?;
         let position = match (stored, self.committed) {
@@ -319,7 +343,10 @@ impl Replicator {
             }
             (None, None) => match self.initial_position {
                 Some(p) => {
-                    log::warn!("no stored position: starting after {p} (--initial-position)");
+                    log::warn!(
+                        "no stored position: starting after {} (--initial-position)",
+                        show_position(p)
+                    );
                     p
                 }
                 None => {
@@ -330,13 +357,14 @@ impl Replicator {
                         self.store.describe(),
                         self.topic
                     );
-                    0
+                    BEFORE_ANY_ID
                 }
             },
         };
         log::info!(
-            "active (lease owner {}): resuming after id {position}",
-            self.owner
+            "active (lease owner {}): resuming after id {}",
+            self.owner,
+            show_position(position)
         );
         Ok(Some(position))
     }
@@ -413,7 +441,11 @@ impl Replicator {
         };
         let Some(&last_id) = batch.ids.last() else {
             self.metrics.flush();
-            return Ok(Step::CaughtUp);
+            return Ok(if batch.holding {
+                Step::Holding
+            } else {
+                Step::CaughtUp
+            });
         };
         // Only the lease holder publishes: an instance that was paused past its lease finds out
         // here, before sending (or at the fenced commit, if it lost the lease mid-send).
@@ -469,6 +501,7 @@ impl Replicator {
                 *next = Some(prepared?);
                 Ok(Step::Continue)
             }
+            None if batch.holding => Ok(Step::Holding),
             None => Ok(Step::CaughtUp),
         }
     }
@@ -796,6 +829,18 @@ fn owner_token() -> String {
     format!("{host}-{}-{:08x}", std::process::id(), random as u32)
 }
 
+/// The position of a job that has replicated nothing yet: below every id, negative ones included
+/// (the sources clamp it to their key type's minimum).
+pub const BEFORE_ANY_ID: Id = i64::MIN as Id - 1;
+
+fn show_position(p: Id) -> String {
+    if p == BEFORE_ANY_ID {
+        "the start of the table".into()
+    } else {
+        p.to_string()
+    }
+}
+
 /// A batch read, cut at held gaps and encoded, ready to publish.
 struct Prepared {
     /// The rows' ids, in order (the rows themselves are not kept).
@@ -823,6 +868,9 @@ enum Step {
     Continue,
     /// The last fetch returned less than a full batch.
     CaughtUp,
+    /// Rows wait above a hole in the id sequence that may still fill: not caught up, but
+    /// nothing to do until the next poll.
+    Holding,
 }
 
 fn success<T, E>(r: &Result<T, E>) -> &'static str {

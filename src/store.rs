@@ -230,8 +230,8 @@ impl fmt::Display for StoreError {
             }
             StoreError::Fenced { store, holder } => write!(
                 f,
-                "writing the position to {store}: the job's lease is held by another instance \
-                 ({holder}); not writing"
+                "lost the job's lease for {store} to another instance ({holder}): not publishing \
+                 or writing the position until it is taken again"
             ),
         }
     }

@@ -363,7 +363,7 @@ fn convert_value(v: mysql::Value, kind: Kind, bad_utf8: impl FnOnce()) -> Value 
         (M::Bytes(b), Kind::Json) => {
             let s = text(b);
             match serde_json::from_str(&s) {
-                Ok(j) => Value::Json(j),
+                Ok(j) => Value::Json(Box::new(j)),
                 // The server checked it is JSON; only numbers beyond f64 fail here.
                 Err(_) => Value::Str(s),
             }

@@ -391,7 +391,7 @@ impl PostgresSource {
             }),
             Kind::Json => opt(r.try_get::<_, Option<&str>>(i)?, |text| {
                 match serde_json::from_str(text) {
-                    Ok(v) => Value::Json(v),
+                    Ok(v) => Value::Json(Box::new(v)),
                     Err(e) => {
                         // serde_json refuses numbers beyond f64 range that PostgreSQL accepts;
                         // publishing the text beats stopping the replication.
