@@ -332,7 +332,10 @@ fn an_oversized_record_is_refused_naming_its_key_after_the_records_before_it() {
     assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
     assert!(err.to_string().contains("key \"2\""), "{err}");
     // The record before the oversized one is delivered (the caller can commit it); nothing else.
-    assert!(err.delivered[0].is_some() && err.delivered[1].is_none(), "{err:?}");
+    assert!(
+        err.delivered[0].is_some() && err.delivered[1].is_none(),
+        "{err:?}"
+    );
     let consumed = consume_all(&broker, &topic, 1, 2, Duration::from_secs(3));
     assert_eq!(consumed.len(), 1);
     assert_eq!(consumed[0].key.as_deref(), Some(&b"1"[..]));

@@ -95,7 +95,7 @@ fn decode_value(tagged: &J) -> Value {
         "int" => Value::Int(text(tagged, 1).parse().expect("i64 payload")),
         "uint" => Value::UInt(text(tagged, 1).parse().expect("u64 payload")),
         "float" => Value::Float(float(text(tagged, 1))),
-        "json" => Value::Json(decode_json(&tagged[1])),
+        "json" => Value::Json(Box::new(decode_json(&tagged[1]))),
         other => panic!("unknown value tag {other:?}"),
     }
 }

@@ -72,7 +72,7 @@ fn s(x: &str) -> Value {
 }
 
 fn json(text: &str) -> Value {
-    Value::Json(serde_json::from_str(text).unwrap())
+    Value::Json(Box::new(serde_json::from_str(text).unwrap()))
 }
 
 #[test]
