@@ -1033,10 +1033,12 @@ fn step_two_is_not_a_hole(db: Db) {
         watch: Watch::new(&topic),
         writer: db.connect(),
     };
-    // An unrelated open transaction: a hole wrongly seen would be held for 60 s.
+    // An unrelated open transaction: a hole wrongly seen would be held for 60 s. The blocker
+    // connection is declared after the table's guard so that, if the test fails, it is dropped
+    // (its transaction rolled back) before the guard drops the table it holds locked.
     let blocker_table = unique("gaps_blocker");
+    let _blocker_guard = conn.create_table(&blocker_table);
     let mut blocker = db.connect();
-    let _blocker_guard = blocker.create_table(&blocker_table);
     blocker.exec("BEGIN");
     blocker.insert_one(&blocker_table);
 

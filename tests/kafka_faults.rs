@@ -311,3 +311,70 @@ fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it()
     );
     assert_exactly_once(&consumed, batch.len());
 }
+
+#[test]
+fn split_and_new_producer_id_re_encode_from_the_batches_after_start_dropped_the_records() {
+    // start() keeps only the encoded batches; a split (MESSAGE_TOO_LARGE) and a new producer id
+    // (UNKNOWN_PRODUCER_ID) must rebuild batches from those encodings.
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let topic = unique_topic("reencode");
+    mock.create_topic(&topic, 2, 1).unwrap();
+    let mut p = producer(&bootstrap, Duration::from_secs(30));
+    p.check_topic(&topic).unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+        ],
+    );
+    let batch = records(3_000);
+    let n = batch.len();
+    let pending = p.start(&topic, batch);
+    let deliveries = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
+    assert_eq!(deliveries.len(), n);
+    let consumed = consume_all(&bootstrap, &topic, 2, n + 1, Duration::from_secs(10));
+    // The mock does not enforce sequences (see above): each key once, order not asserted.
+    assert_each_key_once(&consumed, n);
+    let values_ok = consumed.iter().all(|m| {
+        m.value
+            == format!(
+                "value-{}-{}",
+                String::from_utf8_lossy(m.key.as_deref().unwrap()),
+                "v".repeat(100)
+            )
+            .into_bytes()
+    });
+    assert!(values_ok, "a re-encoded record lost or changed its value");
+}
+
+#[test]
+fn a_broker_refusing_a_producer_id_gets_a_non_idempotent_producer_that_still_delivers() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let topic = unique_topic("no-idempotence");
+    mock.create_topic(&topic, 2, 1).unwrap();
+    mock.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED],
+    );
+    let mut p = producer(&bootstrap, Duration::from_secs(30));
+    let batch = records(1_000);
+    p.send(&topic, &batch)
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    assert!(
+        !p.is_idempotent(),
+        "the broker refused a producer id: fall back"
+    );
+    let consumed = consume_all(
+        &bootstrap,
+        &topic,
+        2,
+        batch.len() + 1,
+        Duration::from_secs(10),
+    );
+    // Without idempotence one request is in flight at a time: order is kept, also on the mock.
+    assert_exactly_once(&consumed, batch.len());
+}

@@ -23,7 +23,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression as Codec, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression as Codec, Record as KRecord, RecordBatchDecoder, RecordBatchEncoder,
+    RecordEncodeOptions, TimestampType,
 };
 
 use super::conn::{ConnOptions, Connection};
@@ -396,6 +397,12 @@ impl Producer {
             let mut batches = self.plan(topic, &pending.records);
             self.assign_sequences(topic, &mut batches);
             let mut round = self.round_begin(topic, &pending.records, &mut batches);
+            // Every batch now has its encoding, which is all a retry needs (a new producer id or
+            // a split re-encodes from it): the caller's copy of the values can go, so one batch
+            // in flight is held once in memory, not twice.
+            if batches.iter().all(|b| b.encoded.is_some()) {
+                pending.records = Vec::new();
+            }
             self.round_pump(
                 topic,
                 &mut round,
@@ -652,7 +659,7 @@ impl Producer {
             for b in batches.iter_mut().filter(|b| !b.done && b.producer.0 != -1) {
                 b.producer = (-1, -1);
                 b.base_sequence = -1;
-                b.encoded = None;
+                b.stale = true;
             }
             return;
         };
@@ -677,7 +684,7 @@ impl Producer {
                 let b = &mut batches[i];
                 b.producer = current;
                 b.base_sequence = *next;
-                b.encoded = None;
+                b.stale = true;
                 *next = wrap_sequence(*next as i64 + b.records.len() as i64);
             }
             i += 1;
@@ -733,9 +740,15 @@ impl Producer {
                 });
                 continue;
             }
-            if batch.encoded.is_none() {
-                match self.encode(records, batch) {
-                    Ok(bytes) => batch.encoded = Some(bytes),
+            if batch.encoded.is_none() || batch.stale {
+                match self
+                    .krecords(records, batch)
+                    .and_then(|k| self.encode(k, batch))
+                {
+                    Ok(bytes) => {
+                        batch.encoded = Some(bytes);
+                        batch.stale = false;
+                    }
                     Err(e) => {
                         outcome.fail(e);
                         continue;
@@ -899,19 +912,11 @@ impl Producer {
         // Batches the broker found too large are halved; order is kept because the halves take
         // the original's place.
         splits.sort_unstable();
+        let mut outcome = outcome;
         for &i in splits.iter().rev() {
-            let b = &mut batches[i];
-            let tail = b.records.split_off(b.records.len() / 2);
-            let partition = b.partition;
-            let mut second = Batch::new(partition, tail);
-            second.producer = b.producer;
-            second.base_sequence = if b.base_sequence < 0 {
-                -1
-            } else {
-                wrap_sequence(b.base_sequence as i64 + b.records.len() as i64)
-            };
-            b.encoded = None;
-            batches.insert(i + 1, second);
+            if let Err(e) = self.split(batches, i) {
+                outcome.fail(e);
+            }
         }
         if throttle > 0 {
             // KIP-219: the broker asks us to hold off; it will mute the connection otherwise.
@@ -946,28 +951,35 @@ impl Producer {
                 .with_partition_data(partition_data)])
     }
 
-    fn encode(&self, records: &[Record], batch: &Batch) -> Result<Bytes, Error> {
-        let (producer_id, epoch) = batch.producer;
-        let krecords: Vec<KRecord> = batch
+    /// The batch's records as codec records: decoded from the batch's own encoding when it has
+    /// one (the caller's records may be gone by then, see `start`), else built from the
+    /// caller's records.
+    fn krecords(&self, records: &[Record], batch: &Batch) -> Result<Vec<KRecord>, Error> {
+        if let Some(encoded) = &batch.encoded {
+            let mut buf = encoded.clone();
+            let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| Error::Protocol {
+                broker: "(local)".into(),
+                detail: format!("cannot decode our own record batch: {e}"),
+            })?;
+            return Ok(set.records);
+        }
+        batch
             .records
             .iter()
-            .enumerate()
-            .map(|(n, &i)| {
-                let r = &records[i as usize];
-                KRecord {
+            .map(|&i| {
+                let r = records.get(i as usize).ok_or_else(|| Error::Protocol {
+                    broker: "(local)".into(),
+                    detail: "a batch to encode has neither records nor an encoding".into(),
+                })?;
+                Ok(KRecord {
                     transactional: false,
                     control: false,
                     partition_leader_epoch: -1,
-                    producer_id,
-                    producer_epoch: epoch,
+                    producer_id: -1,
+                    producer_epoch: -1,
                     timestamp_type: TimestampType::Creation,
-                    offset: n as i64,
-                    // The codec keeps records in one batch while offset - sequence is constant.
-                    sequence: if batch.base_sequence < 0 {
-                        -1
-                    } else {
-                        batch.base_sequence.wrapping_add(n as i32)
-                    },
+                    offset: 0,
+                    sequence: -1,
                     timestamp: r.timestamp_ms,
                     key: r.key.clone(),
                     value: Some(r.value.clone()),
@@ -977,15 +989,33 @@ impl Producer {
                         .map(|(k, v)| (StrBytes::from_string(k.clone()), Some(v.clone())))
                         .collect::<IndexMap<_, _>>(),
                     delete_horizon: false,
-                }
+                })
             })
-            .collect();
-        let size: usize = batch
-            .records
-            .iter()
-            .map(|&i| record_size(&records[i as usize]))
-            .sum();
-        let mut buf = BytesMut::with_capacity(size + BATCH_OVERHEAD);
+            .collect()
+    }
+
+    /// Encodes `krecords` as one RecordBatch v2 under the batch's producer id and sequence.
+    fn encode(&self, mut krecords: Vec<KRecord>, batch: &Batch) -> Result<Bytes, Error> {
+        let (producer_id, epoch) = batch.producer;
+        let mut size = BATCH_OVERHEAD;
+        for (n, r) in krecords.iter_mut().enumerate() {
+            r.producer_id = producer_id;
+            r.producer_epoch = epoch;
+            r.offset = n as i64;
+            // The codec keeps records in ONE batch only while offset - sequence is constant, so
+            // the sequence counts up from the base even without idempotence (base -1: the batch
+            // header then says -1, "no sequence"); a constant -1 would make one batch per record,
+            // which brokers reject (at most one batch per partition in a request).
+            r.sequence = batch.base_sequence.wrapping_add(n as i32);
+            size += RECORD_OVERHEAD
+                + r.key.as_ref().map_or(0, Bytes::len)
+                + r.value.as_ref().map_or(0, Bytes::len)
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len) + 10)
+                    .sum::<usize>();
+        }
+        let mut buf = BytesMut::with_capacity(size);
         let options = RecordEncodeOptions {
             version: 2,
             compression: self.config.compression.codec(),
@@ -997,6 +1027,27 @@ impl Producer {
             }
         })?;
         Ok(buf.freeze())
+    }
+
+    /// Halves batch `i` (the broker found it too large); the halves take its place, so order is
+    /// kept. Works from the batch's encoding, not the caller's records.
+    fn split(&self, batches: &mut Vec<Batch>, i: usize) -> Result<(), Error> {
+        let mut first = self.krecords(&[], &batches[i])?;
+        let b = &mut batches[i];
+        let half = b.records.len() / 2;
+        let tail = b.records.split_off(half);
+        let rest = first.split_off(half.min(first.len()));
+        let mut second = Batch::new(b.partition, tail);
+        second.producer = b.producer;
+        second.base_sequence = if b.base_sequence < 0 {
+            -1
+        } else {
+            wrap_sequence(b.base_sequence as i64 + half as i64)
+        };
+        b.encoded = Some(self.encode(first, b)?);
+        second.encoded = Some(self.encode(rest, &second)?);
+        batches.insert(i + 1, second);
+        Ok(())
     }
 
     /// Makes sure there is a connection to `leader` that speaks Produce ≥ v3, and returns the
@@ -1396,6 +1447,9 @@ struct Batch {
     base_sequence: i32,
     /// The encoded batch, kept so that a retry resends identical bytes.
     encoded: Option<Bytes>,
+    /// `encoded` holds the right records under an old producer id or sequence: re-encode it
+    /// (from itself) before sending.
+    stale: bool,
     done: bool,
 }
 
@@ -1407,6 +1461,7 @@ impl Batch {
             producer: (-1, -1),
             base_sequence: -1,
             encoded: None,
+            stale: false,
             done: false,
         }
     }
@@ -1568,6 +1623,40 @@ mod tests {
             .map(|b| (b.partition, b.base_sequence, b.records.len()))
             .collect();
         assert_eq!(seqs, vec![(0, i32::MAX - 1, 2), (0, 0, 2), (1, 0, 2)]);
+    }
+
+    #[test]
+    fn every_batch_encodes_as_exactly_one_record_batch_with_or_without_idempotence() {
+        let records: Vec<Record> = (0..50).map(|i| record(Some(&i.to_string()), 20)).collect();
+        for (producer, base) in [((-1, -1), -1), ((7, 0), 100)] {
+            let p = Producer::new(ProducerConfig::default());
+            let mut batch = Batch::new(0, (0..50).collect());
+            batch.producer = producer;
+            batch.base_sequence = base;
+            let encoded = p
+                .krecords(&records, &batch)
+                .and_then(|k| p.encode(k, &batch))
+                .unwrap();
+            let infos = RecordBatchDecoder::decode_batch_info(&mut encoded.clone()).unwrap();
+            assert_eq!(
+                infos.len(),
+                1,
+                "producer {producer:?}: {} batches",
+                infos.len()
+            );
+            assert_eq!((infos[0].record_count, infos[0].base_sequence), (50, base));
+            assert_eq!(infos[0].producer_id, producer.0);
+            // And re-encoding from the encoding (after start dropped the records) gives the same.
+            let again = p.krecords(
+                &[],
+                &Batch {
+                    encoded: Some(encoded.clone()),
+                    ..Batch::new(0, (0..50).collect())
+                },
+            );
+            let again = again.and_then(|k| p.encode(k, &batch)).unwrap();
+            assert_eq!(again, encoded);
+        }
     }
 
     #[test]
