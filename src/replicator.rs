@@ -509,12 +509,6 @@ impl Replicator {
     /// Cuts `rows` at the first hole in the id sequence that may still be filled (see
     /// `gaps`). Returns whether rows were held back.
     fn hold_at_gaps(&mut self, position: Id, rows: &mut Vec<Row>) -> Result<bool, Error> {
-        // A new job has seen no row yet, so there is no hole below its first one to wait for
-        // (rows committed later below it are the one case this cannot catch; see README).
-        let position = match rows.first() {
-            Some(first) if position == BEFORE_ANY_ID => first.id - 1,
-            _ => position,
-        };
         let source = &mut self.source;
         let decision = self
             .gaps
@@ -529,6 +523,17 @@ impl Replicator {
             );
         }
         for s in &decision.skipped {
+            if s.after == BEFORE_ANY_ID {
+                // Not a hole between rows: a new job waited until nothing could still add rows
+                // below its first one.
+                log::info!(
+                    "new job: starting at id {} after {:.1}s ({})",
+                    s.before,
+                    s.age.as_secs_f64(),
+                    s.reason
+                );
+                continue;
+            }
             log::warn!(
                 "skipping hole in table {}: ids {}..{} (exclusive) never appeared after {:.1}s; {}",
                 self.table,

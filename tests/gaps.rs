@@ -1033,6 +1033,17 @@ fn step_two_is_not_a_hole(db: Db) {
         watch: Watch::new(&topic),
         writer: db.connect(),
     };
+    // A first row, published before anything else is open: a new job treats the start of the
+    // table as a hole (rows below its first one may still be in flight), which the open
+    // transaction below would hold for gap_timeout_sec. This test is about the step.
+    let first = conn.insert(&table, 1, 0, 1);
+    assert!(
+        s.watch
+            .wait_for(first[0], Duration::from_secs(20))
+            .is_some(),
+        "{db:?}: the first row was not published; stderr:\n{}",
+        s.instance.log()
+    );
     // An unrelated open transaction: a hole wrongly seen would be held for 60 s. The blocker
     // connection is declared after the table's guard so that, if the test fails, it is dropped
     // (its transaction rolled back) before the guard drops the table it holds locked.
