@@ -28,6 +28,11 @@ pub struct GapPolicy {
     pub step: u64,
     /// Ids are cached per session: ending transactions prove nothing, only the timeout does.
     pub cached: bool,
+    /// How stale the database's list of open transactions may be. A hole's reference snapshot is
+    /// taken from a probe at least this long after the hole was first seen, so that every
+    /// transaction that could fill it is in the list (InnoDB serves INNODB_TRX from a cache
+    /// refreshed at most every 100 ms; PostgreSQL's pg_stat_activity is current: zero).
+    pub snapshot_delay: Duration,
 }
 
 /// Why a hole stopped holding rows back.
@@ -82,7 +87,9 @@ pub type OpenTransactions = Result<Vec<String>, String>;
 
 #[derive(Debug)]
 enum Proof {
-    /// The transactions open when the hole was first seen.
+    /// No usable snapshot yet (taken after `snapshot_delay`).
+    Pending,
+    /// The transactions open when the hole was first seen (or `snapshot_delay` later).
     Open(HashSet<String>),
     /// The database cannot tell: the timeout decides.
     Unknown,
@@ -180,10 +187,15 @@ impl GapTracker {
                 }
             }
         };
-        let fresh = Rc::new(match &current {
+        let snapshot = Rc::new(match &current {
             Some(open) => Proof::Open(open.clone()),
             None => Proof::Unknown,
         });
+        let fresh = if self.policy.snapshot_delay.is_zero() {
+            snapshot.clone()
+        } else {
+            Rc::new(Proof::Pending)
+        };
 
         let previous = std::mem::take(&mut self.held);
         let mut held = Vec::new();
@@ -194,6 +206,15 @@ impl GapTracker {
                 .iter()
                 .find(|h| h.after <= after && before <= h.before)
                 .map_or((now, fresh.clone()), |h| (h.first_seen, h.proof.clone()));
+            // A snapshot can be trusted once it is `snapshot_delay` younger than the hole.
+            let proof = match &*proof {
+                Proof::Pending
+                    if now.saturating_duration_since(first_seen) >= self.policy.snapshot_delay =>
+                {
+                    snapshot.clone()
+                }
+                _ => proof,
+            };
             if holding {
                 held.push(Hole {
                     after,
@@ -282,6 +303,7 @@ mod tests {
             timeout: Duration::from_secs(timeout_secs),
             step,
             cached: false,
+            snapshot_delay: Duration::ZERO,
         })
     }
 
@@ -470,11 +492,49 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_transaction_list_is_not_trusted_until_the_snapshot_delay_passed() {
+        // InnoDB's INNODB_TRX may lag: at first sight it lists nobody although "x" (which
+        // holds the missing id) is open; 300 ms later it shows "x".
+        let mut t = GapTracker::new(GapPolicy {
+            timeout: Duration::from_secs(60),
+            step: 1,
+            cached: false,
+            snapshot_delay: Duration::from_millis(200),
+        });
+        let t0 = Instant::now();
+        let d = t.decide(0, &rows(&[1, 3]), t0, || open(&[])).unwrap();
+        assert_eq!(
+            d.publish, 1,
+            "an empty list at first sight proves nothing yet"
+        );
+        let d = t
+            .decide(1, &rows(&[3]), t0 + Duration::from_millis(300), || {
+                open(&["x"])
+            })
+            .unwrap();
+        assert_eq!(d.publish, 0, "the snapshot taken now includes x");
+        let d = t
+            .decide(1, &rows(&[3]), t0 + Duration::from_millis(400), || {
+                open(&["x"])
+            })
+            .unwrap();
+        assert_eq!(d.publish, 0, "x still open");
+        let d = t
+            .decide(1, &rows(&[3]), t0 + Duration::from_millis(500), || {
+                open(&["y"])
+            })
+            .unwrap();
+        assert_eq!(d.publish, 1, "x ended: proven final");
+        assert_eq!(d.skipped[0].reason, SkipReason::ProvenFinal);
+    }
+
+    #[test]
     fn cached_sequences_wait_for_the_timeout_without_probing() {
         let mut t = GapTracker::new(GapPolicy {
             timeout: Duration::from_secs(3),
             step: 1,
             cached: true,
+            snapshot_delay: Duration::ZERO,
         });
         let t0 = Instant::now();
         let d = t

@@ -781,6 +781,7 @@ fn gap_policy(config: &Config, source: &mut Source) -> Result<GapPolicy, Error> 
     if timeout.is_zero() {
         log::warn!("gap_timeout_sec is 0: rows committed out of id order may be missed");
         return Ok(GapPolicy {
+            snapshot_delay: Duration::ZERO,
             timeout,
             step: 1,
             cached: false,
@@ -805,6 +806,7 @@ fn gap_policy(config: &Config, source: &mut Source) -> Result<GapPolicy, Error> 
         );
     }
     Ok(GapPolicy {
+        snapshot_delay: allocation.snapshot_delay,
         timeout,
         step,
         cached: allocation.cached,

@@ -158,6 +158,7 @@ impl Source {
                 step: 1,
                 cached: false,
                 origin: "SQLite rowid".into(),
+                snapshot_delay: Duration::ZERO,
             }),
             #[cfg(feature = "postgres")]
             Source::Postgres(s) => s.id_allocation(),
@@ -208,6 +209,8 @@ pub struct IdAllocation {
     pub cached: bool,
     /// Where `step` came from, for the log.
     pub origin: String,
+    /// How stale `open_transactions` may be (see `gaps::GapPolicy::snapshot_delay`).
+    pub snapshot_delay: Duration,
 }
 
 /// What every backend decided at start-up: which columns to read, in which order, under which

@@ -252,6 +252,10 @@ impl MysqlSource {
             step,
             cached: false,
             origin: format!("@@global.auto_increment_increment = {step}"),
+            // InnoDB fills information_schema.INNODB_TRX from a cache refreshed at most every
+            // 100 ms (TRX_I_S_CACHE_MIN_REFRESH_TIME): a transaction that just allocated ids may
+            // be missing from it. Twice that, to be safe.
+            snapshot_delay: std::time::Duration::from_millis(200),
         })
     }
 

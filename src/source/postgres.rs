@@ -297,12 +297,15 @@ impl PostgresSource {
                     step: step.unsigned_abs().max(1),
                     cached: cache > 1,
                     origin: format!("sequence {name} (INCREMENT BY {step}, CACHE {cache})"),
+                    // pg_stat_activity reads the backends' live status.
+                    snapshot_delay: std::time::Duration::ZERO,
                 }
             }
             None => IdAllocation {
                 step: 1,
                 cached: false,
                 origin: "no sequence on the key".into(),
+                snapshot_delay: std::time::Duration::ZERO,
             },
         })
     }
