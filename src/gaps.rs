@@ -134,15 +134,28 @@ impl GapTracker {
         !self.policy.timeout.is_zero()
     }
 
-    /// Decides how much of `rows` (ids > `position`, in order) may be published. `probe`
-    /// returns the database's open transactions; it is called at most once, and only when the
-    /// batch has a hole.
+    /// Whether the next `decide` needs the open transactions as they are *before* its rows are
+    /// fetched (it does while holes are held: see `decide`).
+    pub fn needs_probe_before_fetch(&self) -> bool {
+        self.enabled() && !self.policy.cached && !self.held.is_empty()
+    }
+
+    /// Decides how much of `rows` (ids > `position`, in order) may be published.
+    ///
+    /// The proof that a hole is final needs two looks at the open transactions, in this order:
+    /// a snapshot taken *after* the fetch that first showed the hole (every transaction that
+    /// could fill it was open then, or has committed by then), and a later look taken *before*
+    /// a fetch — `before` — in which none of the snapshot's transactions is open any more: their
+    /// rows, if any, were committed before that fetch, so a hole still open in its rows is final.
+    /// A hole is therefore never proven in the poll that first sees it. `snapshot` probes the
+    /// database after the fetch; it is called at most once, only for new holes.
     pub fn decide<E>(
         &mut self,
         position: Id,
         rows: &[Row],
         now: Instant,
-        probe: impl FnOnce() -> Result<OpenTransactions, E>,
+        before: Option<OpenTransactions>,
+        snapshot: impl FnOnce() -> Result<OpenTransactions, E>,
     ) -> Result<Decision, E> {
         let mut decision = Decision {
             publish: rows.len(),
@@ -171,64 +184,77 @@ impl GapTracker {
             return Ok(decision);
         }
 
-        // One look at the open transactions serves both the proof of old holes and the
-        // snapshot of new ones.
-        let current: Option<HashSet<String>> = if self.policy.cached {
-            None
-        } else {
-            match probe()? {
-                Ok(open) => Some(open.into_iter().collect()),
-                Err(reason) => {
-                    if !self.no_proof_reported {
-                        decision.no_proof = Some(reason);
-                        self.no_proof_reported = true;
-                    }
-                    None
-                }
+        let mut no_proof: Option<String> = None;
+        let before: Option<HashSet<String>> = match before {
+            Some(Ok(open)) => Some(open.into_iter().collect()),
+            Some(Err(reason)) => {
+                no_proof = Some(reason);
+                None
             }
+            None => None,
         };
-        let snapshot = Rc::new(match &current {
-            Some(open) => Proof::Open(open.clone()),
-            None => Proof::Unknown,
-        });
-        let fresh = if self.policy.snapshot_delay.is_zero() {
-            snapshot.clone()
-        } else {
-            Rc::new(Proof::Pending)
+        let cached = self.policy.cached;
+        let delay = self.policy.snapshot_delay;
+        let mut probe = Some(snapshot);
+        let mut taken: Option<Rc<Proof>> = None;
+        let mut take_snapshot = |no_proof: &mut Option<String>| -> Result<Rc<Proof>, E> {
+            if let Some(p) = &taken {
+                return Ok(p.clone());
+            }
+            let proof = match probe.take() {
+                Some(probe) if !cached => match probe()? {
+                    Ok(open) => Proof::Open(open.into_iter().collect()),
+                    Err(reason) => {
+                        *no_proof = Some(reason);
+                        Proof::Unknown
+                    }
+                },
+                _ => Proof::Unknown,
+            };
+            let proof = Rc::new(proof);
+            taken = Some(proof.clone());
+            Ok(proof)
         };
 
         let previous = std::mem::take(&mut self.held);
         let mut held = Vec::new();
         let mut holding = false;
-        for (index, after, before) in holes {
-            // A hole that shrank (rows appeared inside it) keeps the age of the one it came from.
-            let (first_seen, proof) = previous
+        for (index, after, before_id) in holes {
+            // A hole that shrank (rows appeared inside it) keeps the age and the snapshot of the
+            // one it came from.
+            let inherited = previous
                 .iter()
-                .find(|h| h.after <= after && before <= h.before)
-                .map_or((now, fresh.clone()), |h| (h.first_seen, h.proof.clone()));
-            // A snapshot can be trusted once it is `snapshot_delay` younger than the hole.
-            let proof = match &*proof {
-                Proof::Pending
-                    if now.saturating_duration_since(first_seen) >= self.policy.snapshot_delay =>
-                {
-                    snapshot.clone()
-                }
-                _ => proof,
+                .find(|h| h.after <= after && before_id <= h.before)
+                .map(|h| (h.first_seen, h.proof.clone()));
+            let (first_seen, mut proof, mut fresh) = match inherited {
+                Some((first_seen, proof)) => (first_seen, proof, false),
+                None if delay.is_zero() => (now, take_snapshot(&mut no_proof)?, true),
+                None => (now, Rc::new(Proof::Pending), true),
             };
+            // A lagging list of transactions is trusted once it is `delay` younger than the hole.
+            if matches!(*proof, Proof::Pending)
+                && now.saturating_duration_since(first_seen) >= delay
+            {
+                proof = take_snapshot(&mut no_proof)?;
+                fresh = true;
+            }
             if holding {
                 held.push(Hole {
                     after,
-                    before,
+                    before: before_id,
                     first_seen,
                     proof,
                 });
                 continue;
             }
             let age = now.saturating_duration_since(first_seen);
-            let proven = match (&*proof, &current) {
-                (Proof::Open(then), Some(now_open)) => then.is_disjoint(now_open),
-                _ => false,
-            };
+            let proven = !fresh
+                && match (&*proof, &before) {
+                    (Proof::Open(then), Some(open_before_fetch)) => {
+                        then.is_disjoint(open_before_fetch)
+                    }
+                    _ => false,
+                };
             let reason = if proven {
                 Some(SkipReason::ProvenFinal)
             } else if age >= self.policy.timeout {
@@ -239,7 +265,7 @@ impl GapTracker {
             match reason {
                 Some(reason) => decision.skipped.push(Skipped {
                     after,
-                    before,
+                    before: before_id,
                     age,
                     reason,
                     at: now,
@@ -247,11 +273,11 @@ impl GapTracker {
                 }),
                 None => {
                     decision.publish = index;
-                    decision.holding = Some((after, before, age));
+                    decision.holding = Some((after, before_id, age));
                     holding = true;
                     held.push(Hole {
                         after,
-                        before,
+                        before: before_id,
                         first_seen,
                         proof,
                     });
@@ -259,6 +285,12 @@ impl GapTracker {
             }
         }
         self.held = held;
+        if let Some(reason) = no_proof {
+            if !self.no_proof_reported {
+                decision.no_proof = Some(reason);
+                self.no_proof_reported = true;
+            }
+        }
         for s in &decision.skipped {
             if self.decided.len() == WATCHED_HOLES {
                 self.decided.pop_front();
@@ -307,43 +339,45 @@ mod tests {
         })
     }
 
+    fn list(ids: &[&str]) -> OpenTransactions {
+        Ok(ids.iter().map(|s| s.to_string()).collect())
+    }
+
     fn open(ids: &[&str]) -> Result<OpenTransactions, ()> {
-        Ok(Ok(ids.iter().map(|s| s.to_string()).collect()))
+        Ok(list(ids))
+    }
+
+    fn no_probe() -> Result<OpenTransactions, ()> {
+        panic!("no snapshot expected")
     }
 
     #[test]
     fn contiguous_ids_publish_everything_without_probing() {
         let mut t = tracker(60, 1);
         let d = t
-            .decide(
-                0,
-                &rows(&[1, 2, 3]),
-                Instant::now(),
-                || -> Result<OpenTransactions, ()> { panic!("no probe without holes") },
-            )
+            .decide(0, &rows(&[1, 2, 3]), Instant::now(), None, no_probe)
             .unwrap();
         assert_eq!(d.publish, 3);
         assert!(d.skipped.is_empty() && d.holding.is_none());
+        assert!(!t.needs_probe_before_fetch());
     }
 
     #[test]
     fn step_two_is_not_a_hole_but_a_missing_odd_id_is() {
         let mut t = tracker(60, 2);
         let now = Instant::now();
+        assert_eq!(
+            t.decide(1, &rows(&[3, 5, 7]), now, None, no_probe)
+                .unwrap()
+                .publish,
+            3
+        );
         let d = t
-            .decide(
-                1,
-                &rows(&[3, 5, 7]),
-                now,
-                || -> Result<OpenTransactions, ()> { panic!("no hole") },
-            )
-            .unwrap();
-        assert_eq!(d.publish, 3);
-        let d = t
-            .decide(7, &rows(&[9, 13, 15]), now, || open(&["tx1"]))
+            .decide(7, &rows(&[9, 13, 15]), now, None, || open(&["tx1"]))
             .unwrap();
         assert_eq!(d.publish, 1);
         assert_eq!(d.holding.map(|h| (h.0, h.1)), Some((9, 13)));
+        assert!(t.needs_probe_before_fetch());
     }
 
     #[test]
@@ -351,24 +385,22 @@ mod tests {
         let mut t = tracker(60, 1);
         let t0 = Instant::now();
         let d = t
-            .decide(0, &rows(&[1, 2, 4, 5]), t0, || open(&["a", "b"]))
+            .decide(0, &rows(&[1, 2, 4, 5]), t0, None, || open(&["a", "b"]))
             .unwrap();
         assert_eq!(d.publish, 2);
-        // "b" still open (and a newer "c"): still held.
+        // "b" still open before the fetch (and a newer "c"): still held.
+        let later = t0 + Duration::from_secs(1);
         let d = t
-            .decide(2, &rows(&[4, 5]), t0 + Duration::from_secs(1), || {
-                open(&["b", "c"])
-            })
+            .decide(2, &rows(&[4, 5]), later, Some(list(&["b", "c"])), no_probe)
             .unwrap();
         assert_eq!(
             (d.publish, d.holding.map(|h| (h.0, h.1))),
             (0, Some((2, 4)))
         );
-        // Both ended; "c" started after the hole was seen and cannot fill it.
+        // Both ended before this fetch; "c" started after the hole was seen and cannot fill it.
+        let later = t0 + Duration::from_secs(2);
         let d = t
-            .decide(2, &rows(&[4, 5]), t0 + Duration::from_secs(2), || {
-                open(&["c"])
-            })
+            .decide(2, &rows(&[4, 5]), later, Some(list(&["c"])), no_probe)
             .unwrap();
         assert_eq!(d.publish, 2);
         assert_eq!(d.skipped.len(), 1);
@@ -377,19 +409,33 @@ mod tests {
     }
 
     #[test]
+    fn a_hole_is_never_proven_in_the_poll_that_first_sees_it() {
+        // The transaction holding id 2 may commit between the fetch and the snapshot: an empty
+        // snapshot then proves nothing about the rows already fetched. The next poll (a look
+        // before its fetch, then the fetch) decides.
+        let mut t = tracker(60, 1);
+        let t0 = Instant::now();
+        let d = t.decide(0, &rows(&[1, 3]), t0, None, || open(&[])).unwrap();
+        assert_eq!(d.publish, 1, "held although nothing is open now");
+        let d = t
+            .decide(1, &rows(&[3]), t0, Some(list(&[])), no_probe)
+            .unwrap();
+        assert_eq!(d.publish, 1);
+        assert_eq!(d.skipped[0].reason, SkipReason::ProvenFinal);
+    }
+
+    #[test]
     fn a_filled_hole_releases_the_rows() {
         let mut t = tracker(60, 1);
         let t0 = Instant::now();
         assert_eq!(
-            t.decide(0, &rows(&[1, 3]), t0, || open(&["a"]))
+            t.decide(0, &rows(&[1, 3]), t0, None, || open(&["a"]))
                 .unwrap()
                 .publish,
             1
         );
         let d = t
-            .decide(1, &rows(&[2, 3]), t0, || -> Result<OpenTransactions, ()> {
-                panic!("no hole left")
-            })
+            .decide(1, &rows(&[2, 3]), t0, Some(list(&["a"])), no_probe)
             .unwrap();
         assert_eq!(d.publish, 2);
         assert!(d.skipped.is_empty());
@@ -399,27 +445,34 @@ mod tests {
     fn without_proof_the_timeout_releases_the_hole_and_it_is_watched() {
         let mut t = tracker(5, 1);
         let t0 = Instant::now();
-        let d = t
-            .decide(0, &rows(&[1, 3]), t0, || {
-                Ok::<_, ()>(Err("no privilege".into()))
-            })
-            .unwrap();
+        let refused = || Ok::<_, ()>(Err("no privilege".to_string()));
+        let d = t.decide(0, &rows(&[1, 3]), t0, None, refused).unwrap();
         assert_eq!(d.publish, 1);
         assert_eq!(d.no_proof.as_deref(), Some("no privilege"));
+        let later = t0 + Duration::from_secs(4);
         let d = t
-            .decide(1, &rows(&[3]), t0 + Duration::from_secs(4), || {
-                Ok::<_, ()>(Err("no privilege".into()))
-            })
+            .decide(
+                1,
+                &rows(&[3]),
+                later,
+                Some(Err("no privilege".into())),
+                no_probe,
+            )
             .unwrap();
         assert_eq!(d.publish, 0);
         assert!(
             d.no_proof.is_none(),
             "the missing privilege is reported once"
         );
+        let later = t0 + Duration::from_secs(5);
         let d = t
-            .decide(1, &rows(&[3]), t0 + Duration::from_secs(5), || {
-                Ok::<_, ()>(Err("no privilege".into()))
-            })
+            .decide(
+                1,
+                &rows(&[3]),
+                later,
+                Some(Err("no privilege".into())),
+                no_probe,
+            )
             .unwrap();
         assert_eq!(d.publish, 1);
         assert_eq!(d.skipped[0].reason, SkipReason::TimedOut);
@@ -433,17 +486,13 @@ mod tests {
         let t0 = Instant::now();
         // Holes (1,5) and (6,9).
         let d = t
-            .decide(0, &rows(&[1, 5, 6, 9]), t0, || open(&["a"]))
+            .decide(0, &rows(&[1, 5, 6, 9]), t0, None, || open(&["a"]))
             .unwrap();
         assert_eq!(d.publish, 1);
         // Row 3 appears: holes (1,3) and (3,5), both inside the old (1,5): same age.
+        let later = t0 + Duration::from_secs(10);
         let d = t
-            .decide(
-                1,
-                &rows(&[3, 5, 6, 9]),
-                t0 + Duration::from_secs(10),
-                || open(&["a"]),
-            )
+            .decide(1, &rows(&[3, 5, 6, 9]), later, Some(list(&["a"])), no_probe)
             .unwrap();
         assert_eq!(d.skipped.len(), 3, "{d:?}");
         assert!(d.skipped.iter().all(|s| s.reason == SkipReason::TimedOut));
@@ -455,44 +504,25 @@ mod tests {
         let mut t = tracker(5, 1);
         let t0 = Instant::now();
         assert_eq!(
-            t.decide(0, &rows(&[1, 3]), t0, || open(&["a"]))
+            t.decide(0, &rows(&[1, 3]), t0, None, || open(&["a"]))
                 .unwrap()
                 .publish,
             1
         );
+        let later = t0 + Duration::from_secs(5);
         let d = t
-            .decide(1, &rows(&[3]), t0 + Duration::from_secs(5), || open(&["a"]))
+            .decide(1, &rows(&[3]), later, Some(list(&["a"])), no_probe)
             .unwrap();
         assert_eq!(d.skipped.len(), 1);
         // The send failed; the same rows come back from the same position.
-        let d = t
-            .decide(
-                1,
-                &rows(&[3]),
-                t0 + Duration::from_secs(6),
-                || -> Result<OpenTransactions, ()> { panic!("decided already") },
-            )
-            .unwrap();
+        let later = t0 + Duration::from_secs(6);
+        let d = t.decide(1, &rows(&[3]), later, None, no_probe).unwrap();
         assert_eq!(d.publish, 1);
         assert!(d.skipped.is_empty(), "not logged or counted twice");
     }
 
     #[test]
-    fn zero_timeout_never_holds() {
-        let mut t = tracker(0, 1);
-        let d = t
-            .decide(
-                0,
-                &rows(&[5, 9]),
-                Instant::now(),
-                || -> Result<OpenTransactions, ()> { panic!("off") },
-            )
-            .unwrap();
-        assert_eq!(d.publish, 2);
-    }
-
-    #[test]
-    fn a_stale_transaction_list_is_not_trusted_until_the_snapshot_delay_passed() {
+    fn a_lagging_transaction_list_is_not_trusted_until_the_snapshot_delay_passed() {
         // InnoDB's INNODB_TRX may lag: at first sight it lists nobody although "x" (which
         // holds the missing id) is open; 300 ms later it shows "x".
         let mut t = GapTracker::new(GapPolicy {
@@ -502,30 +532,38 @@ mod tests {
             snapshot_delay: Duration::from_millis(200),
         });
         let t0 = Instant::now();
-        let d = t.decide(0, &rows(&[1, 3]), t0, || open(&[])).unwrap();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let d = t.decide(0, &rows(&[1, 3]), t0, None, no_probe).unwrap();
+        assert_eq!(d.publish, 1, "no snapshot before the delay");
+        let d = t
+            .decide(1, &rows(&[3]), ms(100), Some(list(&[])), no_probe)
+            .unwrap();
         assert_eq!(
-            d.publish, 1,
-            "an empty list at first sight proves nothing yet"
+            d.publish, 0,
+            "an empty list inside the delay proves nothing"
         );
         let d = t
-            .decide(1, &rows(&[3]), t0 + Duration::from_millis(300), || {
-                open(&["x"])
-            })
+            .decide(1, &rows(&[3]), ms(300), Some(list(&["x"])), || open(&["x"]))
             .unwrap();
         assert_eq!(d.publish, 0, "the snapshot taken now includes x");
         let d = t
-            .decide(1, &rows(&[3]), t0 + Duration::from_millis(400), || {
-                open(&["x"])
-            })
+            .decide(1, &rows(&[3]), ms(400), Some(list(&["x"])), no_probe)
             .unwrap();
         assert_eq!(d.publish, 0, "x still open");
         let d = t
-            .decide(1, &rows(&[3]), t0 + Duration::from_millis(500), || {
-                open(&["y"])
-            })
+            .decide(1, &rows(&[3]), ms(500), Some(list(&["y"])), no_probe)
             .unwrap();
         assert_eq!(d.publish, 1, "x ended: proven final");
         assert_eq!(d.skipped[0].reason, SkipReason::ProvenFinal);
+    }
+
+    #[test]
+    fn zero_timeout_never_holds() {
+        let mut t = tracker(0, 1);
+        let d = t
+            .decide(0, &rows(&[5, 9]), Instant::now(), None, no_probe)
+            .unwrap();
+        assert_eq!(d.publish, 2);
     }
 
     #[test]
@@ -537,20 +575,19 @@ mod tests {
             snapshot_delay: Duration::ZERO,
         });
         let t0 = Instant::now();
-        let d = t
-            .decide(0, &rows(&[1, 3]), t0, || -> Result<OpenTransactions, ()> {
-                panic!("no probe")
-            })
-            .unwrap();
-        assert_eq!(d.publish, 1);
-        let d = t
-            .decide(
-                1,
-                &rows(&[3]),
-                t0 + Duration::from_secs(3),
-                || -> Result<OpenTransactions, ()> { panic!("no probe") },
-            )
-            .unwrap();
-        assert_eq!(d.publish, 1);
+        assert_eq!(
+            t.decide(0, &rows(&[1, 3]), t0, None, no_probe)
+                .unwrap()
+                .publish,
+            1
+        );
+        assert!(!t.needs_probe_before_fetch());
+        let later = t0 + Duration::from_secs(3);
+        assert_eq!(
+            t.decide(1, &rows(&[3]), later, None, no_probe)
+                .unwrap()
+                .publish,
+            1
+        );
     }
 }

@@ -259,7 +259,10 @@ impl Replicator {
                     match (step, mode) {
                         (Step::Continue, _) => {}
                         (Step::CaughtUp, Mode::UntilCaughtUp) => break,
-                        (Step::Holding, _) => self.idle(self.poll_interval),
+                        // Held rows wait for a proof that takes two polls: poll quickly.
+                        (Step::Holding, _) => {
+                            self.idle(self.poll_interval.min(Duration::from_millis(250)))
+                        }
                         (Step::CaughtUp, Mode::Forever) => {
                             if let Err(e) = self.republish_late_rows() {
                                 // Counted as a failure like any other; the loop retries.
@@ -414,8 +417,15 @@ impl Replicator {
     /// them. The rows themselves are dropped here: only ids and messages go on.
     fn prepare(&mut self, position: Id) -> Result<Prepared, Error> {
         let started = Instant::now();
+        // While holes are held, the open transactions are looked at before the fetch too: the
+        // proof that a hole is final needs a look taken before the rows it publishes (`gaps`).
+        let before = if self.gaps.needs_probe_before_fetch() {
+            Some(self.source.open_transactions().map_err(Error::Source)?)
+        } else {
+            None
+        };
         let mut rows = self.fetch(position)?;
-        let holding = self.hold_at_gaps(position, &mut rows)?;
+        let holding = self.hold_at_gaps(position, &mut rows, before)?;
         let fetched = started.elapsed();
         let records = self.encode(&rows)?;
         Ok(Prepared {
@@ -508,11 +518,16 @@ impl Replicator {
 
     /// Cuts `rows` at the first hole in the id sequence that may still be filled (see
     /// `gaps`). Returns whether rows were held back.
-    fn hold_at_gaps(&mut self, position: Id, rows: &mut Vec<Row>) -> Result<bool, Error> {
+    fn hold_at_gaps(
+        &mut self,
+        position: Id,
+        rows: &mut Vec<Row>,
+        before: Option<crate::gaps::OpenTransactions>,
+    ) -> Result<bool, Error> {
         let source = &mut self.source;
         let decision = self
             .gaps
-            .decide(position, rows, Instant::now(), || {
+            .decide(position, rows, Instant::now(), before, || {
                 source.open_transactions()
             })
             .map_err(Error::Source)?;
