@@ -29,6 +29,9 @@ pub struct SqliteSource {
     sql: String,
     /// `None` after an error: the next fetch opens the file again.
     conn: Option<Connection>,
+    /// Highest row id already warned about: rows held at a gap are fetched again, and one
+    /// warning per row is enough.
+    warned_up_to: std::cell::Cell<Option<Id>>,
 }
 
 impl SqliteSource {
@@ -119,6 +122,7 @@ impl SqliteSource {
             busy_timeout: spec.query_timeout,
             sql,
             conn: Some(conn),
+            warned_up_to: std::cell::Cell::new(None),
         })
     }
 
@@ -160,6 +164,10 @@ impl SqliteSource {
                 });
             }
             let id = row_id(&self.plan, &values)?;
+            let bad_text = bad_text.filter(|_| self.warned_up_to.get().is_none_or(|w| id > w));
+            if bad_text.is_some() {
+                self.warned_up_to.set(Some(id));
+            }
             for i in bad_text.unwrap_or_default() {
                 log::warn!(
                     "{reading}: column {} of row {id} is not valid UTF-8; published with U+FFFD \
