@@ -164,7 +164,7 @@ impl SqliteSource {
                 });
             }
             let id = row_id(&self.plan, &values)?;
-            let bad_text = bad_text.filter(|_| self.warned_up_to.get().is_none_or(|w| id > w));
+            let bad_text = bad_text.filter(|_| self.warned_up_to.get().map_or(true, |w| id > w));
             if bad_text.is_some() {
                 self.warned_up_to.set(Some(id));
             }
