@@ -58,14 +58,6 @@ impl Store {
         }
     }
 
-    /// Stores `pos` as the last replicated primary key.
-    pub fn write(&mut self, pos: Id) -> Result<(), StoreError> {
-        match self {
-            Store::Redis(s) => s.write(pos),
-            Store::File(s) => s.write(pos),
-        }
-    }
-
     /// Takes or renews the job's lease for `owner` for `ttl` (active/standby: only the holder
     /// publishes). A lease nobody holds (expired, or an emptied Redis) is taken. A state file
     /// has no lease: one instance per file, on one host.
@@ -393,14 +385,6 @@ impl RedisStore {
         }
     }
 
-    fn write(&mut self, pos: Id) -> Result<(), StoreError> {
-        let cmd = redis::cmd("SET")
-            .arg(&self.key)
-            .arg(pos.to_string())
-            .clone();
-        self.query::<()>(&cmd, "writing the position to")
-    }
-
     /// Runs one command on the cached connection, connecting first if needed.
     fn query<T: redis::FromRedisValue>(
         &mut self,
@@ -617,7 +601,9 @@ mod tests {
         let (mut store, path) = file_store(&dir);
         assert_eq!(store.read().expect("read"), None);
         for pos in [1, 42, i64::MAX as Id + 5, -3] {
-            store.write(pos).expect("write");
+            store
+                .write_fenced(pos, "owner", Duration::from_secs(1))
+                .expect("write");
             assert_eq!(store.read().expect("read"), Some(pos));
             assert_eq!(fs::read_to_string(&path).expect("raw"), format!("{pos}\n"));
         }

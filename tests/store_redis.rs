@@ -58,6 +58,17 @@ fn open(addr: &str, name: &str) -> Store {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Writes the way the daemon does: as the holder of the job's lease, fenced.
+fn write(store: &mut repliqate::store::Store, pos: i128) {
+    let ttl = Duration::from_secs(5);
+    store
+        .hold_lease("owner", ttl)
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .write_fenced(pos, "owner", ttl)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn writes_the_old_tools_key_and_decimal_value() {
     let name = job("key");
@@ -67,7 +78,7 @@ fn writes_the_old_tools_key_and_decimal_value() {
     assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), None);
 
     let big = i64::MAX as i128 + 10; // BIGINT UNSIGNED positions exceed i64
-    store.write(big).unwrap_or_else(|e| panic!("{e}"));
+    write(&mut store, big);
     assert_eq!(raw(&["GET", &key]).as_deref(), Some("9223372036854775817"));
     assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), Some(big));
 
@@ -82,7 +93,7 @@ fn a_redis_uri_is_accepted() {
     let name = job("uri");
     let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
     let mut store = open(&format!("redis://{}/0", redis_addr()), &name);
-    store.write(7).unwrap_or_else(|e| panic!("{e}"));
+    write(&mut store, 7);
     assert_eq!(raw(&["GET", &key]).as_deref(), Some("7"));
     raw(&["DEL", &key]);
 }
@@ -114,7 +125,10 @@ fn unreachable_redis_is_a_retriable_error_within_the_timeout() {
     );
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     // And again: the store reconnects on each call rather than giving up.
-    assert!(store.write(1).expect_err("still down").is_retriable());
+    assert!(store
+        .write_fenced(1, "owner", Duration::from_secs(5))
+        .expect_err("still down")
+        .is_retriable());
 }
 
 #[test]
