@@ -33,6 +33,9 @@ pub struct GapPolicy {
     /// transaction that could fill it is in the list (InnoDB serves INNODB_TRX from a cache
     /// refreshed at most every 100 ms; PostgreSQL's pg_stat_activity is current: zero).
     pub snapshot_delay: Duration,
+    /// Every hole a reader sees is final (SQLite: one writer at a time, and a new rowid is
+    /// always above the largest visible one): holes are skipped at once, without a probe.
+    pub final_at_once: bool,
 }
 
 /// Why a hole stopped holding rows back.
@@ -228,6 +231,7 @@ impl GapTracker {
                 .map(|h| (h.first_seen, h.proof.clone()));
             let (first_seen, mut proof, mut fresh) = match inherited {
                 Some((first_seen, proof)) => (first_seen, proof, false),
+                None if self.policy.final_at_once => (now, Rc::new(Proof::Unknown), false),
                 None if delay.is_zero() => (now, take_snapshot(&mut no_proof)?, true),
                 None => (now, Rc::new(Proof::Pending), true),
             };
@@ -248,13 +252,14 @@ impl GapTracker {
                 continue;
             }
             let age = now.saturating_duration_since(first_seen);
-            let proven = !fresh
-                && match (&*proof, &before) {
-                    (Proof::Open(then), Some(open_before_fetch)) => {
-                        then.is_disjoint(open_before_fetch)
-                    }
-                    _ => false,
-                };
+            let proven = self.policy.final_at_once
+                || !fresh
+                    && match (&*proof, &before) {
+                        (Proof::Open(then), Some(open_before_fetch)) => {
+                            then.is_disjoint(open_before_fetch)
+                        }
+                        _ => false,
+                    };
             let reason = if proven {
                 Some(SkipReason::ProvenFinal)
             } else if age >= self.policy.timeout {
@@ -336,6 +341,7 @@ mod tests {
             step,
             cached: false,
             snapshot_delay: Duration::ZERO,
+            final_at_once: false,
         })
     }
 
@@ -530,6 +536,7 @@ mod tests {
             step: 1,
             cached: false,
             snapshot_delay: Duration::from_millis(200),
+            final_at_once: false,
         });
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
@@ -567,12 +574,46 @@ mod tests {
     }
 
     #[test]
+    fn holes_final_at_once_are_skipped_in_the_poll_that_sees_them_without_probing() {
+        let mut t = GapTracker::new(GapPolicy {
+            final_at_once: true,
+            ..tracker(60, 1).policy
+        });
+        let d = t
+            .decide(
+                i128::from(i64::MIN) - 1,
+                &rows(&[1, 2, 5, 9]),
+                Instant::now(),
+                None,
+                no_probe,
+            )
+            .unwrap();
+        assert_eq!(d.publish, 4);
+        assert!(d.holding.is_none());
+        let skipped: Vec<_> = d
+            .skipped
+            .iter()
+            .map(|s| (s.after, s.before, s.reason))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                (i128::from(i64::MIN) - 1, 1, SkipReason::ProvenFinal),
+                (2, 5, SkipReason::ProvenFinal),
+                (5, 9, SkipReason::ProvenFinal)
+            ]
+        );
+        assert!(!t.needs_probe_before_fetch());
+    }
+
+    #[test]
     fn cached_sequences_wait_for_the_timeout_without_probing() {
         let mut t = GapTracker::new(GapPolicy {
             timeout: Duration::from_secs(3),
             step: 1,
             cached: true,
             snapshot_delay: Duration::ZERO,
+            final_at_once: false,
         });
         let t0 = Instant::now();
         assert_eq!(

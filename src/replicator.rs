@@ -800,6 +800,7 @@ fn gap_policy(config: &Config, source: &mut Source) -> Result<GapPolicy, Error> 
             timeout,
             step: 1,
             cached: false,
+            final_at_once: false,
         });
     }
     let allocation = source.id_allocation().map_err(Error::Source)?;
@@ -825,6 +826,7 @@ fn gap_policy(config: &Config, source: &mut Source) -> Result<GapPolicy, Error> 
         timeout,
         step,
         cached: allocation.cached,
+        final_at_once: allocation.final_at_once,
     })
 }
 

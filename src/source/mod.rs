@@ -159,6 +159,7 @@ impl Source {
                 cached: false,
                 origin: "SQLite rowid".into(),
                 snapshot_delay: Duration::ZERO,
+                final_at_once: true,
             }),
             #[cfg(feature = "postgres")]
             Source::Postgres(s) => s.id_allocation(),
@@ -211,6 +212,8 @@ pub struct IdAllocation {
     pub origin: String,
     /// How stale `open_transactions` may be (see `gaps::GapPolicy::snapshot_delay`).
     pub snapshot_delay: Duration,
+    /// Every hole a reader sees is final (see `gaps::GapPolicy::final_at_once`).
+    pub final_at_once: bool,
 }
 
 /// What every backend decided at start-up: which columns to read, in which order, under which

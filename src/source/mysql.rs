@@ -256,6 +256,7 @@ impl MysqlSource {
             // 100 ms (TRX_I_S_CACHE_MIN_REFRESH_TIME): a transaction that just allocated ids may
             // be missing from it. Twice that, to be safe.
             snapshot_delay: std::time::Duration::from_millis(200),
+            final_at_once: false,
         })
     }
 

@@ -299,6 +299,7 @@ impl PostgresSource {
                     origin: format!("sequence {name} (INCREMENT BY {step}, CACHE {cache})"),
                     // pg_stat_activity reads the backends' live status.
                     snapshot_delay: std::time::Duration::ZERO,
+                    final_at_once: false,
                 }
             }
             None => IdAllocation {
@@ -306,6 +307,7 @@ impl PostgresSource {
                 cached: false,
                 origin: "no sequence on the key".into(),
                 snapshot_delay: std::time::Duration::ZERO,
+                final_at_once: false,
             },
         })
     }
