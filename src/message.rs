@@ -430,6 +430,15 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let mut run = 0; // start of the pending run of bytes copied as is
     let mut at = 0;
     while let Some(&b) = bytes.get(at) {
+        // Most text needs no escape at all: step over 8 such bytes at a time.
+        if let Some(word) = bytes.get(at..at + 8) {
+            if let Ok(word) = <[u8; 8]>::try_from(word) {
+                if !word_needs_escape(u64::from_le_bytes(word)) {
+                    at += 8;
+                    continue;
+                }
+            }
+        }
         let escape = ESCAPE[usize::from(b)];
         if escape == 0 {
             at += 1;
@@ -467,6 +476,26 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
+}
+
+/// Whether any of the 8 bytes in `w` is one `ESCAPE` does not copy as is: a control character,
+/// `"`, `\`, DEL or a non-ASCII byte. Word-at-a-time ("SWAR") tests; a false answer is exact,
+/// a true one sends the bytes through the table one by one.
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero ⇒ its high bit is set in the result (exact for "any").
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    // Bytes below 0x20: subtracting 0x20 borrows into the high bit (for bytes below 0x80;
+    // bytes at or above 0x80 are caught by `w & HIGH`).
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (w & HIGH)
+        | below_space
+        | has_zero(w ^ (ONES * u64::from(b'"')))
+        | has_zero(w ^ (ONES * u64::from(b'\\')))
+        | has_zero(w ^ (ONES * 0x7f))
+        != 0
 }
 
 /// `\uXXXX` with lowercase hex, for a UTF-16 code unit.
@@ -833,6 +862,33 @@ mod tests {
         assert_eq!(float(f64::NAN), "null");
         assert_eq!(float(f64::INFINITY), "null");
         assert_eq!(float(f64::NEG_INFINITY), "null");
+    }
+
+    #[test]
+    fn word_test_agrees_with_the_escape_table() {
+        // Every byte value at every position among bytes that need no escape, and among bytes
+        // that do: the word test must say "escape" exactly when some byte is in the table.
+        for fill in [b'a', b' ', b'~', b'"', 0x00, 0x7f, 0x80, 0xff] {
+            for b in 0..=255u8 {
+                for at in 0..8 {
+                    let mut word = [fill; 8];
+                    word[at] = b;
+                    let expected = word.iter().any(|&x| ESCAPE[usize::from(x)] != 0);
+                    assert_eq!(
+                        word_needs_escape(u64::from_le_bytes(word)),
+                        expected,
+                        "{word:02x?}"
+                    );
+                }
+            }
+        }
+        // Long strings go through the word path: escapes at every offset are found.
+        for at in 0..24 {
+            let mut s = "x".repeat(24);
+            s.insert(at, '"');
+            let expected = format!("\"{}\\\"{}\"", &s[..at], &s[at + 1..]);
+            assert_eq!(string(&s), expected);
+        }
     }
 
     #[test]
