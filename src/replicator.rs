@@ -6,6 +6,7 @@
 //! acknowledged by Kafka.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,7 +20,7 @@ use crate::message::{MessageEncoder, MessageError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::source::{Source, SourceError, SourceSpec};
 use crate::store::{Lease, Store, StoreError};
-use crate::value::{Id, Row};
+use crate::value::{Id, Value};
 
 /// Why replication stopped (or could not start). One variant per boundary below us.
 #[derive(Debug)]
@@ -38,6 +39,12 @@ pub enum Error {
     LeaseHeld {
         holder: String,
     },
+}
+
+impl From<SourceError> for Error {
+    fn from(e: SourceError) -> Error {
+        Error::Source(e)
+    }
 }
 
 impl Error {
@@ -424,16 +431,14 @@ impl Replicator {
         } else {
             None
         };
-        let mut rows = self.fetch(position)?;
-        let holding = self.hold_at_gaps(position, &mut rows, before)?;
-        let fetched = started.elapsed();
-        let records = self.encode(&rows)?;
+        let mut batch = self.read(position)?;
+        let holding = self.hold_at_gaps(position, &mut batch, before)?;
+        let (ids, records) = batch.finish();
         Ok(Prepared {
-            ids: rows.iter().map(|r| r.id).collect(),
+            ids,
             records,
             holding,
-            fetched,
-            encoded: started.elapsed() - fetched,
+            read: started.elapsed(),
         })
     }
 
@@ -499,11 +504,10 @@ impl Replicator {
             return Err(Error::Kafka(e.error));
         }
         log::info!(
-            "replicated {} rows, ids {}..={last_id} (fetch {} ms, encode {} ms, publish {} ms)",
+            "replicated {} rows, ids {}..={last_id} (read {} ms, publish {} ms)",
             batch.ids.len(),
             batch.ids[0],
-            batch.fetched.as_millis(),
-            batch.encoded.as_millis(),
+            batch.read.as_millis(),
             published.elapsed().as_millis(),
         );
         match following {
@@ -521,13 +525,13 @@ impl Replicator {
     fn hold_at_gaps(
         &mut self,
         position: Id,
-        rows: &mut Vec<Row>,
+        batch: &mut Batch,
         before: Option<crate::gaps::OpenTransactions>,
     ) -> Result<bool, Error> {
         let source = &mut self.source;
         let decision = self
             .gaps
-            .decide(position, rows, Instant::now(), before, || {
+            .decide(position, &batch.ids, Instant::now(), before, || {
                 source.open_transactions()
             })
             .map_err(Error::Source)?;
@@ -579,7 +583,7 @@ impl Replicator {
             &[("table", &self.table)],
             held_ms as i128,
         );
-        rows.truncate(decision.publish);
+        batch.truncate(decision.publish);
         Ok(decision.holding.is_some())
     }
 
@@ -596,47 +600,49 @@ impl Replicator {
             .map(|s| (s.after, s.before))
             .collect();
         for (after, before) in holes {
+            let Some(reported) = self
+                .gaps
+                .watched(Instant::now())
+                .find(|s| s.after == after && s.before == before)
+                .map(|s| s.reported.clone())
+            else {
+                continue;
+            };
             // The rows right above `after`, no more than the hole can hold: a late row, if any,
             // is among them. The cost is bounded by the hole's size, not by `limit`.
             let room = usize::try_from(before - after - 1)
                 .unwrap_or(usize::MAX)
                 .min(self.limit);
-            let mut late = self
-                .source
-                .fetch(after, room.max(1))
-                .map_err(Error::Source)?;
-            late.retain(|r| r.id < before);
-            let now = Instant::now();
-            let Some(watched) = self
-                .gaps
-                .watched(now)
-                .find(|s| s.after == after && s.before == before)
-            else {
-                continue;
-            };
-            late.retain(|r| !watched.reported.contains(&r.id));
-            if late.is_empty() {
+            let mut late = Batch::new(room, self.message_size);
+            let (encoder, key_mode) = (&mut self.encoder, self.key_mode);
+            self.source.fetch_each(after, room.max(1), |id, values| {
+                if id < before && !reported.contains(&id) {
+                    late.push(encoder, key_mode, id, values)?;
+                }
+                Ok::<(), Error>(())
+            })?;
+            if late.ids.is_empty() {
                 continue;
             }
-            let ids: Vec<Id> = late.iter().map(|r| r.id).collect();
             log::error!(
                 "table {}: {} rows appeared in hole {after}..{before} after it was skipped (a \
-                 transaction outlived gap_timeout_sec); publishing them late: ids {ids:?}",
+                 transaction outlived gap_timeout_sec); publishing them late: ids {:?}",
                 self.table,
-                late.len()
+                late.ids.len(),
+                late.ids
             );
             self.metrics.count(
                 "gap.late_rows",
                 &[("table", &self.table)],
-                late.len() as u64,
+                late.ids.len() as u64,
             );
-            let records = self.encode(&late)?;
+            let (ids, records) = late.finish();
             self.producer
                 .send(&self.topic, &records)
                 .map_err(|e| Error::Kafka(e.error))?;
             if let Some(watched) = self
                 .gaps
-                .watched(now)
+                .watched(Instant::now())
                 .find(|s| s.after == after && s.before == before)
             {
                 watched.reported.extend(ids);
@@ -645,9 +651,15 @@ impl Replicator {
         Ok(())
     }
 
-    fn fetch(&mut self, position: Id) -> Result<Vec<Row>, Error> {
+    /// Reads the rows above `position` and encodes each message as its row streams in: the
+    /// batch never holds rows, only their messages.
+    fn read(&mut self, position: Id) -> Result<Batch, Error> {
         let started = Instant::now();
-        let result = self.source.fetch(position, self.limit);
+        let mut batch = Batch::new(self.limit, self.message_size);
+        let (encoder, key_mode) = (&mut self.encoder, self.key_mode);
+        let result = self.source.fetch_each(position, self.limit, |id, values| {
+            batch.push(encoder, key_mode, id, values)
+        });
         let tags = [
             ("success", success(&result)),
             ("table", self.table.as_str()),
@@ -655,54 +667,12 @@ impl Replicator {
         self.metrics.count("source.read", &tags, 1);
         self.metrics
             .timing("source.read_latency", &tags, started.elapsed());
-        if let Ok(rows) = &result {
-            self.metrics
-                .count("source.rows_read", &tags, rows.len() as u64);
+        let count = result?;
+        self.metrics.count("source.rows_read", &tags, count as u64);
+        if let Some(average) = batch.values.len().checked_div(count) {
+            self.message_size = average;
         }
-        result.map_err(Error::Source)
-    }
-
-    /// Per-row work is only what must be per row: the message and its hash.
-    fn encode(&mut self, rows: &[Row]) -> Result<Vec<Record>, Error> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let timestamp = now.as_secs_f64();
-        let timestamp_ms = now.as_millis() as i64;
-        let mut records = Vec::with_capacity(rows.len());
-        // Sized from the previous batch's messages, so the buffer is not regrown and copied.
-        let mut buf = Vec::with_capacity(rows.len() * (self.message_size + 16));
-        let mut keys = Vec::with_capacity(rows.len() * 8);
-        let mut bounds = Vec::with_capacity(rows.len());
-        for row in rows {
-            let start = buf.len();
-            self.encoder
-                .encode(timestamp, &row.values, &mut buf)
-                .map_err(Error::Encode)?;
-            let key_start = keys.len();
-            if self.key_mode == KeyMode::PrimaryKey {
-                use std::io::Write as _;
-                let _ = write!(keys, "{}", row.id);
-            }
-            bounds.push((start..buf.len(), key_start..keys.len()));
-        }
-        if !rows.is_empty() {
-            self.message_size = buf.len() / rows.len();
-        }
-        // One allocation each for all values and all keys; records hold slices of them.
-        let (buf, keys) = (Bytes::from(buf), Bytes::from(keys));
-        for (value, key) in bounds {
-            records.push(Record {
-                key: match self.key_mode {
-                    KeyMode::PrimaryKey => Some(keys.slice(key)),
-                    KeyMode::None => None,
-                },
-                value: buf.slice(value),
-                headers: Vec::new(),
-                timestamp_ms,
-            });
-        }
-        Ok(records)
+        Ok(batch)
     }
 
     /// Stores the position, retrying a store that is down: the rows are in Kafka already, so
@@ -878,8 +848,88 @@ struct Prepared {
     records: Vec<Record>,
     /// Rows were held back at a hole: the table may have more, but not for now.
     holding: bool,
-    fetched: Duration,
-    encoded: Duration,
+    /// Reading and encoding it took this long.
+    read: Duration,
+}
+
+/// The messages of one batch, encoded while its rows stream in from the source: one buffer
+/// for all values and one for all keys, which the records then slice (no copy, one allocation
+/// each).
+struct Batch {
+    ids: Vec<Id>,
+    values: Vec<u8>,
+    keys: Vec<u8>,
+    /// Each row's value and key, as ranges of `values` and `keys` (an empty key range: no key).
+    bounds: Vec<(Range<usize>, Option<Range<usize>>)>,
+    /// One time for the whole batch: the message's `timestamp` and the record's.
+    timestamp: f64,
+    timestamp_ms: i64,
+}
+
+impl Batch {
+    /// `rows` and `message_size` (the last batch's average) only size the buffers, so that they
+    /// are not regrown and copied.
+    fn new(rows: usize, message_size: usize) -> Batch {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Batch {
+            ids: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows * (message_size + 16)),
+            keys: Vec::with_capacity(rows * 8),
+            bounds: Vec::with_capacity(rows),
+            timestamp: now.as_secs_f64(),
+            timestamp_ms: now.as_millis() as i64,
+        }
+    }
+
+    /// Encodes one row. Per-row work is only what must be per row: the message and its hash.
+    fn push(
+        &mut self,
+        encoder: &mut MessageEncoder,
+        key_mode: KeyMode,
+        id: Id,
+        values: &[Value],
+    ) -> Result<(), Error> {
+        let start = self.values.len();
+        encoder
+            .encode(self.timestamp, values, &mut self.values)
+            .map_err(Error::Encode)?;
+        let key = match key_mode {
+            KeyMode::PrimaryKey => {
+                use std::io::Write as _;
+                let key_start = self.keys.len();
+                let _ = write!(self.keys, "{id}");
+                Some(key_start..self.keys.len())
+            }
+            KeyMode::None => None,
+        };
+        self.bounds.push((start..self.values.len(), key));
+        self.ids.push(id);
+        Ok(())
+    }
+
+    /// Keeps the first `n` rows (the rest are held back at a hole).
+    fn truncate(&mut self, n: usize) {
+        self.ids.truncate(n);
+        self.bounds.truncate(n);
+    }
+
+    /// The ids and the records, in order.
+    fn finish(self) -> (Vec<Id>, Vec<Record>) {
+        let (values, keys) = (Bytes::from(self.values), Bytes::from(self.keys));
+        let records = self
+            .bounds
+            .into_iter()
+            .map(|(value, key)| Record {
+                key: key.map(|k| keys.slice(k)),
+                value: values.slice(value),
+                headers: Vec::new(),
+                timestamp_ms: self.timestamp_ms,
+            })
+            .collect();
+        (self.ids, records)
+    }
 }
 
 /// Run-time options from the command line.

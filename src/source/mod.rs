@@ -137,14 +137,37 @@ impl Source {
 
     /// Rows with primary key > `after`, in key order, at most `limit` of them. After a failed
     /// call the connection is dropped and the next call opens a new one.
+    ///
+    /// Collects what [`Source::fetch_each`] streams; the replicator encodes rows as they come
+    /// instead of holding a batch of them.
     pub fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+        let mut rows = Vec::new();
+        self.fetch_each(after, limit, |id, values| {
+            rows.push(Row {
+                id,
+                values: values.to_vec(),
+            });
+            Ok::<(), SourceError>(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Like [`Source::fetch`], but hands each row to `row` as it is read, and returns how many
+    /// there were. The values are only valid during the call: the backends reuse their buffers
+    /// from row to row. An error from `row` stops the read and is returned as is.
+    pub fn fetch_each<E: From<SourceError>>(
+        &mut self,
+        after: Id,
+        limit: usize,
+        row: impl FnMut(Id, &[Value]) -> Result<(), E>,
+    ) -> Result<usize, E> {
         match self {
             #[cfg(feature = "sqlite")]
-            Source::Sqlite(s) => s.fetch(after, limit),
+            Source::Sqlite(s) => s.fetch_each(after, limit, row),
             #[cfg(feature = "postgres")]
-            Source::Postgres(s) => s.fetch(after, limit),
+            Source::Postgres(s) => s.fetch_each(after, limit, row),
             #[cfg(feature = "mysql")]
-            Source::Mysql(s) => s.fetch(after, limit),
+            Source::Mysql(s) => s.fetch_each(after, limit, row),
         }
     }
 
@@ -334,6 +357,19 @@ pub(crate) fn row_id(plan: &Plan, values: &[Value]) -> Result<Id, SourceError> {
                 Some(v) => format!("{v:?}"),
             }
         ))),
+    }
+}
+
+/// Puts `text` into `slot`, reusing the string buffer the slot already holds: rows are read
+/// into the same values one after the other, so most text costs a copy and no allocation.
+#[allow(dead_code)] // not used by every backend combination
+pub(crate) fn set_str(slot: &mut Value, text: &str) {
+    match slot {
+        Value::Str(s) => {
+            s.clear();
+            s.push_str(text);
+        }
+        other => *other = Value::Str(text.to_owned()),
     }
 }
 

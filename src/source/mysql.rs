@@ -17,7 +17,7 @@ use super::{
     convert, plan_columns, quote_backtick, redact_uri, row_id, similar_names, IdAllocation, Plan,
     SourceError, SourceSpec,
 };
-use crate::value::{Id, Row, Value};
+use crate::value::{Id, Value};
 
 /// How one column's value is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,7 +280,12 @@ impl MysqlSource {
         }
     }
 
-    pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+    pub(crate) fn fetch_each<E: From<SourceError>>(
+        &mut self,
+        after: Id,
+        limit: usize,
+        mut row: impl FnMut(Id, &[Value]) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let (mut conn, stmt) = self.take_connection()?;
         let reading = format!("reading table {}", self.plan.table);
         let err = |e| map_err(&reading, e);
@@ -291,10 +296,11 @@ impl MysqlSource {
             mysql::Value::Int(super::clamp_i64(after))
         };
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-        let mut out = Vec::new();
-        for row in conn.exec_iter(&stmt, (after, limit)).map_err(err)? {
-            let raw = row.map_err(err)?.unwrap();
-            let mut values = Vec::with_capacity(raw.len());
+        let mut values = Vec::with_capacity(self.kinds.len());
+        let mut count = 0;
+        for r in conn.exec_iter(&stmt, (after, limit)).map_err(err)? {
+            let raw = r.map_err(err)?.unwrap();
+            values.clear();
             let mut bad_text = Vec::new();
             for (i, (v, kind)) in raw.into_iter().zip(&self.kinds).enumerate() {
                 values.push(convert_value(v, *kind, || bad_text.push(i)));
@@ -307,11 +313,12 @@ impl MysqlSource {
                     self.plan.names[i]
                 );
             }
-            out.push(Row { id, values });
+            row(id, &values)?;
+            count += 1;
         }
         // Only a connection that worked is kept for the next batch.
         self.conn = Some((conn, stmt));
-        Ok(out)
+        Ok(count)
     }
 }
 

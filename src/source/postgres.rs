@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, Config, NoTls, Statement};
 
 use super::uri::ParsedUri;
@@ -17,7 +18,7 @@ use super::{
     clamp_i64, convert, plan_columns, quote_double, redact_uri, row_id, similar_names,
     IdAllocation, Plan, SourceError, SourceSpec,
 };
-use crate::value::{Id, Row, Value};
+use crate::value::{Id, Value};
 
 /// How one column is selected and decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,18 +247,23 @@ impl PostgresSource {
 
     /// The open connection, re-opened (and the batch query prepared) after a failure.
     fn connection(&mut self) -> Result<&mut (Client, Statement), SourceError> {
-        if self.conn.is_none() {
-            let user = self.config.get_user().unwrap_or_default().to_string();
-            let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
-            let stmt = client.prepare(&self.sql).map_err(|e| {
-                map_err(
-                    &format!("preparing the batch query for table {}", self.plan.table),
-                    e,
-                )
-            })?;
-            self.conn = Some((client, stmt));
-        }
-        Ok(self.conn.as_mut().expect("set above"))
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.open_connection()?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    fn open_connection(&self) -> Result<(Client, Statement), SourceError> {
+        let user = self.config.get_user().unwrap_or_default().to_string();
+        let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
+        let stmt = client.prepare(&self.sql).map_err(|e| {
+            map_err(
+                &format!("preparing the batch query for table {}", self.plan.table),
+                e,
+            )
+        })?;
+        Ok((client, stmt))
     }
 
     /// Runs `f` on the connection; a failure drops the connection.
@@ -343,42 +349,52 @@ impl PostgresSource {
         Ok(Ok(open))
     }
 
-    pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+    pub(crate) fn fetch_each<E: From<SourceError>>(
+        &mut self,
+        after: Id,
+        limit: usize,
+        mut row: impl FnMut(Id, &[Value]) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let reading = format!("reading table {}", self.plan.table);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (client, stmt) = self.connection()?;
-        let result = client.query(&*stmt, &[&clamp_i64(after), &limit]);
-        let rows = result.and_then(|rows| {
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let mut values = Vec::with_capacity(self.kinds.len());
-                for (i, kind) in self.kinds.iter().enumerate() {
-                    values.push(self.decode(r, i, *kind)?);
-                }
-                out.push(values);
+        // Out of `self` while rows stream in; put back only if the whole read worked.
+        let (mut client, stmt) = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.open_connection()?,
+        };
+        let after = clamp_i64(after);
+        let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&after, &limit];
+        let mut rows = client
+            .query_raw(&stmt, params)
+            .map_err(|e| map_err(&reading, e))?;
+        // One set of values, refilled for every row: text is copied into the same buffers.
+        let mut values = vec![Value::Null; self.kinds.len()];
+        let mut count = 0;
+        while let Some(r) = rows.next().map_err(|e| map_err(&reading, e))? {
+            for (i, (kind, slot)) in self.kinds.iter().zip(&mut values).enumerate() {
+                self.decode(&r, i, *kind, slot)
+                    .map_err(|e| map_err(&reading, e))?;
             }
-            Ok(out)
-        });
-        // Only a connection that worked is kept for the next batch.
-        let rows = rows.map_err(|e| {
-            self.conn = None;
-            map_err(&reading, e)
-        })?;
-        rows.into_iter()
-            .map(|values| {
-                Ok(Row {
-                    id: row_id(&self.plan, &values)?,
-                    values,
-                })
-            })
-            .collect()
+            row(row_id(&self.plan, &values)?, &values)?;
+            count += 1;
+        }
+        drop(rows);
+        self.conn = Some((client, stmt));
+        Ok(count)
     }
 
-    fn decode(&self, r: &postgres::Row, i: usize, kind: Kind) -> Result<Value, postgres::Error> {
+    /// Decodes column `i` of `r` into `slot` (text reuses the slot's buffer).
+    fn decode(
+        &self,
+        r: &postgres::Row,
+        i: usize,
+        kind: Kind,
+        slot: &mut Value,
+    ) -> Result<(), postgres::Error> {
         fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
             v.map_or(Value::Null, f)
         }
-        Ok(match kind {
+        *slot = match kind {
             Kind::Int2 => opt(r.try_get::<_, Option<i16>>(i)?, |v| Value::Int(v.into())),
             Kind::Int4 => opt(r.try_get::<_, Option<i32>>(i)?, |v| Value::Int(v.into())),
             Kind::Int8 => opt(r.try_get::<_, Option<i64>>(i)?, Value::Int),
@@ -389,7 +405,11 @@ impl PostgresSource {
             Kind::Float8 => opt(r.try_get::<_, Option<f64>>(i)?, Value::Float),
             Kind::Bool => opt(r.try_get::<_, Option<bool>>(i)?, Value::Bool),
             Kind::Text | Kind::AsText | Kind::Money | Kind::Inet => {
-                opt(r.try_get::<_, Option<String>>(i)?, Value::Str)
+                match r.try_get::<_, Option<&str>>(i)? {
+                    Some(text) => super::set_str(slot, text),
+                    None => *slot = Value::Null,
+                }
+                return Ok(());
             }
             Kind::Bytea => opt(r.try_get::<_, Option<&[u8]>>(i)?, |v| {
                 Value::Str(convert::base64(v))
@@ -419,7 +439,8 @@ impl PostgresSource {
             Kind::TimestampTz => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
                 Value::Str(convert::pg_datetime_text(t, true))
             }),
-        })
+        };
+        Ok(())
     }
 }
 

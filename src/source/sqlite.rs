@@ -16,7 +16,7 @@ use super::uri::ParsedUri;
 use super::{
     convert, plan_columns, quote_double, row_id, similar_names, Plan, SourceError, SourceSpec,
 };
-use crate::value::{Id, Row, Value};
+use crate::value::{Id, Value};
 
 /// Names SQLite accepts for the implicit rowid of an ordinary table.
 const ROWID_NAMES: [&str; 3] = ["rowid", "_rowid_", "oid"];
@@ -126,42 +126,54 @@ impl SqliteSource {
         })
     }
 
-    pub(crate) fn fetch(&mut self, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+    pub(crate) fn fetch_each<E: From<SourceError>>(
+        &mut self,
+        after: Id,
+        limit: usize,
+        row: impl FnMut(Id, &[Value]) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let conn = match self.conn.take() {
             Some(c) => c,
             None => open(&self.path, self.busy_timeout)?,
         };
-        let rows = self.query(&conn, after, limit)?;
+        let count = self.query(&conn, after, limit, row)?;
         // Only a connection that worked goes back; after an error the next call reopens.
         self.conn = Some(conn);
-        Ok(rows)
+        Ok(count)
     }
 
-    fn query(&self, conn: &Connection, after: Id, limit: usize) -> Result<Vec<Row>, SourceError> {
+    fn query<E: From<SourceError>>(
+        &self,
+        conn: &Connection,
+        after: Id,
+        limit: usize,
+        mut row: impl FnMut(Id, &[Value]) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let reading = format!("reading table {} in {}", self.plan.table, self.path);
         let err = |e| map_err(&reading, e);
         let mut stmt = conn.prepare_cached(&self.sql).map_err(err)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut rows = stmt.query((super::clamp_i64(after), limit)).map_err(err)?;
         let width = self.plan.names.len();
-        let mut out = Vec::new();
+        // One set of values, refilled for every row: text is copied into the same buffers.
+        let mut values = vec![Value::Null; width];
+        let mut count = 0;
         while let Some(r) = rows.next().map_err(err)? {
-            let mut values = Vec::with_capacity(width);
             let mut bad_text = None;
-            for i in 0..width {
-                values.push(match r.get_ref(i).map_err(err)? {
-                    ValueRef::Null => Value::Null,
-                    ValueRef::Integer(n) => Value::Int(n),
-                    ValueRef::Real(x) => Value::Float(x),
+            for (i, slot) in values.iter_mut().enumerate() {
+                match r.get_ref(i).map_err(err)? {
+                    ValueRef::Null => *slot = Value::Null,
+                    ValueRef::Integer(n) => *slot = Value::Int(n),
+                    ValueRef::Real(x) => *slot = Value::Float(x),
                     ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
-                        Ok(s) => Value::Str(s.to_owned()),
+                        Ok(s) => super::set_str(slot, s),
                         Err(_) => {
                             bad_text.get_or_insert_with(Vec::new).push(i);
-                            Value::Str(String::from_utf8_lossy(bytes).into_owned())
+                            *slot = Value::Str(String::from_utf8_lossy(bytes).into_owned());
                         }
                     },
-                    ValueRef::Blob(bytes) => Value::Str(convert::base64(bytes)),
-                });
+                    ValueRef::Blob(bytes) => *slot = Value::Str(convert::base64(bytes)),
+                }
             }
             let id = row_id(&self.plan, &values)?;
             let bad_text = bad_text.filter(|_| self.warned_up_to.get().map_or(true, |w| id > w));
@@ -175,9 +187,10 @@ impl SqliteSource {
                     self.plan.names[i]
                 );
             }
-            out.push(Row { id, values });
+            row(id, &values)?;
+            count += 1;
         }
-        Ok(out)
+        Ok(count)
     }
 }
 
