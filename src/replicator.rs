@@ -897,9 +897,16 @@ impl Batch {
             .map_err(Error::Encode)?;
         let key = match key_mode {
             KeyMode::PrimaryKey => {
-                use std::io::Write as _;
                 let key_start = self.keys.len();
-                let _ = write!(self.keys, "{id}");
+                // Decimal, as `{id}` would write it; i128 formatting is slow and ids fit i64
+                // (MySQL BIGINT UNSIGNED aside).
+                match i64::try_from(id) {
+                    Ok(id) => crate::message::write_i64(&mut self.keys, id),
+                    Err(_) => {
+                        use std::io::Write as _;
+                        let _ = write!(self.keys, "{id}");
+                    }
+                }
                 Some(key_start..self.keys.len())
             }
             KeyMode::None => None,

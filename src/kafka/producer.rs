@@ -983,11 +983,15 @@ impl Producer {
                     timestamp: r.timestamp_ms,
                     key: r.key.clone(),
                     value: Some(r.value.clone()),
-                    headers: r
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (StrBytes::from_string(k.clone()), Some(v.clone())))
-                        .collect::<IndexMap<_, _>>(),
+                    // Most records have none: skip building an empty map through an iterator.
+                    headers: if r.headers.is_empty() {
+                        IndexMap::new()
+                    } else {
+                        r.headers
+                            .iter()
+                            .map(|(k, v)| (StrBytes::from_string(k.clone()), Some(v.clone())))
+                            .collect()
+                    },
                     delete_horizon: false,
                 })
             })
