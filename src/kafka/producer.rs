@@ -741,10 +741,24 @@ impl Producer {
                 continue;
             }
             if batch.encoded.is_none() || batch.stale {
-                match self
-                    .krecords(records, batch)
-                    .and_then(|k| self.encode(k, batch))
-                {
+                // First encoding, uncompressed: written straight from the records. Otherwise
+                // (compression, or re-encoding a batch whose records were dropped) the codec.
+                let direct = match (&batch.encoded, self.config.compression) {
+                    (None, Compression::None) => super::records::write_uncompressed(
+                        records,
+                        &batch.records,
+                        batch.producer,
+                        batch.base_sequence,
+                    ),
+                    _ => None,
+                };
+                let encoded = match direct {
+                    Some(bytes) => Ok(bytes),
+                    None => self
+                        .krecords(records, batch)
+                        .and_then(|k| self.encode(k, batch)),
+                };
+                match encoded {
                     Ok(bytes) => {
                         batch.encoded = Some(bytes);
                         batch.stale = false;
