@@ -7,18 +7,19 @@
 //! byte stream no longer lines up with the correlation ids, so it is never reused.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use super::error::Error;
+use super::produce::ProduceBody;
 
 /// Socket-level settings shared by every connection of a producer.
 #[derive(Debug, Clone)]
@@ -87,6 +88,33 @@ impl Connection {
     /// Several requests may be written before reading their responses (pipelining); Kafka
     /// answers them in order on one connection.
     pub fn write<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, Error> {
+        let correlation_id = self.begin::<R>(version)?;
+        if let Err(e) = request.encode(&mut self.out, version) {
+            // Only our own request can be at fault here (e.g. a field a version cannot carry).
+            return Err(Error::protocol(
+                &self.addr,
+                format!("cannot encode request: {e}"),
+            ));
+        }
+        self.send(&[])?;
+        Ok(correlation_id)
+    }
+
+    /// Like `write`, for a Produce request: its record batches go out from where they are, in
+    /// one vectored write with the rest, instead of being copied into the request buffer.
+    pub(super) fn write_produce(
+        &mut self,
+        body: &ProduceBody<'_>,
+        version: i16,
+    ) -> Result<i32, Error> {
+        let correlation_id = self.begin::<ProduceRequest>(version)?;
+        let batches = body.write(version, &mut self.out);
+        self.send(&batches)?;
+        Ok(correlation_id)
+    }
+
+    /// Starts a frame in `out`: a length placeholder and the request header.
+    fn begin<R: Request>(&mut self, version: i16) -> Result<i32, Error> {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1).max(1);
         let header = RequestHeader::default()
@@ -94,28 +122,31 @@ impl Connection {
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
             .with_client_id(Some(self.client_id.clone()));
-
         self.out.clear();
-        self.out.put_i32(0); // length, patched below
-        let encoded = header
+        self.out.put_i32(0); // length, patched by `send`
+        header
             .encode(&mut self.out, R::header_version(version))
-            .and_then(|()| request.encode(&mut self.out, version));
-        if let Err(e) = encoded {
-            // Only our own request can be at fault here (e.g. a field a version cannot carry).
-            return Err(Error::protocol(
-                &self.addr,
-                format!("cannot encode request: {e}"),
-            ));
-        }
-        let len = self.out.len() - 4;
+            .map_err(|e| Error::protocol(&self.addr, format!("cannot encode request: {e}")))?;
+        Ok(correlation_id)
+    }
+
+    /// Sends the frame in `out`, with `inserts` (offset in `out`, bytes) spliced in, in order.
+    fn send(&mut self, inserts: &[(usize, Bytes)]) -> Result<(), Error> {
+        let len = self.out.len() - 4 + inserts.iter().map(|(_, b)| b.len()).sum::<usize>();
         let len = i32::try_from(len).map_err(|_| {
             Error::protocol(&self.addr, format!("request of {len} bytes is too large"))
         })?;
         self.out[..4].copy_from_slice(&len.to_be_bytes());
-        self.stream
-            .write_all(&self.out)
-            .map_err(|e| Error::io(&self.addr, "sending request", e))?;
-        Ok(correlation_id)
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * inserts.len() + 1);
+        let mut at = 0;
+        for (offset, bytes) in inserts {
+            pieces.push(self.out.get(at..*offset).unwrap_or_default());
+            pieces.push(bytes);
+            at = *offset;
+        }
+        pieces.push(self.out.get(at..).unwrap_or_default());
+        write_all_vectored(&mut self.stream, &pieces)
+            .map_err(|e| Error::io(&self.addr, "sending request", e))
     }
 
     /// Reads the response to the request written with `correlation_id` (which must be the
@@ -256,6 +287,34 @@ fn dial(addr: &str, opts: &ConnOptions) -> Result<TcpStream, Error> {
 }
 
 /// A peer that closes the connection mid-conversation has reset it, as far as we are concerned.
+/// `Write::write_all` for several buffers at once (`write_all_vectored` is not stable).
+fn write_all_vectored(out: &mut impl Write, mut pieces: &[&[u8]]) -> io::Result<()> {
+    // Bytes of `pieces[0]` already written.
+    let mut done = 0;
+    loop {
+        // Drop what is fully written (and empty pieces).
+        while let Some(first) = pieces.first() {
+            if done < first.len() {
+                break;
+            }
+            done -= first.len();
+            pieces = &pieces[1..];
+        }
+        let Some(first) = pieces.first() else {
+            return Ok(());
+        };
+        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&first[done..]))
+            .chain(pieces[1..].iter().map(|p| IoSlice::new(p)))
+            .collect();
+        match out.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn eof_is_reset(e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         io::Error::new(
@@ -291,5 +350,58 @@ fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::InitProducerId) => "InitProducerId",
         Ok(ApiKey::ApiVersions) => "ApiVersions",
         _ => "response",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes at most `step` bytes per call, from the first buffer only, and is interrupted
+    /// every third call: the worst a socket may do.
+    struct Trickle {
+        written: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 3 == 0 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.step);
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn vectored_write_survives_partial_and_interrupted_writes() {
+        let pieces: [&[u8]; 5] = [
+            b"head",
+            b"",
+            b"first batch",
+            b"-",
+            b"second batch and the tail",
+        ];
+        let expected: Vec<u8> = pieces.concat();
+        for step in [1, 2, 3, 5, 7, 100] {
+            let mut out = Trickle {
+                written: Vec::new(),
+                step,
+                calls: 0,
+            };
+            write_all_vectored(&mut out, &pieces).unwrap();
+            assert_eq!(out.written, expected, "step {step}");
+        }
+        let mut full = Vec::new();
+        write_all_vectored(&mut full, &pieces).unwrap();
+        assert_eq!(full, expected);
+        write_all_vectored(&mut full, &[]).unwrap();
     }
 }

@@ -3,11 +3,13 @@
 //! Layers, each using only the one below it: `kafka_protocol` (codec: bytes ↔ messages) →
 //! `conn` (one TCP connection: framing, correlation ids, version negotiation) → `producer`
 //! (metadata, partitioning, batching, pipelining, retries, idempotence). `partitioner` is the
-//! Java-compatible murmur2; `records` writes uncompressed record batches without the codec. Nothing here knows about rows, SQL or positions.
+//! Java-compatible murmur2; `records` writes uncompressed record batches without the codec, and
+//! `produce` writes Produce requests around the batches, which `conn` sends without copying. Nothing here knows about rows, SQL or positions.
 
 mod conn;
 mod error;
 mod partitioner;
+mod produce;
 mod producer;
 mod records;
 

@@ -16,7 +16,6 @@ use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::ListOffsetsRequest;
 use kafka_protocol::messages::{
     InitProducerIdRequest, MetadataRequest, ProduceRequest, ProduceResponse, TopicName,
@@ -30,6 +29,7 @@ use kafka_protocol::records::{
 use super::conn::{ConnOptions, Connection};
 use super::error::Error;
 use super::partitioner::partition_for_key;
+use super::produce::ProduceBody;
 
 /// Produce v13 names topics by id instead of by name (KIP-516); we stay at v12.
 const PRODUCE_MAX_VERSION: i16 = 12;
@@ -859,11 +859,11 @@ impl Producer {
                     if request.is_empty() {
                         continue;
                     }
-                    let produce = self.produce_request(topic, &request, batches);
+                    let produce = self.produce_body(topic, &request, batches);
                     let Some(conn) = self.conns.get_mut(&q.leader) else {
                         break;
                     };
-                    match conn.write(&produce, q.version) {
+                    match conn.write_produce(&produce, q.version) {
                         Ok(id) => q.in_flight.push_back((id, request)),
                         Err(e) => {
                             self.conns.remove(&q.leader);
@@ -939,30 +939,28 @@ impl Producer {
         outcome
     }
 
-    fn produce_request(&self, topic: &str, request: &[usize], batches: &[Batch]) -> ProduceRequest {
-        let partition_data = request
-            .iter()
-            .map(|&i| {
-                PartitionProduceData::default()
-                    .with_index(batches[i].partition)
-                    .with_records(batches[i].encoded.clone())
-            })
-            .collect();
-        ProduceRequest::default()
-            .with_transactional_id(None)
-            .with_acks(match self.config.acks {
+    fn produce_body<'a>(
+        &self,
+        topic: &'a str,
+        request: &[usize],
+        batches: &'a [Batch],
+    ) -> ProduceBody<'a> {
+        ProduceBody {
+            acks: match self.config.acks {
                 Acks::All => -1,
                 Acks::Leader => 1,
-            })
-            .with_timeout_ms(
-                self.config
-                    .request_timeout
-                    .as_millis()
-                    .min(i32::MAX as u128) as i32,
-            )
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partition_data(partition_data)])
+            },
+            timeout_ms: self
+                .config
+                .request_timeout
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
+            topic,
+            partitions: request
+                .iter()
+                .map(|&i| (batches[i].partition, batches[i].encoded.as_ref()))
+                .collect(),
+        }
     }
 
     /// The batch's records as codec records: decoded from the batch's own encoding when it has
