@@ -613,7 +613,8 @@ impl Replicator {
             let room = usize::try_from(before - after - 1)
                 .unwrap_or(usize::MAX)
                 .min(self.limit);
-            let mut late = Batch::new(room, self.message_size);
+            // Usually nothing is late: no buffers sized for a batch.
+            let mut late = Batch::new(0, 0);
             let (encoder, key_mode) = (&mut self.encoder, self.key_mode);
             self.source.fetch_each(after, room.max(1), |id, values| {
                 if id < before && !reported.contains(&id) {
