@@ -360,6 +360,33 @@ pub(crate) fn row_id(plan: &Plan, values: &[Value]) -> Result<Id, SourceError> {
     }
 }
 
+/// Warns about text that is not valid UTF-8 (published with U+FFFD in its place), once per
+/// row: rows held at a gap are read again, and one warning per row is enough.
+#[derive(Debug, Default)]
+#[allow(dead_code)] // not used by every backend combination
+pub(crate) struct Utf8Warnings {
+    /// Highest row id already warned about.
+    warned_up_to: Option<Id>,
+}
+
+#[allow(dead_code)] // not used by every backend combination
+impl Utf8Warnings {
+    /// `columns`: indexes into `names` of the row's columns that held invalid UTF-8.
+    pub(crate) fn report(&mut self, reading: &str, names: &[String], id: Id, columns: &[usize]) {
+        if columns.is_empty() || self.warned_up_to.is_some_and(|w| id <= w) {
+            return;
+        }
+        self.warned_up_to = Some(id);
+        for &i in columns {
+            log::warn!(
+                "{reading}: column {} of row {id} is not valid UTF-8; published with U+FFFD in \
+                 place of the invalid bytes",
+                names.get(i).map_or("?", String::as_str)
+            );
+        }
+    }
+}
+
 /// Puts `text` into `slot`, reusing the string buffer the slot already holds: rows are read
 /// into the same values one after the other, so most text costs a copy and no allocation.
 #[allow(dead_code)] // not used by every backend combination

@@ -15,7 +15,7 @@ use mysql::{Conn, Opts, OptsBuilder, Statement};
 use super::uri::ParsedUri;
 use super::{
     convert, plan_columns, quote_backtick, redact_uri, row_id, similar_names, IdAllocation, Plan,
-    SourceError, SourceSpec,
+    SourceError, SourceSpec, Utf8Warnings,
 };
 use crate::value::{Id, Value};
 
@@ -53,6 +53,7 @@ pub struct MysqlSource {
     user: String,
     /// `None` after an error: the next fetch connects again.
     conn: Option<(Conn, Statement)>,
+    utf8_warnings: Utf8Warnings,
 }
 
 impl MysqlSource {
@@ -206,6 +207,7 @@ impl MysqlSource {
             target,
             user,
             conn: Some((conn, stmt)),
+            utf8_warnings: Utf8Warnings::default(),
         })
     }
 
@@ -306,13 +308,8 @@ impl MysqlSource {
                 values.push(convert_value(v, *kind, || bad_text.push(i)));
             }
             let id = row_id(&self.plan, &values)?;
-            for i in bad_text {
-                log::warn!(
-                    "{reading}: column {} of row {id} is not valid UTF-8; published with U+FFFD \
-                     in place of the invalid bytes",
-                    self.plan.names[i]
-                );
-            }
+            self.utf8_warnings
+                .report(&reading, &self.plan.names, id, &bad_text);
             row(id, &values)?;
             count += 1;
         }

@@ -15,6 +15,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::uri::ParsedUri;
 use super::{
     convert, plan_columns, quote_double, row_id, similar_names, Plan, SourceError, SourceSpec,
+    Utf8Warnings,
 };
 use crate::value::{Id, Value};
 
@@ -29,9 +30,7 @@ pub struct SqliteSource {
     sql: String,
     /// `None` after an error: the next fetch opens the file again.
     conn: Option<Connection>,
-    /// Highest row id already warned about: rows held at a gap are fetched again, and one
-    /// warning per row is enough.
-    warned_up_to: std::cell::Cell<Option<Id>>,
+    utf8_warnings: Utf8Warnings,
 }
 
 impl SqliteSource {
@@ -122,7 +121,7 @@ impl SqliteSource {
             busy_timeout: spec.query_timeout,
             sql,
             conn: Some(conn),
-            warned_up_to: std::cell::Cell::new(None),
+            utf8_warnings: Utf8Warnings::default(),
         })
     }
 
@@ -143,7 +142,7 @@ impl SqliteSource {
     }
 
     fn query<E: From<SourceError>>(
-        &self,
+        &mut self,
         conn: &Connection,
         after: Id,
         limit: usize,
@@ -159,7 +158,7 @@ impl SqliteSource {
         let mut values = vec![Value::Null; width];
         let mut count = 0;
         while let Some(r) = rows.next().map_err(err)? {
-            let mut bad_text = None;
+            let mut bad_text = Vec::new();
             for (i, slot) in values.iter_mut().enumerate() {
                 match r.get_ref(i).map_err(err)? {
                     ValueRef::Null => *slot = Value::Null,
@@ -168,7 +167,7 @@ impl SqliteSource {
                     ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
                         Ok(s) => super::set_str(slot, s),
                         Err(_) => {
-                            bad_text.get_or_insert_with(Vec::new).push(i);
+                            bad_text.push(i);
                             *slot = Value::Str(String::from_utf8_lossy(bytes).into_owned());
                         }
                     },
@@ -176,17 +175,8 @@ impl SqliteSource {
                 }
             }
             let id = row_id(&self.plan, &values)?;
-            let bad_text = bad_text.filter(|_| self.warned_up_to.get().map_or(true, |w| id > w));
-            if bad_text.is_some() {
-                self.warned_up_to.set(Some(id));
-            }
-            for i in bad_text.unwrap_or_default() {
-                log::warn!(
-                    "{reading}: column {} of row {id} is not valid UTF-8; published with U+FFFD \
-                     in place of the invalid bytes",
-                    self.plan.names[i]
-                );
-            }
+            self.utf8_warnings
+                .report(&reading, &self.plan.names, id, &bad_text);
             row(id, &values)?;
             count += 1;
         }
