@@ -12,6 +12,10 @@ BENCH_STACK_ENV = if [ -x scripts/stack ]; then eval "$$(scripts/stack env)"; fi
 		exit 1; \
 	fi
 
+# The repliqate binary `make bench` runs: the glibc release build by default; the static musl
+# one from `make release` with BENCH_REPLIQATE=target/x86_64-unknown-linux-musl/release/repliqate.
+BENCH_REPLIQATE ?= target/release/repliqate
+
 .PHONY: bench-kafka bench
 
 bench-kafka:
@@ -32,5 +36,5 @@ bench:
 	@$(BENCH_STACK_ENV); \
 	cargo build --release --bin repliqate --example bench_replication && \
 	BENCH_ROWS="$(BENCH_ROWS)" BENCH_LIMIT="$(BENCH_LIMIT)" BENCH_SOURCES="$(BENCH_SOURCES)" \
-	BENCH_REPLIQATE=target/release/repliqate \
+	BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
 	target/release/examples/bench_replication

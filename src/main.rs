@@ -44,6 +44,11 @@ mod exit {
     pub const UNAVAILABLE: u8 = 3;
 }
 
+/// See Cargo.toml: musl's allocator returns every large free to the kernel.
+#[cfg(all(target_env = "musl", target_pointer_width = "64"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let argv = expand_short_flags(std::env::args().skip(1));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
