@@ -157,7 +157,13 @@ fn our_partitioner_agrees_with_librdkafka_murmur2() {
 #[test]
 fn compressed_and_unkeyed_records_round_trip() {
     let broker = broker();
-    for compression in [Compression::Gzip, Compression::Snappy] {
+    #[allow(unused_mut)] // without the optional codec features
+    let mut codecs = vec![Compression::Gzip, Compression::Snappy];
+    #[cfg(feature = "lz4")]
+    codecs.push(Compression::Lz4);
+    #[cfg(feature = "zstd")]
+    codecs.push(Compression::Zstd);
+    for compression in codecs {
         let topic = unique_topic("compressed");
         create_topic(&broker, &topic, 2);
         let mut p = Producer::new(ProducerConfig {
