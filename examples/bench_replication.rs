@@ -54,8 +54,7 @@ struct Outcome {
     publish_s: f64,
     avg_message: f64,
     reference_rate: f64,
-    /// Median of the rounds' ratios, and the ratios.
-    ratio: f64,
+    /// repliqate's rate over librdkafka's, per round.
     ratios: Vec<f64>,
 }
 
@@ -87,6 +86,14 @@ fn run() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("repliqate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
 
+    let settings = Settings {
+        rows,
+        limit,
+        binary: &binary,
+        broker: &broker,
+        redis: &redis,
+        dir: &dir,
+    };
     let mut outcomes = Vec::new();
     for source in sources.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, uri): (&'static str, String) = match source {
@@ -105,9 +112,7 @@ fn run() -> Result<(), String> {
                 ))
             }
         };
-        outcomes.push(bench_source(
-            name, &uri, rows, limit, &binary, &broker, &redis, &dir,
-        )?);
+        outcomes.push(bench_source(&settings, name, &uri)?);
     }
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -139,7 +144,7 @@ fn run() -> Result<(), String> {
             o.publish_s,
             o.avg_message,
             o.reference_rate,
-            o.ratio,
+            median(&o.ratios),
             o.ratios
                 .iter()
                 .map(|r| format!("{r:.2}"))
@@ -153,46 +158,45 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn bench_source(
-    name: &'static str,
-    uri: &str,
+/// What every source's runs share.
+struct Settings<'a> {
     rows: usize,
     limit: usize,
-    binary: &Path,
-    broker: &str,
-    redis: &str,
-    dir: &Path,
-) -> Result<Outcome, String> {
+    binary: &'a Path,
+    broker: &'a str,
+    redis: &'a str,
+    /// Config files (and the SQLite database).
+    dir: &'a Path,
+}
+
+fn bench_source(bench: &Settings<'_>, name: &'static str, uri: &str) -> Result<Outcome, String> {
+    let rows = bench.rows;
     // Rounds interleave repliqate and librdkafka, so that both see the same moments of this
     // noisy machine; the ratio is the median of the rounds' ratios.
     let keys: Vec<Bytes> = (1..=rows).map(|i| Bytes::from(i.to_string())).collect();
-    let mut sample: Option<Vec<Bytes>> = None;
+    let mut sample = Vec::new();
     let mut runs = Vec::new();
     let mut reference = Vec::new();
+    let mut ratios = Vec::new();
     for round in 1..=ROUNDS {
-        let (run, messages) = run_repliqate(name, uri, rows, limit, binary, broker, redis, dir)?;
         // librdkafka sends real messages repliqate wrote (the first round's), cycled, keyed by id.
-        let sample = sample.get_or_insert(messages);
-        let secs = run_librdkafka(broker, &keys, sample)?;
+        let mut run = run_repliqate(bench, name, uri, round == 1)?;
+        if let Some(messages) = run.sample.take() {
+            sample = messages;
+        }
+        let secs = run_librdkafka(bench.broker, &keys, &sample)?;
+        let ratio = secs / run.wall;
         eprintln!(
             "{name}: round {round}: repliqate {:.0} rows/s, librdkafka (same count and size) {:.0} \
-             msgs/s, ratio {:.2}",
+             msgs/s, ratio {ratio:.2}",
             rows as f64 / run.wall,
             rows as f64 / secs,
-            secs / run.wall
         );
         reference.push(secs);
+        ratios.push(ratio);
         runs.push(run);
     }
-    let sample = sample.unwrap_or_default();
-    let avg_message =
-        sample.iter().map(Bytes::len).sum::<usize>() as f64 / sample.len().max(1) as f64;
-    let ratios: Vec<f64> = runs
-        .iter()
-        .zip(&reference)
-        .map(|(run, secs)| secs / run.wall)
-        .collect();
+    let avg_message = sample.iter().map(Bytes::len).sum::<usize>() as f64 / sample.len() as f64;
     let of = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
     Ok(Outcome {
         source: name,
@@ -204,7 +208,6 @@ fn bench_source(
         publish_s: of(|r| r.publish_s),
         avg_message,
         reference_rate: rows as f64 / median(&reference),
-        ratio: median(&ratios),
         ratios,
     })
 }
@@ -219,21 +222,21 @@ struct Run {
     rss_mb: f64,
     read_s: f64,
     publish_s: f64,
+    /// Messages it wrote, when asked for.
+    sample: Option<Vec<Bytes>>,
 }
 
 /// Runs repliqate on a fresh topic and job, checks the topic holds every row, and returns the
-/// run's figures and a sample of the messages it wrote.
-#[allow(clippy::too_many_arguments)]
-fn run_repliqate(
-    name: &str,
-    uri: &str,
-    rows: usize,
-    limit: usize,
-    binary: &Path,
-    broker: &str,
-    redis: &str,
-    dir: &Path,
-) -> Result<(Run, Vec<Bytes>), String> {
+/// run's figures and, if `sample`, some of the messages it wrote.
+fn run_repliqate(bench: &Settings<'_>, name: &str, uri: &str, sample: bool) -> Result<Run, String> {
+    let Settings {
+        rows,
+        limit,
+        binary,
+        broker,
+        redis,
+        dir,
+    } = *bench;
     let topic = fresh_topic(broker, &format!("bench-{}", name.to_lowercase()))?;
     // A job name never used before: the Redis position key is fresh, replication starts at 0.
     let job = topic.clone();
@@ -276,28 +279,30 @@ fn run_repliqate(
     );
 
     let written = count_in_topic(broker, &topic)?;
-    let sample = sample_messages(broker, &topic, 2000)?;
+    let sample = if sample {
+        Some(sample_messages(broker, &topic, 2000)?)
+    } else {
+        None
+    };
     delete_topic(broker, &topic);
     if written != rows as i64 {
         return Err(format!(
             "{name}: topic {topic} holds {written} messages, expected {rows}"
         ));
     }
-    if sample.is_empty() {
+    if sample.as_ref().is_some_and(Vec::is_empty) {
         return Err(format!(
             "{name}: could not read back any message from {topic}"
         ));
     }
-    Ok((
-        Run {
-            wall,
-            cpu,
-            rss_mb,
-            read_s,
-            publish_s,
-        },
+    Ok(Run {
+        wall,
+        cpu,
+        rss_mb,
+        read_s,
+        publish_s,
         sample,
-    ))
+    })
 }
 
 /// `BENCH-TIME wall user sys maxrss_kb`, the last line /usr/bin/time writes.

@@ -614,11 +614,11 @@ impl Replicator {
                 .unwrap_or(usize::MAX)
                 .min(self.limit);
             // Usually nothing is late: no buffers sized for a batch.
-            let mut late = Batch::new(0, 0);
-            let (encoder, key_mode) = (&mut self.encoder, self.key_mode);
+            let mut late = Batch::new(0, 0, self.key_mode);
+            let encoder = &mut self.encoder;
             self.source.fetch_each(after, room.max(1), |id, values| {
                 if id < before && !reported.contains(&id) {
-                    late.push(encoder, key_mode, id, values)?;
+                    late.push(encoder, id, values)?;
                 }
                 Ok::<(), Error>(())
             })?;
@@ -656,10 +656,10 @@ impl Replicator {
     /// batch never holds rows, only their messages.
     fn read(&mut self, position: Id) -> Result<Batch, Error> {
         let started = Instant::now();
-        let mut batch = Batch::new(self.limit, self.message_size);
-        let (encoder, key_mode) = (&mut self.encoder, self.key_mode);
+        let mut batch = Batch::new(self.limit, self.message_size, self.key_mode);
+        let encoder = &mut self.encoder;
         let result = self.source.fetch_each(position, self.limit, |id, values| {
-            batch.push(encoder, key_mode, id, values)
+            batch.push(encoder, id, values)
         });
         let tags = [
             ("success", success(&result)),
@@ -860,8 +860,9 @@ struct Batch {
     ids: Vec<Id>,
     values: Vec<u8>,
     keys: Vec<u8>,
-    /// Each row's value and key, as ranges of `values` and `keys` (an empty key range: no key).
+    /// Each row's value and key, as ranges of `values` and `keys` (`None`: no key).
     bounds: Vec<(Range<usize>, Option<Range<usize>>)>,
+    key_mode: KeyMode,
     /// One time for the whole batch: the message's `timestamp` and the record's.
     timestamp: f64,
     timestamp_ms: i64,
@@ -869,8 +870,8 @@ struct Batch {
 
 impl Batch {
     /// `rows` and `message_size` (the last batch's average) only size the buffers, so that they
-    /// are not regrown and copied.
-    fn new(rows: usize, message_size: usize) -> Batch {
+    /// are not regrown and copied; `key_mode` says whether records are keyed by id.
+    fn new(rows: usize, message_size: usize, key_mode: KeyMode) -> Batch {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -879,6 +880,7 @@ impl Batch {
             values: Vec::with_capacity(rows * (message_size + 16)),
             keys: Vec::with_capacity(rows * 8),
             bounds: Vec::with_capacity(rows),
+            key_mode,
             timestamp: now.as_secs_f64(),
             timestamp_ms: now.as_millis() as i64,
         }
@@ -888,7 +890,6 @@ impl Batch {
     fn push(
         &mut self,
         encoder: &mut MessageEncoder,
-        key_mode: KeyMode,
         id: Id,
         values: &[Value],
     ) -> Result<(), Error> {
@@ -896,7 +897,7 @@ impl Batch {
         encoder
             .encode(self.timestamp, values, &mut self.values)
             .map_err(Error::Encode)?;
-        let key = match key_mode {
+        let key = match self.key_mode {
             KeyMode::PrimaryKey => {
                 let key_start = self.keys.len();
                 // Decimal, as `{id}` would write it; i128 formatting is slow and ids fit i64

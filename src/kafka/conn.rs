@@ -286,7 +286,6 @@ fn dial(addr: &str, opts: &ConnOptions) -> Result<TcpStream, Error> {
     Err(Error::io(addr, "connecting", last))
 }
 
-/// A peer that closes the connection mid-conversation has reset it, as far as we are concerned.
 /// `Write::write_all` for several buffers at once (`write_all_vectored` is not stable).
 fn write_all_vectored(out: &mut impl Write, mut pieces: &[&[u8]]) -> io::Result<()> {
     // Bytes of `pieces[0]` already written.
@@ -315,6 +314,7 @@ fn write_all_vectored(out: &mut impl Write, mut pieces: &[&[u8]]) -> io::Result<
     }
 }
 
+/// A peer that closes the connection mid-conversation has reset it, as far as we are concerned.
 fn eof_is_reset(e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         io::Error::new(

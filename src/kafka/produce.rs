@@ -14,6 +14,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::records::put_uvarint;
+
 /// First flexible version of Produce.
 const FLEXIBLE: i16 = 9;
 
@@ -79,14 +81,6 @@ fn put_len(out: &mut BytesMut, flexible: bool, n: usize) {
     } else {
         out.put_i32(n as i32);
     }
-}
-
-fn put_uvarint(out: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        out.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.put_u8(v as u8);
 }
 
 #[cfg(test)]

@@ -1426,7 +1426,8 @@ fn wrap_sequence(n: i64) -> i32 {
     (n % (i32::MAX as i64 + 1)) as i32
 }
 
-fn record_size(r: &Record) -> usize {
+/// An upper bound of a record's encoded size: the batching budget, and buffer sizes.
+pub(super) fn record_size(r: &Record) -> usize {
     RECORD_OVERHEAD
         + r.key.as_ref().map_or(0, Bytes::len)
         + r.value.len()

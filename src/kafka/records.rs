@@ -15,7 +15,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::producer::Record;
+use super::producer::{record_size, Record};
 
 /// Bytes from `partitionLeaderEpoch` to the start of the records: the part `batchLength` counts
 /// before them.
@@ -33,13 +33,26 @@ pub(super) fn write_uncompressed(
     producer: (i64, i16),
     base_sequence: i32,
 ) -> Option<Bytes> {
-    let chosen = || indices.iter().filter_map(|&i| records.get(i as usize));
-    let base_timestamp = chosen().map(|r| r.timestamp_ms).min()?;
-    let max_timestamp = chosen().map(|r| r.timestamp_ms).max()?;
-    let count = i32::try_from(indices.len()).ok()?;
-    let body: usize = chosen()
-        .map(|r| 10 + record_len(r, base_timestamp, 0))
-        .sum();
+    // Every index must name a record: the count in the header must match what follows.
+    let chosen: Vec<&Record> = indices
+        .iter()
+        .map(|&i| records.get(i as usize))
+        .collect::<Option<_>>()?;
+    // One pass for the header's timestamps and the buffer's size (the producer's upper bound).
+    let (base_timestamp, max_timestamp, body) =
+        chosen
+            .iter()
+            .fold((i64::MAX, i64::MIN, 0), |(min, max, size), r| {
+                (
+                    min.min(r.timestamp_ms),
+                    max.max(r.timestamp_ms),
+                    size + record_size(r),
+                )
+            });
+    if chosen.is_empty() {
+        return None;
+    }
+    let count = i32::try_from(chosen.len()).ok()?;
     let mut buf = BytesMut::with_capacity(HEADER_BEFORE + HEADER_AFTER_LENGTH + body);
 
     buf.put_i64(0); // baseOffset
@@ -55,7 +68,7 @@ pub(super) fn write_uncompressed(
     buf.put_i16(producer.1);
     buf.put_i32(base_sequence);
     buf.put_i32(count);
-    for (offset_delta, r) in chosen().enumerate() {
+    for (offset_delta, r) in chosen.iter().enumerate() {
         let offset_delta = offset_delta as i64;
         put_varint(&mut buf, record_len(r, base_timestamp, offset_delta) as i64);
         buf.put_i8(0); // attributes
@@ -103,12 +116,17 @@ fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
 
 /// Zig-zag varint, as Kafka's records use for every length and delta.
 fn put_varint(buf: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.put_u8((z as u8) | 0x80);
-        z >>= 7;
+    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+/// Unsigned varint (7 bits per byte, low first): records' zig-zag varints and the compact
+/// lengths of flexible request versions.
+pub(super) fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
     }
-    buf.put_u8(z as u8);
+    buf.put_u8(v as u8);
 }
 
 fn varint_len(v: i64) -> usize {

@@ -247,14 +247,16 @@ impl PostgresSource {
 
     /// The open connection, re-opened (and the batch query prepared) after a failure.
     fn connection(&mut self) -> Result<&mut (Client, Statement), SourceError> {
-        let conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => self.open_connection()?,
-        };
+        let conn = self.take_connection()?;
         Ok(self.conn.insert(conn))
     }
 
-    fn open_connection(&self) -> Result<(Client, Statement), SourceError> {
+    /// Takes the connection out (opening it and preparing the batch query if there is none);
+    /// the caller puts it back only if it worked.
+    fn take_connection(&mut self) -> Result<(Client, Statement), SourceError> {
+        if let Some(conn) = self.conn.take() {
+            return Ok(conn);
+        }
         let user = self.config.get_user().unwrap_or_default().to_string();
         let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
         let stmt = client.prepare(&self.sql).map_err(|e| {
@@ -358,10 +360,7 @@ impl PostgresSource {
         let reading = format!("reading table {}", self.plan.table);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // Out of `self` while rows stream in; put back only if the whole read worked.
-        let (mut client, stmt) = match self.conn.take() {
-            Some(conn) => conn,
-            None => self.open_connection()?,
-        };
+        let (mut client, stmt) = self.take_connection()?;
         let after = clamp_i64(after);
         let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&after, &limit];
         let mut rows = client
