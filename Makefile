@@ -1,5 +1,6 @@
 # Entry points for developers and CI: the local server stack, lint, tests against real servers,
-# and the static release binary. `.ci/run` runs `make lint test`.
+# the Apache Kafka compatibility matrix, and the static release binary. `.ci/run` runs
+# `make lint test compat`.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -13,11 +14,20 @@ KEEP_STACK ?= 0
 
 MUSL_TARGET := x86_64-unknown-linux-musl
 
-.PHONY: help stack-up stack-down stack-env lint test release demo bench bench-kafka
+# Apache Kafka releases `make compat` runs the producer round trips and one end-to-end
+# replication against, besides the stack's default (scripts/stack, KAFKA_DEFAULT_VERSION), on
+# which `make test` runs everything. 2.8.2 is the oldest release tried that runs on JDK 17 (2.1.1's
+# ZooKeeper 3.4 client fails there: UnresolvedAddressException, ZOOKEEPER-3779).
+KAFKA_COMPAT_VERSIONS ?= 4.0.2 3.9.2 2.8.2
+# The end-to-end replication of the matrix: every PostgreSQL type, hashes checked by Python.
+COMPAT_E2E ?= postgres_every_type_50k_rows
+
+.PHONY: help stack-up stack-down stack-env lint test compat release demo bench bench-kafka
 
 help:
-	@echo "targets: stack-up stack-down stack-env lint test release demo bench bench-kafka"
+	@echo "targets: stack-up stack-down stack-env lint test compat release demo bench bench-kafka"
 	@echo "  make test CARGO_TEST_ARGS='...'   tests against the local stack (scripts/stack help)"
+	@echo "  make compat KAFKA_COMPAT_VERSIONS='4.0.2 3.9.2'   the Apache Kafka matrix"
 
 stack-up:
 	$(STACK) up
@@ -32,10 +42,12 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# Brings the stack up, runs the tests with its environment, and brings it down again whatever the
-# outcome, keeping the tests' exit status. A stack that was already up before is left running, so
-# `make test` does not pull servers from under someone else using them.
-test:
+# $(call WITH_STACK,COMMANDS[,SERVICE]): runs COMMANDS with the stack up (and SERVICE, e.g. the
+# cluster for the failover tests) and its environment
+# exported, then brings the stack down again whatever the outcome, keeping the recipe's exit
+# status. A stack that was already up before is left running, so `make test` does not pull
+# servers from under someone else using them.
+define WITH_STACK
 	@eval "$$($(STACK) env)"; \
 	if [ -e "$$REPLIQATE_STACK_DIR/.repliqate-stack" ]; then ours=0; else ours=1; fi; \
 	finish() { \
@@ -43,15 +55,38 @@ test:
 		if [ "$$ours" = 1 ] && [ "$(KEEP_STACK)" != 1 ]; then \
 			$(STACK) down || true; \
 		else \
-			echo "make test: leaving the stack running (it was up before, or KEEP_STACK=1)"; \
+			echo "make: leaving the stack running (it was up before, or KEEP_STACK=1)"; \
 		fi; \
 		exit $$rc; \
 	}; \
 	trap finish EXIT; \
 	$(STACK) up; \
+	$(if $(2),$(STACK) start $(2);) \
 	eval "$$($(STACK) env)"; \
+	$(1)
+endef
+
+test:
+	$(call WITH_STACK, \
 	echo "+ $(CARGO) test --all-targets $(CARGO_TEST_ARGS)"; \
-	$(CARGO) test --all-targets $(CARGO_TEST_ARGS)
+	$(CARGO) test --all-targets $(CARGO_TEST_ARGS),cluster)
+
+# For each release: the stack's broker restarted on it, then the producer's round trips and one
+# end-to-end replication; at the end the broker is back on the default release.
+compat:
+	$(call WITH_STACK, \
+	restore() { REPLIQATE_KAFKA_VERSION=$$before $(STACK) restart kafka >/dev/null 2>&1 || true; }; \
+	trap 'rc=$$?; restore; (exit $$rc); finish' EXIT; \
+	before=$$REPLIQATE_KAFKA_VERSION; \
+	$(CARGO) test --no-run --test kafka_producer --test e2e; \
+	for v in $(KAFKA_COMPAT_VERSIONS); do \
+		echo "=== Apache Kafka $$v"; \
+		REPLIQATE_KAFKA_VERSION=$$v $(STACK) restart kafka; \
+		eval "$$(REPLIQATE_KAFKA_VERSION=$$v $(STACK) env)"; \
+		$(CARGO) test --test kafka_producer; \
+		$(CARGO) test --test e2e -- --exact $(COMPAT_E2E); \
+	done; \
+	echo "compat: every release passed: $(KAFKA_COMPAT_VERSIONS)")
 
 # A fully static x86_64 musl binary. Needs the rustup target and a musl C compiler (Debian:
 # musl-tools) for the bundled SQLite.

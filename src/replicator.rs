@@ -19,7 +19,7 @@ use crate::kafka::{self, Producer, ProducerConfig, Record};
 use crate::message::{MessageEncoder, MessageError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::source::{Source, SourceError, SourceSpec};
-use crate::store::{Lease, Store, StoreError};
+use crate::store::{Lease, Store, StoreError, Written};
 use crate::value::{Id, Value};
 
 /// Why replication stopped (or could not start). One variant per boundary below us.
@@ -129,6 +129,9 @@ pub struct Replicator {
     active: bool,
     /// The last position this instance committed: safe to resume from if the store loses it.
     committed: Option<Id>,
+    /// The position as this instance last read or wrote it in the store: a write finding the
+    /// lease lapsed may take it again only if the store still holds this.
+    last_stored: Option<Id>,
     initial_position: Option<Id>,
     /// The other instance holding the lease, while we are standby.
     lease_holder: Option<String>,
@@ -220,6 +223,7 @@ impl Replicator {
             lease: config.lease,
             active: false,
             committed: None,
+            last_stored: None,
             initial_position: options.initial_position,
             message_size: 256,
             lease_holder: None,
@@ -340,6 +344,7 @@ impl Replicator {
         self.lease_holder = None;
         self.active = true;
         let stored = self.read_position()?;
+        self.last_stored = stored;
         let position = match (stored, self.committed) {
             (Some(s), Some(c)) => s.max(c),
             (Some(s), None) => s,
@@ -683,14 +688,24 @@ impl Replicator {
         let mut failures = 0;
         loop {
             let started = Instant::now();
-            let result = self.store.write_fenced(position, &self.owner, self.lease);
+            let result =
+                self.store
+                    .write_fenced(position, self.last_stored, &self.owner, self.lease);
             let tags = [("success", success(&result))];
             self.metrics.count("store.write", &tags, 1);
             self.metrics
                 .timing("store.write_latency", &tags, started.elapsed());
             match result {
-                Ok(()) => {
+                Ok(written) => {
+                    if written == Written::LeaseRetaken {
+                        log::warn!(
+                            "the job's lease lapsed while Kafka acknowledged a batch (a call \
+                             longer than lease_sec); nobody took it or moved the position, so it \
+                             was taken again and the batch committed"
+                        );
+                    }
                     self.committed = Some(position);
+                    self.last_stored = Some(position);
                     let p = position.to_string();
                     self.metrics.gauge(
                         "offset.position",

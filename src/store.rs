@@ -78,11 +78,20 @@ impl Store {
 
     /// Stores `pos` only while `owner` holds the lease (compare-and-set in one Lua script), so
     /// that an instance that lost its lease while paused can never overwrite a newer position:
-    /// `StoreError::Fenced` then.
-    pub fn write_fenced(&mut self, pos: Id, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+    /// `StoreError::Fenced` then. `expected` is the position `owner` last read or wrote: when
+    /// its lease lapsed (a Kafka call outlived it) but nobody took the lease or moved the
+    /// position since, the lease is taken again and the position written
+    /// (`Written::LeaseRetaken`) instead of republishing rows Kafka already acknowledged.
+    pub fn write_fenced(
+        &mut self,
+        pos: Id,
+        expected: Option<Id>,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Written, StoreError> {
         match self {
-            Store::Redis(s) => s.write_fenced(pos, owner, ttl),
-            Store::File(s) => s.write(pos),
+            Store::Redis(s) => s.write_fenced(pos, expected, owner, ttl),
+            Store::File(s) => s.write(pos).map(|()| Written::Held),
         }
     }
 
@@ -93,6 +102,16 @@ impl Store {
             Store::File(s) => s.describe(),
         }
     }
+}
+
+/// How a fenced write went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The writer held the lease.
+    Held,
+    /// The writer's lease had lapsed with nobody taking it and the position unmoved since the
+    /// writer's last read or write: it took the lease again and wrote.
+    LeaseRetaken,
 }
 
 /// Who may publish for a job.
@@ -125,9 +144,10 @@ end
 return holder
 ";
 
-/// Writes the position only for the lease holder. A lease nobody holds is not taken here: it
-/// lapsed, so another instance may have moved the position meanwhile and the caller must read it
-/// again before writing (else it could move the position backwards).
+/// Writes the position only for the lease holder. A lease nobody holds lapsed: another instance
+/// may have held it and moved the position meanwhile, so it is taken here only if the position
+/// is still the one the writer last saw (ARGV[4], empty for none); otherwise the caller must read
+/// it again before writing (else it could move the position backwards).
 const WRITE_FENCED: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
@@ -136,7 +156,13 @@ if holder == ARGV[1] then
   return 1
 end
 if holder == false then
-  return 'nobody: the lease lapsed'
+  local stored = redis.call('GET', KEYS[2])
+  if (ARGV[4] == '' and stored == false) or stored == ARGV[4] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+    redis.call('SET', KEYS[2], ARGV[2])
+    return 2
+  end
+  return 'nobody: the lease lapsed and the position moved'
 end
 return holder
 ";
@@ -368,16 +394,24 @@ impl RedisStore {
             .map(|_| ())
     }
 
-    fn write_fenced(&mut self, pos: Id, owner: &str, ttl: Duration) -> Result<(), StoreError> {
+    fn write_fenced(
+        &mut self,
+        pos: Id,
+        expected: Option<Id>,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Written, StoreError> {
         let ttl_ms = ttl.as_millis().max(1) as u64;
         let keys = [self.lease_key(), self.key.clone()];
+        let expected = expected.map(|e| e.to_string()).unwrap_or_default();
         let cmd = eval(
             WRITE_FENCED,
             &[&keys[0], &keys[1]],
-            &[owner, &pos.to_string(), &ttl_ms.to_string()],
+            &[owner, &pos.to_string(), &ttl_ms.to_string(), &expected],
         );
         match self.query(&cmd, "writing the position to")? {
-            redis::Value::Int(1) => Ok(()),
+            redis::Value::Int(1) => Ok(Written::Held),
+            redis::Value::Int(2) => Ok(Written::LeaseRetaken),
             other => Err(StoreError::Fenced {
                 store: self.describe(),
                 holder: holder_of(other),
@@ -602,7 +636,7 @@ mod tests {
         assert_eq!(store.read().expect("read"), None);
         for pos in [1, 42, i64::MAX as Id + 5, -3] {
             store
-                .write_fenced(pos, "owner", Duration::from_secs(1))
+                .write_fenced(pos, None, "owner", Duration::from_secs(1))
                 .expect("write");
             assert_eq!(store.read().expect("read"), Some(pos));
             assert_eq!(fs::read_to_string(&path).expect("raw"), format!("{pos}\n"));

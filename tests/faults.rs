@@ -16,9 +16,7 @@ mod common;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::e2e::{
-    assert_exit, position_key, redis_addr, redis_del, run, unique, RedisKeyGuard, TempDir,
-};
+use common::e2e::{assert_exit, redis_addr, redis_del, run, unique, RedisKeyGuard, TempDir};
 use common::faults::*;
 use common::kafka::{broker, create_topic};
 
@@ -32,76 +30,6 @@ fn serial() -> MutexGuard<'static, ()> {
 const PARTITIONS: i32 = 3;
 const ERROR_LINE: &str = "retrying until it recovers";
 const ACTIVE_LINE: &str = "active (lease owner";
-
-/// A job's config file. `top` goes under `repliqate:` (2 spaces), `src` under `sql_source` and
-/// `kafka` under `kafka_target` (6 spaces). Without `state_file` in `top`, the Redis store.
-struct Job {
-    name: String,
-    table: String,
-    topic: String,
-    uri: String,
-    broker: String,
-    /// The position store line(s): `redis_addr` (the default) or `state_file`.
-    store: String,
-    top: String,
-    src: String,
-    kafka: String,
-}
-
-impl Job {
-    fn new(base: &str, db: &Db, table: &str, broker: &str) -> Job {
-        let topic = unique(base);
-        Job {
-            name: unique(&format!("job_{base}")),
-            table: table.to_string(),
-            topic,
-            uri: db.uri(),
-            broker: broker.to_string(),
-            store: format!("  redis_addr: {}", redis_addr()),
-            top: String::new(),
-            src: String::new(),
-            kafka: String::new(),
-        }
-    }
-
-    fn key(&self) -> String {
-        position_key(&self.name, &self.table, &self.topic)
-    }
-
-    fn yaml(&self) -> String {
-        format!(
-            "repliqate:
-  name: {name}
-{store}
-{top}
-  replication:
-    poll_interval_sec: 0.2
-    sql_source:
-      uri: '{uri}'
-      table: {table}
-      primary_key: id
-{src}
-    kafka_target:
-      topic: {topic}
-      brokers: ['{broker}']
-{kafka}
-",
-            name = self.name,
-            store = self.store,
-            top = self.top,
-            uri = self.uri,
-            table = self.table,
-            src = self.src,
-            topic = self.topic,
-            broker = self.broker,
-            kafka = self.kafka,
-        )
-    }
-
-    fn write(&self, dir: &TempDir) -> std::path::PathBuf {
-        dir.write("config.yaml", &self.yaml())
-    }
-}
 
 fn sqlite_db(dir: &TempDir) -> Db {
     Db::Sqlite(dir.path().join("source.db"))
@@ -245,12 +173,11 @@ fn outage(kind: Outage) {
     let _table = TableGuard(db.clone(), table.clone());
     db.create_filled(&table, 1000);
 
-    // The broker outage needs a broker of our own (the stack's keeps its data in memory only):
-    // a private tansu advertised behind a proxy that can cut every connection.
+    // The broker outage needs a broker of our own, one the test may cut off without disturbing others:
+    // a private broker advertised behind a proxy that can cut every connection.
     let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let private = (kind == Outage::Broker)
-        .then(|| common::tansu::start(common::tansu::free_port(), &proxy_addr));
+    let private = (kind == Outage::Broker).then(|| common::broker::start(&proxy_addr));
     let proxy = private
         .as_ref()
         .map(|b| common::proxy::start(proxy_listener, b.listen.clone()));
@@ -259,7 +186,7 @@ fn outage(kind: Outage) {
     let mut job = Job::new("outage", &db, &table, &broker_addr);
     job.kafka = "      request_timeout_sec: 5\n      delivery_timeout_sec: 10".into();
     match &private {
-        Some(b) => common::tansu::create_topic(&b.listen, &job.topic, PARTITIONS),
+        Some(b) => create_topic(&b.listen, &job.topic, PARTITIONS),
         None => create_topic(&broker_addr, &job.topic, PARTITIONS),
     }
     let key = job.key();
@@ -456,11 +383,11 @@ fn a_broker_that_never_answers_times_out_and_the_loop_recovers() {
     db.create_filled(&table, 1000);
     let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let private = common::tansu::start(common::tansu::free_port(), &proxy_addr);
+    let private = common::broker::start(&proxy_addr);
     let proxy = common::proxy::start(proxy_listener, private.listen.clone());
     let mut job = Job::new("stall", &db, &table, &proxy.addr);
     job.kafka = "      request_timeout_sec: 2\n      delivery_timeout_sec: 5".into();
-    common::tansu::create_topic(&private.listen, &job.topic, PARTITIONS);
+    create_topic(&private.listen, &job.topic, PARTITIONS);
     let key = job.key();
     let _key = RedisKeyGuard(key.clone());
     let config = job.write(&dir);

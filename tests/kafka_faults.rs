@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::kafka::{consume_all, unique_topic, Consumed};
+use common::kafka::{consume_all, create_topic, unique_topic, Consumed};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use repliqate::kafka::{Producer, ProducerConfig, Record};
@@ -139,14 +139,14 @@ fn injected_leader_and_timeout_errors_are_retried_and_delivered_exactly_once() {
     // Order is not asserted here: the mock accepts a pipelined later batch of a partition
     // whose earlier batch got an injected error (it checks sequence numbers only for
     // transactional producers), where a real broker answers OUT_OF_ORDER_SEQUENCE and we resend
-    // both in order. Order across retries is checked against tansu in the proxy tests.
+    // both in order. Order across retries is checked against Apache Kafka in the proxy tests.
     assert_each_key_once(&consumed, batch.len());
 }
 
 /// librdkafka's mock cluster only checks producer sequence numbers for transactional producers
 /// (`rd_kafka_mock_validate_records` returns early without a TransactionalId), so a batch we
 /// resend after the outage may be written twice there: this test checks that nothing is lost and
-/// order is kept. Exactly-once across an outage is checked against tansu, which does enforce
+/// order is kept. Exactly-once across an outage is checked against Apache Kafka, which enforces
 /// sequences, in `an_outage_mid_send_through_a_proxy_is_delivered_exactly_once`.
 #[test]
 fn brokers_down_mid_send_then_up_loses_nothing() {
@@ -190,10 +190,10 @@ fn brokers_down_mid_send_then_up_loses_nothing() {
 fn an_outage_mid_send_through_a_proxy_is_delivered_exactly_once() {
     let proxy_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let broker = common::tansu::start(common::tansu::free_port(), &proxy_addr);
+    let broker = common::broker::start(&proxy_addr);
     let proxy = common::proxy::start(proxy_listener, broker.listen.clone());
     let topic = unique_topic("outage-proxy");
-    common::tansu::create_topic(&broker.listen, &topic, 3);
+    create_topic(&broker.listen, &topic, 3);
     let batch = records(60_000);
     let n = batch.len();
     let (addr, t2) = (proxy.addr.clone(), topic.clone());
@@ -271,13 +271,13 @@ fn a_long_outage_is_an_error_that_says_what_was_not_acknowledged_never_silence()
 
 #[test]
 fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it() {
-    // Our own tansu, advertised behind a frame-aware proxy that swallows Produce responses.
+    // Our own broker, advertised behind a frame-aware proxy that swallows Produce responses.
     let proxy_listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let broker = common::tansu::start(common::tansu::free_port(), &proxy_addr);
+    let broker = common::broker::start(&proxy_addr);
     let proxy = common::proxy::start(proxy_listener, broker.listen.clone());
     let topic = unique_topic("dropped");
-    common::tansu::create_topic(&broker.listen, &topic, 3);
+    create_topic(&broker.listen, &topic, 3);
 
     let mut p = producer(&proxy.addr, Duration::from_secs(30));
     p.check_topic(&topic).unwrap();

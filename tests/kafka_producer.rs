@@ -1,4 +1,4 @@
-//! The producer against a real Kafka-protocol broker (the local stack's tansu), with everything it
+//! The producer against a real Kafka broker (the local stack's Apache Kafka), with everything it
 //! wrote read back by librdkafka.
 
 mod common;
@@ -9,7 +9,9 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::kafka::{broker, consume_all, create_topic, offsets_by_partition, unique_topic};
+use common::kafka::{
+    broker, consume_all, create_topic, dump_log, offsets_by_partition, unique_topic,
+};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::ClientConfig;
 use repliqate::kafka::{partition_for_key, Compression, Error, Producer, ProducerConfig, Record};
@@ -57,7 +59,7 @@ fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
     }
     assert!(
         p.is_idempotent(),
-        "tansu supports InitProducerId; we should be idempotent"
+        "Apache Kafka supports InitProducerId; we should be idempotent"
     );
 
     let consumed = consume_all(&broker, &topic, 3, N, Duration::from_secs(120));
@@ -391,4 +393,110 @@ fn garbage_frames_never_panic() {
             .expect_err("garbage is never a valid metadata response");
         assert!(err.to_string().contains(&addr), "{err}");
     }
+}
+
+/// What we write, as the broker stored it: Apache Kafka's own `kafka-dump-log` over the
+/// partition's segment files (not a client's view) must show every batch with a valid CRC,
+/// magic 2 and our producer id, sequences contiguous across batches and restarting from 0 for a
+/// new producer, and exactly the keys, values, headers and timestamps we sent.
+#[test]
+fn the_brokers_own_dump_log_shows_valid_batches_with_our_producer_id_and_sequences() {
+    let broker = broker();
+    let topic = unique_topic("dumplog");
+    create_topic(&broker, &topic, 1);
+    let record = |i: usize| Record {
+        key: Some(Bytes::from(format!("k{i}"))),
+        value: Bytes::from(format!("v{i}-{}", "\u{e9}".repeat(i % 7))),
+        headers: vec![("row".to_string(), Bytes::from(i.to_string()))],
+        timestamp_ms: 1_700_000_000_000 + i as i64,
+    };
+    let mut first = producer(&broker);
+    const CALLS: usize = 10;
+    const PER_CALL: usize = 500;
+    for c in 0..CALLS {
+        let records: Vec<Record> = (c * PER_CALL..(c + 1) * PER_CALL).map(record).collect();
+        first.send(&topic, &records).expect("send");
+    }
+    let first_id = first
+        .producer_id()
+        .expect("an idempotent producer has an id");
+    // A second producer: a new producer id, its sequences start again at 0.
+    let mut second = producer(&broker);
+    let tail: Vec<Record> = (CALLS * PER_CALL..(CALLS + 1) * PER_CALL)
+        .map(record)
+        .collect();
+    second.send(&topic, &tail).expect("send");
+    let second_id = second.producer_id().expect("an id");
+    assert_ne!(
+        first_id, second_id,
+        "two producers got the same producer id"
+    );
+
+    let batches = dump_log(&topic, 0);
+    assert_eq!(
+        batches.len(),
+        CALLS + 1,
+        "one batch per call of one partition: {batches:#?}"
+    );
+    let mut next_offset = 0;
+    let mut next_sequence = 0;
+    let mut i = 0;
+    for (b, batch) in batches.iter().enumerate() {
+        let (id, what) = if b < CALLS {
+            (first_id, "first producer")
+        } else {
+            (second_id, "second producer")
+        };
+        if b == CALLS {
+            next_sequence = 0;
+        }
+        assert!(batch.crc_valid, "batch {b}: CRC not valid: {batch:?}");
+        assert_eq!(batch.magic, 2, "batch {b}: magic");
+        // `none` from Kafka 3 on, `NONE` before.
+        assert!(
+            batch.compression.eq_ignore_ascii_case("none"),
+            "batch {b}: compression {}",
+            batch.compression
+        );
+        assert_eq!(
+            batch.producer_id, id,
+            "batch {b}: producer id of the {what}"
+        );
+        assert_eq!(batch.base_offset, next_offset, "batch {b}: base offset");
+        assert_eq!(batch.count, PER_CALL as i64, "batch {b}: count");
+        assert_eq!(batch.last_offset, next_offset + PER_CALL as i64 - 1);
+        assert_eq!(
+            batch.base_sequence, next_sequence,
+            "batch {b}: sequences of the {what} are not contiguous"
+        );
+        assert_eq!(batch.last_sequence, next_sequence + PER_CALL as i32 - 1);
+        // A CreateTime batch header carries the largest timestamp of its records.
+        assert_eq!(
+            batch.create_time,
+            1_700_000_000_000 + (i + PER_CALL - 1) as i64,
+            "batch {b}: max timestamp"
+        );
+        assert_eq!(batch.records.len(), PER_CALL, "batch {b}: records printed");
+        for (r, rec) in batch.records.iter().enumerate() {
+            let sent = record(i);
+            assert_eq!(rec.offset, next_offset + r as i64, "record {i}: offset");
+            assert_eq!(
+                rec.sequence,
+                next_sequence + r as i32,
+                "record {i}: sequence"
+            );
+            assert_eq!(
+                rec.key.as_deref(),
+                Some(format!("k{i}").as_str()),
+                "record {i}"
+            );
+            assert_eq!(rec.payload.as_bytes(), &sent.value[..], "record {i}: value");
+            assert_eq!(rec.header_keys, "[row]", "record {i}: header keys");
+            assert_eq!(rec.create_time, sent.timestamp_ms, "record {i}: timestamp");
+            i += 1;
+        }
+        next_offset += PER_CALL as i64;
+        next_sequence += PER_CALL as i32;
+    }
+    assert_eq!(i, (CALLS + 1) * PER_CALL);
 }

@@ -65,7 +65,7 @@ fn write(store: &mut repliqate::store::Store, pos: i128) {
         .hold_lease("owner", ttl)
         .unwrap_or_else(|e| panic!("{e}"));
     store
-        .write_fenced(pos, "owner", ttl)
+        .write_fenced(pos, None, "owner", ttl)
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -126,7 +126,7 @@ fn unreachable_redis_is_a_retriable_error_within_the_timeout() {
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
     // And again: the store reconnects on each call rather than giving up.
     assert!(store
-        .write_fenced(1, "owner", Duration::from_secs(5))
+        .write_fenced(1, None, "owner", Duration::from_secs(5))
         .expect_err("still down")
         .is_retriable());
 }
@@ -155,4 +155,50 @@ fn a_silent_server_times_out_as_retriable() {
     );
     done.send(()).expect("signal listener");
     hold.join().expect("listener thread");
+}
+
+/// A Kafka call that outlives the lease must not cost a republished batch when nobody else
+/// wanted the job: a lapsed lease is taken again by the write if the position is still the one
+/// the writer last saw, and refused if anyone moved it meanwhile.
+#[test]
+fn a_lapsed_lease_is_retaken_by_the_write_only_if_the_position_did_not_move() {
+    use repliqate::store::{StoreError, Written};
+    let name = job("retake");
+    let mut store = open(&redis_addr(), &name);
+    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+    let lease = key.replacen(":offset:", ":lease:", 1);
+    let short = Duration::from_millis(200);
+    store.hold_lease("a", short).unwrap();
+    assert_eq!(
+        store.write_fenced(10, None, "a", short).unwrap(),
+        Written::Held
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(raw(&["GET", &lease]), None, "the lease should have lapsed");
+    // Nobody moved it: taken again, written.
+    assert_eq!(
+        store.write_fenced(20, Some(10), "a", short).unwrap(),
+        Written::LeaseRetaken
+    );
+    assert_eq!(raw(&["GET", &key]).as_deref(), Some("20"));
+    assert_eq!(raw(&["GET", &lease]).as_deref(), Some("a"));
+    // Lapsed again, and another instance moved the position meanwhile (it held the lease and
+    // let it lapse too): fenced, the newer position stays.
+    std::thread::sleep(Duration::from_millis(400));
+    raw(&["SET", &key, "30"]);
+    let err = store.write_fenced(25, Some(20), "a", short).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    assert_eq!(raw(&["GET", &key]).as_deref(), Some("30"));
+    assert_eq!(
+        raw(&["GET", &lease]),
+        None,
+        "a refused write takes no lease"
+    );
+    // Held by someone else: fenced whatever the position.
+    raw(&["SET", &lease, "b", "PX", "5000"]);
+    let err = store.write_fenced(40, Some(30), "a", short).unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
+    assert_eq!(raw(&["GET", &key]).as_deref(), Some("30"));
+    raw(&["DEL", &key]);
+    raw(&["DEL", &lease]);
 }

@@ -255,6 +255,15 @@ impl Producer {
         !matches!(self.idempotence, Idempotence::Off)
     }
 
+    /// The producer id the broker gave us (`InitProducerId`), once there is one: logged, and
+    /// checked by tests against the batches the broker stored.
+    pub fn producer_id(&self) -> Option<i64> {
+        match self.idempotence {
+            Idempotence::On { producer_id, .. } => Some(producer_id),
+            _ => None,
+        }
+    }
+
     /// Looks the topic up (retrying transient failures until the delivery deadline) and returns
     /// its partition count. Used at start-up so that a missing topic is reported at once.
     pub fn check_topic(&mut self, topic: &str) -> Result<usize, Error> {

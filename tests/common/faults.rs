@@ -1,8 +1,9 @@
-//! Support for the fault suite (tests/faults.rs): the `repliqate` binary run as a daemon with its
-//! output in a file (so a test can wait for a log line, signal it, kill it), stack services
-//! stopped with a guard that always starts them again, tables filled fast on each database, a
-//! writer thread that keeps inserting through outages, the Redis position read without panicking
-//! while Redis is down, and the topic read back as ids with their counts.
+//! Support for the fault suites (tests/faults.rs, tests/failover.rs): a job's config file, the
+//! `repliqate` binary run as a daemon with its output in a file (so a test can wait for a log
+//! line, signal it, kill it), stack services stopped with a guard that always starts them again,
+//! tables filled fast on each database, a writer thread that keeps inserting through outages, the
+//! Redis position read without panicking while Redis is down, and the topic read back as ids with
+//! their counts.
 
 #![allow(dead_code)]
 
@@ -15,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::e2e::{bin, consume_until_quiet, mysql_uri, pg_uri, redis_addr};
+use super::e2e::{
+    bin, consume_until_quiet, mysql_uri, pg_uri, position_key, redis_addr, unique, TempDir,
+};
 
 // ---------------------------------------------------------------------------------------------
 // The daemon
@@ -623,5 +626,84 @@ impl Rng {
     /// Uniform in lo..=hi.
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.next() % (hi - lo + 1)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A job
+
+/// A job's config file. `top` goes under `repliqate:` (2 spaces), `src` under `sql_source` and
+/// `kafka` under `kafka_target` (6 spaces). Without `state_file` in `top`, the Redis store.
+pub struct Job {
+    pub name: String,
+    pub table: String,
+    pub topic: String,
+    pub uri: String,
+    /// Bootstrap brokers, comma-separated.
+    pub broker: String,
+    /// The position store line(s): `redis_addr` (the default) or `state_file`.
+    pub store: String,
+    pub top: String,
+    pub src: String,
+    pub kafka: String,
+}
+
+impl Job {
+    pub fn new(base: &str, db: &Db, table: &str, broker: &str) -> Job {
+        let topic = unique(base);
+        Job {
+            name: unique(&format!("job_{base}")),
+            table: table.to_string(),
+            topic,
+            uri: db.uri(),
+            broker: broker.to_string(),
+            store: format!("  redis_addr: {}", redis_addr()),
+            top: String::new(),
+            src: String::new(),
+            kafka: String::new(),
+        }
+    }
+
+    pub fn key(&self) -> String {
+        position_key(&self.name, &self.table, &self.topic)
+    }
+
+    pub fn yaml(&self) -> String {
+        format!(
+            "repliqate:
+  name: {name}
+{store}
+{top}
+  replication:
+    poll_interval_sec: 0.2
+    sql_source:
+      uri: '{uri}'
+      table: {table}
+      primary_key: id
+{src}
+    kafka_target:
+      topic: {topic}
+      brokers: [{brokers}]
+{kafka}
+",
+            name = self.name,
+            store = self.store,
+            top = self.top,
+            uri = self.uri,
+            table = self.table,
+            src = self.src,
+            topic = self.topic,
+            brokers = self
+                .broker
+                .split(',')
+                .map(|b| format!("'{b}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            kafka = self.kafka,
+        )
+    }
+
+    pub fn write(&self, dir: &TempDir) -> PathBuf {
+        dir.write("config.yaml", &self.yaml())
     }
 }

@@ -141,3 +141,129 @@ pub fn offsets_by_partition(msgs: &[Consumed]) -> HashMap<i32, Vec<i64>> {
     }
     map
 }
+
+/// One record batch as the broker's own `kafka-dump-log --deep-iteration --print-data-log`
+/// (DumpLogSegments) printed it from a partition's segment files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DumpedBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub count: i64,
+    pub base_sequence: i32,
+    pub last_sequence: i32,
+    pub producer_id: i64,
+    pub magic: u8,
+    pub compression: String,
+    pub crc_valid: bool,
+    pub create_time: i64,
+    pub records: Vec<DumpedRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DumpedRecord {
+    pub offset: i64,
+    pub sequence: i32,
+    pub create_time: i64,
+    pub header_keys: String,
+    pub key: Option<String>,
+    pub payload: String,
+}
+
+/// Runs `scripts/stack dump-log` over every segment of `topic`-`partition` on the stack's
+/// broker (its data directory is `REPLIQATE_TEST_KAFKA_DATA`) and parses what it printed.
+pub fn dump_log(topic: &str, partition: i32) -> Vec<DumpedBatch> {
+    let data = std::env::var("REPLIQATE_TEST_KAFKA_DATA").unwrap_or_else(|_| {
+        panic!(
+            "REPLIQATE_TEST_KAFKA_DATA is not set: this test reads the stack broker's segment \
+             files. Run `make stack-up` and `eval \"$(scripts/stack env)\"`, or run `make test`"
+        )
+    });
+    let dir = std::path::Path::new(&data).join(format!("{topic}-{partition}"));
+    let mut segments: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    assert!(
+        !segments.is_empty(),
+        "no segment files in {}",
+        dir.display()
+    );
+    let out = std::process::Command::new(super::broker::stack_script())
+        .arg("dump-log")
+        .args(&segments)
+        .output()
+        .expect("running scripts/stack dump-log");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scripts/stack dump-log failed:\n{}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_dump_log(&text)
+}
+
+/// `name: value` from a DumpLogSegments line; the value ends at the next space.
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    let pat = format!("{name}: ");
+    let at = line
+        .find(&format!(" {pat}"))
+        .map(|i| i + 1)
+        .or_else(|| line.starts_with(&pat).then_some(0))
+        .unwrap_or_else(|| panic!("no `{name}` in dump-log line: {line}"));
+    let rest = &line[at + pat.len()..];
+    rest.split(' ').next().unwrap()
+}
+
+fn num<T: std::str::FromStr>(line: &str, name: &str) -> T {
+    field(line, name)
+        .parse()
+        .unwrap_or_else(|_| panic!("`{name}` is not a number in dump-log line: {line}"))
+}
+
+pub fn parse_dump_log(text: &str) -> Vec<DumpedBatch> {
+    let mut batches: Vec<DumpedBatch> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("baseOffset: ") {
+            batches.push(DumpedBatch {
+                base_offset: num(line, "baseOffset"),
+                last_offset: num(line, "lastOffset"),
+                count: num(line, "count"),
+                base_sequence: num(line, "baseSequence"),
+                last_sequence: num(line, "lastSequence"),
+                producer_id: num(line, "producerId"),
+                magic: num(line, "magic"),
+                compression: field(line, "compresscodec").to_string(),
+                crc_valid: field(line, "isvalid") == "true",
+                create_time: num(line, "CreateTime"),
+                records: Vec::new(),
+            });
+        } else if let Some(rest) = line.strip_prefix("| ") {
+            let batch = batches
+                .last_mut()
+                .unwrap_or_else(|| panic!("a record before any batch in dump-log: {line}"));
+            // The payload is the rest of the line; the key sits between `key: ` and it.
+            let (head, payload) = rest
+                .split_once(" payload: ")
+                .unwrap_or_else(|| panic!("no payload in dump-log record line: {line}"));
+            let (head, key) = match head.split_once(" key: ") {
+                Some((h, k)) => (h, Some(k.to_string())),
+                None => (head, None),
+            };
+            let header_keys = head
+                .split_once("headerKeys: ")
+                .map(|(_, k)| k.to_string())
+                .unwrap_or_default();
+            batch.records.push(DumpedRecord {
+                offset: num(head, "offset"),
+                sequence: num(head, "sequence"),
+                create_time: num(head, "CreateTime"),
+                header_keys,
+                key,
+                payload: payload.to_string(),
+            });
+        }
+    }
+    batches
+}
