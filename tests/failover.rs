@@ -93,16 +93,12 @@ fn metadata_consumer() -> BaseConsumer {
         .expect("librdkafka client")
 }
 
-/// Per partition of `topic`: (leader id, ISR size), as the cluster reports them now.
-fn partitions_of(topic: &str) -> Vec<(i32, usize)> {
+/// The id of the broker leading `partition` of `topic` now.
+fn leader_of(topic: &str, partition: usize) -> i32 {
     let md = metadata_consumer()
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("metadata");
-    let t = &md.topics()[0];
-    t.partitions()
-        .iter()
-        .map(|p| (p.leader(), p.isr().len()))
-        .collect()
+    md.topics()[0].partitions()[partition].leader()
 }
 
 /// Waits until every partition of `topic` (every topic with `None`) has all three replicas in
@@ -295,7 +291,7 @@ fn the_leader_of_a_partition_killed_mid_stream() {
     let _serial = serial();
     let _heal = Heal;
     let run = Run::start("leader killed");
-    let (leader, _) = partitions_of(&run.job.topic)[0];
+    let leader = leader_of(&run.job.topic, 0);
     let before = run.position();
     broker(leader, "kill");
     let killed = Instant::now();
@@ -319,7 +315,7 @@ fn a_broker_paused_longer_than_the_request_timeout_then_resumed() {
     let _serial = serial();
     let _heal = Heal;
     let run = Run::start("broker paused");
-    let (leader, _) = partitions_of(&run.job.topic)[0];
+    let leader = leader_of(&run.job.topic, 0);
     broker(leader, "pause");
     let pause = Duration::from_secs(REQUEST_TIMEOUT_SEC * 3);
     std::thread::sleep(pause);

@@ -166,14 +166,8 @@ pub fn tail(text: &str, n: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // Stack services
 
-fn stack_script() -> PathBuf {
-    std::env::var("REPLIQATE_STACK")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stack"))
-}
-
 fn stack(command: &str, service: &str) -> Result<(), String> {
-    let out = Command::new(stack_script())
+    let out = Command::new(super::broker::stack_script())
         .args([command, service])
         .output()
         .map_err(|e| format!("running scripts/stack {command} {service}: {e}"))?;
