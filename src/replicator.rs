@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::config::{Config, KeyMode};
 use crate::gaps::{GapPolicy, GapTracker, SkipReason};
-use crate::kafka::{self, Producer, ProducerConfig, Record};
+use crate::kafka::{self, Delivery, Producer, ProducerConfig, Record, SendError, Unsettled};
 use crate::message::{MessageEncoder, MessageError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::source::{Source, SourceError, SourceSpec};
@@ -139,6 +139,16 @@ pub struct Replicator {
     message_size: usize,
     /// The dependency currently failing, and since when: errors are logged once per incident.
     incident: Option<(&'static str, Instant)>,
+    /// A batch Kafka did not acknowledge in full on a transient error: sent again as it was
+    /// before anything else, so that the broker can drop what it had already written.
+    unacknowledged: Option<Unacknowledged>,
+}
+
+/// A published batch waiting for the rest of its acknowledgements.
+struct Unacknowledged {
+    ids: Vec<Id>,
+    holding: bool,
+    send: Unsettled,
 }
 
 impl Replicator {
@@ -219,6 +229,7 @@ impl Replicator {
             gaps,
             stop,
             incident: None,
+            unacknowledged: None,
             owner: owner_token(),
             lease: config.lease,
             active: false,
@@ -243,8 +254,15 @@ impl Replicator {
         while !self.stopping() {
             let step = if !self.active {
                 next = None;
+                let before = self.last_stored;
                 self.take_lease().map(|taken| match taken {
                     Some(p) => {
+                        // A batch still unacknowledged is ours to send again only if nobody
+                        // moved the position while we did not hold the lease (it lapsed during
+                        // a long call); otherwise another instance published from there.
+                        if before != Some(p) {
+                            self.unacknowledged = None;
+                        }
                         position = Some(p);
                         standby_logged = false;
                         Step::Continue
@@ -455,6 +473,9 @@ impl Replicator {
         position: &mut Id,
         next: &mut Option<Prepared>,
     ) -> Result<Step, Error> {
+        if self.unacknowledged.is_some() {
+            return self.resend_batch(position);
+        }
         let batch = match next.take() {
             Some(batch) => batch,
             None => self.prepare(*position)?,
@@ -482,36 +503,11 @@ impl Replicator {
             None
         };
         let result = self.producer.finish(pending);
-        let tags = [
-            ("success", success(&result)),
-            ("topic", self.topic.as_str()),
-        ];
-        self.metrics.count("target.publish", &tags, 1);
-        self.metrics
-            .timing("target.publish_latency", &tags, published.elapsed());
-        let acknowledged = match &result {
-            Ok(_) => batch.ids.len(),
-            // Commit what was acknowledged: the longest prefix of the batch, in key order.
-            Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
-        };
-        if acknowledged > 0 {
-            let last = batch.ids[acknowledged - 1];
-            self.commit(last)?;
-            *position = last;
-        }
-        self.metrics.flush();
-        if let Err(e) = result {
-            if acknowledged > 0 {
-                log::warn!(
-                    "committed {acknowledged} acknowledged rows of a failed batch, up to {position}"
-                );
-            }
-            return Err(Error::Kafka(e.error));
-        }
+        let ids = self.settle(position, batch.ids, batch.holding, published, result)?;
         log::info!(
             "replicated {} rows, ids {}..={last_id} (read {} ms, publish {} ms)",
-            batch.ids.len(),
-            batch.ids[0],
+            ids.len(),
+            ids[0],
             batch.read.as_millis(),
             published.elapsed().as_millis(),
         );
@@ -522,6 +518,75 @@ impl Replicator {
             }
             None if batch.holding => Ok(Step::Holding),
             None => Ok(Step::CaughtUp),
+        }
+    }
+
+    /// Sends the batch Kafka did not acknowledge in full again, as it was.
+    fn resend_batch(&mut self, position: &mut Id) -> Result<Step, Error> {
+        self.renew_lease()?;
+        let Some(Unacknowledged { ids, holding, send }) = self.unacknowledged.take() else {
+            return Ok(Step::Continue);
+        };
+        let published = Instant::now();
+        let result = self.producer.resume(send);
+        let ids = self.settle(position, ids, holding, published, result)?;
+        log::info!(
+            "replicated {} rows, ids {}..={} (sent again, publish {} ms)",
+            ids.len(),
+            ids[0],
+            ids[ids.len() - 1],
+            published.elapsed().as_millis(),
+        );
+        // The batch was read before it failed: read on from it at once.
+        Ok(if holding {
+            Step::Holding
+        } else {
+            Step::Continue
+        })
+    }
+
+    /// What a publish of `ids` came to: counts it, commits what Kafka acknowledged (all of it,
+    /// or after a failure the longest prefix in key order), and keeps a transient failure's
+    /// unacknowledged batches to send again. Returns the ids when all were acknowledged.
+    fn settle(
+        &mut self,
+        position: &mut Id,
+        ids: Vec<Id>,
+        holding: bool,
+        published: Instant,
+        result: Result<Vec<Delivery>, SendError>,
+    ) -> Result<Vec<Id>, Error> {
+        let tags = [
+            ("success", success(&result)),
+            ("topic", self.topic.as_str()),
+        ];
+        self.metrics.count("target.publish", &tags, 1);
+        self.metrics
+            .timing("target.publish_latency", &tags, published.elapsed());
+        let acknowledged = match &result {
+            Ok(_) => ids.len(),
+            Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
+        };
+        let moved = acknowledged > 0 && ids[acknowledged - 1] > *position;
+        if moved {
+            let last = ids[acknowledged - 1];
+            self.commit(last)?;
+            *position = last;
+        }
+        self.metrics.flush();
+        match result {
+            Ok(_) => Ok(ids),
+            Err(mut e) => {
+                if moved {
+                    log::warn!(
+                        "committed {acknowledged} acknowledged rows of a failed batch, up to {position}"
+                    );
+                }
+                if let Some(send) = e.take_unsettled() {
+                    self.unacknowledged = Some(Unacknowledged { ids, holding, send });
+                }
+                Err(Error::Kafka(e.error))
+            }
         }
     }
 

@@ -43,6 +43,7 @@ const LIMIT: i128 = 2_000;
 const PARTITIONS: i32 = 3;
 const WRITES_PER_SEC: u64 = 100;
 const REQUEST_TIMEOUT_SEC: u64 = 5;
+const DELIVERY_TIMEOUT_SEC: u64 = 20;
 const ERROR_LINE: &str = "retrying until it recovers";
 
 /// The cluster's bootstrap list, from `scripts/stack env`. Missing = a failed test.
@@ -168,7 +169,8 @@ impl Run {
         let mut job = Job::new("failover", &db, &table, &cluster());
         job.src = format!("      limit: {LIMIT}");
         job.kafka = format!(
-            "      request_timeout_sec: {REQUEST_TIMEOUT_SEC}\n      delivery_timeout_sec: 20"
+            "      request_timeout_sec: {REQUEST_TIMEOUT_SEC}\n      delivery_timeout_sec: \
+             {DELIVERY_TIMEOUT_SEC}"
         );
         create_replicated_topic(&job.topic);
         let key = job.key();
@@ -358,18 +360,32 @@ fn two_brokers_down_with_acks_all_waits_then_resumes_without_loss() {
     let _serial = serial();
     let _heal = Heal;
     let run = Run::start("two brokers down");
+    let incidents = run.daemon.lines_with(ERROR_LINE).len();
     broker(2, "stop");
     broker(3, "stop");
     // Broker 1 leads every partition now, alone in the ISR: below min.insync.replicas=2, so it
-    // answers NOT_ENOUGH_REPLICAS and nothing is acknowledged. Whatever was in flight when the
-    // second broker went settles within a request timeout.
-    std::thread::sleep(Duration::from_secs(REQUEST_TIMEOUT_SEC + 2));
+    // answers NOT_ENOUGH_REPLICAS and nothing is acknowledged. The batch in flight when the
+    // second broker went fails at its delivery timeout, committing the rows of partitions
+    // acknowledged before (a prefix); from then on the position must hold.
+    let deadline = Instant::now() + Duration::from_secs(DELIVERY_TIMEOUT_SEC * 3);
+    while run.daemon.lines_with(ERROR_LINE).len() == incidents {
+        assert!(
+            Instant::now() < deadline,
+            "two brokers down: the daemon reported no failure within {}s; log:\n{}",
+            DELIVERY_TIMEOUT_SEC * 3,
+            run.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let held = run.position();
     std::thread::sleep(Duration::from_secs(25));
     let still = run.position();
     assert_eq!(
-        held, still,
-        "two brokers down: the position moved from {held} to {still} with one in-sync replica"
+        held,
+        still,
+        "two brokers down: the position moved from {held} to {still} with one in-sync replica; \
+         log:\n{}",
+        run.log_tail()
     );
     let log = run.daemon.log_text();
     assert!(
@@ -381,13 +397,12 @@ fn two_brokers_down_with_acks_all_waits_then_resumes_without_loss() {
     broker(3, "start");
     let back = Instant::now();
     let (duplicates, resumed) = run.finish(back);
-    // The outage outlasts delivery_timeout_sec: the call fails with records whose fate is
-    // unknown (a stopping broker closed a connection with a request in flight), and the batch
-    // is sent again under a new producer id, which the broker cannot match to the first copy.
-    // So at most one batch may be written twice; none may be lost.
-    assert!(
-        duplicates as i128 <= LIMIT,
-        "two brokers down: {duplicates} duplicates, more than one batch ({LIMIT})"
+    // The outage outlasts delivery_timeout_sec, so the batch fails with records of unknown
+    // fate (a stopping broker closes connections with requests in flight). It is sent again
+    // as it was, same producer id and sequences: the broker drops what it already had.
+    assert_eq!(
+        duplicates, 0,
+        "two brokers down: the batch sent again after the delivery timeout was written twice"
     );
     eprintln!("two brokers down: position held at {held} for 25 s, resumed {resumed:?} after both returned");
 }

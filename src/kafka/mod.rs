@@ -16,5 +16,5 @@ mod records;
 pub use error::Error;
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{
-    Acks, Compression, Delivery, Pending, Producer, ProducerConfig, Record, SendError,
+    Acks, Compression, Delivery, Pending, Producer, ProducerConfig, Record, SendError, Unsettled,
 };

@@ -146,16 +146,43 @@ pub struct Delivery {
 
 /// `send` failed: `error` says why, `delivered` says which records were acknowledged anyway (in
 /// input order). Records with `None` were not acknowledged: they may or may not have been
-/// written, so they must be sent again (at-least-once).
+/// written, so they must be sent again (at-least-once), best with `Producer::resume`.
 #[derive(Debug)]
 pub struct SendError {
     pub error: Error,
     pub delivered: Vec<Option<Delivery>>,
+    unsettled: Option<Box<Unsettled>>,
 }
 
 impl SendError {
     pub fn unacknowledged(&self) -> usize {
         self.delivered.iter().filter(|d| d.is_none()).count()
+    }
+
+    /// The batches to send again, when the error is transient (see `Producer::resume`). `None`
+    /// after a non-retriable error or shutdown: then the records must be sent anew.
+    pub fn take_unsettled(&mut self) -> Option<Unsettled> {
+        self.unsettled.take().map(|u| *u)
+    }
+}
+
+/// What a send that failed on a transient error left unacknowledged: its batches exactly as
+/// they were sent (encoding, producer id, sequence numbers), and which records were
+/// acknowledged. Sending these again rather than the same records anew lets the broker drop
+/// the copies it already wrote (KIP-98): an outage longer than the delivery timeout then costs
+/// no duplicates, and partitions acknowledged before it are not written again.
+pub struct Unsettled {
+    topic: String,
+    batches: Vec<Batch>,
+    delivered: Vec<Option<Delivery>>,
+}
+
+impl std::fmt::Debug for Unsettled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsettled")
+            .field("topic", &self.topic)
+            .field("batches", &self.batches.iter().filter(|b| !b.done).count())
+            .finish()
     }
 }
 
@@ -203,6 +230,9 @@ pub struct Producer {
     /// topic → leader node id per partition (-1: no leader right now).
     topics: HashMap<String, Vec<i32>>,
     idempotence: Idempotence,
+    /// A failed send's `Unsettled` is out with the caller: sending anything else first means
+    /// it was given up, and its batches' sequence numbers with it.
+    unsettled_out: bool,
     round_robin: usize,
     rng: u64,
 }
@@ -238,6 +268,7 @@ impl Producer {
             bootstrap_conn: None,
             topics: HashMap::new(),
             idempotence,
+            unsettled_out: false,
             round_robin: 0,
             rng: seed | 1,
         }
@@ -374,9 +405,44 @@ impl Producer {
     /// Sends `records` to `topic` and returns when every one is acknowledged, with its partition
     /// and offset, in input order. Order within a partition is preserved, also across retries.
     pub fn send(&mut self, topic: &str, records: &[Record]) -> Result<Vec<Delivery>, SendError> {
+        self.give_up_unsettled();
         let mut delivered = vec![None; records.len()];
-        let result = self.send_inner(topic, records, &mut delivered);
-        self.conclude(result, delivered)
+        let mut batches = Vec::new();
+        let result = self.send_inner(topic, records, &mut delivered, &mut batches);
+        self.conclude(topic, records, result, delivered, batches)
+    }
+
+    /// Sends a failed send's unacknowledged batches again, as they were, and returns like
+    /// `send` for all of that send's records (those acknowledged before included). The delivery
+    /// deadline starts afresh. Must come before any other send on this producer.
+    pub fn resume(&mut self, unsettled: Unsettled) -> Result<Vec<Delivery>, SendError> {
+        self.unsettled_out = false;
+        let Unsettled {
+            topic,
+            mut batches,
+            mut delivered,
+        } = unsettled;
+        // Leaders have likely moved during whatever failed the send.
+        self.topics.remove(&topic);
+        let result = self.retry(
+            &topic,
+            &[],
+            &mut delivered,
+            &mut batches,
+            None,
+            Instant::now(),
+        );
+        self.conclude(&topic, &[], result, delivered, batches)
+    }
+
+    /// A new send while an `Unsettled` is out: its batches are given up, so the broker's
+    /// sequence numbers may be ahead of or behind ours; a new producer id starts afresh.
+    fn give_up_unsettled(&mut self) {
+        if std::mem::take(&mut self.unsettled_out)
+            && matches!(self.idempotence, Idempotence::On { .. })
+        {
+            self.idempotence = Idempotence::NeedsId;
+        }
     }
 
     /// The first half of a send that lets the caller work while the broker does: writes the
@@ -384,6 +450,7 @@ impl Producer {
     /// for acknowledgements. `finish` must be called next, before any other call on this
     /// producer; together they behave exactly like `send`.
     pub fn start(&mut self, topic: &str, records: Vec<Record>) -> Pending {
+        self.give_up_unsettled();
         let mut pending = Pending {
             topic: topic.to_string(),
             delivered: vec![None; records.len()],
@@ -434,9 +501,11 @@ impl Producer {
             started,
             round,
         } = pending;
+        let mut batches = Vec::new();
         let result = match round {
-            None => self.send_inner(&topic, &records, &mut delivered),
-            Some((mut batches, mut round)) => {
+            None => self.send_inner(&topic, &records, &mut delivered, &mut batches),
+            Some((planned, mut round)) => {
+                batches = planned;
                 self.round_pump(&topic, &mut round, &mut batches, &mut delivered, false);
                 let outcome = self.round_end(round, &mut batches);
                 let first = self.outcome_result(outcome, &batches);
@@ -444,19 +513,22 @@ impl Producer {
                     &topic,
                     &records,
                     &mut delivered,
-                    batches,
+                    &mut batches,
                     Some(first),
                     started,
                 )
             }
         };
-        self.conclude(result, delivered)
+        self.conclude(&topic, &records, result, delivered, batches)
     }
 
     fn conclude(
         &mut self,
+        topic: &str,
+        records: &[Record],
         result: Result<(), Error>,
         delivered: Vec<Option<Delivery>>,
+        mut batches: Vec<Batch>,
     ) -> Result<Vec<Delivery>, SendError> {
         match result {
             Ok(()) => Ok(delivered
@@ -469,16 +541,54 @@ impl Producer {
                 })
                 .collect()),
             Err(error) => {
-                // Batches of unknown fate leave the broker's sequence numbers out of step with
-                // ours; a new producer id starts every partition afresh.
-                if matches!(self.idempotence, Idempotence::On { .. })
-                    && delivered.iter().any(Option::is_none)
-                {
+                let unacknowledged = delivered.iter().any(Option::is_none);
+                // A transient failure: the caller may send the same batches again.
+                let unsettled = (unacknowledged
+                    && error.is_retriable()
+                    && !matches!(error, Error::Cancelled)
+                    && self.seal(records, &mut batches))
+                .then(|| {
+                    Box::new(Unsettled {
+                        topic: topic.to_string(),
+                        batches,
+                        delivered: delivered.clone(),
+                    })
+                });
+                if unsettled.is_some() {
+                    self.unsettled_out = true;
+                } else if unacknowledged && matches!(self.idempotence, Idempotence::On { .. }) {
+                    // Batches of unknown fate leave the broker's sequence numbers out of step
+                    // with ours; a new producer id starts every partition afresh.
                     self.idempotence = Idempotence::NeedsId;
                 }
-                Err(SendError { error, delivered })
+                Err(SendError {
+                    error,
+                    delivered,
+                    unsettled,
+                })
             }
         }
+    }
+
+    /// Gives every unacknowledged batch an encoding, so that it can be sent again without the
+    /// caller's records. False when there is nothing to send again that way.
+    fn seal(&self, records: &[Record], batches: &mut [Batch]) -> bool {
+        if batches.is_empty() {
+            return false;
+        }
+        for b in batches
+            .iter_mut()
+            .filter(|b| !b.done && b.encoded.is_none())
+        {
+            match self.krecords(records, b).and_then(|k| self.encode(k, b)) {
+                Ok(bytes) => {
+                    b.encoded = Some(bytes);
+                    b.stale = false;
+                }
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     fn send_inner(
@@ -486,6 +596,7 @@ impl Producer {
         topic: &str,
         records: &[Record],
         delivered: &mut [Option<Delivery>],
+        batches: &mut Vec<Batch>,
     ) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
@@ -500,7 +611,7 @@ impl Producer {
             // Deliver what comes before the record that can never be sent, so that the caller
             // can commit up to it; then fail naming it.
             if i > 0 {
-                self.send_inner(topic, &records[..i], &mut delivered[..i])?;
+                self.send_inner(topic, &records[..i], &mut delivered[..i], batches)?;
             }
             return Err(Error::RecordTooLarge {
                 topic: topic.to_string(),
@@ -510,7 +621,7 @@ impl Producer {
             });
         }
 
-        self.retry(topic, records, delivered, Vec::new(), None, Instant::now())
+        self.retry(topic, records, delivered, batches, None, Instant::now())
     }
 
     /// Attempts until every record is acknowledged, a non-retriable error, or the deadline.
@@ -520,7 +631,7 @@ impl Producer {
         topic: &str,
         records: &[Record],
         delivered: &mut [Option<Delivery>],
-        mut batches: Vec<Batch>,
+        batches: &mut Vec<Batch>,
         mut first: Option<Result<(), Error>>,
         started: Instant,
     ) -> Result<(), Error> {
@@ -532,7 +643,7 @@ impl Producer {
         loop {
             let result = match first.take() {
                 Some(result) => result,
-                None => self.attempt(topic, records, &mut batches, &mut refresh, delivered),
+                None => self.attempt(topic, records, batches, &mut refresh, delivered),
             };
             let err = match result {
                 Ok(()) => return Ok(()),
