@@ -156,6 +156,8 @@ pub struct DumpedBatch {
     pub compression: String,
     pub crc_valid: bool,
     pub create_time: i64,
+    /// Byte position of the batch in its segment.
+    pub position: i64,
     pub records: Vec<DumpedRecord>,
 }
 
@@ -190,18 +192,30 @@ pub fn dump_log(topic: &str, partition: i32) -> Vec<DumpedBatch> {
         "no segment files in {}",
         dir.display()
     );
+    let records = run_dump_log(&[], &segments);
+    if records.lines().any(|l| l.starts_with("baseOffset: ")) {
+        return parse_dump_log(&records);
+    }
+    // Kafka 2.1 prints no batch lines with --deep-iteration, only records, each naming
+    // its batch's position: the batch lines come from a second run without it.
+    let batches = run_dump_log(&["--batches"], &segments);
+    parse_dump_log(&format!("{batches}\n{records}"))
+}
+
+fn run_dump_log(options: &[&str], segments: &[std::path::PathBuf]) -> String {
     let out = std::process::Command::new(super::broker::stack_script())
         .arg("dump-log")
-        .args(&segments)
+        .args(options)
+        .args(segments)
         .output()
         .expect("running scripts/stack dump-log");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "scripts/stack dump-log failed:\n{}{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    parse_dump_log(&text)
+    text
 }
 
 /// `name: value` from a DumpLogSegments line; the value ends at the next space.
@@ -237,12 +251,22 @@ pub fn parse_dump_log(text: &str) -> Vec<DumpedBatch> {
                 compression: field(line, "compresscodec").to_string(),
                 crc_valid: field(line, "isvalid") == "true",
                 create_time: num(line, "CreateTime"),
+                position: num(line, "position"),
                 records: Vec::new(),
             });
-        } else if let Some(rest) = line.strip_prefix("| ") {
-            let batch = batches
-                .last_mut()
-                .unwrap_or_else(|| panic!("a record before any batch in dump-log: {line}"));
+        } else if let Some(rest) = line
+            .strip_prefix("| ")
+            .or_else(|| line.starts_with("offset: ").then_some(line))
+        {
+            // `| ` records follow their batch's line; older releases' `offset: ` records name
+            // their batch by position.
+            let batch = if rest.len() == line.len() {
+                let position: i64 = num(line, "position");
+                batches.iter_mut().find(|b| b.position == position)
+            } else {
+                batches.last_mut()
+            }
+            .unwrap_or_else(|| panic!("a record of no batch printed in dump-log: {line}"));
             // The payload is the rest of the line; the key sits between `key: ` and it.
             let (head, payload) = rest
                 .split_once(" payload: ")
