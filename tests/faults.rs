@@ -964,17 +964,20 @@ fn a_new_job_does_not_silently_skip_negative_ids() {
         &["--config", config.to_str().unwrap(), "--once", "-vv"],
         Duration::from_secs(60),
     );
-    if out.status.success() {
-        let got = ids_in_topic(&broker(), &job.topic, PARTITIONS, 4);
-        let mut keys: Vec<i64> = got.keys().copied().collect();
-        keys.sort();
-        assert_eq!(
-            keys,
-            [-3, -2, -1, 5],
-            "a new job published only ids above 0 and called it caught up; stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "--once on a new job with negative ids: {}; stderr:\n{stderr}",
+        out.status
+    );
+    let got = ids_in_topic(&broker(), &job.topic, PARTITIONS, 4);
+    let mut keys: Vec<i64> = got.keys().copied().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [-3, -2, -1, 5],
+        "a new job published only ids above 0 and called it caught up; stderr:\n{stderr}"
+    );
 }
 
 #[test]

@@ -5,13 +5,23 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use common::kafka::{
     broker, consume_all, create_topic, dump_log, offsets_by_partition, unique_topic,
 };
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, InitProducerIdResponse, MetadataResponse, ProducerId,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::ClientConfig;
 use repliqate::kafka::{partition_for_key, Compression, Error, Producer, ProducerConfig, Record};
@@ -349,50 +359,180 @@ fn an_oversized_record_is_refused_naming_its_key_after_the_records_before_it() {
     assert_eq!(consumed[0].key.as_deref(), Some(&b"1"[..]));
 }
 
-#[test]
-fn garbage_frames_never_panic() {
-    // A fake broker answering with a well-framed response whose body is pseudo-random bytes
-    // (and truncations of it): every case must come back as an error, never a panic or abort.
+/// A fake broker for `garbage_frames_never_panic`: answers ApiVersions, Metadata (one topic
+/// `t`, one partition led by itself) and InitProducerId correctly until the API `garbage`, from
+/// which on every answer is a well-framed response with a pseudo-random body. Counts requests
+/// per API key, so the test can show which decoder the garbage reached.
+fn garbage_broker(garbage: ApiKey) -> (String, Arc<Mutex<HashMap<i16, usize>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    const CASES: u64 = 300;
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<HashMap<i16, usize>>> = Arc::default();
+    let counts = seen.clone();
+    // The order the producer needs them in; `garbage` and everything after it get garbage.
+    let order = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::InitProducerId,
+        ApiKey::Produce,
+    ];
+    let from = order.iter().position(|k| *k == garbage).unwrap();
     std::thread::spawn(move || {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ garbage as u64;
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
-            let mut len = [0u8; 4];
-            if s.read_exact(&mut len).is_err() {
-                continue;
+            loop {
+                let mut len = [0u8; 4];
+                if s.read_exact(&mut len).is_err() {
+                    break;
+                }
+                let mut req = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+                if s.read_exact(&mut req).is_err() || req.len() < 8 {
+                    break;
+                }
+                let key = i16::from_be_bytes([req[0], req[1]]);
+                let version = i16::from_be_bytes([req[2], req[3]]);
+                let correlation = i32::from_be_bytes([req[4], req[5], req[6], req[7]]);
+                *counts.lock().unwrap().entry(key).or_default() += 1;
+                let stage = order.iter().position(|k| *k as i16 == key);
+                let frame = match stage {
+                    Some(i) if i < from => valid_response(order[i], version, correlation, addr),
+                    _ => {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        let mut body = correlation.to_be_bytes().to_vec();
+                        for i in 0..(seed % 64) as usize {
+                            body.push((seed.rotate_left(i as u32 * 7) >> (i % 8)) as u8);
+                        }
+                        body
+                    }
+                };
+                let _ = s.write_all(&(frame.len() as i32).to_be_bytes());
+                if s.write_all(&frame).is_err() {
+                    break;
+                }
             }
-            let mut req = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
-            if s.read_exact(&mut req).is_err() || req.len() < 8 {
-                continue;
-            }
-            // Correlation id echoed so that decoding reaches the body.
-            let correlation = &req[4..8];
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let body_len = (seed % 64) as usize;
-            let mut body: Vec<u8> = correlation.to_vec();
-            for i in 0..body_len {
-                body.push((seed.rotate_left(i as u32 * 7) >> (i % 8)) as u8);
-            }
-            let _ = s.write_all(&(body.len() as i32).to_be_bytes());
-            let _ = s.write_all(&body);
         }
     });
-    for _ in 0..CASES {
+    (addr.to_string(), seen)
+}
+
+fn valid_response(key: ApiKey, version: i16, correlation: i32, addr: SocketAddr) -> Vec<u8> {
+    fn encode<R: Encodable + HeaderVersion>(correlation: i32, version: i16, body: R) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(correlation)
+            .encode(&mut buf, R::header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        buf.to_vec()
+    }
+    let api = |key: ApiKey, min: i16, max: i16| {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(min)
+            .with_max_version(max)
+    };
+    match key {
+        ApiKey::ApiVersions => encode(
+            correlation,
+            version,
+            ApiVersionsResponse::default().with_api_keys(vec![
+                api(ApiKey::ApiVersions, 0, 3),
+                api(ApiKey::Metadata, 4, 4),
+                api(ApiKey::InitProducerId, 0, 0),
+                api(ApiKey::Produce, 3, 3),
+            ]),
+        ),
+        ApiKey::Metadata => encode(
+            correlation,
+            version,
+            MetadataResponse::default()
+                .with_brokers(vec![MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(0))
+                    .with_host(StrBytes::from_string(addr.ip().to_string()))
+                    .with_port(addr.port() as i32)])
+                .with_topics(vec![MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                    .with_partitions(vec![MetadataResponsePartition::default()
+                        .with_partition_index(0)
+                        .with_leader_id(BrokerId(0))
+                        .with_replica_nodes(vec![BrokerId(0)])
+                        .with_isr_nodes(vec![BrokerId(0)])])]),
+        ),
+        ApiKey::InitProducerId => encode(
+            correlation,
+            version,
+            InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(7))
+                .with_producer_epoch(0),
+        ),
+        other => panic!("the fake broker has no valid answer to {other:?}"),
+    }
+}
+
+#[test]
+fn garbage_frames_never_panic() {
+    // Well-framed responses with pseudo-random bodies (and truncations of them) for each API
+    // the producer decodes, reached in turn: every case must come back as an error, never a
+    // panic or an abort (a garbage count must not make the codec allocate gigabytes).
+    const CASES: usize = 200;
+    let record = Record {
+        key: Some(Bytes::from_static(b"k")),
+        value: Bytes::from_static(b"v"),
+        headers: vec![],
+        timestamp_ms: 1_700_000_000_000,
+    };
+    // One fake broker per API, side by side.
+    let stages = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::InitProducerId,
+        ApiKey::Produce,
+    ];
+    std::thread::scope(|scope| {
+        for garbage in stages {
+            let record = &record;
+            scope.spawn(move || garbage_cases(garbage, CASES, record));
+        }
+    });
+}
+
+fn garbage_cases(garbage: ApiKey, cases: usize, record: &Record) {
+    let (addr, seen) = garbage_broker(garbage);
+    let started = Instant::now();
+    for _ in 0..cases {
         let mut p = Producer::new(ProducerConfig {
             bootstrap: vec![addr.clone()],
             delivery_timeout: Duration::from_millis(1),
             ..ProducerConfig::default()
         });
-        let err = p
-            .check_topic("t")
-            .expect_err("garbage is never a valid metadata response");
-        assert!(err.to_string().contains(&addr), "{err}");
+        let err = match garbage {
+            ApiKey::ApiVersions | ApiKey::Metadata => {
+                p.check_topic("t").map(|_| ()).map_err(|e| e.to_string())
+            }
+            _ => p
+                .send("t", std::slice::from_ref(record))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
+        .expect_err("garbage is never a complete acknowledgement");
+        assert!(!err.is_empty());
     }
+    let reached = seen
+        .lock()
+        .unwrap()
+        .get(&(garbage as i16))
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        reached >= cases,
+        "only {reached} of {cases} cases reached the {garbage:?} decoder"
+    );
+    eprintln!(
+        "{garbage:?}: {cases} garbage responses, all errors, in {:?}",
+        started.elapsed()
+    );
 }
 
 /// What we write, as the broker stored it: Apache Kafka's own `kafka-dump-log` over the
