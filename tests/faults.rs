@@ -175,12 +175,13 @@ fn outage(kind: Outage) {
 
     // The broker outage needs a broker of our own, one the test may cut off without disturbing others:
     // a private broker advertised behind a proxy that can cut every connection.
-    let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let private = (kind == Outage::Broker).then(|| common::broker::start(&proxy_addr));
-    let proxy = private
-        .as_ref()
-        .map(|b| common::proxy::start(proxy_listener, b.listen.clone()));
+    let (private, proxy) = match kind {
+        Outage::Broker => {
+            let (broker, proxy) = common::proxy::private_broker();
+            (Some(broker), Some(proxy))
+        }
+        _ => (None, None),
+    };
     let broker_addr = proxy.as_ref().map_or_else(broker, |p| p.addr.clone());
 
     let mut job = Job::new("outage", &db, &table, &broker_addr);
@@ -385,10 +386,7 @@ fn a_broker_that_never_answers_times_out_and_the_loop_recovers() {
     let table = unique("t_stall");
     let _table = TableGuard(db.clone(), table.clone());
     db.create_filled(&table, 1000);
-    let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let private = common::broker::start(&proxy_addr);
-    let proxy = common::proxy::start(proxy_listener, private.listen.clone());
+    let (private, proxy) = common::proxy::private_broker();
     let mut job = Job::new("stall", &db, &table, &proxy.addr);
     job.kafka = "      request_timeout_sec: 2\n      delivery_timeout_sec: 5".into();
     create_topic(&private.listen, &job.topic, PARTITIONS);

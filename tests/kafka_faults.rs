@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -189,10 +188,7 @@ fn brokers_down_mid_send_then_up_loses_nothing() {
 
 #[test]
 fn an_outage_mid_send_through_a_proxy_is_delivered_exactly_once() {
-    let proxy_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let broker = common::broker::start(&proxy_addr);
-    let proxy = common::proxy::start(proxy_listener, broker.listen.clone());
+    let (broker, proxy) = common::proxy::private_broker();
     let topic = unique_topic("outage-proxy");
     create_topic(&broker.listen, &topic, 3);
     let batch = records(60_000);
@@ -205,18 +201,7 @@ fn an_outage_mid_send_through_a_proxy_is_delivered_exactly_once() {
             .map_err(|e| e.to_string())
     });
     // Cut every connection once Produce requests are flowing, for 1.5 s.
-    let started = std::time::Instant::now();
-    while proxy
-        .produce_requests
-        .load(std::sync::atomic::Ordering::SeqCst)
-        < 5
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no Produce request reached the proxy"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    proxy.wait_for_produce_requests(5);
     proxy.set_down(true);
     std::thread::sleep(Duration::from_millis(1500));
     proxy.set_down(false);
@@ -235,10 +220,7 @@ fn an_outage_longer_than_the_delivery_timeout_resumed_is_delivered_exactly_once(
     // longer than the delivery timeout: the send fails. Sending its unsettled batches again,
     // as they were, lets the broker recognise the ones it wrote; sending the unacknowledged
     // records anew would write them twice.
-    let proxy_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let broker = common::broker::start(&proxy_addr);
-    let proxy = common::proxy::start(proxy_listener, broker.listen.clone());
+    let (broker, proxy) = common::proxy::private_broker();
     let topic = unique_topic("resume");
     create_topic(&broker.listen, &topic, 3);
     let batch = records(60_000);
@@ -250,14 +232,7 @@ fn an_outage_longer_than_the_delivery_timeout_resumed_is_delivered_exactly_once(
         let result = p.send(&t2, &batch);
         (p, result)
     });
-    let started = std::time::Instant::now();
-    while proxy.produce_requests.load(Ordering::SeqCst) < 5 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no Produce request reached the proxy"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    proxy.wait_for_produce_requests(5);
     proxy.set_down(true);
     let (mut p, result) = sender.join().unwrap();
     let mut err = result.expect_err("the broker is away for longer than the delivery timeout");
@@ -322,10 +297,7 @@ fn a_long_outage_is_an_error_that_says_what_was_not_acknowledged_never_silence()
 #[test]
 fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it() {
     // Our own broker, advertised behind a frame-aware proxy that swallows Produce responses.
-    let proxy_listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
-    let broker = common::broker::start(&proxy_addr);
-    let proxy = common::proxy::start(proxy_listener, broker.listen.clone());
+    let (broker, proxy) = common::proxy::private_broker();
     let topic = unique_topic("dropped");
     create_topic(&broker.listen, &topic, 3);
 
@@ -333,25 +305,16 @@ fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it()
     p.check_topic(&topic).unwrap();
     let batch = records(5_000);
     // Swallow the response to the 1st and the 4th Produce request of the send.
-    proxy
-        .drop_produce_responses
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+    proxy.drop_produce_responses.store(1, Ordering::SeqCst);
     let first = p
         .send(&topic, &batch[..2_500])
         .unwrap_or_else(|e| panic!("send: {e}"));
-    proxy
-        .drop_produce_responses
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+    proxy.drop_produce_responses.store(1, Ordering::SeqCst);
     let second = p
         .send(&topic, &batch[2_500..])
         .unwrap_or_else(|e| panic!("send: {e}"));
     assert_eq!(first.len() + second.len(), batch.len());
-    assert!(
-        proxy
-            .produce_requests
-            .load(std::sync::atomic::Ordering::SeqCst)
-            >= 2
-    );
+    assert!(proxy.produce_requests.load(Ordering::SeqCst) >= 2);
     let consumed = consume_all(
         &proxy.addr,
         &topic,

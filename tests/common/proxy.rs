@@ -41,6 +41,30 @@ impl Proxy {
     }
 }
 
+/// A broker of the test's own, advertised behind a proxy: the broker tells clients to connect
+/// to the proxy, so that every connection, also after a metadata refresh, goes through it.
+pub fn private_broker() -> (super::broker::PrivateBroker, Proxy) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let advertised = listener.local_addr().unwrap().to_string();
+    let broker = super::broker::start(&advertised);
+    let proxy = start(listener, broker.listen.clone());
+    (broker, proxy)
+}
+
+impl Proxy {
+    /// Waits until `n` Produce requests went through (a send is under way); panics after 20 s.
+    pub fn wait_for_produce_requests(&self, n: usize) {
+        let started = std::time::Instant::now();
+        while self.produce_requests.load(Ordering::SeqCst) < n {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "no {n} Produce requests reached the proxy within 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
 /// Listens on `listener` and forwards every connection to `upstream`.
 pub fn start(listener: TcpListener, upstream: String) -> Proxy {
     let addr = listener.local_addr().unwrap().to_string();
