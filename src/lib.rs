@@ -6,6 +6,7 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("repliqate needs at least one source feature: sqlite, postgres or mysql");
 
+pub mod backoff;
 pub mod config;
 pub mod gaps;
 pub mod kafka;

@@ -35,6 +35,15 @@ pub struct ConnOptions {
     pub max_response_size: usize,
 }
 
+/// The versions of one API that we can use, for `Connection::negotiate`.
+pub struct Wanted {
+    pub api: &'static str,
+    pub min: i16,
+    pub max: i16,
+    /// What a user must run instead, for the error: "v3 or later (Kafka ≥ 0.11)".
+    pub needed: &'static str,
+}
+
 /// An open, version-negotiated connection to one broker.
 pub struct Connection {
     addr: String,
@@ -79,9 +88,17 @@ impl Connection {
         (min <= max).then_some(max)
     }
 
-    /// The broker's advertised maximum for `R`, for error messages.
-    pub fn broker_max<R: Request>(&self) -> Option<i16> {
-        self.versions.get(&R::KEY).map(|&(_, max)| max)
+    /// The version of `R` to use: the highest both sides support, if it is at least `want.min`;
+    /// else an error naming the API and what we need.
+    pub fn negotiate<R: Request>(&self, want: &Wanted) -> Result<i16, Error> {
+        self.version::<R>(want.max)
+            .filter(|&v| v >= want.min)
+            .ok_or_else(|| Error::UnsupportedVersion {
+                broker: self.addr.clone(),
+                api: want.api,
+                broker_max: self.versions.get(&R::KEY).map(|&(_, max)| max),
+                needed: want.needed,
+            })
     }
 
     /// Writes one request and returns its correlation id, without waiting for the response.

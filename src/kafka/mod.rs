@@ -1,10 +1,17 @@
 //! A small synchronous Kafka producer built on the `kafka-protocol` codec and `std::net`.
 //!
-//! Layers, each using only the one below it: `kafka_protocol` (codec: bytes ↔ messages) →
-//! `conn` (one TCP connection: framing, correlation ids, version negotiation) → `producer`
-//! (metadata, partitioning, batching, pipelining, retries, idempotence). `partitioner` is the
-//! Java-compatible murmur2; `records` writes uncompressed record batches without the codec, and
-//! `produce` writes Produce requests around the batches, which `conn` sends without copying. Nothing here knows about rows, SQL or positions.
+//! Layers, each using only the ones below it:
+//! - `kafka_protocol` — the codec: bytes ↔ request and response messages, and compressors;
+//! - `wire` — varints and length-prefixed bytes, for what we write without the codec;
+//! - `records` — our `Record`, and record batches written, re-stamped, split and compressed
+//!   from our own encoding; `partitioner` — the Java-compatible murmur2;
+//! - `produce` — a Produce request's body, written around the record batches;
+//! - `conn` — one TCP connection: framing, correlation ids, version negotiation; it sends a
+//!   Produce body and its batches in one vectored write, without copying them;
+//! - `producer` — the cluster (metadata, connections), batching and sequencing, rounds of
+//!   pipelined requests, retries and idempotence.
+//!
+//! `error` is the one error type of them all. Nothing here knows about rows, SQL or positions.
 
 mod conn;
 mod error;
@@ -12,9 +19,9 @@ mod partitioner;
 mod produce;
 mod producer;
 mod records;
+mod wire;
 
 pub use error::Error;
 pub use partitioner::{murmur2, partition_for_key};
-pub use producer::{
-    Acks, Compression, Delivery, Pending, Producer, ProducerConfig, Record, SendError, Unsettled,
-};
+pub use producer::{Acks, Delivery, Pending, Producer, ProducerConfig, SendError, Unsettled};
+pub use records::{Compression, Record};

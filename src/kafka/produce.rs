@@ -14,7 +14,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::records::put_uvarint;
+use super::wire::{put_len, put_uvarint};
 
 /// First flexible version of Produce.
 const FLEXIBLE: i16 = 9;
@@ -71,15 +71,6 @@ impl ProduceBody<'_> {
             put_uvarint(out, 0); // request's tagged fields
         }
         gaps
-    }
-}
-
-/// An array count or a bytes length: i32 before v9, unsigned varint of n + 1 from v9.
-fn put_len(out: &mut BytesMut, flexible: bool, n: usize) {
-    if flexible {
-        put_uvarint(out, n as u64 + 1);
-    } else {
-        out.put_i32(n as i32);
     }
 }
 

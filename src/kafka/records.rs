@@ -1,10 +1,17 @@
-//! Writes an uncompressed RecordBatch v2 straight from our records.
+//! Our records, and the record batches (RecordBatch v2) made of them: written, re-stamped,
+//! split and compressed here, never through the codec's record types.
 //!
 //! The codec's `RecordBatchEncoder` wants its own `Record` type: building one per record (two
 //! reference-counted clones and a header map) cost as much as writing the batch itself. This
-//! writer produces the same bytes (a unit test compares them) from `producer::Record`s. Compressed
-//! batches, and re-encodings of a batch already written (a split, a new producer id), still go
-//! through the codec.
+//! module writes the same bytes (unit tests compare them with the codec's, compressed or not)
+//! straight from our `Record`s. Everything a retry needs is then made from a batch already
+//! written, so the caller's records can go once a batch is encoded:
+//! - a new producer id or sequence (`restamp`) patches the header and its CRC;
+//! - a batch the broker found too large (`split`) is read back record by record (we wrote it,
+//!   so only its framing is parsed: each record's fields are copied as they are) and written
+//!   again as two;
+//! - compression is of the records section only, which is all a v2 batch compresses; the
+//!   compressors are the codec's.
 //!
 //! Layout (<https://kafka.apache.org/documentation/#recordbatch>): baseOffset i64, batchLength
 //! i32, partitionLeaderEpoch i32, magic i8 = 2, crc u32 (CRC-32C of everything after it),
@@ -14,124 +21,391 @@
 //! null), header count varint and headers.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
 
-use super::producer::{record_size, Record};
+use super::error::Error;
+use super::wire::{bytes_len, get_varint, put_bytes, put_varint, varint_len};
 
-/// Bytes from `partitionLeaderEpoch` to the start of the records: the part `batchLength` counts
-/// before them.
-const HEADER_AFTER_LENGTH: usize = 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4;
-/// `baseOffset` + `batchLength`.
-const HEADER_BEFORE: usize = 8 + 4;
-/// Where the CRC-covered part starts (after `crc`), from the start of the batch.
-const CRC_START: usize = HEADER_BEFORE + 4 + 1 + 4;
+/// The size of a batch's header, everything before its first record.
+pub(super) const BATCH_OVERHEAD: usize = 61;
+/// Worst case for a record's varint framing (length, attributes, deltas, key/value lengths,
+/// header count).
+const RECORD_OVERHEAD: usize = 40;
 
-/// The records `indices` of `records`, as one uncompressed batch with offsets 0.., sequences
-/// from `base_sequence` (-1: none) under `producer` (id, epoch; -1 without idempotence).
-pub(super) fn write_uncompressed(
+// Offsets of the header's fields.
+const LENGTH: usize = 8;
+const CRC: usize = 17;
+/// Where the CRC-covered part starts.
+const ATTRIBUTES: usize = 21;
+const BASE_TIMESTAMP: usize = 27;
+const PRODUCER_ID: usize = 43;
+const RECORD_COUNT: usize = 57;
+/// The low three bits of `attributes` name the compression codec.
+const COMPRESSION_MASK: i16 = 0x7;
+
+/// One record to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+    /// Milliseconds since the Unix epoch (CreateTime).
+    pub timestamp_ms: i64,
+}
+
+impl Record {
+    /// An upper bound of the record's size in a batch: the batching budget, and buffer sizes.
+    pub fn size_bound(&self) -> usize {
+        RECORD_OVERHEAD
+            + self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 10)
+                .sum::<usize>()
+    }
+
+    /// The key as an operator would recognise it in an error.
+    pub(super) fn describe_key(&self) -> String {
+        match &self.key {
+            Some(k) => format!("{:?}", String::from_utf8_lossy(&k[..k.len().min(64)])),
+            None => "(none)".into(),
+        }
+    }
+}
+
+/// Record batch compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    #[cfg(feature = "lz4")]
+    Lz4,
+    #[cfg(feature = "zstd")]
+    Zstd,
+}
+
+impl Compression {
+    /// The codec's number in a batch's `attributes`.
+    fn attribute(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            #[cfg(feature = "lz4")]
+            Compression::Lz4 => 3,
+            #[cfg(feature = "zstd")]
+            Compression::Zstd => 4,
+        }
+    }
+
+    /// Appends `records` compressed to `out`.
+    fn compress(self, records: &[u8], out: &mut BytesMut) -> Result<(), String> {
+        macro_rules! with {
+            ($codec:ty) => {
+                <$codec>::compress(out, |tmp: &mut BytesMut| {
+                    tmp.put_slice(records);
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())
+            };
+        }
+        match self {
+            Compression::None => {
+                out.put_slice(records);
+                Ok(())
+            }
+            Compression::Gzip => with!(codec::Gzip),
+            Compression::Snappy => with!(codec::Snappy),
+            #[cfg(feature = "lz4")]
+            Compression::Lz4 => with!(codec::Lz4),
+            #[cfg(feature = "zstd")]
+            Compression::Zstd => with!(codec::Zstd),
+        }
+    }
+
+    fn decompress(self, mut records: Bytes) -> Result<Bytes, String> {
+        macro_rules! with {
+            ($codec:ty) => {
+                <$codec>::decompress(&mut records, |plain: &mut Bytes| Ok(std::mem::take(plain)))
+                    .map_err(|e| e.to_string())
+            };
+        }
+        match self {
+            Compression::None => Ok(records),
+            Compression::Gzip => with!(codec::Gzip),
+            Compression::Snappy => with!(codec::Snappy),
+            #[cfg(feature = "lz4")]
+            Compression::Lz4 => with!(codec::Lz4),
+            #[cfg(feature = "zstd")]
+            Compression::Zstd => with!(codec::Zstd),
+        }
+    }
+}
+
+/// Who wrote a batch, for the broker's deduplication (KIP-98): the producer id and epoch, and
+/// the sequence number of the batch's first record. `Stamp::NONE` without idempotence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Stamp {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl Stamp {
+    pub const NONE: Stamp = Stamp {
+        producer_id: -1,
+        epoch: -1,
+        base_sequence: -1,
+    };
+
+    /// The stamp of a batch starting `n` records later: sequences wrap from i32::MAX to 0; no
+    /// sequence stays none.
+    pub fn advanced(self, n: usize) -> Stamp {
+        Stamp {
+            base_sequence: if self.base_sequence < 0 {
+                -1
+            } else {
+                wrap_sequence(self.base_sequence as i64 + n as i64)
+            },
+            ..self
+        }
+    }
+
+    pub fn producer(&self) -> (i64, i16) {
+        (self.producer_id, self.epoch)
+    }
+}
+
+/// A sequence number after `n` others: Kafka's sequences wrap from i32::MAX to 0.
+pub(super) fn wrap_sequence(n: i64) -> i32 {
+    (n % (i32::MAX as i64 + 1)) as i32
+}
+
+/// The records `indices` of `records` as one batch: offsets from 0, under `stamp`, compressed
+/// with `compression`.
+pub(super) fn write(
     records: &[Record],
     indices: &[u32],
-    producer: (i64, i16),
-    base_sequence: i32,
-) -> Option<Bytes> {
-    // Every index must name a record: the count in the header must match what follows.
+    stamp: Stamp,
+    compression: Compression,
+) -> Result<Bytes, Error> {
     let chosen: Vec<&Record> = indices
         .iter()
         .map(|&i| records.get(i as usize))
-        .collect::<Option<_>>()?;
-    // One pass for the header's timestamps and the buffer's size (the producer's upper bound).
-    let (base_timestamp, max_timestamp, body) =
-        chosen
-            .iter()
-            .fold((i64::MAX, i64::MIN, 0), |(min, max, size), r| {
-                (
-                    min.min(r.timestamp_ms),
-                    max.max(r.timestamp_ms),
-                    size + record_size(r),
-                )
-            });
-    if chosen.is_empty() {
-        return None;
-    }
-    let count = i32::try_from(chosen.len()).ok()?;
-    let mut buf = BytesMut::with_capacity(HEADER_BEFORE + HEADER_AFTER_LENGTH + body);
+        .collect::<Option<_>>()
+        .ok_or_else(|| local("a batch names a record the send does not have"))?;
+    let plain = write_plain(&chosen, stamp)?;
+    compress(plain, compression)
+}
 
+/// `batch` under another stamp: the header patched, the records untouched (compressed or not).
+pub(super) fn restamp(batch: &[u8], stamp: Stamp) -> Bytes {
+    let mut out = BytesMut::from(batch);
+    out[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&stamp.producer_id.to_be_bytes());
+    out[PRODUCER_ID + 8..PRODUCER_ID + 10].copy_from_slice(&stamp.epoch.to_be_bytes());
+    out[PRODUCER_ID + 10..PRODUCER_ID + 14].copy_from_slice(&stamp.base_sequence.to_be_bytes());
+    seal(out)
+}
+
+/// `batch` (written by `write`) as two: its first `at` records, and the rest under the stamp
+/// that follows. Order and every record's bytes are kept; offsets and timestamps are re-based.
+pub(super) fn split(
+    batch: &Bytes,
+    at: usize,
+    compression: Compression,
+) -> Result<(Bytes, Bytes), Error> {
+    if batch.len() < BATCH_OVERHEAD {
+        return Err(local("a batch to split is shorter than its header"));
+    }
+    let stamp = Stamp {
+        producer_id: be_i64(&batch[PRODUCER_ID..]),
+        epoch: i16::from_be_bytes([batch[PRODUCER_ID + 8], batch[PRODUCER_ID + 9]]),
+        base_sequence: be_i32(&batch[PRODUCER_ID + 10..]),
+    };
+    let records = compression
+        .decompress(batch.slice(BATCH_OVERHEAD..))
+        .map_err(|e| local(format!("cannot decompress our own record batch: {e}")))?;
+    let written = read_records(
+        &records,
+        be_i64(&batch[BASE_TIMESTAMP..]),
+        be_i32(&batch[RECORD_COUNT..]),
+    )?;
+    if at == 0 || at >= written.len() {
+        return Err(local("a batch to split has fewer than two records"));
+    }
+    let (first, second) = written.split_at(at);
+    let first = compress(write_plain(first, stamp)?, compression)?;
+    let second = compress(write_plain(second, stamp.advanced(at))?, compression)?;
+    Ok((first, second))
+}
+
+/// What the writer needs of a record: its timestamp, and its fields after the offset delta
+/// (key, value, headers).
+trait Entry {
+    fn timestamp(&self) -> i64;
+    fn fields_len(&self) -> usize;
+    fn put_fields(&self, buf: &mut BytesMut);
+}
+
+impl Entry for &Record {
+    fn timestamp(&self) -> i64 {
+        self.timestamp_ms
+    }
+
+    fn fields_len(&self) -> usize {
+        bytes_len(self.key.as_deref())
+            + bytes_len(Some(&self.value))
+            + varint_len(self.headers.len() as i64)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(Some(v)))
+                .sum::<usize>()
+    }
+
+    fn put_fields(&self, buf: &mut BytesMut) {
+        put_bytes(buf, self.key.as_deref());
+        put_bytes(buf, Some(&self.value));
+        put_varint(buf, self.headers.len() as i64);
+        for (k, v) in &self.headers {
+            put_bytes(buf, Some(k.as_bytes()));
+            put_bytes(buf, Some(v));
+        }
+    }
+}
+
+/// A record read back from a batch we wrote: its timestamp, and its fields as they were written.
+struct Written<'a> {
+    timestamp: i64,
+    fields: &'a [u8],
+}
+
+impl Entry for Written<'_> {
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    fn fields_len(&self) -> usize {
+        self.fields.len()
+    }
+
+    fn put_fields(&self, buf: &mut BytesMut) {
+        buf.put_slice(self.fields);
+    }
+}
+
+/// One uncompressed batch of `entries` (in order, offsets from 0) under `stamp`, its length
+/// and CRC not yet filled in (`seal` does that).
+fn write_plain<E: Entry>(entries: &[E], stamp: Stamp) -> Result<BytesMut, Error> {
+    let (base_timestamp, max_timestamp) =
+        entries.iter().fold((i64::MAX, i64::MIN), |(min, max), e| {
+            (min.min(e.timestamp()), max.max(e.timestamp()))
+        });
+    let count = i32::try_from(entries.len())
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| local(format!("cannot write a batch of {} records", entries.len())))?;
+    let body: usize = entries
+        .iter()
+        .map(|e| RECORD_OVERHEAD + e.fields_len())
+        .sum();
+    let mut buf = BytesMut::with_capacity(BATCH_OVERHEAD + body);
     buf.put_i64(0); // baseOffset
-    buf.put_i32(0); // batchLength, patched below
+    buf.put_i32(0); // batchLength, by `seal`
     buf.put_i32(-1); // partitionLeaderEpoch
     buf.put_i8(2); // magic
-    buf.put_u32(0); // crc, patched below
+    buf.put_u32(0); // crc, by `seal`
     buf.put_i16(0); // attributes: no compression, CreateTime, not transactional
     buf.put_i32(count - 1); // lastOffsetDelta
     buf.put_i64(base_timestamp);
     buf.put_i64(max_timestamp);
-    buf.put_i64(producer.0);
-    buf.put_i16(producer.1);
-    buf.put_i32(base_sequence);
+    buf.put_i64(stamp.producer_id);
+    buf.put_i16(stamp.epoch);
+    buf.put_i32(stamp.base_sequence);
     buf.put_i32(count);
-    for (offset_delta, r) in chosen.iter().enumerate() {
+    for (offset_delta, e) in entries.iter().enumerate() {
+        let timestamp_delta = e.timestamp() - base_timestamp;
         let offset_delta = offset_delta as i64;
-        put_varint(&mut buf, record_len(r, base_timestamp, offset_delta) as i64);
+        let len = 1 + varint_len(timestamp_delta) + varint_len(offset_delta) + e.fields_len();
+        put_varint(&mut buf, len as i64);
         buf.put_i8(0); // attributes
-        put_varint(&mut buf, r.timestamp_ms - base_timestamp);
+        put_varint(&mut buf, timestamp_delta);
         put_varint(&mut buf, offset_delta);
-        put_bytes(&mut buf, r.key.as_deref());
-        put_bytes(&mut buf, Some(&r.value));
-        put_varint(&mut buf, r.headers.len() as i64);
-        for (k, v) in &r.headers {
-            put_bytes(&mut buf, Some(k.as_bytes()));
-            put_bytes(&mut buf, Some(v));
-        }
+        e.put_fields(&mut buf);
     }
-    let length = i32::try_from(buf.len() - HEADER_BEFORE).ok()?;
-    buf[8..12].copy_from_slice(&length.to_be_bytes());
-    let crc = crc32c::crc32c(&buf[CRC_START..]);
-    buf[CRC_START - 4..CRC_START].copy_from_slice(&crc.to_be_bytes());
-    Some(buf.freeze())
+    Ok(buf)
 }
 
-/// A record's length after its own length field.
-fn record_len(r: &Record, base_timestamp: i64, offset_delta: i64) -> usize {
-    let bytes_len =
-        |b: Option<&[u8]>| b.map_or(varint_len(-1), |b| varint_len(b.len() as i64) + b.len());
-    1 + varint_len(r.timestamp_ms - base_timestamp)
-        + varint_len(offset_delta)
-        + bytes_len(r.key.as_deref())
-        + bytes_len(Some(&r.value))
-        + varint_len(r.headers.len() as i64)
-        + r.headers
-            .iter()
-            .map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(Some(v)))
-            .sum::<usize>()
-}
-
-fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
-    match b {
-        Some(b) => {
-            put_varint(buf, b.len() as i64);
-            buf.put_slice(b);
-        }
-        None => put_varint(buf, -1),
+/// `plain` (from `write_plain`) with its records compressed, its length and CRC filled in.
+fn compress(plain: BytesMut, compression: Compression) -> Result<Bytes, Error> {
+    if compression == Compression::None {
+        return Ok(seal(plain));
     }
+    let mut out = BytesMut::with_capacity(plain.len() / 2 + BATCH_OVERHEAD);
+    out.put_slice(&plain[..BATCH_OVERHEAD]);
+    let attributes = i16::from_be_bytes([out[ATTRIBUTES], out[ATTRIBUTES + 1]]);
+    let attributes = (attributes & !COMPRESSION_MASK) | compression.attribute();
+    out[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    compression
+        .compress(&plain[BATCH_OVERHEAD..], &mut out)
+        .map_err(|e| local(format!("cannot compress a record batch: {e}")))?;
+    Ok(seal(out))
 }
 
-/// Zig-zag varint, as Kafka's records use for every length and delta.
-fn put_varint(buf: &mut BytesMut, v: i64) {
-    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
+/// Fills in `batchLength` and the CRC.
+fn seal(mut buf: BytesMut) -> Bytes {
+    let length = (buf.len() - LENGTH - 4) as i32;
+    buf[LENGTH..LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES..]);
+    buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    buf.freeze()
 }
 
-/// Unsigned varint (7 bits per byte, low first): records' zig-zag varints and the compact
-/// lengths of flexible request versions.
-pub(super) fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
+/// The `count` records of an uncompressed records section.
+fn read_records(
+    records: &[u8],
+    base_timestamp: i64,
+    count: i32,
+) -> Result<Vec<Written<'_>>, Error> {
+    let bad = || local("cannot read back our own record batch");
+    let mut rest = records;
+    let mut written = Vec::with_capacity(count.max(0) as usize);
+    for _ in 0..count {
+        let len = usize::try_from(get_varint(&mut rest).ok_or_else(bad)?).map_err(|_| bad())?;
+        let mut record = rest.get(..len).ok_or_else(bad)?;
+        rest = &rest[len..];
+        let (_attributes, after) = record.split_first().ok_or_else(bad)?;
+        record = after;
+        let timestamp_delta = get_varint(&mut record).ok_or_else(bad)?;
+        let _offset_delta = get_varint(&mut record).ok_or_else(bad)?;
+        written.push(Written {
+            timestamp: base_timestamp + timestamp_delta,
+            fields: record,
+        });
     }
-    buf.put_u8(v as u8);
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    Ok(written)
 }
 
-fn varint_len(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
-    (64 - z.leading_zeros() as usize).max(1).div_ceil(7)
+fn be_i64(b: &[u8]) -> i64 {
+    i64::from_be_bytes(b[..8].try_into().expect("eight bytes"))
+}
+
+fn be_i32(b: &[u8]) -> i32 {
+    i32::from_be_bytes(b[..4].try_into().expect("four bytes"))
+}
+
+/// A failure in our own encoding, which no broker has seen.
+fn local(detail: impl Into<String>) -> Error {
+    Error::Protocol {
+        broker: "(local)".into(),
+        detail: detail.into(),
+    }
 }
 
 #[cfg(test)]
@@ -140,10 +414,12 @@ mod tests {
     use indexmap::IndexMap;
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{
-        Compression, Record as KRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        Compression as Codec, Record as KRecord, RecordBatchDecoder, RecordBatchEncoder,
+        RecordEncodeOptions, TimestampType,
     };
 
-    fn codec_bytes(records: &[Record], producer: (i64, i16), base_sequence: i32) -> Bytes {
+    /// What the codec writes for `records` under `stamp`.
+    fn codec_bytes(records: &[Record], stamp: Stamp, compression: Codec) -> Bytes {
         let krecords: Vec<KRecord> = records
             .iter()
             .enumerate()
@@ -151,11 +427,11 @@ mod tests {
                 transactional: false,
                 control: false,
                 partition_leader_epoch: -1,
-                producer_id: producer.0,
-                producer_epoch: producer.1,
+                producer_id: stamp.producer_id,
+                producer_epoch: stamp.epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: n as i64,
-                sequence: base_sequence.wrapping_add(n as i32),
+                sequence: stamp.base_sequence.wrapping_add(n as i32),
                 timestamp: r.timestamp_ms,
                 key: r.key.clone(),
                 value: Some(r.value.clone()),
@@ -170,38 +446,15 @@ mod tests {
         let mut buf = BytesMut::new();
         let options = RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         };
         RecordBatchEncoder::encode(&mut buf, krecords.iter(), &options).unwrap();
         buf.freeze()
     }
 
-    #[test]
-    fn varint_lengths_match_the_encoding() {
-        for v in [
-            0,
-            1,
-            -1,
-            63,
-            64,
-            -64,
-            -65,
-            8191,
-            8192,
-            i64::from(i32::MAX),
-            i64::MAX,
-            i64::MIN,
-        ] {
-            let mut buf = BytesMut::new();
-            put_varint(&mut buf, v);
-            assert_eq!(buf.len(), varint_len(v), "{v}");
-        }
-    }
-
-    #[test]
-    fn same_bytes_as_the_codec() {
+    fn sample() -> Vec<Record> {
         let big = Bytes::from(vec![b'x'; 300]);
-        let records: Vec<Record> = (0..200)
+        (0..200)
             .map(|i| Record {
                 key: (i % 7 != 0).then(|| Bytes::from(i.to_string())),
                 value: if i % 5 == 0 {
@@ -217,26 +470,130 @@ mod tests {
                 } else {
                     Vec::new()
                 },
+                // Not in order: the base is the smallest, and deltas may be of either sign
+                // relative to the first record.
                 timestamp_ms: 1_700_000_000_000 + (i * 37 % 1000),
             })
-            .collect();
+            .collect()
+    }
+
+    fn stamp(producer_id: i64, epoch: i16, base_sequence: i32) -> Stamp {
+        Stamp {
+            producer_id,
+            epoch,
+            base_sequence,
+        }
+    }
+
+    const STAMPS: [Stamp; 3] = [
+        Stamp::NONE,
+        Stamp {
+            producer_id: 7,
+            epoch: 0,
+            base_sequence: 0,
+        },
+        Stamp {
+            producer_id: 12345,
+            epoch: 3,
+            base_sequence: i32::MAX - 50,
+        },
+    ];
+
+    fn compressions() -> Vec<(Compression, Codec)> {
+        vec![
+            (Compression::None, Codec::None),
+            (Compression::Gzip, Codec::Gzip),
+            (Compression::Snappy, Codec::Snappy),
+        ]
+    }
+
+    #[test]
+    fn same_bytes_as_the_codec_compressed_or_not() {
+        let records = sample();
         let all: Vec<u32> = (0..records.len() as u32).collect();
-        for (producer, base_sequence) in [((-1, -1), -1), ((7, 0), 0), ((12345, 3), i32::MAX - 50)]
-        {
-            for take in [1, 2, 199, 200] {
-                let mine =
-                    write_uncompressed(&records, &all[..take], producer, base_sequence).unwrap();
-                let theirs = codec_bytes(&records[..take], producer, base_sequence);
-                assert_eq!(mine, theirs, "{take} records, producer {producer:?}");
+        for (ours, theirs) in compressions() {
+            for s in STAMPS {
+                for take in [1, 2, 199, 200] {
+                    let mine = write(&records, &all[..take], s, ours).unwrap();
+                    let codec = codec_bytes(&records[..take], s, theirs);
+                    assert_eq!(mine, codec, "{take} records, {s:?}, {ours:?}");
+                }
             }
         }
         // Any subset, in the order given.
         let some: Vec<u32> = (0..200).filter(|i| i % 4 == 1).collect();
         let picked: Vec<Record> = some.iter().map(|&i| records[i as usize].clone()).collect();
         assert_eq!(
-            write_uncompressed(&records, &some, (9, 1), 40).unwrap(),
-            codec_bytes(&picked, (9, 1), 40)
+            write(&records, &some, stamp(9, 1, 40), Compression::None).unwrap(),
+            codec_bytes(&picked, stamp(9, 1, 40), Codec::None)
         );
-        assert!(write_uncompressed(&records, &[], (9, 1), 40).is_none());
+        assert!(write(&records, &[], stamp(9, 1, 40), Compression::None).is_err());
+        assert!(write(&records, &[200], stamp(9, 1, 40), Compression::None).is_err());
+    }
+
+    #[test]
+    fn a_restamped_batch_is_the_batch_written_under_the_new_stamp() {
+        let records = sample();
+        let all: Vec<u32> = (0..records.len() as u32).collect();
+        for (ours, _) in compressions() {
+            let first = write(&records, &all, Stamp::NONE, ours).unwrap();
+            for s in STAMPS {
+                assert_eq!(
+                    restamp(&first, s),
+                    write(&records, &all, s, ours).unwrap(),
+                    "{s:?}, {ours:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_split_batch_is_its_halves_written_apart_and_decodes_to_the_same_records() {
+        let records = sample();
+        let all: Vec<u32> = (0..records.len() as u32).collect();
+        for (ours, _) in compressions() {
+            for s in STAMPS {
+                let whole = write(&records, &all, s, ours).unwrap();
+                for at in [1, 100, 199] {
+                    let (first, second) = split(&whole, at, ours).unwrap();
+                    let label = format!("{ours:?}, {s:?}, at {at}");
+                    assert_eq!(
+                        first,
+                        write(&records, &all[..at], s, ours).unwrap(),
+                        "{label}"
+                    );
+                    assert_eq!(
+                        second,
+                        write(&records, &all[at..], s.advanced(at), ours).unwrap(),
+                        "{label}"
+                    );
+                    // And the codec reads them back as the records they came from.
+                    let mut both = BytesMut::from(&first[..]);
+                    both.put_slice(&second);
+                    let mut both = both.freeze();
+                    let mut decoded = Vec::new();
+                    while !both.is_empty() {
+                        decoded.extend(RecordBatchDecoder::decode(&mut both).unwrap().records);
+                    }
+                    assert_eq!(decoded.len(), records.len(), "{label}");
+                    for (d, r) in decoded.iter().zip(&records) {
+                        assert_eq!(
+                            (&d.key, d.value.as_ref(), d.timestamp),
+                            (&r.key, Some(&r.value), r.timestamp_ms),
+                            "{label}"
+                        );
+                    }
+                }
+                assert!(split(&whole, 0, ours).is_err());
+                assert!(split(&whole, 200, ours).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        assert_eq!(stamp(1, 0, i32::MAX).advanced(1).base_sequence, 0);
+        assert_eq!(stamp(1, 0, i32::MAX - 1).advanced(3).base_sequence, 1);
+        assert_eq!(Stamp::NONE.advanced(5), Stamp::NONE);
     }
 }

@@ -1,0 +1,377 @@
+//! The batches of a send: planned per partition within the request budget, stamped with the
+//! idempotent producer's sequence numbers, encoded once (`records`), re-stamped under a new
+//! producer id and split when the broker finds one too large, always from their own encoding.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::results::Delivery;
+use crate::kafka::error::Error;
+use crate::kafka::partitioner::partition_for_key;
+use crate::kafka::records::{self, wrap_sequence, Compression, Record, Stamp, BATCH_OVERHEAD};
+
+/// A group of records for one partition, sent as one RecordBatch.
+#[derive(Debug)]
+pub(super) struct Batch {
+    pub partition: i32,
+    /// Which of the send's records it holds, in input order: the deliveries its acknowledgement
+    /// fills in.
+    pub records: Vec<u32>,
+    pub stamp: Stamp,
+    /// The batch as sent, so that a retry resends identical bytes (emptied once acknowledged).
+    pub encoded: Bytes,
+    pub done: bool,
+}
+
+impl Batch {
+    pub fn acknowledge(&mut self, base_offset: Option<i64>, delivered: &mut [Option<Delivery>]) {
+        for (n, &i) in self.records.iter().enumerate() {
+            delivered[i as usize] = Some(Delivery {
+                partition: self.partition,
+                offset: base_offset.map(|o| o + n as i64),
+            });
+        }
+        self.done = true;
+        self.encoded = Bytes::new();
+    }
+}
+
+/// One send in progress: its batches (none until planned) and what each record's delivery is
+/// so far.
+pub(super) struct Outgoing {
+    pub topic: String,
+    pub batches: Vec<Batch>,
+    /// One entry per record of the send, in input order.
+    pub delivered: Vec<Option<Delivery>>,
+}
+
+impl Outgoing {
+    pub fn new(topic: &str, records: usize) -> Outgoing {
+        Outgoing {
+            topic: topic.to_string(),
+            batches: Vec::new(),
+            delivered: vec![None; records],
+        }
+    }
+
+    pub fn unacknowledged(&self) -> bool {
+        self.delivered.iter().any(Option::is_none)
+    }
+}
+
+/// The idempotent producer's state (KIP-98).
+#[derive(Debug)]
+pub(super) enum Idempotence {
+    Off,
+    /// We need a (new) producer id before the next send.
+    NeedsId,
+    On {
+        producer_id: i64,
+        epoch: i16,
+        /// The next sequence number per (topic, partition).
+        sequences: HashMap<(String, i32), i32>,
+    },
+}
+
+impl Idempotence {
+    pub fn is_on(&self) -> bool {
+        matches!(self, Idempotence::On { .. })
+    }
+
+    /// (producer id, epoch) that new batches are stamped with; (-1, -1) when not idempotent.
+    fn producer(&self) -> (i64, i16) {
+        match self {
+            Idempotence::On {
+                producer_id, epoch, ..
+            } => (*producer_id, *epoch),
+            _ => Stamp::NONE.producer(),
+        }
+    }
+
+    /// The stamps of the next `n` records of a partition, with how many records each covers:
+    /// one, or two where the sequence wraps from i32::MAX to 0 (a batch may not straddle it).
+    fn allocate(&mut self, topic: &str, partition: i32, n: usize) -> Vec<(Stamp, usize)> {
+        let Idempotence::On {
+            producer_id,
+            epoch,
+            sequences,
+        } = self
+        else {
+            return vec![(Stamp::NONE, n)];
+        };
+        let next = sequences.entry((topic.to_string(), partition)).or_insert(0);
+        let stamp = Stamp {
+            producer_id: *producer_id,
+            epoch: *epoch,
+            base_sequence: *next,
+        };
+        *next = wrap_sequence(*next as i64 + n as i64);
+        let room = (i32::MAX as i64 - stamp.base_sequence as i64 + 1) as usize;
+        if n > room {
+            vec![(stamp, room), (stamp.advanced(room), n - room)]
+        } else {
+            vec![(stamp, n)]
+        }
+    }
+}
+
+/// Plans, stamps, encodes and splits batches: everything about them that outlives one round.
+pub(super) struct Batcher {
+    pub idempotence: Idempotence,
+    compression: Compression,
+    /// Where unkeyed records go next: spread over the partitions in turn.
+    round_robin: usize,
+}
+
+impl Batcher {
+    pub fn new(idempotence: Idempotence, compression: Compression) -> Batcher {
+        Batcher {
+            idempotence,
+            compression,
+            round_robin: 0,
+        }
+    }
+
+    /// Splits `records` into batches: per partition (of `partitions`), in input order, each
+    /// within `budget` bytes; stamps and encodes them.
+    pub fn plan(
+        &mut self,
+        topic: &str,
+        records: &[Record],
+        partitions: usize,
+        budget: usize,
+    ) -> Result<Vec<Batch>, Error> {
+        let partitions = partitions.max(1);
+        let mut per_partition: Vec<Vec<u32>> = vec![Vec::new(); partitions];
+        let mut unkeyed = 0usize;
+        for (i, record) in records.iter().enumerate() {
+            let partition = match &record.key {
+                Some(key) => partition_for_key(key, partitions),
+                None => {
+                    unkeyed += 1;
+                    (self.round_robin + unkeyed) % partitions
+                }
+            };
+            per_partition[partition].push(i as u32);
+        }
+        self.round_robin = self.round_robin.wrapping_add(unkeyed);
+
+        let mut batches = Vec::new();
+        for (partition, indices) in per_partition.into_iter().enumerate() {
+            let partition = partition as i32;
+            let mut groups = Vec::new();
+            let mut current = Vec::new();
+            let mut size = BATCH_OVERHEAD;
+            for i in indices {
+                let s = records[i as usize].size_bound();
+                if !current.is_empty() && size + s > budget {
+                    groups.push(std::mem::take(&mut current));
+                    size = BATCH_OVERHEAD;
+                }
+                current.push(i);
+                size += s;
+            }
+            groups.extend((!current.is_empty()).then_some(current));
+            for mut group in groups {
+                for (stamp, n) in self.idempotence.allocate(topic, partition, group.len()) {
+                    let rest = group.split_off(n);
+                    let encoded = records::write(records, &group, stamp, self.compression)?;
+                    batches.push(Batch {
+                        partition,
+                        records: std::mem::replace(&mut group, rest),
+                        stamp,
+                        encoded,
+                        done: false,
+                    });
+                }
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Stamps every pending batch that was not stamped under the current producer id (a new
+    /// one, or none after falling back) anew, in order per partition.
+    pub fn restamp(&mut self, topic: &str, batches: &mut Vec<Batch>) -> Result<(), Error> {
+        let current = self.idempotence.producer();
+        let mut i = 0;
+        while i < batches.len() {
+            if batches[i].done || batches[i].stamp.producer() == current {
+                i += 1;
+                continue;
+            }
+            let pieces =
+                self.idempotence
+                    .allocate(topic, batches[i].partition, batches[i].records.len());
+            if let [(_, first), _] = pieces[..] {
+                self.split_at(batches, i, first)?;
+            }
+            for (n, (stamp, _)) in pieces.into_iter().enumerate() {
+                let b = &mut batches[i + n];
+                b.encoded = records::restamp(&b.encoded, stamp);
+                b.stamp = stamp;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Halves batch `i` (the broker found it too large); the halves take its place, so order
+    /// is kept.
+    pub fn halve(&self, batches: &mut Vec<Batch>, i: usize) -> Result<(), Error> {
+        let half = batches[i].records.len() / 2;
+        self.split_at(batches, i, half)
+    }
+
+    /// Batch `i` as two: its first `at` records, and the rest right after it.
+    fn split_at(&self, batches: &mut Vec<Batch>, i: usize, at: usize) -> Result<(), Error> {
+        let b = &mut batches[i];
+        let (first, second) = records::split(&b.encoded, at, self.compression)?;
+        let tail = b.records.split_off(at);
+        b.encoded = first;
+        let second = Batch {
+            partition: b.partition,
+            records: tail,
+            stamp: b.stamp.advanced(at),
+            encoded: second,
+            done: false,
+        };
+        batches.insert(i + 1, second);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    fn record(key: Option<&str>, size: usize) -> Record {
+        Record {
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Bytes::from(vec![b'x'; size]),
+            headers: vec![],
+            timestamp_ms: 0,
+        }
+    }
+
+    fn batcher(idempotence: Idempotence) -> Batcher {
+        Batcher::new(idempotence, Compression::None)
+    }
+
+    fn idempotent(next: &[(i32, i32)]) -> Idempotence {
+        Idempotence::On {
+            producer_id: 7,
+            epoch: 0,
+            sequences: next
+                .iter()
+                .map(|&(p, s)| (("t".to_string(), p), s))
+                .collect(),
+        }
+    }
+
+    /// (partition, base sequence, records, producer id) per batch, read from its encoding.
+    fn encoded(batches: &[Batch]) -> Vec<(i32, i32, usize, i64)> {
+        batches
+            .iter()
+            .map(|b| {
+                let infos = RecordBatchDecoder::decode_batch_info(&mut b.encoded.clone()).unwrap();
+                assert_eq!(infos.len(), 1, "one record batch per batch");
+                assert_eq!(infos[0].record_count as usize, b.records.len());
+                (
+                    b.partition,
+                    infos[0].base_sequence,
+                    b.records.len(),
+                    infos[0].producer_id,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plan_keeps_input_order_per_partition_and_respects_the_budget() {
+        let records: Vec<Record> = (0..300)
+            .map(|i| record(Some(&i.to_string()), 100))
+            .collect();
+        let budget = 10_000;
+        let batches = batcher(Idempotence::Off)
+            .plan("t", &records, 3, budget)
+            .unwrap();
+        for b in &batches {
+            let size: usize = BATCH_OVERHEAD
+                + b.records
+                    .iter()
+                    .map(|&i| records[i as usize].size_bound())
+                    .sum::<usize>();
+            assert!(size <= budget, "batch of {size} bytes over budget {budget}");
+            assert!(b.encoded.len() <= size, "the size bound is an upper bound");
+            assert!(b.records.windows(2).all(|w| w[0] < w[1]));
+            for &i in &b.records {
+                assert_eq!(
+                    partition_for_key(i.to_string().as_bytes(), 3) as i32,
+                    b.partition
+                );
+            }
+        }
+        assert_eq!(batches.iter().map(|b| b.records.len()).sum::<usize>(), 300);
+    }
+
+    #[test]
+    fn unkeyed_records_are_spread_evenly() {
+        let records: Vec<Record> = (0..400).map(|_| record(None, 10)).collect();
+        let batches = batcher(Idempotence::Off)
+            .plan("t", &records, 4, 1 << 20)
+            .unwrap();
+        let mut counts = [0; 4];
+        for b in &batches {
+            counts[b.partition as usize] += b.records.len();
+        }
+        assert_eq!(counts, [100; 4]);
+    }
+
+    #[test]
+    fn sequences_are_consecutive_per_partition_and_wrap_at_i32_max() {
+        let records: Vec<Record> = (0..4).map(|_| record(None, 10)).collect();
+        let mut b = batcher(idempotent(&[(0, i32::MAX - 1)]));
+        let batches = b.plan("t", &records, 1, 1 << 20).unwrap();
+        assert_eq!(
+            encoded(&batches),
+            vec![(0, i32::MAX - 1, 2, 7), (0, 0, 2, 7)]
+        );
+        assert_eq!(batches[1].records, [2, 3]);
+        // The next send goes on from there; another partition starts at 0.
+        let more = b.plan("t", &records[..2], 2, 1 << 20).unwrap();
+        assert_eq!(encoded(&more), vec![(0, 2, 1, 7), (1, 0, 1, 7)]);
+    }
+
+    #[test]
+    fn a_new_producer_id_restamps_pending_batches_and_splits_at_the_wrap() {
+        let records: Vec<Record> = (0..4).map(|_| record(None, 10)).collect();
+        let mut b = batcher(Idempotence::Off);
+        let mut batches = b.plan("t", &records, 1, 1 << 20).unwrap();
+        assert_eq!(encoded(&batches), vec![(0, -1, 4, -1)]);
+        b.idempotence = idempotent(&[(0, i32::MAX - 1)]);
+        b.restamp("t", &mut batches).unwrap();
+        assert_eq!(
+            encoded(&batches),
+            vec![(0, i32::MAX - 1, 2, 7), (0, 0, 2, 7)]
+        );
+        assert_eq!(batches[0].records, [0, 1]);
+        assert_eq!(batches[1].records, [2, 3]);
+        // Back to no idempotence: every pending batch loses its sequence.
+        b.idempotence = Idempotence::Off;
+        batches[0].done = true;
+        b.restamp("t", &mut batches).unwrap();
+        assert_eq!(encoded(&batches[1..]), vec![(0, -1, 2, -1)]);
+    }
+
+    #[test]
+    fn halving_keeps_order_and_sequences() {
+        let records: Vec<Record> = (0..5).map(|_| record(None, 10)).collect();
+        let mut b = batcher(idempotent(&[(0, 10)]));
+        let mut batches = b.plan("t", &records, 1, 1 << 20).unwrap();
+        b.halve(&mut batches, 0).unwrap();
+        assert_eq!(encoded(&batches), vec![(0, 10, 2, 7), (0, 12, 3, 7)]);
+        assert_eq!(batches[1].records, [2, 3, 4]);
+    }
+}

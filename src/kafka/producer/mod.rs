@@ -1,0 +1,527 @@
+//! The synchronous producer: the send and its retries, on top of rooms of its own:
+//! - `config` — `ProducerConfig` and the defaults of every producer setting;
+//! - `cluster` — brokers, topic leaders and connections (Metadata, ListOffsets, InitProducerId);
+//! - `batches` — planning per partition, sequence numbers, re-stamping and splitting;
+//! - `round` — one round of Produce requests and the retry decision per partition;
+//! - `results` — what a send returns.
+//!
+//! `Producer::send` takes a topic and a slice of records and returns only when every record is
+//! acknowledged, or with an error that says which records were not. Retries happen inside, until
+//! the delivery deadline.
+
+mod batches;
+mod cluster;
+mod config;
+mod results;
+mod round;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use batches::{Batcher, Idempotence, Outgoing};
+use cluster::{Cluster, ProducerIdAnswer};
+use round::{Round, RoundOutcome, RoundSettings};
+
+pub use config::{Acks, ProducerConfig};
+pub use results::{Delivery, SendError, Unsettled};
+
+use super::error::Error;
+use super::records::{Record, BATCH_OVERHEAD};
+use crate::backoff::{sleep_until, Backoff};
+
+/// How many times an unknown topic is looked up again before we say it does not exist (a topic
+/// created a moment ago may not have reached every broker's metadata yet).
+const UNKNOWN_TOPIC_ATTEMPTS: u32 = 3;
+/// Kafka keeps the last five batches per producer and partition for deduplication, so an
+/// idempotent producer may have at most five requests in flight per partition.
+const MAX_IN_FLIGHT_IDEMPOTENT: usize = 5;
+
+/// A synchronous Kafka producer. Not thread-safe by design: repliqate's loop owns it.
+pub struct Producer {
+    config: ProducerConfig,
+    cluster: Cluster,
+    batcher: Batcher,
+    /// Set by the caller to stop retrying (shutdown).
+    cancel: Arc<AtomicBool>,
+    backoff: Backoff,
+    /// A failed send's `Unsettled` is out with the caller: sending anything else first means
+    /// it was given up, and its batches' sequence numbers with it.
+    unsettled_out: bool,
+}
+
+/// A send whose requests are written but whose acknowledgements are not read yet (see
+/// `Producer::start`).
+pub struct Pending {
+    out: Outgoing,
+    /// The records, until they are planned into batches (which hold them encoded).
+    records: Vec<Record>,
+    started: Instant,
+    /// The first round, when `start` could begin it.
+    round: Option<Round>,
+}
+
+impl Producer {
+    /// Creates a producer. Nothing is dialled until the first call that needs a broker.
+    pub fn new(config: ProducerConfig) -> Producer {
+        let idempotence = if !config.idempotent {
+            Idempotence::Off
+        } else if config.acks != Acks::All {
+            log::warn!("kafka: idempotence needs acks=all; producing without idempotence");
+            Idempotence::Off
+        } else {
+            Idempotence::NeedsId
+        };
+        Producer {
+            cluster: Cluster::new(config.bootstrap.clone(), config.conn_options()),
+            batcher: Batcher::new(idempotence, config.compression),
+            cancel: Arc::new(AtomicBool::new(false)),
+            backoff: Backoff::new(config.retry_backoff, config.retry_backoff_max),
+            unsettled_out: false,
+            config,
+        }
+    }
+
+    /// A flag that, once set, makes `send` stop retrying and return `Error::Cancelled` for
+    /// whatever is not yet acknowledged (used for shutdown).
+    pub fn with_cancel_flag(mut self, cancel: Arc<AtomicBool>) -> Producer {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Whether batches carry producer ids and sequence numbers (false after falling back).
+    pub fn is_idempotent(&self) -> bool {
+        !matches!(self.batcher.idempotence, Idempotence::Off)
+    }
+
+    /// The producer id the broker gave us (`InitProducerId`), once there is one: logged, and
+    /// checked by tests against the batches the broker stored.
+    pub fn producer_id(&self) -> Option<i64> {
+        match self.batcher.idempotence {
+            Idempotence::On { producer_id, .. } => Some(producer_id),
+            _ => None,
+        }
+    }
+
+    /// Looks the topic up (retrying transient failures until the delivery deadline) and returns
+    /// its partition count. Used at start-up so that a missing topic is reported at once.
+    pub fn check_topic(&mut self, topic: &str) -> Result<usize, Error> {
+        let mut retries = Retries::new(topic, Instant::now());
+        loop {
+            match self.cluster.refresh_metadata(topic) {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    let e = retries.judge(e, &self.config)?;
+                    log::debug!("kafka: looking up topic {topic}: {e}; retrying");
+                }
+            }
+            self.wait(&mut retries)?;
+        }
+    }
+
+    /// Whether any partition of `topic` holds records (latest offset above earliest), asked of
+    /// each partition's leader with ListOffsets. Used at start-up to tell a new job (empty
+    /// topic) from one whose stored position was lost.
+    pub fn topic_has_records(&mut self, topic: &str) -> Result<bool, Error> {
+        self.check_topic(topic)?;
+        self.cluster.has_records(topic)
+    }
+
+    /// Sends `records` to `topic` and returns when every one is acknowledged, with its partition
+    /// and offset, in input order. Order within a partition is preserved, also across retries.
+    pub fn send(&mut self, topic: &str, records: &[Record]) -> Result<Vec<Delivery>, SendError> {
+        self.give_up_unsettled();
+        let mut out = Outgoing::new(topic, records.len());
+        let result = self.send_new(&mut out, records);
+        self.conclude(out, result)
+    }
+
+    /// Sends a failed send's unacknowledged batches again, as they were, and returns like
+    /// `send` for all of that send's records (those acknowledged before included). The delivery
+    /// deadline starts afresh. Must come before any other send on this producer.
+    pub fn resume(&mut self, unsettled: Unsettled) -> Result<Vec<Delivery>, SendError> {
+        self.unsettled_out = false;
+        let Unsettled(mut out) = unsettled;
+        // Leaders have likely moved during whatever failed the send.
+        self.cluster.forget(&out.topic);
+        let result = self.retry(&mut out, &[], None, Instant::now());
+        self.conclude(out, result)
+    }
+
+    /// A new send while an `Unsettled` is out: its batches are given up, so the broker's
+    /// sequence numbers may be ahead of or behind ours; a new producer id starts afresh.
+    fn give_up_unsettled(&mut self) {
+        if std::mem::take(&mut self.unsettled_out) && self.batcher.idempotence.is_on() {
+            self.batcher.idempotence = Idempotence::NeedsId;
+        }
+    }
+
+    /// The first half of a send that lets the caller work while the broker does: writes the
+    /// produce requests (as many as the in-flight limits allow) and returns without waiting
+    /// for acknowledgements. `finish` must be called next, before any other call on this
+    /// producer; together they behave exactly like `send`.
+    pub fn start(&mut self, topic: &str, records: Vec<Record>) -> Pending {
+        self.give_up_unsettled();
+        let mut pending = Pending {
+            out: Outgoing::new(topic, records.len()),
+            records,
+            started: Instant::now(),
+            round: None,
+        };
+        // Anything unusual (an oversized record, no producer id or metadata yet, shutdown) is
+        // left to `finish`, which takes the ordinary path with its retries.
+        let budget = self.config.batch_budget(topic);
+        let ready = !pending.records.is_empty()
+            && pending
+                .records
+                .iter()
+                .all(|r| r.size_bound() + BATCH_OVERHEAD <= budget)
+            && self.check_cancelled().is_ok()
+            && self.ensure_producer_id().is_ok()
+            && (self.cluster.leaders(topic).is_some()
+                || self.cluster.refresh_metadata(topic).is_ok());
+        if ready && self.plan(&mut pending.out, &pending.records).is_ok() {
+            // The batches hold the records encoded, which is all a retry needs: the caller's
+            // copy of the values can go, so one batch in flight is held once in memory.
+            pending.records = Vec::new();
+            let settings = self.round_settings(topic);
+            let mut round = Round::begin(&mut self.cluster, &pending.out, settings);
+            round.write(&mut self.cluster, &mut pending.out);
+            pending.round = Some(round);
+        }
+        pending
+    }
+
+    /// The second half of `start`: reads the acknowledgements, retries what failed, and returns
+    /// like `send`.
+    pub fn finish(&mut self, pending: Pending) -> Result<Vec<Delivery>, SendError> {
+        let Pending {
+            mut out,
+            records,
+            started,
+            round,
+        } = pending;
+        let result = match round {
+            None => self.send_new(&mut out, &records),
+            Some(mut round) => {
+                round.complete(&mut self.cluster, &mut out);
+                let first = self.outcome_result(round.end(&self.batcher, &mut out), &out);
+                self.retry(&mut out, &records, Some(first), started)
+            }
+        };
+        self.conclude(out, result)
+    }
+
+    /// The result of a send, and on failure what it leaves behind: its batches, for `resume`,
+    /// when the error is transient; otherwise a new producer id for the next send.
+    fn conclude(
+        &mut self,
+        out: Outgoing,
+        result: Result<(), Error>,
+    ) -> Result<Vec<Delivery>, SendError> {
+        let error = match result {
+            Ok(()) => {
+                return Ok(out
+                    .delivered
+                    .into_iter()
+                    .map(|d| {
+                        d.unwrap_or(Delivery {
+                            partition: -1,
+                            offset: None,
+                        })
+                    })
+                    .collect())
+            }
+            Err(error) => error,
+        };
+        let unacknowledged = out.unacknowledged();
+        let delivered = out.delivered.clone();
+        // A transient failure: the caller may send the same batches again.
+        let unsettled = (unacknowledged
+            && error.is_retriable()
+            && !matches!(error, Error::Cancelled)
+            && !out.batches.is_empty())
+        .then(|| Box::new(Unsettled(out)));
+        if unsettled.is_some() {
+            self.unsettled_out = true;
+        } else if unacknowledged && self.batcher.idempotence.is_on() {
+            // Batches of unknown fate leave the broker's sequence numbers out of step with
+            // ours; a new producer id starts every partition afresh.
+            self.batcher.idempotence = Idempotence::NeedsId;
+        }
+        Err(SendError {
+            error,
+            delivered,
+            unsettled,
+        })
+    }
+
+    /// A send of records not planned yet: what comes before a record that can never be sent is
+    /// delivered, so that the caller can commit up to it; then the send fails naming it.
+    fn send_new(&mut self, out: &mut Outgoing, records: &[Record]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let budget = self.config.batch_budget(&out.topic);
+        let oversized = records
+            .iter()
+            .map(Record::size_bound)
+            .enumerate()
+            .find(|&(_, s)| s + BATCH_OVERHEAD > budget);
+        let Some((i, size)) = oversized else {
+            return self.retry(out, records, None, Instant::now());
+        };
+        if i > 0 {
+            self.retry(out, &records[..i], None, Instant::now())?;
+        }
+        Err(Error::RecordTooLarge {
+            topic: out.topic.clone(),
+            key: records[i].describe_key(),
+            size,
+            limit: Some(self.config.max_request_size),
+        })
+    }
+
+    /// Attempts until every record is acknowledged, a non-retriable error, or the deadline.
+    /// `first` is the outcome of an attempt already made (by `start`/`finish`), if any.
+    fn retry(
+        &mut self,
+        out: &mut Outgoing,
+        records: &[Record],
+        mut first: Option<Result<(), Error>>,
+        started: Instant,
+    ) -> Result<(), Error> {
+        let mut retries = Retries::new(&out.topic, started);
+        loop {
+            let result = match first.take() {
+                Some(result) => result,
+                None => self.attempt(out, records),
+            };
+            let e = match result {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if e.needs_metadata_refresh() {
+                self.cluster.forget(&out.topic);
+            }
+            let e = retries.judge(e, &self.config)?;
+            if matches!(e, Error::UnknownTopic { .. }) || retries.warned {
+                log::debug!("kafka: topic {}: {e}; retrying", out.topic);
+            } else {
+                log::warn!(
+                    "kafka: topic {}: {e}; retrying for up to {:.0}s",
+                    out.topic,
+                    self.config.delivery_timeout.as_secs_f64()
+                );
+                retries.warned = true;
+            }
+            self.wait(&mut retries)?;
+        }
+    }
+
+    /// One attempt: make sure we have a producer id and metadata, plan the batches on first use,
+    /// then send every pending batch once.
+    fn attempt(&mut self, out: &mut Outgoing, records: &[Record]) -> Result<(), Error> {
+        self.check_cancelled()?;
+        self.ensure_producer_id()?;
+        if self.cluster.leaders(&out.topic).is_none() {
+            self.cluster.refresh_metadata(&out.topic)?;
+        }
+        if out.batches.is_empty() {
+            self.plan(out, records)?;
+        }
+        self.batcher.restamp(&out.topic, &mut out.batches)?;
+        let settings = self.round_settings(&out.topic);
+        let mut round = Round::begin(&mut self.cluster, out, settings);
+        round.complete(&mut self.cluster, out);
+        let outcome = round.end(&self.batcher, out);
+        self.outcome_result(outcome, out)
+    }
+
+    /// Plans `records` into `out`'s batches, for the partitions the metadata shows.
+    fn plan(&mut self, out: &mut Outgoing, records: &[Record]) -> Result<(), Error> {
+        let partitions = self.cluster.leaders(&out.topic).map_or(1, <[i32]>::len);
+        let budget = self.config.batch_budget(&out.topic);
+        out.batches = self.batcher.plan(&out.topic, records, partitions, budget)?;
+        Ok(())
+    }
+
+    fn round_settings(&self, topic: &str) -> RoundSettings {
+        RoundSettings {
+            max_in_flight: if self.batcher.idempotence.is_on() {
+                MAX_IN_FLIGHT_IDEMPOTENT
+            } else {
+                1
+            },
+            acks: self.config.acks.code(),
+            timeout_ms: self.config.request_timeout_ms(),
+            budget: self.config.batch_budget(topic),
+        }
+    }
+
+    fn outcome_result(&mut self, outcome: RoundOutcome, out: &Outgoing) -> Result<(), Error> {
+        if outcome.reset_producer_id {
+            self.batcher.idempotence = Idempotence::NeedsId;
+        }
+        if outcome.refresh_metadata {
+            self.cluster.forget(&out.topic);
+        }
+        match outcome.error {
+            Some(e) => Err(e),
+            None if out.batches.iter().all(|b| b.done) => Ok(()),
+            None => Err(Error::protocol(
+                "(none)",
+                "round ended with batches neither sent nor failed",
+            )),
+        }
+    }
+
+    /// Obtains a producer id when we need one; falls back to non-idempotent producing, with one
+    /// warning, where the broker cannot or will not give us one.
+    fn ensure_producer_id(&mut self) -> Result<(), Error> {
+        if !matches!(self.batcher.idempotence, Idempotence::NeedsId) {
+            return Ok(());
+        }
+        let fallback = "producing without idempotence (a retried batch may be written twice)";
+        self.batcher.idempotence = match self
+            .cluster
+            .init_producer_id(self.config.request_timeout_ms())?
+        {
+            ProducerIdAnswer::Granted { producer_id, epoch } => {
+                log::debug!("kafka: producer id {producer_id} epoch {epoch}");
+                Idempotence::On {
+                    producer_id,
+                    epoch,
+                    sequences: Default::default(),
+                }
+            }
+            ProducerIdAnswer::Unsupported { broker } => {
+                log::warn!("kafka: broker {broker} does not support InitProducerId; {fallback}");
+                Idempotence::Off
+            }
+            ProducerIdAnswer::Refused { broker, code } => {
+                log::warn!("kafka: broker {broker} refused a producer id ({code:?}); {fallback}");
+                Idempotence::Off
+            }
+        };
+        Ok(())
+    }
+
+    fn check_cancelled(&self) -> Result<(), Error> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sleeps before the next retry, never past the deadline, waking early on cancellation.
+    fn wait(&mut self, retries: &mut Retries) -> Result<(), Error> {
+        retries.attempt += 1;
+        let deadline = retries.started + self.config.delivery_timeout;
+        let wake = (Instant::now() + self.backoff.delay(retries.attempt)).min(deadline);
+        if sleep_until(wake, &self.cancel) {
+            Ok(())
+        } else {
+            Err(Error::Cancelled)
+        }
+    }
+}
+
+/// The retry bookkeeping of one operation: since when it runs, how many attempts, how many of
+/// them found the topic unknown.
+struct Retries {
+    topic: String,
+    started: Instant,
+    attempt: u32,
+    unknown_topic: u32,
+    /// Whether the operation has warned about retrying yet (once is enough).
+    warned: bool,
+}
+
+impl Retries {
+    fn new(topic: &str, started: Instant) -> Retries {
+        Retries {
+            topic: topic.to_string(),
+            started,
+            attempt: 0,
+            unknown_topic: 0,
+            warned: false,
+        }
+    }
+
+    /// The error back when it is worth another attempt; else what the operation fails with:
+    /// the error itself when retrying cannot help, or a delivery timeout naming it.
+    fn judge(&mut self, e: Error, config: &ProducerConfig) -> Result<Error, Error> {
+        let worth_retrying = match e {
+            // A topic created a moment ago may not be in every broker's metadata yet.
+            Error::UnknownTopic { .. } => {
+                self.unknown_topic += 1;
+                self.unknown_topic < UNKNOWN_TOPIC_ATTEMPTS
+            }
+            _ => e.is_retriable(),
+        };
+        if !worth_retrying {
+            return Err(e);
+        }
+        if self.started.elapsed() >= config.delivery_timeout {
+            return Err(Error::DeliveryTimeout {
+                topic: self.topic.clone(),
+                after: self.started.elapsed(),
+                last: Box::new(e),
+            });
+        }
+        Ok(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn record(key: Option<&str>, size: usize) -> Record {
+        Record {
+            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Bytes::from(vec![b'x'; size]),
+            headers: vec![],
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn oversized_record_is_refused_naming_its_key() {
+        let mut p = Producer::new(ProducerConfig {
+            max_request_size: 2048,
+            ..ProducerConfig::default()
+        });
+        let err = p.send("t", &[record(Some("42"), 4096)]).unwrap_err();
+        assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("key \"42\""), "{err}");
+        assert!(!err.error.is_retriable());
+    }
+
+    #[test]
+    fn unreachable_bootstrap_fails_within_the_delivery_timeout() {
+        let mut p = Producer::new(ProducerConfig {
+            bootstrap: vec!["127.0.0.1:1".into()],
+            delivery_timeout: Duration::from_millis(600),
+            ..ProducerConfig::default()
+        });
+        let started = Instant::now();
+        let err = p.send("t", &[record(Some("1"), 10)]).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("127.0.0.1:1") && text.contains("delivery timeout"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! A round sends every pending batch of a send once: one request per leader at a time per
+//! level, pipelined up to the in-flight limit, and records the outcome of each partition. The
+//! retry decision for a partition's response is the one `match` in `Round::handle_response`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::batches::{Batch, Batcher, Outgoing};
+use super::cluster::Cluster;
+use crate::kafka::error::Error;
+use crate::kafka::produce::ProduceBody;
+
+/// What a round needs to know of the producer's settings.
+pub(super) struct RoundSettings {
+    /// Requests in flight per connection: up to 5 for an idempotent producer (the broker keeps
+    /// the last five batches per partition for deduplication), else 1 to keep order.
+    pub max_in_flight: usize,
+    pub acks: i16,
+    pub timeout_ms: i32,
+    /// The space one request has for record batches.
+    pub budget: usize,
+}
+
+/// How far `Round::pump` goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Until everything that may be written now is written.
+    Written,
+    /// Until every request is answered.
+    Answered,
+}
+
+/// One round in progress.
+pub(super) struct Round {
+    queues: Vec<LeaderQueue>,
+    /// Partitions with a failed batch in this round: their later batches are not sent (they
+    /// would be out of order) and are retried in the next round.
+    failed_partitions: HashSet<i32>,
+    /// Batches the broker found too large, halved at the end of the round.
+    splits: Vec<usize>,
+    throttle_ms: i32,
+    outcome: RoundOutcome,
+    settings: RoundSettings,
+}
+
+/// What a round found, for the retry loop.
+#[derive(Default)]
+pub(super) struct RoundOutcome {
+    /// The first non-retriable error, else the first error.
+    pub error: Option<Error>,
+    pub refresh_metadata: bool,
+    pub reset_producer_id: bool,
+}
+
+impl RoundOutcome {
+    fn fail(&mut self, e: Error) {
+        log::debug!("kafka: {e}");
+        let replace = match &self.error {
+            None => true,
+            Some(current) => current.is_retriable() && !e.is_retriable(),
+        };
+        if replace {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// The requests for one leader: queued, and written but not answered.
+struct LeaderQueue {
+    leader: i32,
+    /// Each request is the indices of its batches.
+    queue: VecDeque<Vec<usize>>,
+    /// (correlation id, request).
+    in_flight: VecDeque<(i32, Vec<usize>)>,
+    version: i16,
+}
+
+impl LeaderQueue {
+    /// The connection broke: everything queued or in flight on it is retried next round.
+    fn abandon(&mut self, current: Vec<usize>, batches: &[Batch], failed: &mut HashSet<i32>) {
+        let all = std::iter::once(current)
+            .chain(self.in_flight.drain(..).map(|(_, r)| r))
+            .chain(self.queue.drain(..));
+        for request in all {
+            failed.extend(request.iter().map(|&i| batches[i].partition));
+        }
+    }
+}
+
+impl Round {
+    /// Prepares a round: groups the pending batches into requests per leader and connects to
+    /// the leaders.
+    pub fn begin(cluster: &mut Cluster, out: &Outgoing, settings: RoundSettings) -> Round {
+        let mut round = Round {
+            queues: Vec::new(),
+            failed_partitions: HashSet::new(),
+            splits: Vec::new(),
+            throttle_ms: 0,
+            outcome: RoundOutcome::default(),
+            settings,
+        };
+        let topic = &out.topic;
+        let Some(leaders) = cluster.leaders(topic) else {
+            round.outcome.fail(Error::UnknownTopic {
+                topic: topic.clone(),
+                broker: "(no metadata)".into(),
+            });
+            return round;
+        };
+
+        // Group pending batches per leader, level by level: the k-th pending batch of each
+        // partition goes in the k-th request, so that order within a partition is the order of
+        // requests on the connection.
+        let mut per_leader: HashMap<i32, Vec<Vec<usize>>> = HashMap::new();
+        let mut level: HashMap<i32, usize> = HashMap::new();
+        for (i, batch) in out.batches.iter().enumerate().filter(|(_, b)| !b.done) {
+            let partition = batch.partition;
+            let leader = leaders.get(partition as usize).copied().unwrap_or(-1);
+            if leader < 0 || !cluster.knows(leader) {
+                round.outcome.fail(Error::Broker {
+                    broker: "(none)".into(),
+                    topic: Some(topic.clone()),
+                    partition: Some(partition),
+                    code: ResponseError::LeaderNotAvailable,
+                    message: None,
+                });
+                continue;
+            }
+            let k = level.entry(partition).or_insert(0);
+            let requests = per_leader.entry(leader).or_default();
+            if requests.len() <= *k {
+                requests.resize_with(*k + 1, Vec::new);
+            }
+            requests[*k].push(i);
+            *k += 1;
+        }
+
+        // Levels that exceed the request budget become several requests.
+        let budget = round.settings.budget;
+        for (leader, levels) in per_leader {
+            let mut queue = VecDeque::new();
+            for level in levels {
+                let mut request = Vec::new();
+                let mut size = 0;
+                for i in level {
+                    let s = out.batches[i].encoded.len() + 16;
+                    if !request.is_empty() && size + s > budget {
+                        queue.push_back(std::mem::take(&mut request));
+                        size = 0;
+                    }
+                    request.push(i);
+                    size += s;
+                }
+                queue.extend((!request.is_empty()).then_some(request));
+            }
+            match cluster.produce_connection(leader) {
+                Ok(version) => round.queues.push(LeaderQueue {
+                    leader,
+                    queue,
+                    in_flight: VecDeque::new(),
+                    version,
+                }),
+                Err(e) => {
+                    for i in queue.into_iter().flatten() {
+                        round.failed_partitions.insert(out.batches[i].partition);
+                    }
+                    round.outcome.refresh_metadata = true;
+                    round.outcome.fail(e);
+                }
+            }
+        }
+        round
+    }
+
+    /// Writes requests up to the in-flight limits, without waiting for answers.
+    pub fn write(&mut self, cluster: &mut Cluster, out: &mut Outgoing) {
+        self.pump(cluster, out, Until::Written);
+    }
+
+    /// Writes and reads until every request of the round is answered (or failed).
+    pub fn complete(&mut self, cluster: &mut Cluster, out: &mut Outgoing) {
+        self.pump(cluster, out, Until::Answered);
+    }
+
+    fn pump(&mut self, cluster: &mut Cluster, out: &mut Outgoing, until: Until) {
+        let max_in_flight = self.settings.max_in_flight;
+        // Out of `self` while it runs, so that a response is handled by `&mut self`.
+        let mut queues = std::mem::take(&mut self.queues);
+        loop {
+            let mut busy = false;
+            for q in queues.iter_mut() {
+                while q.in_flight.len() < max_in_flight {
+                    let Some(mut request) = q.queue.pop_front() else {
+                        break;
+                    };
+                    request
+                        .retain(|&i| !self.failed_partitions.contains(&out.batches[i].partition));
+                    if request.is_empty() {
+                        continue;
+                    }
+                    let body = ProduceBody {
+                        acks: self.settings.acks,
+                        timeout_ms: self.settings.timeout_ms,
+                        topic: &out.topic,
+                        partitions: request
+                            .iter()
+                            .map(|&i| (out.batches[i].partition, Some(&out.batches[i].encoded)))
+                            .collect(),
+                    };
+                    let Some(conn) = cluster.connection(q.leader) else {
+                        break;
+                    };
+                    match conn.write_produce(&body, q.version) {
+                        Ok(id) => q.in_flight.push_back((id, request)),
+                        Err(e) => {
+                            cluster.disconnect(q.leader);
+                            q.abandon(request, &out.batches, &mut self.failed_partitions);
+                            self.outcome.refresh_metadata = true;
+                            self.outcome.fail(e);
+                            break;
+                        }
+                    }
+                }
+                if until == Until::Written {
+                    continue;
+                }
+                let Some((id, request)) = q.in_flight.pop_front() else {
+                    continue;
+                };
+                busy = true;
+                let Some(conn) = cluster.connection(q.leader) else {
+                    continue;
+                };
+                let broker = conn.addr().to_string();
+                match conn.read::<ProduceRequest>(id, q.version) {
+                    Ok(response) => {
+                        self.throttle_ms = self.throttle_ms.max(response.throttle_time_ms);
+                        self.handle_response(
+                            Answer {
+                                broker: &broker,
+                                response,
+                                request: &request,
+                            },
+                            out,
+                        );
+                    }
+                    Err(e) => {
+                        cluster.disconnect(q.leader);
+                        q.abandon(request, &out.batches, &mut self.failed_partitions);
+                        self.outcome.refresh_metadata = true;
+                        self.outcome.fail(e);
+                    }
+                }
+            }
+            if until == Until::Written || (!busy && queues.iter().all(|q| q.queue.is_empty())) {
+                break;
+            }
+        }
+        self.queues = queues;
+    }
+
+    /// Handles one Produce response: the retry decision for each partition is the `match`
+    /// below.
+    fn handle_response(&mut self, answer: Answer<'_>, out: &mut Outgoing) {
+        let Answer {
+            broker,
+            response,
+            request,
+        } = answer;
+        let Round {
+            failed_partitions,
+            splits,
+            outcome,
+            ..
+        } = self;
+        let topic = out.topic.as_str();
+        let partitions: HashMap<i32, &_> = response
+            .responses
+            .iter()
+            .filter(|t| t.name.0.as_str() == topic)
+            .flat_map(|t| t.partition_responses.iter())
+            .map(|p| (p.index, p))
+            .collect();
+        for &i in request {
+            let batch = &mut out.batches[i];
+            let partition = batch.partition;
+            let Some(p) = partitions.get(&partition) else {
+                failed_partitions.insert(partition);
+                outcome.fail(Error::protocol(
+                    broker,
+                    format!("Produce response has no result for partition {partition}"),
+                ));
+                continue;
+            };
+            let broker_error = |code| Error::Broker {
+                broker: broker.to_string(),
+                topic: Some(topic.to_string()),
+                partition: Some(partition),
+                code,
+                message: p.error_message.as_ref().map(|m| m.as_str().to_string()),
+            };
+            match ResponseError::try_from_code(p.error_code) {
+                None => {
+                    batch.acknowledge(Some(p.base_offset).filter(|&o| o >= 0), &mut out.delivered)
+                }
+                // Already written by an earlier attempt (Kafka answers success; others this).
+                Some(ResponseError::DuplicateSequenceNumber) => {
+                    batch.acknowledge(None, &mut out.delivered)
+                }
+                Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge)
+                    if batch.records.len() > 1 =>
+                {
+                    failed_partitions.insert(partition);
+                    splits.push(i);
+                    outcome.fail(broker_error(ResponseError::NetworkException));
+                }
+                Some(ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge) => {
+                    failed_partitions.insert(partition);
+                    outcome.fail(Error::RecordTooLarge {
+                        topic: topic.to_string(),
+                        key: "(see batch)".into(),
+                        size: batch.encoded.len(),
+                        limit: None,
+                    });
+                }
+                // An earlier batch of this partition failed in this round: this one was refused
+                // only because of the gap it left, and is simply sent again.
+                Some(ResponseError::OutOfOrderSequenceNumber)
+                    if failed_partitions.contains(&partition) => {}
+                Some(
+                    code @ (ResponseError::OutOfOrderSequenceNumber
+                    | ResponseError::UnknownProducerId
+                    | ResponseError::InvalidProducerEpoch),
+                ) => {
+                    failed_partitions.insert(partition);
+                    outcome.reset_producer_id = true;
+                    outcome.fail(broker_error(code));
+                }
+                Some(code) => {
+                    failed_partitions.insert(partition);
+                    let e = broker_error(code);
+                    outcome.refresh_metadata |= e.needs_metadata_refresh();
+                    outcome.fail(e);
+                }
+            }
+        }
+    }
+
+    /// Ends a round: halves the batches the broker found too large (the halves take the
+    /// original's place, so order is kept) and honours throttling.
+    pub fn end(self, batcher: &Batcher, out: &mut Outgoing) -> RoundOutcome {
+        let Round {
+            mut splits,
+            throttle_ms,
+            mut outcome,
+            ..
+        } = self;
+        splits.sort_unstable();
+        for &i in splits.iter().rev() {
+            if let Err(e) = batcher.halve(&mut out.batches, i) {
+                outcome.fail(e);
+            }
+        }
+        if throttle_ms > 0 {
+            // KIP-219: the broker asks us to hold off; it will mute the connection otherwise.
+            std::thread::sleep(Duration::from_millis(throttle_ms.min(30_000) as u64));
+        }
+        outcome
+    }
+}
+
+/// A broker's answer to one of our Produce requests.
+struct Answer<'a> {
+    broker: &'a str,
+    response: ProduceResponse,
+    /// The indices of the batches the request carried.
+    request: &'a [usize],
+}
