@@ -40,6 +40,16 @@ pub const MAX_LIMIT: u64 = 1_000_000;
 /// worst-case added latency of an unprovable hole at one minute.
 pub const DEFAULT_GAP_TIMEOUT_SECS: u64 = 60;
 
+/// The defaults of the settings that are not the producer's (those are `ProducerConfig::default`).
+const DEFAULT_LIMIT: usize = 10_000;
+const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// `redis_timeout_sec`: connecting to Redis, and each command. Redis answers in microseconds;
+/// a few seconds tell a hung server from a slow one, well within the 15 s lease.
+const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest accepted duration setting: one year. `Duration::from_secs_f64` panics on overflow,
 /// and nothing sensible waits longer.
 const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
@@ -65,43 +75,13 @@ pub struct Config {
     pub kafka: KafkaSettings,
 }
 
-/// Where the last replicated primary key is kept.
-#[derive(Clone, PartialEq)]
-pub enum PositionStoreConfig {
-    /// `host:port`, or a `redis://[[user]:password@]host[:port][/db]` URI (may hold a password:
-    /// print it with `redact_uri`).
-    Redis { addr: String },
-    /// Local state file, replaced atomically on each commit.
-    File { path: PathBuf },
-}
-
-impl fmt::Debug for PositionStoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PositionStoreConfig::Redis { addr } => f
-                .debug_struct("Redis")
-                .field("addr", &redact_uri(addr))
-                .finish(),
-            PositionStoreConfig::File { path } => {
-                f.debug_struct("File").field("path", path).finish()
-            }
-        }
-    }
-}
-
-/// The SQL table to replicate.
-#[derive(Clone, PartialEq)]
+/// The SQL table to replicate, and how.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceSettings {
-    /// SQLAlchemy-style URI; may hold a password, print it with `redact_uri`.
-    pub uri: String,
-    pub table: String,
-    pub primary_key: String,
-    /// Columns to publish, in this order; `None` = all columns. Never empty, no duplicates.
-    pub fields: Option<Vec<String>>,
+    /// What the source module connects to (its own type, built here).
+    pub spec: SourceSpec,
     /// Rows per batch, 1..=MAX_LIMIT.
     pub limit: usize,
-    pub query_timeout: Duration,
-    pub connect_timeout: Duration,
     /// How long rows above a hole in the id sequence are held while a transaction that could
     /// fill the hole may still be running. Zero: never hold (the old tool's behaviour).
     pub gap_timeout: Duration,
@@ -109,39 +89,13 @@ pub struct SourceSettings {
     pub id_step: Option<u64>,
 }
 
-impl fmt::Debug for SourceSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceSettings")
-            .field("uri", &redact_uri(&self.uri))
-            .field("table", &self.table)
-            .field("primary_key", &self.primary_key)
-            .field("fields", &self.fields)
-            .field("limit", &self.limit)
-            .field("query_timeout", &self.query_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("gap_timeout", &self.gap_timeout)
-            .field("id_step", &self.id_step)
-            .finish()
-    }
-}
-
 /// The Kafka topic and how to produce to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KafkaSettings {
     pub topic: String,
-    /// `host:port` (IPv6 as `[addr]:port`), at least one.
-    pub brokers: Vec<String>,
     pub key: KeyMode,
-    pub compression: Compression,
-    pub acks: Acks,
-    pub idempotence: bool,
-    pub request_timeout: Duration,
-    /// Always ≥ `request_timeout`.
-    pub delivery_timeout: Duration,
-    pub connect_timeout: Duration,
-    /// Largest produce request in bytes, ≥ 1024.
-    pub max_request_size: usize,
-    pub client_id: String,
+    /// The producer's own settings, built here from `ProducerConfig::default()` and the file.
+    pub producer: ProducerConfig,
 }
 
 /// What the Kafka message key is.
@@ -153,8 +107,10 @@ pub enum KeyMode {
     None,
 }
 
-// The producer's own types: the config parses straight into them (one concept, not two).
-pub use crate::kafka::{Acks, Compression};
+// Each boundary's own config types: the file is parsed straight into them (one concept, not two).
+pub use crate::kafka::{Acks, Compression, ProducerConfig};
+pub use crate::source::SourceSpec;
+pub use crate::store::PositionStoreConfig;
 
 /// Why the configuration could not be loaded. Never retriable: the file must be fixed.
 #[derive(Debug)]
@@ -303,6 +259,13 @@ fn tab_indented_line(text: &str) -> Option<usize> {
 /// more than one field.
 fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
     let name = raw.name.into_string();
+    if raw.redis_timeout_sec.is_some() && raw.redis_addr.is_none() {
+        return Err(
+            "repliqate: `redis_timeout_sec` is set without `redis_addr`; it applies to Redis \
+             only, set `redis_addr` or remove it"
+                .to_owned(),
+        );
+    }
     let position_store = match (raw.redis_addr, raw.state_file) {
         (Some(_), Some(_)) => {
             return Err(
@@ -313,6 +276,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         }
         (Some(addr), None) => PositionStoreConfig::Redis {
             addr: addr.into_string(),
+            timeout: secs_or(raw.redis_timeout_sec, DEFAULT_REDIS_TIMEOUT),
         },
         (None, state_file) => PositionStoreConfig::File {
             path: state_file_path(state_file.map(|s| s.into_string()), origin, &name),
@@ -321,8 +285,9 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
     let rep = raw.replication;
     let src = rep.sql_source;
     let kafka = rep.kafka_target;
-    let request_timeout = secs_or(kafka.request_timeout_sec, 30);
-    let delivery_timeout = secs_or(kafka.delivery_timeout_sec, 120);
+    let d = ProducerConfig::default();
+    let request_timeout = secs_or(kafka.request_timeout_sec, d.request_timeout);
+    let delivery_timeout = secs_or(kafka.delivery_timeout_sec, d.delivery_timeout);
     if delivery_timeout < request_timeout {
         // Kafka producers require delivery.timeout.ms >= request.timeout.ms (KIP-91).
         return Err(format!(
@@ -332,23 +297,41 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             request_timeout.as_secs_f64()
         ));
     }
+    let producer = ProducerConfig {
+        bootstrap: kafka.brokers.map_or(d.bootstrap, |list| {
+            list.0.into_iter().map(Checked::into_string).collect()
+        }),
+        client_id: kafka.client_id.map_or(d.client_id, Checked::into_string),
+        acks: kafka.acks.unwrap_or(d.acks),
+        compression: kafka.compression.unwrap_or(d.compression),
+        idempotent: kafka.idempotence.unwrap_or(d.idempotent),
+        max_request_size: kafka.max_request_size.map_or(d.max_request_size, |s| s.0),
+        request_timeout,
+        connect_timeout: secs_or(kafka.connect_timeout_sec, d.connect_timeout),
+        delivery_timeout,
+        // Not in the file: librdkafka's 100 ms → 1 s between a send's own retries.
+        retry_backoff: d.retry_backoff,
+        retry_backoff_max: d.retry_backoff_max,
+    };
     Ok(Config {
         name,
         statsd_addr: raw.statsd_addr.map(Checked::into_string),
         position_store,
         poll_interval: rep.poll_interval_sec.0,
-        retry_backoff_max: secs_or(rep.retry_backoff_max_sec, 5),
-        lease: secs_or(raw.lease_sec, 15),
+        retry_backoff_max: secs_or(rep.retry_backoff_max_sec, DEFAULT_RETRY_BACKOFF_MAX),
+        lease: secs_or(raw.lease_sec, DEFAULT_LEASE),
         source: SourceSettings {
-            uri: src.uri.into_string(),
-            table: src.table.into_string(),
-            primary_key: src.primary_key.into_string(),
-            fields: src
-                .fields
-                .map(|list| list.0.into_iter().map(Checked::into_string).collect()),
-            limit: src.limit.map_or(10_000, |l| l.0),
-            query_timeout: secs_or(src.query_timeout_sec, 30),
-            connect_timeout: secs_or(src.connect_timeout_sec, 10),
+            spec: SourceSpec {
+                uri: src.uri.into_string(),
+                table: src.table.into_string(),
+                primary_key: src.primary_key.into_string(),
+                fields: src
+                    .fields
+                    .map(|list| list.0.into_iter().map(Checked::into_string).collect()),
+                query_timeout: secs_or(src.query_timeout_sec, DEFAULT_QUERY_TIMEOUT),
+                connect_timeout: secs_or(src.connect_timeout_sec, DEFAULT_CONNECT_TIMEOUT),
+            },
+            limit: src.limit.map_or(DEFAULT_LIMIT, |l| l.0),
             gap_timeout: src
                 .gap_timeout_sec
                 .map_or(Duration::from_secs(DEFAULT_GAP_TIMEOUT_SECS), |g| g.0),
@@ -356,27 +339,14 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         },
         kafka: KafkaSettings {
             topic: kafka.topic.into_string(),
-            brokers: match kafka.brokers {
-                Some(list) => list.0.into_iter().map(Checked::into_string).collect(),
-                None => vec!["localhost:9092".to_owned()],
-            },
             key: kafka.key.unwrap_or(KeyMode::PrimaryKey),
-            compression: kafka.compression.unwrap_or(Compression::None),
-            acks: kafka.acks.unwrap_or(Acks::All),
-            idempotence: kafka.idempotence.unwrap_or(true),
-            request_timeout,
-            delivery_timeout,
-            connect_timeout: secs_or(kafka.connect_timeout_sec, 10),
-            max_request_size: kafka.max_request_size.map_or(1_048_576, |s| s.0),
-            client_id: kafka
-                .client_id
-                .map_or_else(|| "repliqate".to_owned(), Checked::into_string),
+            producer,
         },
     })
 }
 
-fn secs_or(value: Option<Seconds>, default: u64) -> Duration {
-    value.map_or(Duration::from_secs(default), |s| s.0)
+fn secs_or(value: Option<Seconds>, default: Duration) -> Duration {
+    value.map_or(default, |s| s.0)
 }
 
 /// `state_file` relative to the config file's directory (the daemon's working directory is
@@ -426,6 +396,7 @@ struct RawRepliqate {
     statsd_addr: Option<Checked<HostPort>>,
     redis_addr: Option<Checked<RedisAddr>>,
     state_file: Option<Checked<NonEmpty>>,
+    redis_timeout_sec: Option<Seconds>,
     lease_sec: Option<Seconds>,
     replication: RawReplication,
 }
@@ -988,6 +959,27 @@ repliqate:
     }
 
     #[test]
+    fn redis_timeout_has_its_own_setting_only_beside_redis_addr() {
+        let with = OLD.replace(
+            "  redis_addr: localhost:6379\n",
+            "  redis_addr: localhost:6379\n  redis_timeout_sec: 2.5\n",
+        );
+        let c = parse_str(&with).expect("redis_timeout_sec parses");
+        assert_eq!(
+            c.position_store,
+            PositionStoreConfig::Redis {
+                addr: "localhost:6379".into(),
+                timeout: Duration::from_millis(2500),
+            }
+        );
+        // The Kafka request timeout no longer sets it.
+        assert_eq!(c.kafka.producer.request_timeout, Duration::from_secs(30));
+        let without = OLD.replace("  redis_addr: localhost:6379\n", "  redis_timeout_sec: 2\n");
+        let err = parse_str(&without).expect_err("no Redis to time out").to_string();
+        assert!(err.contains("`redis_timeout_sec` is set without `redis_addr`"), "{err}");
+    }
+
+    #[test]
     fn old_tool_config_parses_with_defaults_for_new_keys() {
         let c = parse_str(OLD).expect("old config must parse");
         assert_eq!(c.name, "processes");
@@ -995,13 +987,14 @@ repliqate:
         assert_eq!(
             c.position_store,
             PositionStoreConfig::Redis {
-                addr: "localhost:6379".into()
+                addr: "localhost:6379".into(),
+                timeout: Duration::from_secs(5),
             }
         );
         assert_eq!(c.poll_interval, Duration::from_secs(10));
         assert_eq!(c.source.limit, 100);
         assert_eq!(
-            c.source.fields,
+            c.source.spec.fields,
             Some(vec![
                 "pid".into(),
                 "name".into(),
@@ -1009,13 +1002,13 @@ repliqate:
                 "command".into()
             ])
         );
-        assert_eq!(c.kafka.brokers, vec!["127.0.0.1:9092"]);
+        assert_eq!(c.kafka.producer.bootstrap, vec!["127.0.0.1:9092"]);
         assert_eq!(c.kafka.key, KeyMode::PrimaryKey);
-        assert_eq!(c.kafka.acks, Acks::All);
-        assert_eq!(c.kafka.compression, Compression::None);
-        assert!(c.kafka.idempotence);
-        assert_eq!(c.kafka.delivery_timeout, Duration::from_secs(120));
-        assert_eq!(c.kafka.client_id, "repliqate");
+        assert_eq!(c.kafka.producer.acks, Acks::All);
+        assert_eq!(c.kafka.producer.compression, Compression::None);
+        assert!(c.kafka.producer.idempotent);
+        assert_eq!(c.kafka.producer.delivery_timeout, Duration::from_secs(120));
+        assert_eq!(c.kafka.producer.client_id, "repliqate");
         assert_eq!(c.retry_backoff_max, Duration::from_secs(5));
     }
 
@@ -1038,8 +1031,8 @@ repliqate:
         );
         assert_eq!(c.poll_interval, Duration::from_millis(250));
         assert_eq!(c.source.limit, 10_000);
-        assert_eq!(c.source.fields, None);
-        assert_eq!(c.kafka.brokers, vec!["localhost:9092"]);
+        assert_eq!(c.source.spec.fields, None);
+        assert_eq!(c.kafka.producer.bootstrap, vec!["localhost:9092"]);
     }
 
     #[test]
@@ -1066,7 +1059,7 @@ repliqate:
             "postgresql://u:${REPLIQATE_CONFIG_TEST_PW}@h/db",
         ))
         .expect("expanded");
-        assert_eq!(c.source.uri, "postgresql://u:s3cr=t@h/db");
+        assert_eq!(c.source.spec.uri, "postgresql://u:s3cr=t@h/db");
         assert!(!format!("{c:?}").contains("s3cr=t"), "Debug must redact");
     }
 
@@ -1138,7 +1131,7 @@ repliqate:
             ))
         };
         assert_eq!(
-            with("snappy").unwrap().kafka.compression,
+            with("snappy").unwrap().kafka.producer.compression,
             Compression::Snappy
         );
         for (codec, built) in [

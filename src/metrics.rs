@@ -132,6 +132,24 @@ impl Metrics {
         self.push(metric, tags, &ms, "ms");
     }
 
+    /// One call to a dependency: counts `metric`, and records how long it took as
+    /// `{metric}_latency` (the old tool's pair of metrics per call). `outcome` is its result,
+    /// tagged `success`, before the other `tags`.
+    pub fn call<T, E>(
+        &mut self,
+        metric: &str,
+        outcome: &Result<T, E>,
+        tags: &[(&str, &str)],
+        took: Duration,
+    ) {
+        let success = if outcome.is_ok() { "true" } else { "false" };
+        let mut all = Vec::with_capacity(tags.len() + 1);
+        all.push(("success", success));
+        all.extend_from_slice(tags);
+        self.count(metric, &all, 1);
+        self.timing(&format!("{metric}_latency"), &all, took);
+    }
+
     /// Sets gauge `metric` (`g`).
     pub fn gauge(&mut self, metric: &str, tags: &[(&str, &str)], value: i128) {
         if value < 0 {

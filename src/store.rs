@@ -18,9 +18,37 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::config::PositionStoreConfig;
 use crate::redact::redact_uri;
 use crate::value::Id;
+
+/// Where the last replicated primary key is kept.
+#[derive(Clone, PartialEq)]
+pub enum PositionStoreConfig {
+    /// `host:port`, or a `redis://[[user]:password@]host[:port][/db]` URI (may hold a password:
+    /// print it with `redact_uri`).
+    Redis {
+        addr: String,
+        /// Bounds connecting, and each command's read and write (`redis_timeout_sec`).
+        timeout: Duration,
+    },
+    /// Local state file, replaced atomically on each commit.
+    File { path: PathBuf },
+}
+
+impl fmt::Debug for PositionStoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PositionStoreConfig::Redis { addr, timeout } => f
+                .debug_struct("Redis")
+                .field("addr", &redact_uri(addr))
+                .field("timeout", timeout)
+                .finish(),
+            PositionStoreConfig::File { path } => {
+                f.debug_struct("File").field("path", path).finish()
+            }
+        }
+    }
+}
 
 /// Where positions are kept.
 // One store per process: the size difference between the variants costs nothing.
@@ -33,18 +61,16 @@ pub enum Store {
 impl Store {
     /// Prepares the store of one replication job. Does not contact Redis yet (the first `read`
     /// does, so that an unreachable Redis is a retriable error of the loop, not a start-up
-    /// failure); a state file's directory must exist. `timeout` bounds connecting, reading and
-    /// writing.
+    /// failure); a state file's directory must exist.
     pub fn open(
         cfg: &PositionStoreConfig,
         name: &str,
         table: &str,
         topic: &str,
-        timeout: Duration,
     ) -> Result<Store, StoreError> {
         match cfg {
-            PositionStoreConfig::Redis { addr } => {
-                RedisStore::open(addr, &redis_key(name, table, topic), timeout).map(Store::Redis)
+            PositionStoreConfig::Redis { addr, timeout } => {
+                RedisStore::open(addr, &redis_key(name, table, topic), *timeout).map(Store::Redis)
             }
             PositionStoreConfig::File { path } => FileStore::open(path).map(Store::File),
         }
@@ -617,7 +643,7 @@ mod tests {
     fn file_store(dir: &TempDir) -> (Store, PathBuf) {
         let path = dir.0.join("job.offset");
         let cfg = PositionStoreConfig::File { path: path.clone() };
-        let store = Store::open(&cfg, "n", "t", "x", Duration::from_secs(1)).expect("open");
+        let store = Store::open(&cfg, "n", "t", "x").expect("open");
         (store, path)
     }
 
@@ -682,7 +708,7 @@ mod tests {
         let cfg = PositionStoreConfig::File {
             path: dir.0.join("missing/job.offset"),
         };
-        let err = match Store::open(&cfg, "n", "t", "x", Duration::from_secs(1)) {
+        let err = match Store::open(&cfg, "n", "t", "x") {
             Ok(_) => panic!("opened a store in a missing directory"),
             Err(e) => e,
         };
@@ -704,8 +730,9 @@ mod tests {
     fn redis_address_password_is_not_described() {
         let cfg = PositionStoreConfig::Redis {
             addr: "redis://:hunter2@127.0.0.1:6379/0".into(),
+            timeout: Duration::from_secs(1),
         };
-        let store = Store::open(&cfg, "n", "t", "x", Duration::from_secs(1)).expect("open");
+        let store = Store::open(&cfg, "n", "t", "x").expect("open");
         assert!(
             !store.describe().contains("hunter2"),
             "{}",

@@ -112,20 +112,21 @@ fn the_compat_example_parses_unchanged() {
     assert_eq!(
         c.position_store,
         PositionStoreConfig::Redis {
-            addr: "localhost:6379".into()
+            addr: "localhost:6379".into(),
+            timeout: Duration::from_secs(5),
         }
     );
     assert_eq!(c.poll_interval, Duration::from_secs(10));
-    assert_eq!(c.source.uri, "sqlite:////var/lib/app/metrics.db");
-    assert_eq!(c.source.table, "processes");
-    assert_eq!(c.source.primary_key, "id");
+    assert_eq!(c.source.spec.uri, "sqlite:////var/lib/app/metrics.db");
+    assert_eq!(c.source.spec.table, "processes");
+    assert_eq!(c.source.spec.primary_key, "id");
     assert_eq!(c.source.limit, 100);
     assert_eq!(
-        c.source.fields.as_deref(),
+        c.source.spec.fields.as_deref(),
         Some(&["pid", "name", "user", "command"].map(String::from)[..])
     );
     assert_eq!(c.kafka.topic, "repliqate-processes");
-    assert_eq!(c.kafka.brokers, vec!["127.0.0.1:9092"]);
+    assert_eq!(c.kafka.producer.bootstrap, vec!["127.0.0.1:9092"]);
 }
 
 #[test]
@@ -143,22 +144,22 @@ fn a_config_using_every_option_parses() {
     assert_eq!(c.poll_interval, Duration::from_millis(2500));
     assert_eq!(c.retry_backoff_max, Duration::from_secs(60));
     assert_eq!(
-        c.source.uri,
+        c.source.spec.uri,
         "postgresql://repliqate:pa ss@db.example:5432/shop"
     );
     assert_eq!(c.source.limit, 5000);
-    assert_eq!(c.source.query_timeout, Duration::from_secs(20));
-    assert_eq!(c.source.connect_timeout, Duration::from_secs(5));
-    let k = &c.kafka;
-    assert_eq!(k.topic, "shop.orders");
+    assert_eq!(c.source.spec.query_timeout, Duration::from_secs(20));
+    assert_eq!(c.source.spec.connect_timeout, Duration::from_secs(5));
+    assert_eq!(c.kafka.topic, "shop.orders");
+    assert_eq!(c.kafka.key, KeyMode::None);
+    let k = &c.kafka.producer;
     assert_eq!(
-        k.brokers,
+        k.bootstrap,
         vec!["kafka-1.example:9092", "[2001:db8::1]:9093"]
     );
-    assert_eq!(k.key, KeyMode::None);
     assert_eq!(k.compression, Compression::Gzip);
     assert_eq!(k.acks, Acks::Leader);
-    assert!(!k.idempotence);
+    assert!(!k.idempotent);
     assert_eq!(k.request_timeout, Duration::from_secs(15));
     assert_eq!(k.delivery_timeout, Duration::from_secs(60));
     assert_eq!(k.connect_timeout, Duration::from_secs(3));

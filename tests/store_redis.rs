@@ -6,8 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use repliqate::config::PositionStoreConfig;
-use repliqate::store::{Store, StoreError};
+use repliqate::store::{PositionStoreConfig, Store, StoreError};
 
 fn redis_addr() -> String {
     std::env::var("REPLIQATE_TEST_REDIS").unwrap_or_else(|_| {
@@ -53,9 +52,11 @@ fn job(tag: &str) -> String {
 }
 
 fn open(addr: &str, name: &str) -> Store {
-    let cfg = PositionStoreConfig::Redis { addr: addr.into() };
-    Store::open(&cfg, name, "events", "topic.events", Duration::from_secs(2))
-        .unwrap_or_else(|e| panic!("{e}"))
+    let cfg = PositionStoreConfig::Redis {
+        addr: addr.into(),
+        timeout: Duration::from_secs(2),
+    };
+    Store::open(&cfg, name, "events", "topic.events").unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Writes the way the daemon does: as the holder of the job's lease, fenced.
@@ -142,9 +143,11 @@ fn a_silent_server_times_out_as_retriable() {
         let _ = wait.recv(); // keep the connection open, silent, until the test is done
         drop(conn);
     });
-    let cfg = PositionStoreConfig::Redis { addr };
-    let mut store = Store::open(&cfg, &job("silent"), "t", "x", Duration::from_millis(500))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = PositionStoreConfig::Redis {
+        addr,
+        timeout: Duration::from_millis(500),
+    };
+    let mut store = Store::open(&cfg, &job("silent"), "t", "x").unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     let err = store.read().expect_err("the server never answers");
     assert!(err.is_retriable(), "{err}");

@@ -26,7 +26,7 @@ pub use uri::redact_uri;
 use uri::Backend;
 
 /// What to read and how long to wait for it; built from the `sql_source` config section.
-#[derive(Debug, Clone)]
+#[derive(Clone, PartialEq)]
 pub struct SourceSpec {
     /// SQLAlchemy-style URI (`sqlite:////abs.db`, `postgresql://…`, `mysql://…`).
     pub uri: String,
@@ -41,6 +41,19 @@ pub struct SourceSpec {
     pub query_timeout: Duration,
     /// Longest to wait for a TCP connection and the login handshake. Zero = no limit.
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for SourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSpec")
+            .field("uri", &redact_uri(&self.uri))
+            .field("table", &self.table)
+            .field("primary_key", &self.primary_key)
+            .field("fields", &self.fields)
+            .field("query_timeout", &self.query_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 /// Why reading the source failed. The message of each variant is complete (`what we were doing:

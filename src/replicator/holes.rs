@@ -1,0 +1,186 @@
+//! The loop's side of holes in the id sequence (`gaps` does the bookkeeping): cutting a batch
+//! at a hole that may still fill, publishing rows that appeared in a skipped hole after all, and
+//! the gap policy from the config and the database.
+
+use std::time::{Duration, Instant};
+
+use super::batch::MessageBuffer;
+use super::{Error, Replicator, BEFORE_ANY_ID};
+use crate::config::Config;
+use crate::gaps::{GapPolicy, OpenTransactions, SkipReason};
+use crate::source::Source;
+use crate::value::Id;
+
+impl Replicator {
+    /// Cuts `rows` at the first hole in the id sequence that may still be filled (see
+    /// `gaps`). Returns whether rows were held back.
+    pub(super) fn hold_at_gaps(
+        &mut self,
+        position: Id,
+        batch: &mut MessageBuffer,
+        before: Option<OpenTransactions>,
+    ) -> Result<bool, Error> {
+        let source = &mut self.source;
+        let decision = self
+            .gaps
+            .decide(position, &batch.ids, Instant::now(), before, || {
+                source.open_transactions()
+            })
+            .map_err(Error::Source)?;
+        if let Some(reason) = &decision.no_proof {
+            log::warn!(
+                "cannot prove holes in the id sequence final: {reason}; until then rows above a \
+                 hole are held for up to gap_timeout_sec"
+            );
+        }
+        for s in &decision.skipped {
+            if s.after == BEFORE_ANY_ID {
+                // Not a hole between rows: a new job waited until nothing could still add rows
+                // below its first one.
+                log::info!(
+                    "new job: starting at id {} after {:.1}s ({})",
+                    s.before,
+                    s.age.as_secs_f64(),
+                    s.reason
+                );
+                continue;
+            }
+            log::warn!(
+                "skipping hole in table {}: ids {}..{} (exclusive) never appeared after {:.1}s; {}",
+                self.table,
+                s.after,
+                s.before,
+                s.age.as_secs_f64(),
+                s.reason
+            );
+            let reason = match s.reason {
+                SkipReason::ProvenFinal => "final",
+                SkipReason::TimedOut => "timeout",
+            };
+            self.metrics.count(
+                "gap.skipped",
+                &[("table", &self.table), ("reason", reason)],
+                1,
+            );
+        }
+        let held_ms = decision.holding.map_or(0, |(after, before, age)| {
+            log::debug!(
+                "holding rows above hole {after}..{before} (open {:.1}s)",
+                age.as_secs_f64()
+            );
+            age.as_millis()
+        });
+        self.metrics.gauge(
+            "gap.oldest_held_ms",
+            &[("table", &self.table)],
+            held_ms as i128,
+        );
+        batch.truncate(decision.publish);
+        Ok(decision.holding.is_some())
+    }
+
+    /// Looks into recently skipped holes for rows that appeared after all (a transaction that
+    /// outlived gap_timeout). They are reported loudly, with their ids, and published late:
+    /// data never disappears silently, even then. The position does not move.
+    pub(super) fn republish_late_rows(&mut self) -> Result<(), Error> {
+        if !self.gaps.enabled() {
+            return Ok(());
+        }
+        let holes: Vec<(Id, Id)> = self
+            .gaps
+            .watched(Instant::now())
+            .map(|s| (s.after, s.before))
+            .collect();
+        for (after, before) in holes {
+            let Some(reported) = self
+                .gaps
+                .watched(Instant::now())
+                .find(|s| s.after == after && s.before == before)
+                .map(|s| s.reported.clone())
+            else {
+                continue;
+            };
+            // The rows right above `after`, no more than the hole can hold: a late row, if any,
+            // is among them. The cost is bounded by the hole's size, not by `limit`.
+            let room = usize::try_from(before - after - 1)
+                .unwrap_or(usize::MAX)
+                .min(self.limit);
+            // Usually nothing is late: no buffers sized for a batch.
+            let mut late = MessageBuffer::new(0, 0, self.key_mode);
+            let encoder = &mut self.encoder;
+            self.source.fetch_each(after, room.max(1), |id, values| {
+                if id < before && !reported.contains(&id) {
+                    late.push(encoder, id, values)?;
+                }
+                Ok::<(), Error>(())
+            })?;
+            if late.ids.is_empty() {
+                continue;
+            }
+            log::error!(
+                "table {}: {} rows appeared in hole {after}..{before} after it was skipped (a \
+                 transaction outlived gap_timeout_sec); publishing them late: ids {:?}",
+                self.table,
+                late.ids.len(),
+                late.ids
+            );
+            self.metrics.count(
+                "gap.late_rows",
+                &[("table", &self.table)],
+                late.ids.len() as u64,
+            );
+            let (ids, records) = late.finish();
+            self.producer
+                .send(&self.topic, &records)
+                .map_err(|e| Error::Kafka(e.error))?;
+            if let Some(watched) = self
+                .gaps
+                .watched(Instant::now())
+                .find(|s| s.after == after && s.before == before)
+            {
+                watched.reported.extend(ids);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The gap policy from the config and what the database says about its id sequence.
+pub(super) fn gap_policy(config: &Config, source: &mut Source) -> Result<GapPolicy, Error> {
+    let timeout = config.source.gap_timeout;
+    if timeout.is_zero() {
+        log::warn!("gap_timeout_sec is 0: rows committed out of id order may be missed");
+        return Ok(GapPolicy {
+            snapshot_delay: Duration::ZERO,
+            timeout,
+            step: 1,
+            cached: false,
+            final_at_once: false,
+        });
+    }
+    let allocation = source.id_allocation().map_err(Error::Source)?;
+    let step = config.source.id_step.unwrap_or(allocation.step);
+    log::info!(
+        "holding rows at id gaps for up to {:.1}s; id step {step} ({})",
+        timeout.as_secs_f64(),
+        if config.source.id_step.is_some() {
+            "from id_step in the config"
+        } else {
+            &allocation.origin
+        }
+    );
+    if allocation.cached {
+        log::warn!(
+            "{}: sessions cache ids, so a hole can be filled by any later transaction of the \
+             session holding it; holes are released only after gap_timeout_sec",
+            allocation.origin
+        );
+    }
+    Ok(GapPolicy {
+        snapshot_delay: allocation.snapshot_delay,
+        timeout,
+        step,
+        cached: allocation.cached,
+        final_at_once: allocation.final_at_once,
+    })
+}

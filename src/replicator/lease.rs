@@ -1,0 +1,130 @@
+//! Active and standby: the job's lease in the position store, taken, renewed and released, and
+//! where an instance that takes it resumes from.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{show_position, Error, Replicator, BEFORE_ANY_ID};
+use crate::kafka::Producer;
+use crate::store::{Lease, Store, StoreError};
+use crate::value::Id;
+
+impl Replicator {
+    /// Tries to become the active instance. On success returns the position to resume from:
+    /// the stored one, or — if the store lost it (an emptied Redis) — the last one this instance
+    /// committed, whichever is higher; with neither, `--initial-position` or 0 for a new job.
+    pub(super) fn take_lease(&mut self) -> Result<Option<Id>, Error> {
+        match self
+            .store
+            .hold_lease(&self.owner, self.lease)
+            .map_err(Error::Store)?
+        {
+            Lease::HeldBy(holder) => {
+                self.lease_holder = Some(holder);
+                return Ok(None);
+            }
+            Lease::Held | Lease::Acquired => {}
+        }
+        self.lease_holder = None;
+        self.active = true;
+        let stored = self.read_position()?;
+        self.last_stored = stored;
+        let position = match (stored, self.committed) {
+            (Some(s), Some(c)) => s.max(c),
+            (Some(s), None) => s,
+            (None, Some(c)) => {
+                log::warn!(
+                    "the position is missing from {}: resuming after {c}, the last position this \
+                     instance committed",
+                    self.store.describe()
+                );
+                c
+            }
+            (None, None) => match self.initial_position {
+                Some(p) => {
+                    log::warn!(
+                        "no stored position: starting after {} (--initial-position)",
+                        show_position(p)
+                    );
+                    p
+                }
+                None => {
+                    check_new_job(&mut self.producer, &self.topic, &self.store)?;
+                    log::warn!(
+                        "no position stored in {} and topic {} is empty: a new job, starting from \
+                         the beginning of the table",
+                        self.store.describe(),
+                        self.topic
+                    );
+                    BEFORE_ANY_ID
+                }
+            },
+        };
+        log::info!(
+            "active (lease owner {}): resuming after id {}",
+            self.owner,
+            show_position(position)
+        );
+        Ok(Some(position))
+    }
+
+    pub(super) fn release_lease(&mut self) {
+        if self.active {
+            self.active = false;
+            if let Err(e) = self.store.release_lease(&self.owner) {
+                log::warn!("releasing the job's lease: {e} (it expires by itself)");
+            }
+        }
+    }
+
+    /// Renews the lease. Losing it (another instance holds it) is `StoreError::Fenced`; so is
+    /// finding it lapsed, even though we now hold it again: another instance may have moved the
+    /// position meanwhile, so the loop re-reads it (`take_lease`) before publishing again.
+    pub(super) fn renew_lease(&mut self) -> Result<(), Error> {
+        let holder = match self
+            .store
+            .hold_lease(&self.owner, self.lease)
+            .map_err(Error::Store)?
+        {
+            Lease::Held => return Ok(()),
+            Lease::Acquired => "nobody: the lease had lapsed".to_string(),
+            Lease::HeldBy(holder) => holder,
+        };
+        Err(Error::Store(StoreError::Fenced {
+            store: self.store.describe(),
+            holder,
+        }))
+    }
+}
+
+/// Refuses to start a job from zero when its topic already has records: the position was
+/// probably lost (an emptied or failed-over Redis, a deleted key or state file), and starting
+/// from zero would republish the whole table by surprise.
+pub(super) fn check_new_job(
+    producer: &mut Producer,
+    topic: &str,
+    store: &Store,
+) -> Result<(), Error> {
+    if producer.topic_has_records(topic).map_err(Error::Kafka)? {
+        return Err(Error::PositionLost {
+            store: store.describe(),
+            topic: topic.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Identifies this instance in the lease: host, pid and a random part (two instances on one
+/// host after a pid wrap stay distinct).
+pub(super) fn owner_token() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let random = u64::from(nanos)
+        ^ (std::process::id() as u64).rotate_left(20)
+        ^ (&nanos as *const u32 as u64);
+    format!("{host}-{}-{:08x}", std::process::id(), random as u32)
+}

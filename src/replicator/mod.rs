@@ -1,0 +1,556 @@
+//! The replication loop: read position → fetch a batch → publish it → commit the position.
+//!
+//! Everything below this module (sources, the Kafka producer, position stores, metrics) is
+//! reached through its own small API and never calls back up. The invariant this module keeps:
+//! the stored position only ever names a row such that it and every row before it were
+//! acknowledged by Kafka.
+
+//!
+//! Rooms: `error` (why it stopped), `batch` (a batch of the table and its encoded messages),
+//! `lease` (active and standby), `holes` (rows held at holes in the id sequence).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backoff::{sleep_until, Backoff};
+use crate::config::{Config, KeyMode};
+use crate::gaps::GapTracker;
+use crate::kafka::{Delivery, Producer, SendError, Unsettled};
+use crate::message::MessageEncoder;
+use crate::metrics::Metrics;
+use crate::source::Source;
+use crate::store::{Store, StoreError, Written};
+use crate::value::Id;
+
+mod batch;
+mod error;
+mod holes;
+mod lease;
+
+use batch::{Batch, MessageBuffer};
+pub use error::Error;
+use holes::gap_policy;
+use lease::{check_new_job, owner_token};
+
+/// The loop's first wait after a failure; it doubles per consecutive failure up to
+/// `retry_backoff_max_sec`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Run until stopped, or only until caught up (`--once`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Forever,
+    UntilCaughtUp,
+}
+
+/// A started replication job: every dependency connected and checked.
+pub struct Replicator {
+    name: String,
+    table: String,
+    topic: String,
+    key_mode: KeyMode,
+    limit: usize,
+    poll_interval: Duration,
+    backoff: Backoff,
+    source: Source,
+    producer: Producer,
+    store: Store,
+    metrics: Metrics,
+    encoder: MessageEncoder,
+    gaps: GapTracker,
+    stop: Arc<AtomicBool>,
+    /// This instance's lease owner token (host, pid, random).
+    owner: String,
+    lease: Duration,
+    /// Whether we hold the lease (only the holder publishes).
+    active: bool,
+    /// The last position this instance committed: safe to resume from if the store loses it.
+    committed: Option<Id>,
+    /// The position as this instance last read or wrote it in the store: a write finding the
+    /// lease lapsed may take it again only if the store still holds this.
+    last_stored: Option<Id>,
+    initial_position: Option<Id>,
+    /// The other instance holding the lease, while we are standby.
+    lease_holder: Option<String>,
+    /// Average encoded message size of the last batch, to size the next batch's buffer.
+    message_size: usize,
+    /// The dependency currently failing, and since when: errors are logged once per incident.
+    incident: Option<(&'static str, Instant)>,
+    /// A batch Kafka did not acknowledge in full on a transient error: sent again as it was
+    /// before anything else, so that the broker can drop what it had already written.
+    unacknowledged: Option<Unacknowledged>,
+}
+
+/// A published batch waiting for the rest of its acknowledgements.
+struct Unacknowledged {
+    ids: Vec<Id>,
+    holding: bool,
+    send: Unsettled,
+}
+
+impl Replicator {
+    /// Connects to the source (checking table, key, fields and types), the position store and
+    /// Kafka (checking the topic exists). Any failure here stops start-up.
+    pub fn start(
+        config: &Config,
+        options: &Options,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Replicator, Error> {
+        let metrics =
+            Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)?;
+        let mut source = Source::connect(&config.source.spec).map_err(Error::Source)?;
+        log::info!(
+            "source: {} (columns: {})",
+            source.describe(),
+            source.columns().join(", ")
+        );
+        let gaps = GapTracker::new(gap_policy(config, &mut source)?);
+
+        let mut store = Store::open(
+            &config.position_store,
+            &config.name,
+            &config.source.spec.table,
+            &config.kafka.topic,
+        )
+        .map_err(Error::Store)?;
+
+        let k = &config.kafka;
+        let mut producer = Producer::new(k.producer.clone()).with_cancel_flag(stop.clone());
+        let partitions = producer.check_topic(&k.topic).map_err(Error::Kafka)?;
+        log::info!(
+            "kafka: topic {} has {partitions} partitions; position store: {}",
+            k.topic,
+            store.describe()
+        );
+        // A lost position is found at start-up, not after a standby takes over.
+        let stored = store.read().map_err(Error::Store)?;
+        if stored.is_none() && options.initial_position.is_none() {
+            check_new_job(&mut producer, &k.topic, &store)?;
+        }
+
+        let encoder =
+            MessageEncoder::new(&config.name, &config.source.spec.table, source.columns());
+        Ok(Replicator {
+            name: config.name.clone(),
+            table: config.source.spec.table.clone(),
+            topic: k.topic.clone(),
+            key_mode: k.key,
+            limit: config.source.limit,
+            poll_interval: config.poll_interval,
+            backoff: Backoff::new(FIRST_BACKOFF, config.retry_backoff_max),
+            source,
+            producer,
+            store,
+            metrics,
+            encoder,
+            gaps,
+            stop,
+            incident: None,
+            unacknowledged: None,
+            owner: owner_token(),
+            lease: config.lease,
+            active: false,
+            committed: None,
+            last_stored: None,
+            initial_position: options.initial_position,
+            message_size: 256,
+            lease_holder: None,
+        })
+    }
+
+    /// The loop. Returns Ok when stopped (or caught up, with `Mode::UntilCaughtUp`), Err on an
+    /// error that retrying cannot fix. Retriable errors are retried with capped exponential
+    /// backoff, forever.
+    pub fn run(&mut self, mode: Mode) -> Result<(), Error> {
+        let mut failures = 0u32;
+        let mut position = None;
+        let mut standby_logged = false;
+        let mut standby_since: Option<Instant> = None;
+        // A batch prepared while the previous one was in flight.
+        let mut next: Option<Batch> = None;
+        while !self.stopping() {
+            let step = if !self.active {
+                next = None;
+                let before = self.last_stored;
+                self.take_lease().map(|taken| match taken {
+                    Some(p) => {
+                        // A batch still unacknowledged is ours to send again only if nobody
+                        // moved the position while we did not hold the lease (it lapsed during
+                        // a long call); otherwise another instance published from there.
+                        if before != Some(p) {
+                            self.unacknowledged = None;
+                        }
+                        position = Some(p);
+                        standby_logged = false;
+                        Step::Continue
+                    }
+                    None => Step::Standby,
+                })
+            } else {
+                match position.as_mut() {
+                    // Only after a lost lease: take it again first.
+                    None => Ok(Step::Continue),
+                    Some(p) => self.replicate_batch(p, &mut next),
+                }
+            };
+            match step {
+                Ok(step) => {
+                    failures = 0;
+                    if let Some((component, since)) = self.incident.take() {
+                        log::warn!(
+                            "{component}: recovered after {:.1}s",
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    match (step, mode) {
+                        (Step::Continue, _) => {}
+                        (Step::CaughtUp, Mode::UntilCaughtUp) => break,
+                        // Held rows wait for a proof that takes two polls: poll quickly.
+                        (Step::Holding, _) => {
+                            self.idle(self.poll_interval.min(Duration::from_millis(250)))
+                        }
+                        (Step::CaughtUp, Mode::Forever) => {
+                            if let Err(e) = self.republish_late_rows() {
+                                // Counted as a failure like any other; the loop retries.
+                                self.report_incident(&e);
+                            }
+                            self.idle(self.poll_interval)
+                        }
+                        // A crashed holder's lease lapses within its lifetime: wait that long, then
+                        // say who holds it rather than exit 0 as if caught up.
+                        (Step::Standby, Mode::UntilCaughtUp) => {
+                            let waited = standby_since.get_or_insert_with(Instant::now).elapsed();
+                            if waited > self.lease + Duration::from_secs(1) {
+                                return Err(Error::LeaseHeld {
+                                    holder: self.lease_holder.clone().unwrap_or_default(),
+                                });
+                            }
+                            self.sleep(self.lease / 3)
+                        }
+                        (Step::Standby, Mode::Forever) => {
+                            if !standby_logged {
+                                log::info!("standby: another instance holds the job's lease; taking over when it lapses");
+                                standby_logged = true;
+                            }
+                            self.sleep(self.lease / 3)
+                        }
+                    }
+                }
+                // Sending was cut short by shutdown: what was acknowledged is committed.
+                Err(_) if self.stopping() => break,
+                Err(Error::Store(e @ StoreError::Fenced { .. })) => {
+                    log::warn!("lost the job's lease, stopping publishing: {e}");
+                    self.active = false;
+                    position = None;
+                }
+                Err(e) if e.is_retriable() => {
+                    self.report_incident(&e);
+                    failures += 1;
+                    let wait = self.backoff.delay(failures);
+                    self.sleep(wait);
+                }
+                Err(e) => {
+                    self.release_lease();
+                    return Err(e);
+                }
+            }
+        }
+        if self.stopping() {
+            log::info!("stopping: shutdown requested");
+        }
+        self.release_lease();
+        Ok(())
+    }
+
+    fn read_position(&mut self) -> Result<Option<Id>, Error> {
+        let started = Instant::now();
+        let result = self.store.read();
+        self.metrics
+            .call("store.read", &result, &[], started.elapsed());
+        result.map_err(Error::Store)
+    }
+
+    /// Reads the rows after `position`, cuts them at a hole that may still fill, and encodes
+    /// them. The rows themselves are dropped here: only ids and messages go on.
+    fn prepare(&mut self, position: Id) -> Result<Batch, Error> {
+        let started = Instant::now();
+        // While holes are held, the open transactions are looked at before the fetch too: the
+        // proof that a hole is final needs a look taken before the rows it publishes (`gaps`).
+        let before = if self.gaps.needs_probe_before_fetch() {
+            Some(self.source.open_transactions().map_err(Error::Source)?)
+        } else {
+            None
+        };
+        let mut batch = self.read(position)?;
+        let holding = self.hold_at_gaps(position, &mut batch, before)?;
+        let (ids, records) = batch.finish();
+        Ok(Batch {
+            ids,
+            records,
+            holding,
+            read: started.elapsed(),
+        })
+    }
+
+    /// One turn of the loop: publish a batch (the one prepared during the previous turn, or a
+    /// fresh one), and while the broker writes it, prepare the next; commit the position once
+    /// Kafka acknowledged. Moves `position` with every commit.
+    fn replicate_batch(
+        &mut self,
+        position: &mut Id,
+        next: &mut Option<Batch>,
+    ) -> Result<Step, Error> {
+        if self.unacknowledged.is_some() {
+            return self.resend_batch(position);
+        }
+        let batch = match next.take() {
+            Some(batch) => batch,
+            None => self.prepare(*position)?,
+        };
+        let Some(&last_id) = batch.ids.last() else {
+            self.metrics.flush();
+            return Ok(if batch.holding {
+                Step::Holding
+            } else {
+                Step::CaughtUp
+            });
+        };
+        // Only the lease holder publishes: an instance that was paused past its lease finds out
+        // here, before sending (or at the fenced commit, if it lost the lease mid-send).
+        self.renew_lease()?;
+
+        let published = Instant::now();
+        let full = !batch.holding && batch.ids.len() == self.limit;
+        let pending = self.producer.start(&self.topic, batch.records);
+        // Same thread, overlapping work: the broker writes this batch while we read and encode
+        // the next one. Its rows are published only after this batch is committed.
+        let following = if full {
+            Some(self.prepare(last_id))
+        } else {
+            None
+        };
+        let result = self.producer.finish(pending);
+        let ids = self.settle(position, batch.ids, batch.holding, published, result)?;
+        log::info!(
+            "replicated {} rows, ids {}..={last_id} (read {} ms, publish {} ms)",
+            ids.len(),
+            ids[0],
+            batch.read.as_millis(),
+            published.elapsed().as_millis(),
+        );
+        match following {
+            Some(prepared) => {
+                *next = Some(prepared?);
+                Ok(Step::Continue)
+            }
+            None if batch.holding => Ok(Step::Holding),
+            None => Ok(Step::CaughtUp),
+        }
+    }
+
+    /// Sends the batch Kafka did not acknowledge in full again, as it was.
+    fn resend_batch(&mut self, position: &mut Id) -> Result<Step, Error> {
+        self.renew_lease()?;
+        let Some(Unacknowledged { ids, holding, send }) = self.unacknowledged.take() else {
+            return Ok(Step::Continue);
+        };
+        let published = Instant::now();
+        let result = self.producer.resume(send);
+        let ids = self.settle(position, ids, holding, published, result)?;
+        log::info!(
+            "replicated {} rows, ids {}..={} (sent again, publish {} ms)",
+            ids.len(),
+            ids[0],
+            ids[ids.len() - 1],
+            published.elapsed().as_millis(),
+        );
+        // The batch was read before it failed: read on from it at once.
+        Ok(if holding {
+            Step::Holding
+        } else {
+            Step::Continue
+        })
+    }
+
+    /// What a publish of `ids` came to: counts it, commits what Kafka acknowledged (all of it,
+    /// or after a failure the longest prefix in key order), and keeps a transient failure's
+    /// unacknowledged batches to send again. Returns the ids when all were acknowledged.
+    fn settle(
+        &mut self,
+        position: &mut Id,
+        ids: Vec<Id>,
+        holding: bool,
+        published: Instant,
+        result: Result<Vec<Delivery>, SendError>,
+    ) -> Result<Vec<Id>, Error> {
+        let tags = [("topic", self.topic.as_str())];
+        self.metrics
+            .call("target.publish", &result, &tags, published.elapsed());
+        let acknowledged = match &result {
+            Ok(_) => ids.len(),
+            Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
+        };
+        let moved = acknowledged > 0 && ids[acknowledged - 1] > *position;
+        if moved {
+            let last = ids[acknowledged - 1];
+            self.commit(last)?;
+            *position = last;
+        }
+        self.metrics.flush();
+        match result {
+            Ok(_) => Ok(ids),
+            Err(mut e) => {
+                if moved {
+                    log::warn!(
+                        "committed {acknowledged} acknowledged rows of a failed batch, up to {position}"
+                    );
+                }
+                if let Some(send) = e.take_unsettled() {
+                    self.unacknowledged = Some(Unacknowledged { ids, holding, send });
+                }
+                Err(Error::Kafka(e.error))
+            }
+        }
+    }
+
+    /// Reads the rows above `position` and encodes each message as its row streams in: the
+    /// batch never holds rows, only their messages.
+    fn read(&mut self, position: Id) -> Result<MessageBuffer, Error> {
+        let started = Instant::now();
+        let mut batch = MessageBuffer::new(self.limit, self.message_size, self.key_mode);
+        let encoder = &mut self.encoder;
+        let result = self.source.fetch_each(position, self.limit, |id, values| {
+            batch.push(encoder, id, values)
+        });
+        let tags = [("table", self.table.as_str())];
+        self.metrics
+            .call("source.read", &result, &tags, started.elapsed());
+        let count = result?;
+        let tags = [("success", "true"), ("table", self.table.as_str())];
+        self.metrics.count("source.rows_read", &tags, count as u64);
+        if let Some(average) = batch.values.len().checked_div(count) {
+            self.message_size = average;
+        }
+        Ok(batch)
+    }
+
+    /// Stores the position, retrying a store that is down: the rows are in Kafka already, so
+    /// giving up here would only republish them. Stops retrying on shutdown (the rows will be
+    /// republished after restart: at-least-once).
+    fn commit(&mut self, position: Id) -> Result<(), Error> {
+        let mut failures = 0;
+        loop {
+            let started = Instant::now();
+            let result =
+                self.store
+                    .write_fenced(position, self.last_stored, &self.owner, self.lease);
+            self.metrics
+                .call("store.write", &result, &[], started.elapsed());
+            match result {
+                Ok(written) => {
+                    if written == Written::LeaseRetaken {
+                        log::warn!(
+                            "the job's lease lapsed while Kafka acknowledged a batch (a call \
+                             longer than lease_sec); nobody took it or moved the position, so it \
+                             was taken again and the batch committed"
+                        );
+                    }
+                    self.committed = Some(position);
+                    self.last_stored = Some(position);
+                    let p = position.to_string();
+                    self.metrics.gauge(
+                        "offset.position",
+                        &[("table", self.table.as_str())],
+                        position,
+                    );
+                    log::debug!("committed position {p} for job {}", self.name);
+                    return Ok(());
+                }
+                Err(e) if e.is_retriable() && !self.stopping() => {
+                    self.report_incident(&Error::Store(e));
+                    failures += 1;
+                    let wait = self.backoff.delay(failures);
+                    self.sleep(wait);
+                }
+                Err(e) => return Err(Error::Store(e)),
+            }
+        }
+    }
+
+    fn report_incident(&mut self, e: &Error) {
+        match self.incident {
+            Some((component, _)) if component == e.component() => log::debug!("still failing: {e}"),
+            _ => {
+                log::error!("{e} (retrying until it recovers)");
+                self.incident = Some((e.component(), Instant::now()));
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps while caught up, renewing the lease at a third of its lifetime so that an idle
+    /// active instance keeps it.
+    fn idle(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.stopping() && self.active {
+            let now = Instant::now();
+            if now >= until {
+                break;
+            }
+            self.sleep((until - now).min(self.lease / 3));
+            if let Err(e) = self.renew_lease() {
+                match e {
+                    Error::Store(StoreError::Fenced { .. }) => {
+                        log::warn!("lost the job's lease while idle: {e}");
+                        self.active = false;
+                    }
+                    // A Redis outage: the loop's next step reports and retries it.
+                    e => log::debug!("renewing the lease: {e}"),
+                }
+                break;
+            }
+        }
+    }
+
+    /// Sleeps, waking within 50 ms of a shutdown request.
+    fn sleep(&self, d: Duration) {
+        sleep_until(Instant::now() + d, &self.stop);
+    }
+}
+
+/// The position of a job that has replicated nothing yet: below every id, negative ones included
+/// (the sources clamp it to their key type's minimum).
+pub const BEFORE_ANY_ID: Id = i64::MIN as Id - 1;
+
+fn show_position(p: Id) -> String {
+    if p == BEFORE_ANY_ID {
+        "the start of the table".into()
+    } else {
+        p.to_string()
+    }
+}
+
+/// Run-time options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where to start when no position is stored (`--initial-position`); without it a job whose
+    /// topic already has records refuses to start.
+    pub initial_position: Option<Id>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Another instance holds the job's lease.
+    Standby,
+    /// More rows may be waiting: go again at once.
+    Continue,
+    /// The last fetch returned less than a full batch.
+    CaughtUp,
+    /// Rows wait above a hole in the id sequence that may still fill: not caught up, but
+    /// nothing to do until the next poll.
+    Holding,
+}
