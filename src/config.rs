@@ -576,11 +576,19 @@ struct HostPort;
 impl StrRule for HostPort {
     const EXPECTING: &'static str = "an address as host:port";
     fn check(s: &str) -> Result<(), String> {
-        check_host_port(s, true)
+        check_host_port(s, Port::Required)
     }
 }
 
-fn check_host_port(s: &str, port_required: bool) -> Result<(), String> {
+/// Whether an address must name its port.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Required,
+    Optional,
+}
+
+fn check_host_port(s: &str, port: Port) -> Result<(), String> {
+    let port_required = port == Port::Required;
     let accepted = "expected host:port, e.g. localhost:9092 or [::1]:9092";
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let Some((host, after)) = rest.split_once(']') else {
@@ -630,7 +638,7 @@ impl StrRule for RedisAddr {
                     Self::EXPECTING
                 ));
             }
-            return check_host_port(s, true);
+            return check_host_port(s, Port::Required);
         };
         let shown = redact_uri(s);
         let authority_end = rest.rfind('@').map_or(0, |i| i + 1);
@@ -638,7 +646,7 @@ impl StrRule for RedisAddr {
             Some((a, db)) => (&rest[authority_end..authority_end + a.len()], db),
             None => (&rest[authority_end..], ""),
         };
-        check_host_port(authority, false).map_err(|_| {
+        check_host_port(authority, Port::Optional).map_err(|_| {
             format!(
                 "`{shown}` has no valid host[:port]; expected {}",
                 Self::EXPECTING
@@ -975,8 +983,13 @@ repliqate:
         // The Kafka request timeout no longer sets it.
         assert_eq!(c.kafka.producer.request_timeout, Duration::from_secs(30));
         let without = OLD.replace("  redis_addr: localhost:6379\n", "  redis_timeout_sec: 2\n");
-        let err = parse_str(&without).expect_err("no Redis to time out").to_string();
-        assert!(err.contains("`redis_timeout_sec` is set without `redis_addr`"), "{err}");
+        let err = parse_str(&without)
+            .expect_err("no Redis to time out")
+            .to_string();
+        assert!(
+            err.contains("`redis_timeout_sec` is set without `redis_addr`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1087,7 +1100,7 @@ repliqate:
             "[::1]:9092",
             "kafka-1.example:65535",
         ] {
-            assert_eq!(check_host_port(ok, true), Ok(()), "{ok}");
+            assert_eq!(check_host_port(ok, Port::Required), Ok(()), "{ok}");
         }
         for bad in [
             "localhost",
@@ -1099,7 +1112,7 @@ repliqate:
             "[::1]",
             "a b:1",
         ] {
-            assert!(check_host_port(bad, true).is_err(), "{bad}");
+            assert!(check_host_port(bad, Port::Required).is_err(), "{bad}");
         }
     }
 

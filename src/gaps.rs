@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::value::Id;
+use crate::value::{Id, OpenTransactions};
 
 /// How holes are recognised and how long they may be held.
 #[derive(Debug, Clone)]
@@ -84,9 +84,6 @@ pub struct Decision {
     /// The database could not prove holes final (say once, with `reason`).
     pub no_proof: Option<String>,
 }
-
-/// The open transactions of the database now: `Ok(Err(reason))` when it cannot tell.
-pub type OpenTransactions = Result<Vec<String>, String>;
 
 #[derive(Debug)]
 enum Proof {
@@ -189,8 +186,8 @@ impl GapTracker {
 
         let mut no_proof: Option<String> = None;
         let before: Option<HashSet<String>> = match before {
-            Some(Ok(open)) => Some(open.into_iter().collect()),
-            Some(Err(reason)) => {
+            Some(OpenTransactions::Listed(open)) => Some(open.into_iter().collect()),
+            Some(OpenTransactions::Unknown { reason }) => {
                 no_proof = Some(reason);
                 None
             }
@@ -206,8 +203,8 @@ impl GapTracker {
             }
             let proof = match probe.take() {
                 Some(probe) if !cached => match probe()? {
-                    Ok(open) => Proof::Open(open.into_iter().collect()),
-                    Err(reason) => {
+                    OpenTransactions::Listed(open) => Proof::Open(open.into_iter().collect()),
+                    OpenTransactions::Unknown { reason } => {
                         *no_proof = Some(reason);
                         Proof::Unknown
                     }
@@ -346,7 +343,7 @@ mod tests {
     }
 
     fn list(ids: &[&str]) -> OpenTransactions {
-        Ok(ids.iter().map(|s| s.to_string()).collect())
+        OpenTransactions::Listed(ids.iter().map(|s| s.to_string()).collect())
     }
 
     fn open(ids: &[&str]) -> Result<OpenTransactions, ()> {
@@ -451,35 +448,31 @@ mod tests {
     fn without_proof_the_timeout_releases_the_hole_and_it_is_watched() {
         let mut t = tracker(5, 1);
         let t0 = Instant::now();
-        let refused = || Ok::<_, ()>(Err("no privilege".to_string()));
-        let d = t.decide(0, &rows(&[1, 3]), t0, None, refused).unwrap();
+        let refused = || OpenTransactions::Unknown {
+            reason: "no privilege".to_string(),
+        };
+        let d = t
+            .decide(0, &rows(&[1, 3]), t0, None, || Ok::<_, ()>(refused()))
+            .unwrap();
         assert_eq!(d.publish, 1);
         assert_eq!(d.no_proof.as_deref(), Some("no privilege"));
-        let later = t0 + Duration::from_secs(4);
-        let d = t
-            .decide(
+        let mut poll_at = |secs| {
+            t.decide(
                 1,
                 &rows(&[3]),
-                later,
-                Some(Err("no privilege".into())),
+                t0 + Duration::from_secs(secs),
+                Some(refused()),
                 no_probe,
             )
-            .unwrap();
+            .unwrap()
+        };
+        let d = poll_at(4);
         assert_eq!(d.publish, 0);
         assert!(
             d.no_proof.is_none(),
             "the missing privilege is reported once"
         );
-        let later = t0 + Duration::from_secs(5);
-        let d = t
-            .decide(
-                1,
-                &rows(&[3]),
-                later,
-                Some(Err("no privilege".into())),
-                no_probe,
-            )
-            .unwrap();
+        let d = poll_at(5);
         assert_eq!(d.publish, 1);
         assert_eq!(d.skipped[0].reason, SkipReason::TimedOut);
         assert_eq!(t.watched(t0 + Duration::from_secs(6)).count(), 1);

@@ -1,8 +1,19 @@
-//! The values a source hands to the message encoder, already in their JSON shape.
+//! What a source hands to the rest: the values of its rows, already in their JSON shape, and
+//! what it knows of the database's open transactions.
 //!
 //! Sources convert every database type into one of these variants (DECIMAL → exact decimal
 //! string, dates → ISO-8601 string, binary → base64 string, JSON columns → nested JSON), so that
 //! the encoder and the hash never need to know which database a row came from.
+
+/// The write transactions open in the database at one moment, for proving a hole in the id
+/// sequence final (`gaps`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenTransactions {
+    /// Each one's identity, stable for the transaction's life.
+    Listed(Vec<String>),
+    /// The database will not tell us: `reason` names what is missing (a privilege).
+    Unknown { reason: String },
+}
 
 /// Primary-key values. Wide enough for MySQL `BIGINT UNSIGNED` and PostgreSQL `int8` alike.
 pub type Id = i128;

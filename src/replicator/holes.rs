@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use super::batch::MessageBuffer;
 use super::{Error, Replicator, BEFORE_ANY_ID};
 use crate::config::Config;
-use crate::gaps::{GapPolicy, OpenTransactions, SkipReason};
+use crate::gaps::{GapPolicy, SkipReason};
 use crate::source::Source;
-use crate::value::Id;
+use crate::value::{Id, OpenTransactions};
 
 impl Replicator {
     /// Cuts `rows` at the first hole in the id sequence that may still be filled (see

@@ -47,12 +47,22 @@ pub fn push_micros(out: &mut String, micros: u32) {
     }
 }
 
+/// Which kind of PostgreSQL date/time value a text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    /// `timestamp`, `date`, `time`: no offset.
+    Naive,
+    /// `timestamptz` read in a UTC session: `+00` is written `Z`.
+    Utc,
+}
+
 /// Re-spells PostgreSQL's ISO text output of a date/time value in the form Python's
 /// `isoformat()` uses: `T` between date and time, fractions padded to six digits, and for
 /// `timestamptz` read in a UTC session, the `+00` offset written `Z`.
 /// `2024-01-02 03:04:05.12+00` → `2024-01-02T03:04:05.120000Z`. Values with no time part
 /// (`infinity`, `-infinity`) pass through unchanged.
-pub fn pg_datetime_text(text: &str, utc: bool) -> String {
+pub fn pg_datetime_text(text: &str, zone: Zone) -> String {
+    let utc = zone == Zone::Utc;
     let mut out = String::with_capacity(text.len() + 8);
     let mut in_fraction = false;
     let mut fraction_digits = 0;
@@ -162,24 +172,24 @@ mod tests {
     #[test]
     fn pg_datetimes_become_isoformat() {
         assert_eq!(
-            pg_datetime_text("2024-01-02 03:04:05", false),
+            pg_datetime_text("2024-01-02 03:04:05", Zone::Naive),
             "2024-01-02T03:04:05"
         );
         assert_eq!(
-            pg_datetime_text("2024-01-02 03:04:05.12", false),
+            pg_datetime_text("2024-01-02 03:04:05.12", Zone::Naive),
             "2024-01-02T03:04:05.120000"
         );
         assert_eq!(
-            pg_datetime_text("2024-01-02 03:04:05.123456+00", true),
+            pg_datetime_text("2024-01-02 03:04:05.123456+00", Zone::Utc),
             "2024-01-02T03:04:05.123456Z"
         );
         assert_eq!(
-            pg_datetime_text("2024-01-02 03:04:05+00", true),
+            pg_datetime_text("2024-01-02 03:04:05+00", Zone::Utc),
             "2024-01-02T03:04:05Z"
         );
-        assert_eq!(pg_datetime_text("infinity", true), "infinity");
+        assert_eq!(pg_datetime_text("infinity", Zone::Utc), "infinity");
         assert_eq!(
-            pg_datetime_text("0044-03-15 12:00:00+00 BC", true),
+            pg_datetime_text("0044-03-15 12:00:00+00 BC", Zone::Utc),
             "0044-03-15T12:00:00Z BC"
         );
         assert_eq!(pg_time_text("03:04:05.5"), "03:04:05.500000");

@@ -21,7 +21,7 @@ pub mod sqlite;
 use std::fmt;
 use std::time::Duration;
 
-use crate::value::{Id, Row, Value};
+use crate::value::{Id, OpenTransactions, Row, Value};
 pub use uri::redact_uri;
 use uri::Backend;
 
@@ -206,14 +206,13 @@ impl Source {
 
     /// Identities of the write transactions open right now (each stable for the transaction's
     /// life), so that a hole first seen now can be proven final once none of them is open any
-    /// more. `Ok(Err(reason))`: the database will not tell us (a missing privilege, named in
-    /// `reason`).
-    pub fn open_transactions(&mut self) -> Result<Result<Vec<String>, String>, SourceError> {
+    /// more, or why the database will not tell us (a missing privilege).
+    pub fn open_transactions(&mut self) -> Result<OpenTransactions, SourceError> {
         match self {
             // SQLite has one writer, which commits ids in order: a hole a reader sees is final
             // at once, as if no transaction were open.
             #[cfg(feature = "sqlite")]
-            Source::Sqlite(_) => Ok(Ok(Vec::new())),
+            Source::Sqlite(_) => Ok(OpenTransactions::Listed(Vec::new())),
             #[cfg(feature = "postgres")]
             Source::Postgres(s) => s.open_transactions(),
             #[cfg(feature = "mysql")]

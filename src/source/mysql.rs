@@ -17,7 +17,7 @@ use super::{
     convert, plan_columns, quote_backtick, redact_uri, row_id, similar_names, IdAllocation, Plan,
     SourceError, SourceSpec, Utf8Warnings,
 };
-use crate::value::{Id, Value};
+use crate::value::{Id, OpenTransactions, Value};
 
 /// How one column's value is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,8 +263,8 @@ impl MysqlSource {
     }
 
     /// InnoDB transactions open now (information_schema.INNODB_TRX, which needs the PROCESS
-    /// privilege): `Err(reason)` when we may not read it.
-    pub(crate) fn open_transactions(&mut self) -> Result<Result<Vec<String>, String>, SourceError> {
+    /// privilege), or why we may not read it.
+    pub(crate) fn open_transactions(&mut self) -> Result<OpenTransactions, SourceError> {
         let result = self.with_conn("reading information_schema.INNODB_TRX", |c| {
             c.query::<String, _>(
                 "SELECT CONCAT(trx_id, '@', trx_started) FROM information_schema.INNODB_TRX \
@@ -272,12 +272,14 @@ impl MysqlSource {
             )
         });
         match result {
-            Ok(open) => Ok(Ok(open)),
-            Err(SourceError::Refused(_)) => Ok(Err(format!(
-                "reading information_schema.INNODB_TRX needs the PROCESS privilege; grant it to \
-                 {} (GRANT PROCESS ON *.* TO ...)",
-                self.user
-            ))),
+            Ok(open) => Ok(OpenTransactions::Listed(open)),
+            Err(SourceError::Refused(_)) => Ok(OpenTransactions::Unknown {
+                reason: format!(
+                    "reading information_schema.INNODB_TRX needs the PROCESS privilege; grant it \
+                     to {} (GRANT PROCESS ON *.* TO ...)",
+                    self.user
+                ),
+            }),
             Err(e) => Err(e),
         }
     }

@@ -13,12 +13,13 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, Config, NoTls, Statement};
 
+use super::convert::Zone;
 use super::uri::ParsedUri;
 use super::{
     clamp_i64, convert, plan_columns, quote_double, redact_uri, row_id, similar_names,
     IdAllocation, Plan, SourceError, SourceSpec,
 };
-use crate::value::{Id, Value};
+use crate::value::{Id, OpenTransactions, Value};
 
 /// How one column is selected and decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,9 +323,9 @@ impl PostgresSource {
 
     /// Transactions open in this database now, as `pid@xact_start` — every open transaction,
     /// with or without a transaction id yet (a session that called nextval() but has written
-    /// nothing has none) and idle-in-transaction ones. `Err(reason)` when pg_stat_activity
-    /// hides other roles' sessions from us.
-    pub(crate) fn open_transactions(&mut self) -> Result<Result<Vec<String>, String>, SourceError> {
+    /// nothing has none) and idle-in-transaction ones; `Unknown` when pg_stat_activity hides
+    /// other roles' sessions from us.
+    pub(crate) fn open_transactions(&mut self) -> Result<OpenTransactions, SourceError> {
         let what = "reading pg_stat_activity";
         let rows = self.with_client(what, |c| {
             c.query(
@@ -341,14 +342,16 @@ impl PostgresSource {
         for r in &rows {
             if r.get::<_, Option<bool>>(1).unwrap_or(false) {
                 let user: String = r.get(2);
-                return Ok(Err(format!(
-                    "pg_stat_activity hides other roles' sessions from {user}; grant it \
-                     pg_read_all_stats (GRANT pg_read_all_stats TO {user})"
-                )));
+                return Ok(OpenTransactions::Unknown {
+                    reason: format!(
+                        "pg_stat_activity hides other roles' sessions from {user}; grant it \
+                         pg_read_all_stats (GRANT pg_read_all_stats TO {user})"
+                    ),
+                });
             }
             open.push(r.get(0));
         }
-        Ok(Ok(open))
+        Ok(OpenTransactions::Listed(open))
     }
 
     pub(crate) fn fetch_each<E: From<SourceError>>(
@@ -433,10 +436,10 @@ impl PostgresSource {
                 Value::Str(convert::pg_time_text(t))
             }),
             Kind::Timestamp => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
-                Value::Str(convert::pg_datetime_text(t, false))
+                Value::Str(convert::pg_datetime_text(t, Zone::Naive))
             }),
             Kind::TimestampTz => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
-                Value::Str(convert::pg_datetime_text(t, true))
+                Value::Str(convert::pg_datetime_text(t, Zone::Utc))
             }),
         };
         Ok(())
