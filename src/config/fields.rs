@@ -474,4 +474,3 @@ pub(super) fn expand_env(s: &str) -> Result<String, String> {
     out.push_str(rest);
     Ok(out)
 }
-

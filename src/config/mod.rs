@@ -22,7 +22,6 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-
 mod fields;
 
 use fields::*;
@@ -705,4 +704,3 @@ repliqate:
         assert_eq!(tab_indented_line("a:\n  b: \"x\ty\"\n \t\n"), None);
     }
 }
-

@@ -75,6 +75,36 @@ impl Record {
     }
 }
 
+/// Evaluates `$body` with `$codec` naming the codec's compressor type for `$compression`.
+macro_rules! with_codec {
+    ($compression:expr, $codec:ident => $body:expr) => {
+        match $compression {
+            Compression::None => {
+                type $codec = codec::None;
+                $body
+            }
+            Compression::Gzip => {
+                type $codec = codec::Gzip;
+                $body
+            }
+            Compression::Snappy => {
+                type $codec = codec::Snappy;
+                $body
+            }
+            #[cfg(feature = "lz4")]
+            Compression::Lz4 => {
+                type $codec = codec::Lz4;
+                $body
+            }
+            #[cfg(feature = "zstd")]
+            Compression::Zstd => {
+                type $codec = codec::Zstd;
+                $body
+            }
+        }
+    };
+}
+
 /// Record batch compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -103,45 +133,30 @@ impl Compression {
 
     /// Appends `records` compressed to `out`.
     fn compress(self, records: &[u8], out: &mut BytesMut) -> Result<(), String> {
-        macro_rules! with {
-            ($codec:ty) => {
-                <$codec>::compress(out, |tmp: &mut BytesMut| {
-                    tmp.put_slice(records);
-                    Ok(())
-                })
-                .map_err(|e| e.to_string())
-            };
-        }
-        match self {
-            Compression::None => {
-                out.put_slice(records);
-                Ok(())
-            }
-            Compression::Gzip => with!(codec::Gzip),
-            Compression::Snappy => with!(codec::Snappy),
-            #[cfg(feature = "lz4")]
-            Compression::Lz4 => with!(codec::Lz4),
-            #[cfg(feature = "zstd")]
-            Compression::Zstd => with!(codec::Zstd),
-        }
+        with_codec!(self, C => <C as Compressor<BytesMut>>::compress(out, |tmp: &mut BytesMut| {
+            tmp.put_slice(records);
+            Ok(())
+        }))
+        .map_err(|e| e.to_string())
     }
 
     fn decompress(self, mut records: Bytes) -> Result<Bytes, String> {
-        macro_rules! with {
-            ($codec:ty) => {
-                <$codec>::decompress(&mut records, |plain: &mut Bytes| Ok(std::mem::take(plain)))
-                    .map_err(|e| e.to_string())
-            };
-        }
-        match self {
-            Compression::None => Ok(records),
-            Compression::Gzip => with!(codec::Gzip),
-            Compression::Snappy => with!(codec::Snappy),
-            #[cfg(feature = "lz4")]
-            Compression::Lz4 => with!(codec::Lz4),
-            #[cfg(feature = "zstd")]
-            Compression::Zstd => with!(codec::Zstd),
-        }
+        with_codec!(self, C => <C as Decompressor<Bytes>>::decompress(
+            &mut records,
+            |plain: &mut Bytes| Ok(std::mem::take(plain)),
+        ))
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// A record of `size` value bytes, for tests.
+#[cfg(test)]
+pub(super) fn test_record(key: Option<&str>, size: usize) -> Record {
+    Record {
+        key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+        value: Bytes::from(vec![b'x'; size]),
+        headers: vec![],
+        timestamp_ms: 0,
     }
 }
 

@@ -244,16 +244,8 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::records::test_record as record;
     use kafka_protocol::records::RecordBatchDecoder;
-
-    fn record(key: Option<&str>, size: usize) -> Record {
-        Record {
-            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: Bytes::from(vec![b'x'; size]),
-            headers: vec![],
-            timestamp_ms: 0,
-        }
-    }
 
     fn batcher(idempotence: Idempotence) -> Batcher {
         Batcher::new(idempotence, Compression::None)

@@ -479,18 +479,8 @@ impl Retries {
 mod tests {
     use std::time::Duration;
 
-    use bytes::Bytes;
-
     use super::*;
-
-    fn record(key: Option<&str>, size: usize) -> Record {
-        Record {
-            key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: Bytes::from(vec![b'x'; size]),
-            headers: vec![],
-            timestamp_ms: 0,
-        }
-    }
+    use crate::kafka::records::test_record as record;
 
     #[test]
     fn oversized_record_is_refused_naming_its_key() {
