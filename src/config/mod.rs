@@ -39,7 +39,7 @@ pub const MAX_LIMIT: u64 = 1_000_000;
 /// bounds the wait where no proof is possible (missing privilege, cached sequences, SQLite never
 /// needs it). A minute covers ordinary OLTP write transactions many times over while keeping the
 /// worst-case added latency of an unprovable hole at one minute.
-pub const DEFAULT_GAP_TIMEOUT_SECS: u64 = 60;
+const DEFAULT_GAP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The defaults of the settings that are not the producer's (those are `ProducerConfig::default`).
 const DEFAULT_LIMIT: usize = 10_000;
@@ -333,9 +333,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
                 connect_timeout: secs_or(src.connect_timeout_sec, DEFAULT_CONNECT_TIMEOUT),
             },
             limit: src.limit.map_or(DEFAULT_LIMIT, |l| l.0),
-            gap_timeout: src
-                .gap_timeout_sec
-                .map_or(Duration::from_secs(DEFAULT_GAP_TIMEOUT_SECS), |g| g.0),
+            gap_timeout: src.gap_timeout_sec.map_or(DEFAULT_GAP_TIMEOUT, |g| g.0),
             id_step: src.id_step.map(|s| s.0),
         },
         kafka: KafkaSettings {

@@ -360,6 +360,11 @@ impl Producer {
     }
 
     fn outcome_result(&mut self, outcome: RoundOutcome, out: &Outgoing) -> Result<(), Error> {
+        // KIP-219: the broker asks us to hold off; it would mute the connection otherwise. A
+        // shutdown cuts the wait short, and the next attempt sees it.
+        if !outcome.throttle.is_zero() {
+            sleep_until(Instant::now() + outcome.throttle, &self.cancel);
+        }
         if outcome.reset_producer_id {
             self.batcher.idempotence = Idempotence::NeedsId;
         }

@@ -53,6 +53,8 @@ pub(super) struct RoundOutcome {
     pub error: Option<Error>,
     pub refresh_metadata: bool,
     pub reset_producer_id: bool,
+    /// How long the brokers asked us to hold off before the next request (KIP-219).
+    pub throttle: Duration,
 }
 
 impl RoundOutcome {
@@ -350,7 +352,7 @@ impl Round {
     }
 
     /// Ends a round: halves the batches the broker found too large (the halves take the
-    /// original's place, so order is kept) and honours throttling.
+    /// original's place, so order is kept), and says how long the brokers asked us to wait.
     pub fn end(self, batcher: &Batcher, out: &mut Outgoing) -> RoundOutcome {
         let Round {
             mut splits,
@@ -364,10 +366,7 @@ impl Round {
                 outcome.fail(e);
             }
         }
-        if throttle_ms > 0 {
-            // KIP-219: the broker asks us to hold off; it will mute the connection otherwise.
-            std::thread::sleep(Duration::from_millis(throttle_ms.min(30_000) as u64));
-        }
+        outcome.throttle = Duration::from_millis(throttle_ms.clamp(0, 30_000) as u64);
         outcome
     }
 }
