@@ -673,7 +673,7 @@ impl Shortest {
     /// Only a candidate with an odd last digit can be the wrong one. Whether the float is exactly
     /// halfway is decided with integer arithmetic; the neighbour is then used if it round-trips.
     fn fix_tie(&mut self, f: f64) {
-        if self.digits()[self.len - 1] % 2 == 0 {
+        if self.digits()[self.len - 1].is_multiple_of(2) {
             return;
         }
         let d = self.as_integer();

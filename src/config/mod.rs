@@ -43,6 +43,7 @@ const DEFAULT_GAP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The defaults of the settings that are not the producer's (those are `ProducerConfig::default`).
 const DEFAULT_LIMIT: usize = 10_000;
+const DEFAULT_KEY: KeyMode = KeyMode::PrimaryKey;
 const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -338,7 +339,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         },
         kafka: KafkaSettings {
             topic: kafka.topic.into_string(),
-            key: kafka.key.unwrap_or(KeyMode::PrimaryKey),
+            key: kafka.key.unwrap_or(DEFAULT_KEY),
             producer,
         },
     })

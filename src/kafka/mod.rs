@@ -1,6 +1,6 @@
 //! A small synchronous Kafka producer built on the `kafka-protocol` codec and `std::net`.
 //!
-//! Layers, each using only the ones below it:
+//! Layers, each using only the ones listed before it:
 //! - `kafka_protocol` — the codec: bytes ↔ request and response messages, and compressors;
 //! - `wire` — varints and length-prefixed bytes, for what we write without the codec;
 //! - `records` — our `Record`, and record batches written, re-stamped, split and compressed

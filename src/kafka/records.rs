@@ -118,6 +118,21 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The compression a batch's `attributes` name, if we know it.
+    fn from_attributes(attributes: i16) -> Option<Compression> {
+        [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            #[cfg(feature = "lz4")]
+            Compression::Lz4,
+            #[cfg(feature = "zstd")]
+            Compression::Zstd,
+        ]
+        .into_iter()
+        .find(|c| c.attribute() == attributes & COMPRESSION_MASK)
+    }
+
     /// The codec's number in a batch's `attributes`.
     fn attribute(self) -> i16 {
         match self {
@@ -226,15 +241,15 @@ pub(super) fn restamp(batch: &[u8], stamp: Stamp) -> Bytes {
 }
 
 /// `batch` (written by `write`) as two: its first `at` records, and the rest under the stamp
-/// that follows. Order and every record's bytes are kept; offsets and timestamps are re-based.
-pub(super) fn split(
-    batch: &Bytes,
-    at: usize,
-    compression: Compression,
-) -> Result<(Bytes, Bytes), Error> {
+/// that follows, compressed as it was. Order and every record's fields are kept; offsets and
+/// timestamps are re-based.
+pub(super) fn split(batch: &Bytes, at: usize) -> Result<(Bytes, Bytes), Error> {
     if batch.len() < BATCH_OVERHEAD {
         return Err(local("a batch to split is shorter than its header"));
     }
+    let attributes = i16::from_be_bytes([batch[ATTRIBUTES], batch[ATTRIBUTES + 1]]);
+    let compression = Compression::from_attributes(attributes)
+        .ok_or_else(|| local(format!("a batch to split has attributes {attributes:#x}")))?;
     let stamp = Stamp {
         producer_id: be_i64(&batch[PRODUCER_ID..]),
         epoch: i16::from_be_bytes([batch[PRODUCER_ID + 8], batch[PRODUCER_ID + 9]]),
@@ -519,6 +534,10 @@ mod tests {
             (Compression::None, Codec::None),
             (Compression::Gzip, Codec::Gzip),
             (Compression::Snappy, Codec::Snappy),
+            #[cfg(feature = "lz4")]
+            (Compression::Lz4, Codec::Lz4),
+            #[cfg(feature = "zstd")]
+            (Compression::Zstd, Codec::Zstd),
         ]
     }
 
@@ -570,7 +589,7 @@ mod tests {
             for s in STAMPS {
                 let whole = write(&records, &all, s, ours).unwrap();
                 for at in [1, 100, 199] {
-                    let (first, second) = split(&whole, at, ours).unwrap();
+                    let (first, second) = split(&whole, at).unwrap();
                     let label = format!("{ours:?}, {s:?}, at {at}");
                     assert_eq!(
                         first,
@@ -599,8 +618,8 @@ mod tests {
                         );
                     }
                 }
-                assert!(split(&whole, 0, ours).is_err());
-                assert!(split(&whole, 200, ours).is_err());
+                assert!(split(&whole, 0).is_err());
+                assert!(split(&whole, 200).is_err());
             }
         }
     }

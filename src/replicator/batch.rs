@@ -1,4 +1,4 @@
-//! A batch of the table as the loop publishes it (`MessageBuffer`), and the buffer its messages are
+//! A batch of the table as the loop publishes it (`Batch`), and the buffer its messages are
 //! encoded into while its rows stream in (`MessageBuffer`).
 
 use std::ops::Range;

@@ -4,7 +4,6 @@
 //! reached through its own small API and never calls back up. The invariant this module keeps:
 //! the stored position only ever names a row such that it and every row before it were
 //! acknowledged by Kafka.
-
 //!
 //! Rooms: `error` (why it stopped), `batch` (a batch of the table and its encoded messages),
 //! `lease` (active and standby), `holes` (rows held at holes in the id sequence).

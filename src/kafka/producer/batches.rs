@@ -29,7 +29,7 @@ impl Batch {
         for (n, &i) in self.records.iter().enumerate() {
             delivered[i as usize] = Some(Delivery {
                 partition: self.partition,
-                offset: base_offset.map(|o| o + n as i64),
+                offset: base_offset.and_then(|o| o.checked_add(n as i64)),
             });
         }
         self.done = true;
@@ -57,6 +57,18 @@ impl Outgoing {
 
     pub fn unacknowledged(&self) -> bool {
         self.delivered.iter().any(Option::is_none)
+    }
+
+    /// Whether the batches not yet acknowledged hold every record not yet acknowledged, so
+    /// that sending them again completes the send.
+    pub fn pending_hold_every_unacknowledged(&self) -> bool {
+        let pending: usize = self
+            .batches
+            .iter()
+            .filter(|b| !b.done)
+            .map(|b| b.records.len())
+            .sum();
+        pending > 0 && pending == self.delivered.iter().filter(|d| d.is_none()).count()
     }
 }
 
@@ -226,7 +238,7 @@ impl Batcher {
     /// Batch `i` as two: its first `at` records, and the rest right after it.
     fn split_at(&self, batches: &mut Vec<Batch>, i: usize, at: usize) -> Result<(), Error> {
         let b = &mut batches[i];
-        let (first, second) = records::split(&b.encoded, at, self.compression)?;
+        let (first, second) = records::split(&b.encoded, at)?;
         let tail = b.records.split_off(at);
         b.encoded = first;
         let second = Batch {

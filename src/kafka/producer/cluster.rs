@@ -38,6 +38,8 @@ const LIST_OFFSETS: Wanted = Wanted {
     needed: "v1 or later (Kafka ≥ 0.10.1)",
 };
 const INIT_PRODUCER_ID_MAX_VERSION: i16 = 5;
+/// More partitions than any topic has: a guard against a Metadata answer that is not one.
+const MAX_PARTITIONS: i64 = 1 << 20;
 
 /// The brokers, the topics' leaders, and a connection per broker, opened when first needed.
 pub(super) struct Cluster {
@@ -253,10 +255,19 @@ impl Cluster {
         let count = t
             .partitions
             .iter()
-            .map(|p| p.partition_index + 1)
+            .map(|p| i64::from(p.partition_index) + 1)
             .max()
             .unwrap_or(0)
-            .max(0) as usize;
+            .max(0);
+        // Kafka's own limits keep a topic far below this; a larger index is not a broker
+        // speaking Kafka, and must not size an allocation.
+        if count > MAX_PARTITIONS {
+            return Err(Error::protocol(
+                &broker,
+                format!("Metadata names partition {} of topic {topic}", count - 1),
+            ));
+        }
+        let count = count as usize;
         if count == 0 {
             return Err(no_leader(Some("topic has no partitions yet".into())));
         }

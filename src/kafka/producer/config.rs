@@ -1,5 +1,5 @@
 //! What the producer is told: `ProducerConfig`, and the defaults of every producer setting, in
-//! one place (the YAML's defaults are these: `config.rs` starts from `ProducerConfig::default`).
+//! one place (the YAML's defaults are these: `config::build` starts from `ProducerConfig::default`).
 
 use std::time::Duration;
 

@@ -220,27 +220,22 @@ impl Producer {
         result: Result<(), Error>,
     ) -> Result<Vec<Delivery>, SendError> {
         let error = match result {
-            Ok(()) => {
-                return Ok(out
-                    .delivered
-                    .into_iter()
-                    .map(|d| {
-                        d.unwrap_or(Delivery {
-                            partition: -1,
-                            offset: None,
-                        })
-                    })
-                    .collect())
-            }
+            Ok(()) => match out.delivered.iter().copied().collect::<Option<Vec<_>>>() {
+                Some(all) => return Ok(all),
+                // Never reached while every record is in a batch: a record in none was never
+                // sent, and must not pass for delivered.
+                None => Error::protocol("(local)", "a send ended with records in no batch"),
+            },
             Err(error) => error,
         };
         let unacknowledged = out.unacknowledged();
         let delivered = out.delivered.clone();
-        // A transient failure: the caller may send the same batches again.
+        // A transient failure: the caller may send the same batches again, if they hold every
+        // record not acknowledged (not so when a record after them could never be sent).
         let unsettled = (unacknowledged
             && error.is_retriable()
             && !matches!(error, Error::Cancelled)
-            && !out.batches.is_empty())
+            && out.pending_hold_every_unacknowledged())
         .then(|| Box::new(Unsettled(out)));
         if unsettled.is_some() {
             self.unsettled_out = true;
@@ -365,7 +360,7 @@ impl Producer {
         if !outcome.throttle.is_zero() {
             sleep_until(Instant::now() + outcome.throttle, &self.cancel);
         }
-        if outcome.reset_producer_id {
+        if outcome.reset_producer_id && self.batcher.idempotence.is_on() {
             self.batcher.idempotence = Idempotence::NeedsId;
         }
         if outcome.refresh_metadata {
@@ -486,6 +481,41 @@ mod tests {
 
     use super::*;
     use crate::kafka::records::test_record as record;
+
+    /// A send whose records before an oversized one failed on a transient error: its batches
+    /// hold only those records, so they are not handed back to be resumed (a resume would
+    /// complete them and pass the oversized record off as delivered), and a send that ends
+    /// with records in no batch is never a success.
+    #[test]
+    fn batches_that_do_not_hold_every_unacknowledged_record_are_never_resumed() {
+        let records = [record(Some("1"), 10), record(Some("2"), 4096)];
+        let mut p = Producer::new(ProducerConfig::default());
+        let outgoing = |p: &mut Producer| {
+            let mut out = Outgoing::new("t", records.len());
+            out.batches = p.batcher.plan("t", &records[..1], 1, 1 << 20).unwrap();
+            out
+        };
+        let transient = || Error::NoBrokerReachable {
+            tried: "b:9092".into(),
+            last: Box::new(Error::protocol("b:9092", "gone")),
+        };
+        let out = outgoing(&mut p);
+        let mut err = p.conclude(out, Err(transient())).unwrap_err();
+        assert!(err.error.is_retriable());
+        assert!(err.take_unsettled().is_none(), "resumable without record 2");
+
+        let mut out = outgoing(&mut p);
+        out.batches[0].acknowledge(Some(0), &mut out.delivered);
+        let err = p.conclude(out, Ok(())).unwrap_err();
+        assert_eq!(err.delivered[1], None);
+        assert!(!err.error.is_retriable(), "{err}");
+
+        // Batches holding every unacknowledged record are resumable.
+        let mut out = Outgoing::new("t", 1);
+        out.batches = p.batcher.plan("t", &records[..1], 1, 1 << 20).unwrap();
+        let mut err = p.conclude(out, Err(transient())).unwrap_err();
+        assert!(err.take_unsettled().is_some());
+    }
 
     #[test]
     fn oversized_record_is_refused_naming_its_key() {
