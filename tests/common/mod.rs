@@ -11,9 +11,12 @@
 //! - `broker`, `proxy`: a private Kafka broker behind a fault-injecting proxy.
 //! - `values`: expected values computed independently, and the python3 message check.
 //! - `faults`: the fault suites' writer thread, checks and job.
+//! - `source`, `conformance`: the source tests' helpers, and the tests every server source
+//!   passes, written once and run per backend (`source_conformance_tests!`).
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod conformance;
 pub mod daemon;
 pub mod db;
 pub mod env;
@@ -22,5 +25,6 @@ pub mod job;
 pub mod kafka;
 pub mod position;
 pub mod proxy;
+pub mod source;
 pub mod stack;
 pub mod values;
