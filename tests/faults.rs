@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,16 @@ const ACTIVE_LINE: &str = "active (lease owner";
 
 fn sqlite_db(dir: &TempDir) -> Db {
     Db::Sqlite(dir.path().join("source.db"))
+}
+
+/// Creates `job`'s topic on the test broker and writes its config file into `dir`; returns the
+/// file's path and a guard that deletes the job's position when the test ends.
+fn set_up(job: &JobConfig, dir: &TempDir) -> (PathBuf, RedisKeyGuard) {
+    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    (
+        dir.write("config.yaml", &job.yaml()),
+        RedisKeyGuard(job.key()),
+    )
 }
 
 fn position(key: &str) -> Option<i128> {
@@ -73,10 +84,8 @@ fn kill_storm(db: Db, seed: u64) {
     let job = fault_job("storm", &db, &table, &broker())
         .lease(Duration::from_secs(1))
         .limit(STORM_LIMIT as u64);
-    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = dir.write("config.yaml", &job.yaml());
 
     let started = Instant::now();
     let mut rng = Rng(seed);
@@ -325,10 +334,8 @@ fn deleted_position_refuses_to_restart_until_initial_position_is_given() {
     let table = "t_lost";
     db.create_filled(table, 5000);
     let job = fault_job("lost", &db, table, &broker());
-    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = dir.write("config.yaml", &job.yaml());
     let config = config.to_str().unwrap();
 
     let out = run(&["--config", config, "--once"], Duration::from_secs(60));
@@ -455,10 +462,8 @@ fn a_postgres_query_blocked_by_a_lock_times_out_and_the_loop_recovers() {
     let _table = TableGuard::new(&db, &table);
     db.create_filled(&table, 1000);
     let job = fault_job("locked", &db, &table, &broker()).query_timeout(Duration::from_secs(2));
-    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = dir.write("config.yaml", &job.yaml());
     let mut d = Daemon::start(&config, &["-vv"], dir.path().join("daemon.log"));
     assert!(wait_position(&key, 1000, Duration::from_secs(30)).is_some());
 
@@ -525,7 +530,7 @@ fn standby_job(
     db: &Db,
     table: &str,
     limit: usize,
-) -> (JobConfig, std::path::PathBuf) {
+) -> (JobConfig, PathBuf) {
     let job = fault_job(base, db, table, &broker())
         .lease(LEASE)
         .limit(limit as u64);
@@ -747,9 +752,7 @@ fn no_password_in_any_output_and_the_state_file_is_0600() {
         db.create_filled(&table, 100);
         let secret = password_of(&db.uri());
         let job = fault_job("secret", &db, &table, &broker());
-        create_topic(&broker(), &job.kafka.topic, PARTITIONS);
-        let _key = RedisKeyGuard(job.key());
-        let config = dir.write("config.yaml", &job.yaml());
+        let (config, _key) = set_up(&job, &dir);
         let out = run(
             &["--config", config.to_str().unwrap(), "--once", "-vvv"],
             Duration::from_secs(60),
@@ -890,10 +893,8 @@ fn edge_ids(db: Db) {
     let insert = format!("INSERT INTO {table} (id, v) VALUES {values}");
     db.exec(&insert);
     let job = fault_job("edge", &db, &table, &broker());
-    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = dir.write("config.yaml", &job.yaml());
     // Starting below every id: the default start of a new job is after 0 (see the README).
     let out = run(
         &[
@@ -949,9 +950,7 @@ fn a_new_job_does_not_silently_skip_negative_ids() {
         .execute_batch("INSERT INTO t (id, v) VALUES (-3, 'a'), (-2, 'b'), (-1, 'c'), (5, 'd')")
         .unwrap();
     let job = fault_job("negative", &db, "t", &broker());
-    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
-    let _key = RedisKeyGuard(job.key());
-    let config = dir.write("config.yaml", &job.yaml());
+    let (config, _key) = set_up(&job, &dir);
     let out = run(
         &["--config", config.to_str().unwrap(), "--once", "-vv"],
         Duration::from_secs(60),
@@ -991,10 +990,8 @@ fn a_10_mb_value_fails_naming_the_id_after_committing_the_rows_before_it() {
         }
     }
     let job = fault_job("huge", &db, "t", &broker());
-    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = dir.write("config.yaml", &job.yaml());
     let started = Instant::now();
     // The daemon, not --once: it must stop by itself instead of retrying the row forever.
     let out = run(
@@ -1043,10 +1040,8 @@ fn invalid_utf8_in_sqlite_text_is_published_with_replacement_characters_and_a_wa
         )
         .unwrap();
     let job = fault_job("utf8", &db, "t", &broker());
-    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = dir.write("config.yaml", &job.yaml());
     let out = run(
         &["--config", config.to_str().unwrap(), "--once", "-vv"],
         Duration::from_secs(60),
