@@ -17,6 +17,10 @@
 #[allow(dead_code)]
 #[path = "bench_kafka.rs"]
 mod bench_kafka;
+/// The tests' typed job config: the bench's config file is written the way the tests write
+/// theirs.
+#[path = "../tests/common/job.rs"]
+mod job;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -26,6 +30,7 @@ use bench_kafka::{
     broker, count_in_topic, delete_topic, fresh_topic, median, run_librdkafka, setting,
 };
 use bytes::Bytes;
+use job::JobConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -241,11 +246,11 @@ fn run_repliqate(bench: &Settings<'_>, name: &str, uri: &str, sample: bool) -> R
     // A job name never used before: the Redis position key is fresh, replication starts at 0.
     let job = topic.clone();
     let config = dir.join(format!("{job}.yaml"));
-    let yaml = format!(
-        "repliqate:\n  name: {job}\n  redis_addr: {redis}\n  replication:\n    poll_interval_sec: 1\n    \
-         sql_source:\n      uri: {uri}\n      table: {TABLE}\n      primary_key: id\n      limit: {limit}\n    \
-         kafka_target:\n      topic: {topic}\n      brokers: [{broker}]\n"
-    );
+    let yaml = JobConfig::new(&job, uri, TABLE, &topic)
+        .redis(redis)
+        .brokers(broker)
+        .limit(limit as u64)
+        .yaml();
     std::fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
 
     eprintln!("{name}: repliqate --once → {topic}");

@@ -9,8 +9,12 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use common::e2e::*;
+use common::daemon::{assert_exit, run};
+use common::env::{pg_uri, stack_job, unique, TempDir};
+use common::job::JobConfig;
 use common::kafka::{broker, create_topic};
+use common::position::{redis_del, redis_get, redis_set, RedisKeyGuard};
+use serde_json::json;
 
 const SECRET: &str = "repliqate-secret";
 
@@ -19,8 +23,7 @@ const SECRET: &str = "repliqate-secret";
 struct Fixture {
     dir: TempDir,
     db: PathBuf,
-    name: String,
-    topic: String,
+    job: JobConfig,
 }
 
 impl Fixture {
@@ -35,54 +38,22 @@ impl Fixture {
              INSERT INTO s VALUES ('one', 'a');",
         )
         .expect("create tables");
-        let topic = unique("cli");
-        create_topic(&broker(), &topic, 1);
-        Fixture {
-            dir,
-            db,
-            name: unique("job_cli"),
-            topic,
-        }
+        let job = stack_job("cli", &format!("sqlite:///{}", db.display()), "t")
+            .connect_timeouts(Duration::from_secs(2))
+            .kafka_timeouts(Duration::from_secs(3), Duration::from_secs(3));
+        create_topic(&broker(), &job.kafka.topic, 1);
+        Fixture { dir, db, job }
     }
 
-    fn yaml(&self) -> String {
-        format!(
-            "repliqate:
-  name: {name}
-  redis_addr: {redis}
-  replication:
-    poll_interval_sec: 1
-    sql_source:
-      uri: 'sqlite:///{db}'
-      table: t
-      primary_key: id
-      connect_timeout_sec: 2
-    kafka_target:
-      topic: {topic}
-      brokers: [{broker}]
-      connect_timeout_sec: 2
-      request_timeout_sec: 3
-      delivery_timeout_sec: 3
-",
-            name = self.name,
-            redis = redis_addr(),
-            db = self.db.display(),
-            topic = self.topic,
-            broker = broker(),
-        )
+    /// The base job, to bend.
+    fn job(&self) -> JobConfig {
+        self.job.clone()
     }
 
-    /// Writes the base config with `from` replaced by `to` (which must occur) and returns its
-    /// path.
-    fn config_with(&self, from: &str, to: &str) -> String {
-        let base = self.yaml();
-        assert!(base.contains(from), "fixture config has no {from:?}");
-        let path = self.dir.write("config.yaml", &base.replacen(from, to, 1));
+    /// Writes `job`'s config file and returns its path.
+    fn write(&self, job: &JobConfig) -> String {
+        let path = self.dir.write("config.yaml", &job.yaml());
         path.to_str().unwrap().to_string()
-    }
-
-    fn key(&self, table: &str) -> String {
-        position_key(&self.name, table, &self.topic)
     }
 }
 
@@ -148,7 +119,7 @@ fn missing_config_file() {
         &["--config", path, "--once"],
         2,
         "no-such-config.yaml",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -156,13 +127,13 @@ fn missing_config_file() {
 #[test]
 fn missing_required_key() {
     let f = Fixture::new();
-    let c = f.config_with("      table: t\n", "");
+    let c = f.write(&f.job().remove("replication.sql_source.table"));
     expect_failure(
         "missing key",
         &["--config", &c, "--once"],
         2,
         "replication.sql_source.table",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -170,13 +141,13 @@ fn missing_required_key() {
 #[test]
 fn unknown_key() {
     let f = Fixture::new();
-    let c = f.config_with("      table: t\n", "      table: t\n      tabel: t\n");
+    let c = f.write(&f.job().set("replication.sql_source.tabel", "t"));
     expect_failure(
         "unknown key",
         &["--config", &c, "--once"],
         2,
         "tabel",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -184,25 +155,22 @@ fn unknown_key() {
 #[test]
 fn wrong_type() {
     let f = Fixture::new();
-    let c = f.config_with("poll_interval_sec: 1", "poll_interval_sec: soon");
+    let c = f.write(&f.job().set("replication.poll_interval_sec", "soon"));
     expect_failure(
         "wrong type",
         &["--config", &c, "--once"],
         2,
         "poll_interval_sec",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
-    let c = f.config_with(
-        "      primary_key: id\n",
-        "      primary_key: id\n      limit: [10]\n",
-    );
+    let c = f.write(&f.job().set("replication.sql_source.limit", json!([10])));
     expect_failure(
         "wrong type (list)",
         &["--config", &c, "--once"],
         2,
         "limit",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -210,13 +178,15 @@ fn wrong_type() {
 #[test]
 fn bad_uri_scheme() {
     let f = Fixture::new();
-    let c = f.config_with("'sqlite:///", "'oracle://scott@db.example/");
+    let mut job = f.job();
+    job.source.uri = format!("oracle://scott@db.example/{}", f.db.display());
+    let c = f.write(&job);
     expect_failure(
         "bad uri scheme",
         &["--config", &c, "--once"],
         2,
         "oracle",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -224,13 +194,15 @@ fn bad_uri_scheme() {
 #[test]
 fn unknown_table() {
     let f = Fixture::new();
-    let c = f.config_with("      table: t\n", "      table: nosuch\n");
+    let mut job = f.job();
+    job.source.table = "nosuch".into();
+    let c = f.write(&job);
     expect_failure(
         "unknown table",
         &["--config", &c, "--once"],
         2,
         "nosuch",
-        &f.key("nosuch"),
+        &job.key(),
         "2",
     );
 }
@@ -238,22 +210,26 @@ fn unknown_table() {
 #[test]
 fn non_integer_primary_key() {
     let f = Fixture::new();
-    let c = f.config_with("      table: t\n", "      table: s\n");
+    let mut job = f.job();
+    job.source.table = "s".into();
+    let c = f.write(&job);
     expect_failure(
         "text primary key",
         &["--config", &c, "--once"],
         2,
         "id",
-        &f.key("s"),
+        &job.key(),
         "0",
     );
-    let c = f.config_with("      primary_key: id\n", "      primary_key: v\n");
+    let mut job = f.job();
+    job.source.primary_key = "v".into();
+    let c = f.write(&job);
     expect_failure(
         "text column as key",
         &["--config", &c, "--once"],
         2,
         "v",
-        &f.key("t"),
+        &job.key(),
         "2",
     );
 }
@@ -261,16 +237,15 @@ fn non_integer_primary_key() {
 #[test]
 fn unknown_field() {
     let f = Fixture::new();
-    let c = f.config_with(
-        "      primary_key: id\n",
-        "      primary_key: id\n      fields: [v, nosuch]\n",
-    );
+    let mut job = f.job();
+    job.source.fields = Some(vec!["v".into(), "nosuch".into()]);
+    let c = f.write(&job);
     expect_failure(
         "unknown field",
         &["--config", &c, "--once"],
         2,
         "nosuch",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -278,14 +253,15 @@ fn unknown_field() {
 #[test]
 fn unreachable_database() {
     let f = Fixture::new();
-    let uri = format!("'postgresql://repliqate:{SECRET}@127.0.0.1:1/repliqate'");
-    let c = f.config_with(&format!("'sqlite:///{}'", f.db.display()), &uri);
+    let mut job = f.job();
+    job.source.uri = format!("postgresql://repliqate:{SECRET}@127.0.0.1:1/repliqate");
+    let c = f.write(&job);
     expect_failure(
         "unreachable database",
         &["--config", &c, "--once"],
         3,
         "127.0.0.1:1",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
     // Same with logging on: still one line, and the password nowhere.
@@ -294,7 +270,7 @@ fn unreachable_database() {
         &["--config", &c, "--once", "-v"],
         3,
         "127.0.0.1:1",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -302,17 +278,14 @@ fn unreachable_database() {
 #[test]
 fn unreachable_redis() {
     let f = Fixture::new();
-    let c = f.config_with(
-        &format!("redis_addr: {}", redis_addr()),
-        "redis_addr: 127.0.0.1:1",
-    );
+    let c = f.write(&f.job().redis("127.0.0.1:1"));
     // The real Redis is not involved; its key must stay as it is all the same.
     expect_failure(
         "unreachable redis",
         &["--config", &c, "--once"],
         3,
         "127.0.0.1:1",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -320,16 +293,13 @@ fn unreachable_redis() {
 #[test]
 fn unreachable_broker() {
     let f = Fixture::new();
-    let c = f.config_with(
-        &format!("brokers: [{}]", broker()),
-        "brokers: ['127.0.0.1:1']",
-    );
+    let c = f.write(&f.job().brokers("127.0.0.1:1"));
     expect_failure(
         "unreachable broker",
         &["--config", &c, "--once"],
         3,
         "127.0.0.1:1",
-        &f.key("t"),
+        &f.job.key(),
         "2",
     );
 }
@@ -338,14 +308,15 @@ fn unreachable_broker() {
 fn topic_that_does_not_exist() {
     let f = Fixture::new();
     let missing = unique("no_such_topic");
-    let c = f.config_with(&format!("topic: {}", f.topic), &format!("topic: {missing}"));
-    let key = position_key(&f.name, "t", &missing);
+    let mut job = f.job();
+    job.kafka.topic = missing.clone();
+    let c = f.write(&job);
     expect_failure(
         "missing topic",
         &["--config", &c, "--once"],
         2,
         &missing,
-        &key,
+        &job.key(),
         "2",
     );
 }
@@ -353,13 +324,13 @@ fn topic_that_does_not_exist() {
 #[test]
 fn non_integer_stored_position() {
     let f = Fixture::new();
-    let c = f.config_with("poll_interval_sec: 1", "poll_interval_sec: 1");
+    let c = f.write(&f.job);
     expect_failure(
         "position abc",
         &["--config", &c, "--once"],
         2,
         "abc",
-        &f.key("t"),
+        &f.job.key(),
         "abc",
     );
 }
@@ -378,8 +349,8 @@ fn version() {
 #[test]
 fn debug_verbosity_replicates() {
     let f = Fixture::new();
-    let c = f.config_with("poll_interval_sec: 1", "poll_interval_sec: 1");
-    let key = f.key("t");
+    let c = f.write(&f.job);
+    let key = f.job.key();
     let _guard = RedisKeyGuard(key.clone());
     redis_del(&key);
     let output = run(&["--config", &c, "--once", "-vvv"], Duration::from_secs(60));
@@ -405,21 +376,11 @@ fn password_never_printed_at_debug() {
         ))
         .expect("create table");
     let f = Fixture::new();
-    let c = f.config_with(
-        &format!("'sqlite:///{}'", f.db.display()),
-        &format!("'{}'", pg_uri()),
-    );
-    let c = {
-        let text = std::fs::read_to_string(&c)
-            .unwrap()
-            .replace("      table: t\n", &format!("      table: {table}\n"));
-        f.dir
-            .write("config.yaml", &text)
-            .to_str()
-            .unwrap()
-            .to_string()
-    };
-    let key = f.key(&table);
+    let mut job = f.job();
+    job.source.uri = pg_uri();
+    job.source.table = table.clone();
+    let c = f.write(&job);
+    let key = job.key();
     let _guard = RedisKeyGuard(key.clone());
     let output = run(&["--config", &c, "--once", "-vvv"], Duration::from_secs(60));
     let _ = client.batch_execute(&format!("DROP TABLE {table}"));

@@ -11,8 +11,13 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::e2e::*;
-use common::kafka::{broker, create_topic};
+use common::daemon::{assert_exit, run, Daemon};
+use common::db::{my_conn, pg_client, Db, TableGuard};
+use common::env::{mysql_uri, now_secs, pg_uri, redis_addr, stack_job, unique, TempDir};
+use common::job::{position_key, JobConfig};
+use common::kafka::{broker, consume_until_quiet, create_topic, key_counts};
+use common::position::{redis_get, RedisKeyGuard};
+use common::values::*;
 use serde_json::{json, Map, Value as J};
 
 const ROWS: u64 = 50_000;
@@ -21,34 +26,11 @@ const PARTITIONS: i32 = 3;
 /// (duplicate) message is on its way.
 const QUIET: Duration = Duration::from_secs(2);
 
-/// The config file the tests use; `source_extra` goes under `sql_source`.
-fn config_yaml(
-    name: &str,
-    uri: &str,
-    table: &str,
-    topic: &str,
-    poll: &str,
-    source_extra: &str,
-) -> String {
-    format!(
-        "repliqate:
-  name: {name}
-  redis_addr: {redis}
-  replication:
-    poll_interval_sec: {poll}
-    sql_source:
-      uri: '{uri}'
-      table: {table}
-      primary_key: id
-{source_extra}
-    kafka_target:
-      topic: {topic}
-      brokers: [{broker}]
-      delivery_timeout_sec: 30
-",
-        redis = redis_addr(),
-        broker = broker(),
-    )
+/// The job the tests run: `table` of `uri` to `topic`, a 30 s delivery timeout.
+fn job(what: &str, uri: &str, table: &str) -> JobConfig {
+    let mut job = stack_job(what, uri, table);
+    job.kafka.delivery_timeout_sec = Some(Duration::from_secs(30));
+    job
 }
 
 /// Whether row `i`'s column number `col` is NULL (about 1 in 17, varying per column).
@@ -59,16 +41,13 @@ fn is_null(i: u64, col: u64) -> bool {
 /// A replication job over a prepared table: runs `repliqate --once -vv`, reads the topic back
 /// and checks every message. `expected` maps id → expected `data` (keys in column order).
 fn replicate_and_check(what: &str, uri: &str, table: &str, expected: &[(u128, Map<String, J>)]) {
-    let topic = unique(&format!("e2e_{what}"));
-    let name = unique(&format!("job_{what}"));
-    create_topic(&broker(), &topic, PARTITIONS);
-    let key = position_key(&name, table, &topic);
+    let job = job(&format!("e2e_{what}"), uri, table).limit(5000);
+    let (name, topic) = (&job.name, &job.kafka.topic);
+    create_topic(&broker(), topic, PARTITIONS);
+    let key = job.key();
     let _guard = RedisKeyGuard(key.clone());
     let dir = TempDir::new(what);
-    let config = dir.write(
-        "config.yaml",
-        &config_yaml(&name, uri, table, &topic, "1", "      limit: 5000"),
-    );
+    let config = dir.write("config.yaml", &job.yaml());
 
     let t0 = now_secs();
     let started = Instant::now();
@@ -87,7 +66,7 @@ fn replicate_and_check(what: &str, uri: &str, table: &str, expected: &[(u128, Ma
     let started = Instant::now();
     let msgs = consume_until_quiet(
         &broker(),
-        &topic,
+        topic,
         PARTITIONS,
         expected.len(),
         QUIET,
@@ -125,7 +104,7 @@ fn replicate_and_check(what: &str, uri: &str, table: &str, expected: &[(u128, Ma
     assert_eq!(seen.len(), expected.len(), "{what}: every row exactly once");
 
     let started = Instant::now();
-    python_check(&pairs, &name, table, t0, t1);
+    python_check(&pairs, name, table, t0, t1);
     eprintln!(
         "{what}: python3 checked {} messages in {:?}",
         pairs.len(),
@@ -615,8 +594,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
 
 #[test]
 fn postgres_every_type_50k_rows() {
-    let mut client = postgres::Client::connect(&pg_uri(), postgres::NoTls)
-        .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL: {e}"));
+    let mut client = pg_client();
     let table = unique("e2e_pg");
     let mood = unique("mood");
     client
@@ -624,18 +602,8 @@ fn postgres_every_type_50k_rows() {
             "CREATE TYPE {mood} AS ENUM ('sad', 'happy', 'ünï x')"
         ))
         .expect("create type");
-    struct Cleanup(String, String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            if let Ok(mut c) = postgres::Client::connect(&pg_uri(), postgres::NoTls) {
-                let _ = c.batch_execute(&format!(
-                    "DROP TABLE IF EXISTS {}; DROP TYPE IF EXISTS {}",
-                    self.0, self.1
-                ));
-            }
-        }
-    }
-    let _cleanup = Cleanup(table.clone(), mood.clone());
+    let _cleanup =
+        TableGuard::new(&Db::Postgres, &table).then(format!("DROP TYPE IF EXISTS {mood}"));
     let cols = pg_columns(&mood);
     let defs: Vec<String> = cols.iter().map(|(n, ty, _)| format!("{n} {ty}")).collect();
     client
@@ -1024,22 +992,9 @@ fn mysql_columns() -> Vec<(&'static str, &'static str, MyGen)> {
 #[test]
 fn mysql_every_type_50k_rows() {
     use mysql::prelude::Queryable;
-    let uri = mysql_uri();
-    let opts = mysql::Opts::from_url(&uri).expect("mysql uri");
-    let mut conn = mysql::Conn::new(opts)
-        .unwrap_or_else(|e| panic!("connecting to the test MariaDB/MySQL: {e}"));
+    let mut conn = my_conn();
     let table = unique("e2e_my");
-    struct Cleanup(String);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            if let Ok(opts) = mysql::Opts::from_url(&mysql_uri()) {
-                if let Ok(mut c) = mysql::Conn::new(opts) {
-                    let _ = c.query_drop(format!("DROP TABLE IF EXISTS {}", self.0));
-                }
-            }
-        }
-    }
-    let _cleanup = Cleanup(table.clone());
+    let _cleanup = TableGuard::new(&Db::MariaDb, &table);
     let cols = mysql_columns();
     let defs: Vec<String> = cols
         .iter()
@@ -1101,7 +1056,7 @@ fn mysql_every_type_50k_rows() {
     assert!(params.is_empty(), "ROWS is a multiple of PER_STATEMENT");
     tx.commit().expect("commit");
     eprintln!("mysql: inserted {ROWS} rows in {:?}", started.elapsed());
-    replicate_and_check("mysql", &uri, &table, &expected);
+    replicate_and_check("mysql", &mysql_uri(), &table, &expected);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1128,21 +1083,15 @@ fn simple_sqlite(path: &std::path::Path, rows: u64) {
 }
 
 /// Ids of the messages in `topic`, parsed from the keys, with how often each appears.
-fn ids_in_topic(topic: &str, at_least: u64) -> HashMap<u64, usize> {
-    let msgs = consume_until_quiet(
+fn ids_in_topic(topic: &str, at_least: u64) -> HashMap<i64, usize> {
+    key_counts(&consume_until_quiet(
         &broker(),
         topic,
         PARTITIONS,
         at_least as usize,
         QUIET,
         Duration::from_secs(60),
-    );
-    let mut ids: HashMap<u64, usize> = HashMap::new();
-    for m in &msgs {
-        let key = std::str::from_utf8(m.key.as_deref().expect("key")).expect("utf-8 key");
-        *ids.entry(key.parse().expect("decimal key")).or_default() += 1;
-    }
-    ids
+    ))
 }
 
 #[test]
@@ -1150,31 +1099,13 @@ fn sigterm_mid_stream_then_restart_loses_nothing() {
     let dir = TempDir::new("restart");
     let db = dir.path().join("source.db");
     simple_sqlite(&db, ROWS);
-    let topic = unique("e2e_restart");
-    let name = unique("job_restart");
-    create_topic(&broker(), &topic, PARTITIONS);
-    let key = position_key(&name, "t", &topic);
+    let job = job("e2e_restart", &format!("sqlite:///{}", db.display()), "t").limit(1000);
+    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let key = job.key();
     let _guard = RedisKeyGuard(key.clone());
-    let config = dir.write(
-        "config.yaml",
-        &config_yaml(
-            &name,
-            &format!("sqlite:///{}", db.display()),
-            "t",
-            &topic,
-            "1",
-            "      limit: 1000",
-        ),
-    );
-    let config = config.to_str().unwrap();
+    let config = dir.write("config.yaml", &job.yaml());
 
-    let child = std::process::Command::new(bin())
-        .args(["--config", config, "-vv"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starting repliqate");
-    let pid = child.id();
+    let mut daemon = Daemon::start(&config, &["-vv"], dir.path().join("daemon.log"));
     // Wait until it is mid-stream: past 10,000 rows, not done.
     let deadline = Instant::now() + Duration::from_secs(120);
     let at_signal = loop {
@@ -1189,10 +1120,14 @@ fn sigterm_mid_stream_then_restart_loses_nothing() {
         std::thread::sleep(Duration::from_millis(5));
     };
     let signalled = Instant::now();
-    sigterm(pid);
-    let output = wait_output(child, Duration::from_secs(30));
+    let status = daemon.terminate(Duration::from_secs(30));
     let exit_time = signalled.elapsed();
-    assert_exit(&output, 0, "SIGTERM mid-stream");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM mid-stream: {status}; log:\n{}",
+        daemon.log_text()
+    );
     assert!(
         exit_time < Duration::from_secs(5),
         "exit took {exit_time:?} after SIGTERM"
@@ -1210,26 +1145,30 @@ fn sigterm_mid_stream_then_restart_loses_nothing() {
     );
     assert!(position >= at_signal);
 
-    let ids = ids_in_topic(&topic, position);
-    let missing: Vec<u64> = (1..=position).filter(|id| !ids.contains_key(id)).collect();
+    let ids = ids_in_topic(&job.kafka.topic, position);
+    let missing: Vec<i64> = (1..=position as i64)
+        .filter(|id| !ids.contains_key(id))
+        .collect();
     assert!(
         missing.is_empty(),
         "ids ≤ the position {position} missing from the topic: {:?}",
         &missing[..missing.len().min(10)]
     );
 
+    let config = config.to_str().unwrap();
     let output = run(&["--config", config, "--once"], Duration::from_secs(120));
     assert_exit(&output, 0, "restart with --once");
     assert_eq!(redis_get(&key), Some(ROWS.to_string()));
-    let ids = ids_in_topic(&topic, ROWS);
-    let missing: Vec<u64> = (1..=ROWS).filter(|id| !ids.contains_key(id)).collect();
+    let ids = ids_in_topic(&job.kafka.topic, ROWS);
+    let all = 1..=ROWS as i64;
+    let missing: Vec<i64> = all.clone().filter(|id| !ids.contains_key(id)).collect();
     assert!(
         missing.is_empty(),
         "ids missing after restart: {:?}",
         &missing[..missing.len().min(10)]
     );
     assert!(
-        ids.keys().all(|id| (1..=ROWS).contains(id)),
+        ids.keys().all(|id| all.contains(id)),
         "unknown ids in the topic"
     );
     let duplicates: usize = ids.values().map(|n| n - 1).sum();
@@ -1245,28 +1184,13 @@ fn sigterm_when_idle_exits_within_one_second() {
     let dir = TempDir::new("idle");
     let db = dir.path().join("source.db");
     simple_sqlite(&db, 10);
-    let topic = unique("e2e_idle");
-    let name = unique("job_idle");
-    create_topic(&broker(), &topic, PARTITIONS);
-    let key = position_key(&name, "t", &topic);
+    let job = job("e2e_idle", &format!("sqlite:///{}", db.display()), "t")
+        .poll_interval(Duration::from_secs(30));
+    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let key = job.key();
     let _guard = RedisKeyGuard(key.clone());
-    let config = dir.write(
-        "config.yaml",
-        &config_yaml(
-            &name,
-            &format!("sqlite:///{}", db.display()),
-            "t",
-            &topic,
-            "30",
-            "",
-        ),
-    );
-    let child = std::process::Command::new(bin())
-        .args(["--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starting repliqate");
+    let config = dir.write("config.yaml", &job.yaml());
+    let mut daemon = Daemon::start(&config, &[], dir.path().join("daemon.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while redis_get(&key).as_deref() != Some("10") {
         assert!(Instant::now() < deadline, "never caught up");
@@ -1275,13 +1199,17 @@ fn sigterm_when_idle_exits_within_one_second() {
     // Now polling: sleeping its 30 s poll interval.
     std::thread::sleep(Duration::from_millis(500));
     let signalled = Instant::now();
-    sigterm(child.id());
-    let output = wait_output(child, Duration::from_secs(10));
+    let status = daemon.terminate(Duration::from_secs(10));
     let took = signalled.elapsed();
-    assert_exit(&output, 0, "SIGTERM when idle");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM when idle: {status}; log:\n{}",
+        daemon.log_text()
+    );
     eprintln!("idle: exited {took:?} after SIGTERM");
     assert!(took < Duration::from_secs(1), "idle exit took {took:?}");
-    assert_eq!(ids_in_topic(&topic, 10).len(), 10);
+    assert_eq!(ids_in_topic(&job.kafka.topic, 10).len(), 10);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1318,6 +1246,8 @@ fn old_tool_config_runs_unchanged() {
     let key = position_key("processes", "processes", &topic);
     let _guard = RedisKeyGuard(key.clone());
     // COMPAT.md's example, comments included, with only uri/topic/brokers/redis_addr changed.
+    // The text is the point here (the old tool's layout, comments, unquoted values), so it is not
+    // written by `JobConfig`; only whole scalars are filled in, never lines or blocks.
     let config = format!(
         "repliqate:
   name: processes                 # required: name of this replication job

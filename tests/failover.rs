@@ -19,14 +19,17 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::broker::stack_script;
-use common::e2e::{unique, RedisKeyGuard, TempDir};
+use common::daemon::{tail, Daemon};
+use common::db::{Db, TableGuard};
+use common::env::{unique, TempDir};
 use common::faults::*;
-use common::kafka::block_on;
+use common::job::JobConfig;
+use common::kafka::{block_on, ids_in_topic};
+use common::position::{try_position, wait_position, RedisKeyGuard, Sampler};
+use common::stack::{stack_ok, try_stack};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -59,15 +62,7 @@ fn cluster() -> String {
 
 /// `scripts/stack broker N ACTION`: kill, pause, resume, stop, start.
 fn broker(n: i32, action: &str) {
-    let out = Command::new(stack_script())
-        .args(["broker", &n.to_string(), action])
-        .output()
-        .expect("running scripts/stack broker");
-    assert!(
-        out.status.success(),
-        "scripts/stack broker {n} {action} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stack_ok(&["broker", &n.to_string(), action]);
 }
 
 /// Resumes and starts every broker when dropped, so a failed scenario never leaves the cluster
@@ -78,9 +73,7 @@ impl Drop for Heal {
     fn drop(&mut self) {
         for n in 1..=3 {
             for action in ["resume", "start"] {
-                let _ = Command::new(stack_script())
-                    .args(["broker", &n.to_string(), action])
-                    .output();
+                let _ = try_stack(&["broker", &n.to_string(), action]);
             }
         }
         wait_in_sync(None, Duration::from_secs(60));
@@ -148,7 +141,7 @@ struct Run {
     what: &'static str,
     db: Db,
     table: String,
-    job: Job,
+    job: JobConfig,
     key: String,
     daemon: Daemon,
     writer: Writer,
@@ -164,18 +157,18 @@ impl Run {
         let dir = TempDir::new("failover");
         let db = Db::Postgres;
         let table = unique("t_failover");
-        let guard = TableGuard(db.clone(), table.clone());
+        let guard = TableGuard::new(&db, &table);
         db.create_filled(&table, ROWS);
-        let mut job = Job::new("failover", &db, &table, &cluster());
-        job.src = format!("      limit: {LIMIT}");
-        job.kafka = format!(
-            "      request_timeout_sec: {REQUEST_TIMEOUT_SEC}\n      delivery_timeout_sec: \
-             {DELIVERY_TIMEOUT_SEC}"
-        );
-        create_replicated_topic(&job.topic);
+        let job = fault_job("failover", &db, &table, &cluster())
+            .limit(LIMIT as u64)
+            .kafka_timeouts(
+                Duration::from_secs(REQUEST_TIMEOUT_SEC),
+                Duration::from_secs(DELIVERY_TIMEOUT_SEC),
+            );
+        create_replicated_topic(&job.kafka.topic);
         let key = job.key();
         let key_guard = RedisKeyGuard(key.clone());
-        let config = job.write(&dir);
+        let config = dir.write("config.yaml", &job.yaml());
         let writer = Writer::start(db.clone(), &table, WRITES_PER_SEC);
         let daemon = Daemon::start(&config, &["-vvv"], dir.path().join("daemon.log"));
         let sampler = Some(Sampler::start(&key));
@@ -252,7 +245,12 @@ impl Run {
         self.daemon.signal("TERM");
         let status = self.daemon.wait(Duration::from_secs(30));
         assert!(status.success(), "{what}: exit {status:?} after SIGTERM");
-        let ids = ids_in_topic(&cluster(), &self.job.topic, PARTITIONS, expected.len());
+        let ids = ids_in_topic(
+            &cluster(),
+            &self.job.kafka.topic,
+            PARTITIONS,
+            expected.len(),
+        );
         let duplicates = assert_all_there(what, &expected, &ids);
         let errors = self.daemon.lines_with(ERROR_LINE);
         if duplicates > 0 {
@@ -293,7 +291,7 @@ fn the_leader_of_a_partition_killed_mid_stream() {
     let _serial = serial();
     let _heal = Heal;
     let run = Run::start("leader killed");
-    let leader = leader_of(&run.job.topic, 0);
+    let leader = leader_of(&run.job.kafka.topic, 0);
     let before = run.position();
     broker(leader, "kill");
     let killed = Instant::now();
@@ -317,14 +315,14 @@ fn a_broker_paused_longer_than_the_request_timeout_then_resumed() {
     let _serial = serial();
     let _heal = Heal;
     let run = Run::start("broker paused");
-    let leader = leader_of(&run.job.topic, 0);
+    let leader = leader_of(&run.job.kafka.topic, 0);
     broker(leader, "pause");
     let pause = Duration::from_secs(REQUEST_TIMEOUT_SEC * 3);
     std::thread::sleep(pause);
     broker(leader, "resume");
     let resumed_at = Instant::now();
     assert!(
-        wait_in_sync(Some(&run.job.topic), Duration::from_secs(90)),
+        wait_in_sync(Some(&run.job.kafka.topic), Duration::from_secs(90)),
         "broker {leader} never rejoined the ISR after SIGCONT"
     );
     let (duplicates, _) = run.finish(resumed_at);
@@ -344,7 +342,7 @@ fn a_rolling_restart_of_all_three_brokers() {
         broker(n, "stop");
         broker(n, "start");
         assert!(
-            wait_in_sync(Some(&run.job.topic), Duration::from_secs(90)),
+            wait_in_sync(Some(&run.job.kafka.topic), Duration::from_secs(90)),
             "rolling restart: broker {n} never rejoined the ISR"
         );
     }
@@ -413,7 +411,7 @@ fn the_topic_deleted_mid_run_is_a_clear_error_and_the_position_stays() {
     let _heal = Heal;
     let mut run = Run::start("topic deleted");
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
-    let topic = run.job.topic.clone();
+    let topic = run.job.kafka.topic.clone();
     for r in block_on(admin().delete_topics(&[topic.as_str()], &opts)).expect("delete_topics") {
         r.unwrap_or_else(|(t, e)| panic!("deleting topic {t}: {e}"));
     }

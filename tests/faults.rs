@@ -13,12 +13,18 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::e2e::{assert_exit, redis_addr, redis_del, run, unique, RedisKeyGuard, TempDir};
+use common::daemon::{assert_exit, run, tail, Daemon};
+use common::db::{pg_client, Db, TableGuard};
+use common::env::{redis_addr, unique, TempDir};
 use common::faults::*;
-use common::kafka::{broker, create_topic};
+use common::job::JobConfig;
+use common::kafka::{broker, consume_until_quiet, create_topic, ids_in_topic};
+use common::position::{redis_del, redis_get, try_position, wait_position, RedisKeyGuard, Sampler};
+use common::stack::stop_service;
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -33,6 +39,16 @@ const ACTIVE_LINE: &str = "active (lease owner";
 
 fn sqlite_db(dir: &TempDir) -> Db {
     Db::Sqlite(dir.path().join("source.db"))
+}
+
+/// Creates `job`'s topic on the test broker and writes its config file into `dir`; returns the
+/// file's path and a guard that deletes the job's position when the test ends.
+fn set_up(job: &JobConfig, dir: &TempDir) -> (PathBuf, RedisKeyGuard) {
+    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    (
+        dir.write("config.yaml", &job.yaml()),
+        RedisKeyGuard(job.key()),
+    )
 }
 
 fn position(key: &str) -> Option<i128> {
@@ -57,21 +73,19 @@ fn kill_storm(db: Db, seed: u64) {
     };
     let what = db.label();
     let table = unique("t_storm");
-    let _table = TableGuard(db.clone(), table.clone());
+    let _table = TableGuard::new(&db, &table);
     let filled = Instant::now();
     db.create_filled(&table, STORM_ROWS);
     eprintln!(
         "{what}: {STORM_ROWS} rows inserted in {:?}",
         filled.elapsed()
     );
-    let mut job = Job::new("storm", &db, &table, &broker());
     // A short lease: a restarted instance waits for the killed one's lease to lapse.
-    job.top = "  lease_sec: 1".into();
-    job.src = format!("      limit: {STORM_LIMIT}");
-    create_topic(&broker(), &job.topic, PARTITIONS);
+    let job = fault_job("storm", &db, &table, &broker())
+        .lease(Duration::from_secs(1))
+        .limit(STORM_LIMIT as u64);
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
 
     let started = Instant::now();
     let mut rng = Rng(seed);
@@ -99,7 +113,7 @@ fn kill_storm(db: Db, seed: u64) {
     // nothing, while another instance holds the lease (even a dead one).
     let lease = key.replacen(":offset:", ":lease:", 1);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while common::e2e::redis_get(&lease).is_some() {
+    while redis_get(&lease).is_some() {
         assert!(
             Instant::now() < deadline,
             "the killed instance's lease never lapsed"
@@ -117,7 +131,7 @@ fn kill_storm(db: Db, seed: u64) {
         "{what}: final position"
     );
     let expected = db.ids(&table);
-    let ids = ids_in_topic(&broker(), &job.topic, PARTITIONS, expected.len());
+    let ids = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, expected.len());
     let duplicates = assert_all_there(what, &expected, &ids);
     eprintln!(
         "{what}: kill -9 storm: {STORM_KILLS} kills ({mid_stream} mid-stream), 0 rows lost, \
@@ -170,7 +184,7 @@ fn outage(kind: Outage) {
     };
     let what = format!("{kind:?} outage");
     let table = unique("t_outage");
-    let _table = TableGuard(db.clone(), table.clone());
+    let _table = TableGuard::new(&db, &table);
     db.create_filled(&table, 1000);
 
     // The broker outage needs a broker of our own, one the test may cut off without disturbing others:
@@ -184,15 +198,15 @@ fn outage(kind: Outage) {
     };
     let broker_addr = proxy.as_ref().map_or_else(broker, |p| p.addr.clone());
 
-    let mut job = Job::new("outage", &db, &table, &broker_addr);
-    job.kafka = "      request_timeout_sec: 5\n      delivery_timeout_sec: 10".into();
+    let job = fault_job("outage", &db, &table, &broker_addr)
+        .kafka_timeouts(Duration::from_secs(5), Duration::from_secs(10));
     match &private {
-        Some(b) => create_topic(&b.listen, &job.topic, PARTITIONS),
-        None => create_topic(&broker_addr, &job.topic, PARTITIONS),
+        Some(b) => create_topic(&b.listen, &job.kafka.topic, PARTITIONS),
+        None => create_topic(&broker_addr, &job.kafka.topic, PARTITIONS),
     }
     let key = job.key();
     let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
+    let config = dir.write("config.yaml", &job.yaml());
 
     let mut writer = Writer::start(db.clone(), &table, WRITES_PER_SEC);
     let mut d = Daemon::start(&config, &["-vv"], dir.path().join("daemon.log"));
@@ -244,7 +258,7 @@ fn outage(kind: Outage) {
 
     let errors = d.lines_with(ERROR_LINE);
     let recovered = d.lines_with("recovered after");
-    let ids = ids_in_topic(&broker_addr, &job.topic, PARTITIONS, expected.len());
+    let ids = ids_in_topic(&broker_addr, &job.kafka.topic, PARTITIONS, expected.len());
     let duplicates = assert_all_there(&what, &expected, &ids);
     eprintln!(
         "{what}: {} rows written during the test, 0 lost, {duplicates} duplicates, caught up \
@@ -319,11 +333,9 @@ fn deleted_position_refuses_to_restart_until_initial_position_is_given() {
     let db = sqlite_db(&dir);
     let table = "t_lost";
     db.create_filled(table, 5000);
-    let job = Job::new("lost", &db, table, &broker());
-    create_topic(&broker(), &job.topic, PARTITIONS);
+    let job = fault_job("lost", &db, table, &broker());
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
     let config = config.to_str().unwrap();
 
     let out = run(&["--config", config, "--once"], Duration::from_secs(60));
@@ -350,7 +362,7 @@ fn deleted_position_refuses_to_restart_until_initial_position_is_given() {
         c.execute_batch("INSERT INTO t_lost (v) SELECT 'more' FROM t_lost LIMIT 1000")
             .unwrap();
     }
-    let ids = ids_in_topic(&broker(), &job.topic, PARTITIONS, 5000);
+    let ids = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, 5000);
     assert_eq!(
         ids.len(),
         5000,
@@ -369,7 +381,7 @@ fn deleted_position_refuses_to_restart_until_initial_position_is_given() {
     assert_exit(&out, 0, "--initial-position 5000");
     assert_eq!(position(&key), Some(6000));
     let expected = db.ids(table);
-    let ids = ids_in_topic(&broker(), &job.topic, PARTITIONS, expected.len());
+    let ids = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, expected.len());
     let duplicates = assert_all_there("initial position", &expected, &ids);
     eprintln!("lost position: refused (exit 2), then --initial-position 5000: 0 lost, {duplicates} duplicates");
     assert_eq!(duplicates, 0);
@@ -384,15 +396,15 @@ fn a_broker_that_never_answers_times_out_and_the_loop_recovers() {
     let dir = TempDir::new("stall");
     let db = Db::Postgres;
     let table = unique("t_stall");
-    let _table = TableGuard(db.clone(), table.clone());
+    let _table = TableGuard::new(&db, &table);
     db.create_filled(&table, 1000);
     let (private, proxy) = common::proxy::private_broker();
-    let mut job = Job::new("stall", &db, &table, &proxy.addr);
-    job.kafka = "      request_timeout_sec: 2\n      delivery_timeout_sec: 5".into();
-    create_topic(&private.listen, &job.topic, PARTITIONS);
+    let job = fault_job("stall", &db, &table, &proxy.addr)
+        .kafka_timeouts(Duration::from_secs(2), Duration::from_secs(5));
+    create_topic(&private.listen, &job.kafka.topic, PARTITIONS);
     let key = job.key();
     let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
+    let config = dir.write("config.yaml", &job.yaml());
 
     let mut writer = Writer::start(db.clone(), &table, WRITES_PER_SEC);
     let mut d = Daemon::start(&config, &["-vv"], dir.path().join("daemon.log"));
@@ -420,7 +432,7 @@ fn a_broker_that_never_answers_times_out_and_the_loop_recovers() {
     d.signal("TERM");
     d.wait(Duration::from_secs(15));
     let errors = d.lines_with(ERROR_LINE);
-    let ids = ids_in_topic(&proxy.addr, &job.topic, PARTITIONS, expected.len());
+    let ids = ids_in_topic(&proxy.addr, &job.kafka.topic, PARTITIONS, expected.len());
     let duplicates = assert_all_there("stalled broker", &expected, &ids);
     eprintln!(
         "stalled broker (15 s): error after {timeout_after:?}, caught up {recovery:?} after the \
@@ -447,14 +459,11 @@ fn a_postgres_query_blocked_by_a_lock_times_out_and_the_loop_recovers() {
     let dir = TempDir::new("locked");
     let db = Db::Postgres;
     let table = unique("t_locked");
-    let _table = TableGuard(db.clone(), table.clone());
+    let _table = TableGuard::new(&db, &table);
     db.create_filled(&table, 1000);
-    let mut job = Job::new("locked", &db, &table, &broker());
-    job.src = "      query_timeout_sec: 2".into();
-    create_topic(&broker(), &job.topic, PARTITIONS);
+    let job = fault_job("locked", &db, &table, &broker()).query_timeout(Duration::from_secs(2));
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
     let mut d = Daemon::start(&config, &["-vv"], dir.path().join("daemon.log"));
     assert!(wait_position(&key, 1000, Duration::from_secs(30)).is_some());
 
@@ -479,7 +488,7 @@ fn a_postgres_query_blocked_by_a_lock_times_out_and_the_loop_recovers() {
     d.wait(Duration::from_secs(15));
     let errors = d.lines_with(ERROR_LINE);
     let expected = db.ids(&table);
-    let ids = ids_in_topic(&broker(), &job.topic, PARTITIONS, expected.len());
+    let ids = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, expected.len());
     let duplicates = assert_all_there("locked table", &expected, &ids);
     eprintln!(
         "locked table (8 s): error after {timeout_after:?}, caught up {recovery:?} after the \
@@ -521,12 +530,12 @@ fn standby_job(
     db: &Db,
     table: &str,
     limit: usize,
-) -> (Job, std::path::PathBuf) {
-    let mut job = Job::new(base, db, table, &broker());
-    job.top = format!("  lease_sec: {}", LEASE.as_secs());
-    job.src = format!("      limit: {limit}");
-    create_topic(&broker(), &job.topic, PARTITIONS);
-    let config = job.write(dir);
+) -> (JobConfig, PathBuf) {
+    let job = fault_job(base, db, table, &broker())
+        .lease(LEASE)
+        .limit(limit as u64);
+    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let config = dir.write("config.yaml", &job.yaml());
     (job, config)
 }
 
@@ -536,7 +545,7 @@ fn standby_takes_over_within_the_lease_after_kill_9() {
     let dir = TempDir::new("standby");
     let db = Db::Postgres;
     let table = unique("t_standby");
-    let _table = TableGuard(db.clone(), table.clone());
+    let _table = TableGuard::new(&db, &table);
     db.create_filled(&table, 1000);
     let (job, config) = standby_job(&dir, "standby", &db, &table, 1000);
     let key = job.key();
@@ -591,7 +600,7 @@ fn standby_takes_over_within_the_lease_after_kill_9() {
     assert!(b.alive());
     b.signal("TERM");
     b.wait(Duration::from_secs(15));
-    let ids = ids_in_topic(&broker(), &job.topic, PARTITIONS, expected.len());
+    let ids = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, expected.len());
     let duplicates = assert_all_there("standby", &expected, &ids);
     eprintln!(
         "standby: lease {LEASE:?}; takeover {takeover:?} after kill -9 (position moving after \
@@ -619,7 +628,7 @@ fn a_paused_active_instance_is_fenced_and_the_position_never_regresses() {
     let dir = TempDir::new("fence");
     let db = Db::Postgres;
     let table = unique("t_fence");
-    let _table = TableGuard(db.clone(), table.clone());
+    let _table = TableGuard::new(&db, &table);
     const LIMIT: usize = 1000;
     db.create_filled(&table, 100_000);
     let (job, config) = standby_job(&dir, "fence", &db, &table, LIMIT);
@@ -683,7 +692,7 @@ fn a_paused_active_instance_is_fenced_and_the_position_never_regresses() {
         .filter(|w| w[1].1 < w[0].1)
         .map(|w| (w[0].1, w[1].1))
         .collect();
-    let ids = ids_in_topic(&broker(), &job.topic, PARTITIONS, expected.len());
+    let ids = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, expected.len());
     let duplicates = assert_all_there("fencing", &expected, &ids);
     let resumed = a_log
         .lines()
@@ -739,13 +748,11 @@ fn no_password_in_any_output_and_the_state_file_is_0600() {
     for db in [Db::Postgres, Db::MariaDb] {
         let dir = TempDir::new("secret");
         let table = unique("t_secret");
-        let _table = TableGuard(db.clone(), table.clone());
+        let _table = TableGuard::new(&db, &table);
         db.create_filled(&table, 100);
         let secret = password_of(&db.uri());
-        let job = Job::new("secret", &db, &table, &broker());
-        create_topic(&broker(), &job.topic, PARTITIONS);
-        let _key = RedisKeyGuard(job.key());
-        let config = job.write(&dir);
+        let job = fault_job("secret", &db, &table, &broker());
+        let (config, _key) = set_up(&job, &dir);
         let out = run(
             &["--config", config.to_str().unwrap(), "--once", "-vvv"],
             Duration::from_secs(60),
@@ -766,10 +773,10 @@ fn no_password_in_any_output_and_the_state_file_is_0600() {
 
         // A wrong password: the error names the server, never the password.
         let wrong = "Wr0ng-Pa55-zq";
-        let mut bad = Job::new("secret_bad", &db, &table, &broker());
-        bad.uri = with_password(&db.uri(), wrong);
-        bad.topic = job.topic.clone();
-        let config = bad.write(&dir);
+        let mut bad = fault_job("secret_bad", &db, &table, &broker());
+        bad.source.uri = with_password(&db.uri(), wrong);
+        bad.kafka.topic = job.kafka.topic.clone();
+        let config = dir.write("config.yaml", &bad.yaml());
         let out = run(
             &["--config", config.to_str().unwrap(), "--once", "-vvv"],
             Duration::from_secs(60),
@@ -797,11 +804,11 @@ fn no_password_in_any_output_and_the_state_file_is_0600() {
         let dir = TempDir::new("secret-redis");
         let db = sqlite_db(&dir);
         db.create_filled("t", 10);
-        let mut job = Job::new("secret_redis", &db, "t", &broker());
         let redis_secret = "R3dis-Pa55-xq";
-        job.store = format!("  redis_addr: 'redis://:{redis_secret}@{}'", redis_addr());
-        let config = job.write(&dir);
-        create_topic(&broker(), &job.topic, PARTITIONS);
+        let job = fault_job("secret_redis", &db, "t", &broker())
+            .redis(&format!("redis://:{redis_secret}@{}", redis_addr()));
+        let config = dir.write("config.yaml", &job.yaml());
+        create_topic(&broker(), &job.kafka.topic, PARTITIONS);
         let out = run(
             &["--config", config.to_str().unwrap(), "--once", "-vvv"],
             Duration::from_secs(60),
@@ -824,10 +831,9 @@ fn no_password_in_any_output_and_the_state_file_is_0600() {
         let db = sqlite_db(&dir);
         db.create_filled("t", 100);
         let state = dir.path().join("position.offset");
-        let mut job = Job::new("statefile", &db, "t", &broker());
-        job.store = format!("  state_file: '{}'", state.display());
-        create_topic(&broker(), &job.topic, PARTITIONS);
-        let config = job.write(&dir);
+        let job = fault_job("statefile", &db, "t", &broker()).state_file(&state);
+        create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+        let config = dir.write("config.yaml", &job.yaml());
         let out = run(
             &["--config", config.to_str().unwrap(), "--once", "-vvv"],
             Duration::from_secs(60),
@@ -863,7 +869,7 @@ fn edge_ids(db: Db) {
         other => other,
     };
     let table = unique("t_edge");
-    let _table = TableGuard(db.clone(), table.clone());
+    let _table = TableGuard::new(&db, &table);
     db.create_filled(&table, 0);
     let ids: Vec<i64> = [
         -9_000_000_000_000_000_000,
@@ -885,21 +891,10 @@ fn edge_ids(db: Db) {
         .collect::<Vec<_>>()
         .join(", ");
     let insert = format!("INSERT INTO {table} (id, v) VALUES {values}");
-    match &db {
-        Db::Sqlite(p) => {
-            rusqlite::Connection::open(p)
-                .unwrap()
-                .execute_batch(&insert)
-                .unwrap();
-        }
-        Db::Postgres => pg_client().batch_execute(&insert).unwrap(),
-        Db::MariaDb => unreachable!(),
-    }
-    let job = Job::new("edge", &db, &table, &broker());
-    create_topic(&broker(), &job.topic, PARTITIONS);
+    db.exec(&insert);
+    let job = fault_job("edge", &db, &table, &broker());
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
     // Starting below every id: the default start of a new job is after 0 (see the README).
     let out = run(
         &[
@@ -919,7 +914,7 @@ fn edge_ids(db: Db) {
         "{}: position = i64::MAX",
         db.label()
     );
-    let got = ids_in_topic(&broker(), &job.topic, PARTITIONS, ids.len());
+    let got = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, ids.len());
     let duplicates = assert_all_there(db.label(), &ids, &got);
     assert_eq!(duplicates, 0);
     // Caught up at i64::MAX: another run has nothing to do and does not fail or wrap.
@@ -954,10 +949,8 @@ fn a_new_job_does_not_silently_skip_negative_ids() {
         .unwrap()
         .execute_batch("INSERT INTO t (id, v) VALUES (-3, 'a'), (-2, 'b'), (-1, 'c'), (5, 'd')")
         .unwrap();
-    let job = Job::new("negative", &db, "t", &broker());
-    create_topic(&broker(), &job.topic, PARTITIONS);
-    let _key = RedisKeyGuard(job.key());
-    let config = job.write(&dir);
+    let job = fault_job("negative", &db, "t", &broker());
+    let (config, _key) = set_up(&job, &dir);
     let out = run(
         &["--config", config.to_str().unwrap(), "--once", "-vv"],
         Duration::from_secs(60),
@@ -968,7 +961,7 @@ fn a_new_job_does_not_silently_skip_negative_ids() {
         "--once on a new job with negative ids: {}; stderr:\n{stderr}",
         out.status
     );
-    let got = ids_in_topic(&broker(), &job.topic, PARTITIONS, 4);
+    let got = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, 4);
     let mut keys: Vec<i64> = got.keys().copied().collect();
     keys.sort();
     assert_eq!(
@@ -996,11 +989,9 @@ fn a_10_mb_value_fails_naming_the_id_after_committing_the_rows_before_it() {
                 .unwrap();
         }
     }
-    let job = Job::new("huge", &db, "t", &broker());
-    create_topic(&broker(), &job.topic, PARTITIONS);
+    let job = fault_job("huge", &db, "t", &broker());
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
     let started = Instant::now();
     // The daemon, not --once: it must stop by itself instead of retrying the row forever.
     let out = run(
@@ -1031,7 +1022,7 @@ fn a_10_mb_value_fails_naming_the_id_after_committing_the_rows_before_it() {
         Some(100),
         "the rows before it are committed"
     );
-    let got = ids_in_topic(&broker(), &job.topic, PARTITIONS, 100);
+    let got = ids_in_topic(&broker(), &job.kafka.topic, PARTITIONS, 100);
     let expected: Vec<i64> = (1..=100).collect();
     assert_eq!(assert_all_there("10 MB value", &expected, &got), 0);
 }
@@ -1048,11 +1039,9 @@ fn invalid_utf8_in_sqlite_text_is_published_with_replacement_characters_and_a_wa
             "INSERT INTO t (id, v) VALUES (1, CAST(x'68e96c6cff6f' AS TEXT)), (2, 'fine')",
         )
         .unwrap();
-    let job = Job::new("utf8", &db, "t", &broker());
-    create_topic(&broker(), &job.topic, PARTITIONS);
+    let job = fault_job("utf8", &db, "t", &broker());
+    let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    let _key = RedisKeyGuard(key.clone());
-    let config = job.write(&dir);
     let out = run(
         &["--config", config.to_str().unwrap(), "--once", "-vv"],
         Duration::from_secs(60),
@@ -1069,9 +1058,9 @@ fn invalid_utf8_in_sqlite_text_is_published_with_replacement_characters_and_a_wa
         "{}",
         warning[0]
     );
-    let msgs = common::e2e::consume_until_quiet(
+    let msgs = consume_until_quiet(
         &broker(),
-        &job.topic,
+        &job.kafka.topic,
         PARTITIONS,
         2,
         Duration::from_secs(2),

@@ -19,18 +19,17 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::e2e::{
-    bin, mix, mysql_uri, now_secs, pg_uri, position_key, redis_addr, redis_get, sigterm, unique,
-    RedisKeyGuard, TempDir,
-};
+use common::daemon::Daemon;
+use common::db::{pg_client, Conn, Db, TableGuard};
+use common::env::{now_secs, stack_job, unique, TempDir};
+use common::job::JobConfig;
 use common::kafka::{broker, create_topic};
+use common::position::{redis_get, RedisKeyGuard};
+use common::values::mix;
 use mysql::prelude::Queryable as _;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message as _;
@@ -46,100 +45,55 @@ const MAX_TXN_SLEEP_MS: u64 = 3_000;
 // ---------------------------------------------------------------------------------------------
 // Databases
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Db {
-    Pg,
-    Maria,
+/// Serialises the timing tests of one database (see the module comment).
+fn lock(db: &Db) -> MutexGuard<'static, ()> {
+    static PG: Mutex<()> = Mutex::new(());
+    static MARIA: Mutex<()> = Mutex::new(());
+    match db {
+        Db::Postgres => &PG,
+        Db::MariaDb => &MARIA,
+        Db::Sqlite(_) => unreachable!("{SERVERS_ONLY}"),
+    }
+    .lock()
+    .unwrap_or_else(|e| e.into_inner())
 }
 
-impl Db {
-    fn uri(self) -> String {
-        match self {
-            Db::Pg => pg_uri(),
-            Db::Maria => mysql_uri(),
-        }
-    }
+const SERVERS_ONLY: &str = "the gap tests run on PostgreSQL and MariaDB";
 
-    fn connect(self) -> Conn {
-        match self {
-            Db::Pg => Conn::Pg(
-                postgres::Client::connect(&pg_uri(), postgres::NoTls).unwrap_or_else(|e| {
-                    panic!(
-                        "connecting to the test PostgreSQL: {e}; run `make stack-up` and \
-                         `eval \"$(scripts/stack env)\"`"
-                    )
-                }),
-            ),
-            Db::Maria => {
-                let opts = mysql::Opts::from_url(&mysql_uri()).expect("REPLIQATE_TEST_MYSQL_URI");
-                Conn::Maria(mysql::Conn::new(opts).unwrap_or_else(|e| {
-                    panic!(
-                        "connecting to the test MariaDB: {e}; run `make stack-up` and \
-                         `eval \"$(scripts/stack env)\"`"
-                    )
-                }))
-            }
-        }
+/// Creates the workload's table: an auto-allocated key and the writer's and transaction's
+/// numbers.
+fn create_table(db: &Db, table: &str) -> TableGuard {
+    let guard = TableGuard::new(db, table);
+    match db {
+        Db::Postgres => db.exec(&format!(
+            "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, writer INT NOT NULL, \
+             txn INT NOT NULL, payload TEXT NOT NULL)"
+        )),
+        Db::MariaDb => db.exec(&format!(
+            "CREATE TABLE {table} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+             writer INT NOT NULL, txn INT NOT NULL, payload VARCHAR(100) NOT NULL) \
+             ENGINE=InnoDB"
+        )),
+        Db::Sqlite(_) => unreachable!("{SERVERS_ONLY}"),
     }
-
-    /// Serialises the timing tests of one database (see the module comment).
-    fn lock(self) -> MutexGuard<'static, ()> {
-        static PG: Mutex<()> = Mutex::new(());
-        static MARIA: Mutex<()> = Mutex::new(());
-        match self {
-            Db::Pg => &PG,
-            Db::Maria => &MARIA,
-        }
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-    }
+    guard
 }
 
-/// One database session (a handful per test: the size difference of the variants is moot).
-#[allow(clippy::large_enum_variant)]
-enum Conn {
-    Pg(postgres::Client),
-    Maria(mysql::Conn),
-}
-
-impl Conn {
-    fn exec(&mut self, sql: &str) {
-        match self {
-            Conn::Pg(c) => c
-                .batch_execute(sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
-            Conn::Maria(c) => c.query_drop(sql).unwrap_or_else(|e| panic!("{sql}: {e}")),
-        }
-    }
-
-    /// A table with an auto-allocated key and the writer's and transaction's numbers.
-    fn create_table(&mut self, table: &str) -> TableGuard {
-        match self {
-            Conn::Pg(_) => self.exec(&format!(
-                "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, writer INT NOT NULL, \
-                 txn INT NOT NULL, payload TEXT NOT NULL)"
-            )),
-            Conn::Maria(_) => self.exec(&format!(
-                "CREATE TABLE {table} (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
-                 writer INT NOT NULL, txn INT NOT NULL, payload VARCHAR(100) NOT NULL) \
-                 ENGINE=InnoDB"
-            )),
-        }
-        TableGuard(self.db(), table.to_string())
-    }
-
-    fn db(&self) -> Db {
-        match self {
-            Conn::Pg(_) => Db::Pg,
-            Conn::Maria(_) => Db::Maria,
-        }
-    }
-
+/// Inserting into the workload's table (see [`create_table`]) in a session.
+trait Workload {
     /// Inserts `n` rows (in the current transaction, if one is open) and returns their ids.
+    fn insert(&mut self, table: &str, writer: i32, txn: i32, n: usize) -> Vec<i64>;
+
+    fn insert_one(&mut self, table: &str) -> i64 {
+        self.insert(table, 0, 0, 1)[0]
+    }
+}
+
+impl Workload for Conn {
     fn insert(&mut self, table: &str, writer: i32, txn: i32, n: usize) -> Vec<i64> {
         let payload = format!("writer {writer} txn {txn}");
         match self {
-            Conn::Pg(c) => {
+            Conn::Postgres(c) => {
                 let sql = format!(
                     "INSERT INTO {table} (writer, txn, payload) \
                      SELECT $1, $2, $3 FROM generate_series(1, $4::int) RETURNING id"
@@ -151,7 +105,7 @@ impl Conn {
                     .map(|r| r.get::<_, i64>(0))
                     .collect()
             }
-            Conn::Maria(c) => {
+            Conn::MariaDb(c) => {
                 // One statement per row: LAST_INSERT_ID() names each id exactly, whatever
                 // innodb_autoinc_lock_mode does with multi-row inserts.
                 let sql = format!("INSERT INTO {table} (writer, txn, payload) VALUES (?, ?, ?)");
@@ -163,47 +117,7 @@ impl Conn {
                     })
                     .collect()
             }
-        }
-    }
-
-    fn insert_one(&mut self, table: &str) -> i64 {
-        self.insert(table, 0, 0, 1)[0]
-    }
-
-    /// Every id in the table, ascending.
-    fn ids(&mut self, table: &str) -> Vec<i64> {
-        let sql = format!("SELECT id FROM {table} ORDER BY id");
-        match self {
-            Conn::Pg(c) => c
-                .query(&sql, &[])
-                .expect("reading the table")
-                .iter()
-                .map(|r| r.get::<_, i64>(0))
-                .collect(),
-            Conn::Maria(c) => c.query(&sql).expect("reading the table"),
-        }
-    }
-}
-
-/// Drops the table when the test ends, pass or fail.
-struct TableGuard(Db, String);
-
-impl Drop for TableGuard {
-    fn drop(&mut self) {
-        let sql = format!("DROP TABLE IF EXISTS {}", self.1);
-        match self.0 {
-            Db::Pg => {
-                if let Ok(mut c) = postgres::Client::connect(&pg_uri(), postgres::NoTls) {
-                    let _ = c.batch_execute(&sql);
-                }
-            }
-            Db::Maria => {
-                if let Ok(opts) = mysql::Opts::from_url(&mysql_uri()) {
-                    if let Ok(mut c) = mysql::Conn::new(opts) {
-                        let _ = c.query_drop(&sql);
-                    }
-                }
-            }
+            Conn::Sqlite(_) => unreachable!("{SERVERS_ONLY}"),
         }
     }
 }
@@ -211,100 +125,43 @@ impl Drop for TableGuard {
 // ---------------------------------------------------------------------------------------------
 // Running repliqate
 
-/// A running `repliqate -vv` with its stderr collected.
+/// The job of an instance: `table` of `db` to `topic` (created already), polling every 0.1 s in
+/// batches of 500.
+fn gap_job(db: &Db, table: &str, topic: &str) -> JobConfig {
+    let mut job = stack_job("gapjob", &db.uri(), table)
+        .poll_interval(Duration::from_millis(100))
+        .limit(500);
+    job.kafka.topic = topic.to_string();
+    job
+}
+
+/// A running `repliqate -vv`, with its job's position key and config.
 struct Instance {
-    child: Option<Child>,
-    log: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
+    daemon: Daemon,
     key: String,
     _key_guard: RedisKeyGuard,
     _dir: TempDir,
 }
 
 impl Instance {
-    /// Starts a job replicating `table` to `topic`; `source_extra` is YAML under `sql_source`.
-    fn start(db: Db, table: &str, topic: &str, source_extra: &str) -> Instance {
-        let name = unique("gapjob");
-        let key = position_key(&name, table, topic);
+    /// Starts `job` and returns once it runs its loop (it has read the absence of a position).
+    fn start(job: JobConfig) -> Instance {
+        let key = job.key();
         let key_guard = RedisKeyGuard(key.clone());
         let dir = TempDir::new("gaps");
-        let config = dir.write(
-            "config.yaml",
-            &format!(
-                "repliqate:
-  name: {name}
-  redis_addr: {redis}
-  replication:
-    poll_interval_sec: 0.1
-    sql_source:
-      uri: '{uri}'
-      table: {table}
-      primary_key: id
-      limit: 500
-{source_extra}
-    kafka_target:
-      topic: {topic}
-      brokers: [{broker}]
-",
-                redis = redis_addr(),
-                uri = db.uri(),
-                broker = broker(),
-            ),
-        );
-        let mut child = Command::new(bin())
-            .args(["--config", config.to_str().expect("utf-8 path"), "-vv"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting repliqate");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let instance = Instance {
-            child: Some(child),
-            log,
-            reader: Some(reader),
+        let config = dir.write("config.yaml", &job.yaml());
+        let mut daemon = Daemon::start(&config, &["-vv"], dir.path().join("repliqate.log"));
+        daemon.expect_log("no position stored", Duration::from_secs(30));
+        Instance {
+            daemon,
             key,
             _key_guard: key_guard,
             _dir: dir,
-        };
-        // Running the loop: it has read (the absence of) its position.
-        instance.wait_for_log("no position stored", Duration::from_secs(30));
-        instance
+        }
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn wait_for_log(&self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log().contains(needle) {
-            if let Some(child) = &self.child {
-                let pid = child.id();
-                assert!(
-                    std::fs::metadata(format!("/proc/{pid}")).is_ok(),
-                    "repliqate exited; stderr:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "repliqate did not log {needle:?} within {limit:?}; stderr:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.daemon.log_text()
     }
 
     /// The stored position, read from Redis directly.
@@ -312,44 +169,15 @@ impl Instance {
         redis_get(&self.key).map(|v| v.parse().expect("integer position in Redis"))
     }
 
-    /// SIGTERM, wait for a clean exit, return the whole stderr.
+    /// SIGTERM, wait for a clean exit, return the whole log.
     fn stop(mut self) -> String {
-        let mut child = self.child.take().expect("running");
-        sigterm(child.id());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("waiting for repliqate") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "repliqate did not exit within 30 s of SIGTERM; stderr:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
+        let status = self.daemon.terminate(Duration::from_secs(30));
         let log = self.log();
         assert!(
             status.success(),
             "repliqate exited with {status}; stderr:\n{log}"
         );
         log
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        // A failed test must not leave its repliqate running.
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -528,17 +356,18 @@ fn first_ids(ids: &BTreeSet<i64>, n: usize) -> Vec<i64> {
 fn concurrent_writers_lose_nothing_with_protection(db: Db) {
     let what = format!("{db:?}");
     let table = unique("gaps_load");
-    let _table = db.connect().create_table(&table);
+    let _table = create_table(&db, &table);
     let topic_a = new_topic("gaps_protected");
     let topic_b = new_topic("gaps_unprotected");
-    let a = Instance::start(db, &table, &topic_a, "      gap_timeout_sec: 60");
-    let b = Instance::start(db, &table, &topic_b, "      gap_timeout_sec: 0");
+    let a = Instance::start(gap_job(&db, &table, &topic_a).gap_timeout(Duration::from_secs(60)));
+    let b = Instance::start(gap_job(&db, &table, &topic_b).gap_timeout(Duration::ZERO));
 
     let started = Instant::now();
     let total = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let (table, total) = (table.clone(), total.clone());
+            let db = db.clone();
             std::thread::spawn(move || writer(db, table, w as i32, total, WORKLOAD_ROWS))
         })
         .collect();
@@ -587,8 +416,9 @@ fn concurrent_writers_lose_nothing_with_protection(db: Db) {
     b.stop();
     // PostgreSQL counts how often the table was read through its primary key: a measure of
     // what the polling cost, independent of repliqate's own logging.
-    let index_reads = match db.connect() {
-        Conn::Pg(mut c) => {
+    let index_reads = match db {
+        Db::Postgres => {
+            let mut c = pg_client();
             std::thread::sleep(Duration::from_millis(1500)); // statistics are flushed lazily
             let r = c
                 .query_one(
@@ -599,7 +429,7 @@ fn concurrent_writers_lose_nothing_with_protection(db: Db) {
                 .expect("pg_stat_user_tables");
             Some((r.get::<_, i64>(0), r.get::<_, i64>(1)))
         }
-        Conn::Maria(_) => None,
+        _ => None,
     };
 
     let mut watch_a = Watch::new(&topic_a);
@@ -733,12 +563,12 @@ fn concurrent_writers_lose_nothing_with_protection(db: Db) {
 
 #[test]
 fn a_postgres_concurrent_writers_lose_nothing_with_protection() {
-    concurrent_writers_lose_nothing_with_protection(Db::Pg);
+    concurrent_writers_lose_nothing_with_protection(Db::Postgres);
 }
 
 #[test]
 fn a_mariadb_concurrent_writers_lose_nothing_with_protection() {
-    concurrent_writers_lose_nothing_with_protection(Db::Maria);
+    concurrent_writers_lose_nothing_with_protection(Db::MariaDb);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -755,12 +585,15 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(db: Db, source_extra: &str) -> Setup {
+    /// `gap_timeout`: the job's `gap_timeout_sec` (None: repliqate's default).
+    fn new(db: &Db, gap_timeout: Option<Duration>) -> Setup {
         let table = unique("gaps_t");
         let mut writer = db.connect();
-        let guard = writer.create_table(&table);
+        let guard = create_table(db, &table);
         let topic = new_topic("gaps_t");
-        let instance = Instance::start(db, &table, &topic, source_extra);
+        let mut job = gap_job(db, &table, &topic);
+        job.source.gap_timeout_sec = gap_timeout;
+        let instance = Instance::start(job);
         let mut watch = Watch::new(&topic);
         let first = writer.insert_one(&table);
         assert!(
@@ -769,7 +602,7 @@ impl Setup {
             instance.log()
         );
         Setup {
-            db,
+            db: db.clone(),
             table,
             _table: guard,
             instance,
@@ -782,8 +615,8 @@ impl Setup {
 /// Writer A takes id n and keeps its transaction open; B commits n+1. n+1 must be held while A
 /// is open and released within about a poll of A's rollback.
 fn rollback_releases_the_hole_within_a_poll(db: Db) {
-    let _lock = db.lock();
-    let mut s = Setup::new(db, "");
+    let _lock = lock(&db);
+    let mut s = Setup::new(&db, None);
     let mut a = db.connect();
     a.exec("BEGIN");
     let n = a.insert_one(&s.table);
@@ -814,23 +647,21 @@ fn rollback_releases_the_hole_within_a_poll(db: Db) {
 
 #[test]
 fn postgres_rollback_releases_the_hole_within_a_poll() {
-    rollback_releases_the_hole_within_a_poll(Db::Pg);
+    rollback_releases_the_hole_within_a_poll(Db::Postgres);
 }
 
 #[test]
 fn mariadb_rollback_releases_the_hole_within_a_poll() {
-    rollback_releases_the_hole_within_a_poll(Db::Maria);
+    rollback_releases_the_hole_within_a_poll(Db::MariaDb);
 }
 
 /// A session that did `BEGIN; SELECT nextval(…)` and sits idle in transaction holds the hole
 /// until it ends.
 #[test]
 fn postgres_idle_in_transaction_nextval_holds_the_hole_until_it_ends() {
-    let _lock = Db::Pg.lock();
-    let mut s = Setup::new(Db::Pg, "      gap_timeout_sec: 60");
-    let Conn::Pg(mut idle) = s.db.connect() else {
-        unreachable!()
-    };
+    let _lock = lock(&Db::Postgres);
+    let mut s = Setup::new(&Db::Postgres, Some(Duration::from_secs(60)));
+    let mut idle = pg_client();
     idle.batch_execute("BEGIN").expect("BEGIN");
     let m: i64 = idle
         .query_one(
@@ -865,11 +696,9 @@ fn postgres_idle_in_transaction_nextval_holds_the_hole_until_it_ends() {
 /// the session is still open, and the warning names the hole, its age and the reason.
 #[test]
 fn postgres_idle_in_transaction_session_is_overridden_by_gap_timeout() {
-    let _lock = Db::Pg.lock();
-    let mut s = Setup::new(Db::Pg, "      gap_timeout_sec: 3");
-    let Conn::Pg(mut idle) = s.db.connect() else {
-        unreachable!()
-    };
+    let _lock = lock(&Db::Postgres);
+    let mut s = Setup::new(&Db::Postgres, Some(Duration::from_secs(3)));
+    let mut idle = pg_client();
     idle.batch_execute("BEGIN").expect("BEGIN");
     let k: i64 = idle
         .query_one(
@@ -915,8 +744,8 @@ fn postgres_idle_in_transaction_session_is_overridden_by_gap_timeout() {
 /// A transaction that outlives `gap_timeout_sec`: its row appears below the position, is
 /// reported with its id and published late.
 fn late_row_is_reported_and_published(db: Db) {
-    let _lock = db.lock();
-    let mut s = Setup::new(db, "      gap_timeout_sec: 2");
+    let _lock = lock(&db);
+    let mut s = Setup::new(&db, Some(Duration::from_secs(2)));
     let mut slow = db.connect();
     slow.exec("BEGIN");
     let n = slow.insert_one(&s.table);
@@ -957,12 +786,12 @@ fn late_row_is_reported_and_published(db: Db) {
 
 #[test]
 fn postgres_late_row_is_reported_and_published() {
-    late_row_is_reported_and_published(Db::Pg);
+    late_row_is_reported_and_published(Db::Postgres);
 }
 
 #[test]
 fn mariadb_late_row_is_reported_and_published() {
-    late_row_is_reported_and_published(Db::Maria);
+    late_row_is_reported_and_published(Db::MariaDb);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -999,37 +828,38 @@ fn each_published_within(
 /// Step-2 ids are contiguous: not held even while an unrelated transaction is open (which would
 /// hold a real hole for gap_timeout_sec), and no hole is ever skipped.
 fn step_two_is_not_a_hole(db: Db) {
-    let _lock = db.lock();
+    let _lock = lock(&db);
     let table = unique("gaps_step2");
     let mut conn = db.connect();
     let guard = match db {
-        Db::Pg => {
+        Db::Postgres => {
             conn.exec(&format!(
                 "CREATE TABLE {table} (id BIGINT PRIMARY KEY, writer INT NOT NULL, \
                  txn INT NOT NULL, payload TEXT NOT NULL);
                  CREATE SEQUENCE {table}_seq INCREMENT BY 2 OWNED BY {table}.id;
                  ALTER TABLE {table} ALTER COLUMN id SET DEFAULT nextval('{table}_seq')"
             ));
-            TableGuard(db, table.clone())
+            TableGuard::new(&db, &table)
         }
-        Db::Maria => {
-            let guard = conn.create_table(&table);
+        Db::MariaDb => {
+            let guard = create_table(&db, &table);
             conn.exec("SET SESSION auto_increment_increment = 2");
             guard
         }
-    };
-    // repliqate reads MariaDB's *global* increment, which the test cannot change: the config
-    // says it.
-    let extra = match db {
-        Db::Pg => "      gap_timeout_sec: 60",
-        Db::Maria => "      gap_timeout_sec: 60\n      id_step: 2",
+        Db::Sqlite(_) => unreachable!("{SERVERS_ONLY}"),
     };
     let topic = new_topic("gaps_step2");
+    let mut job = gap_job(&db, &table, &topic).gap_timeout(Duration::from_secs(60));
+    // repliqate reads MariaDB's *global* increment, which the test cannot change: the config
+    // says it.
+    if db == Db::MariaDb {
+        job = job.id_step(2);
+    }
     let mut s = Setup {
-        db,
+        db: db.clone(),
         table: table.clone(),
         _table: guard,
-        instance: Instance::start(db, &table, &topic, extra),
+        instance: Instance::start(job),
         watch: Watch::new(&topic),
         writer: db.connect(),
     };
@@ -1048,7 +878,7 @@ fn step_two_is_not_a_hole(db: Db) {
     // connection is declared after the table's guard so that, if the test fails, it is dropped
     // (its transaction rolled back) before the guard drops the table it holds locked.
     let blocker_table = unique("gaps_blocker");
-    let _blocker_guard = conn.create_table(&blocker_table);
+    let _blocker_guard = create_table(&db, &blocker_table);
     let mut blocker = db.connect();
     blocker.exec("BEGIN");
     blocker.insert_one(&blocker_table);
@@ -1077,39 +907,41 @@ fn step_two_is_not_a_hole(db: Db) {
 
 #[test]
 fn postgres_step_two_is_not_a_hole() {
-    step_two_is_not_a_hole(Db::Pg);
+    step_two_is_not_a_hole(Db::Postgres);
 }
 
 #[test]
 fn mariadb_step_two_is_not_a_hole() {
-    step_two_is_not_a_hole(Db::Maria);
+    step_two_is_not_a_hole(Db::MariaDb);
 }
 
 /// Rows committed before repliqate starts, ids starting at 1,000,000 or with a hole 101..499:
 /// all published well under gap_timeout_sec, any hole skipped as proven final.
 fn high_start_and_old_holes_are_not_held(db: Db) {
-    let _lock = db.lock();
+    let _lock = lock(&db);
     let mut conn = db.connect();
 
     let high = unique("gaps_high");
-    let _high = conn.create_table(&high);
+    let _high = create_table(&db, &high);
     match db {
-        Db::Pg => conn.exec(&format!(
+        Db::Postgres => conn.exec(&format!(
             "SELECT setval(pg_get_serial_sequence('{high}', 'id'), 999999)"
         )),
-        Db::Maria => conn.exec(&format!("ALTER TABLE {high} AUTO_INCREMENT = 1000000")),
+        Db::MariaDb => conn.exec(&format!("ALTER TABLE {high} AUTO_INCREMENT = 1000000")),
+        Db::Sqlite(_) => unreachable!("{SERVERS_ONLY}"),
     }
     let high_ids = conn.insert(&high, 1, 1, 50);
     assert_eq!(high_ids.iter().min(), Some(&1_000_000));
 
     let holes = unique("gaps_holes");
-    let _holes = conn.create_table(&holes);
+    let _holes = create_table(&db, &holes);
     let mut hole_ids = conn.insert(&holes, 1, 1, 100);
     match db {
-        Db::Pg => conn.exec(&format!(
+        Db::Postgres => conn.exec(&format!(
             "SELECT setval(pg_get_serial_sequence('{holes}', 'id'), 499)"
         )),
-        Db::Maria => conn.exec(&format!("ALTER TABLE {holes} AUTO_INCREMENT = 500")),
+        Db::MariaDb => conn.exec(&format!("ALTER TABLE {holes} AUTO_INCREMENT = 500")),
+        Db::Sqlite(_) => unreachable!("{SERVERS_ONLY}"),
     }
     hole_ids.extend(conn.insert(&holes, 1, 2, 101));
     let expected_holes: Vec<i64> = (1..=100).chain(500..=600).collect();
@@ -1118,7 +950,7 @@ fn high_start_and_old_holes_are_not_held(db: Db) {
     for (table, ids) in [(&high, &high_ids), (&holes, &hole_ids)] {
         let topic = new_topic("gaps_old");
         let started = Instant::now();
-        let instance = Instance::start(db, table, &topic, "");
+        let instance = Instance::start(gap_job(&db, table, &topic));
         let mut watch = Watch::new(&topic);
         let limit = Duration::from_secs(20);
         for &id in ids.iter() {
@@ -1146,10 +978,10 @@ fn high_start_and_old_holes_are_not_held(db: Db) {
 
 #[test]
 fn postgres_high_start_and_old_holes_are_not_held() {
-    high_start_and_old_holes_are_not_held(Db::Pg);
+    high_start_and_old_holes_are_not_held(Db::Postgres);
 }
 
 #[test]
 fn mariadb_high_start_and_old_holes_are_not_held() {
-    high_start_and_old_holes_are_not_held(Db::Maria);
+    high_start_and_old_holes_are_not_held(Db::MariaDb);
 }

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::kafka::{consume_all, create_topic, unique_topic, Consumed};
+use common::env::unique;
+use common::kafka::{consume_all, create_topic, Consumed};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use repliqate::kafka::{Producer, ProducerConfig, Record};
@@ -108,7 +109,7 @@ fn assert_exactly_once(consumed: &[Consumed], n: usize) {
 fn injected_leader_and_timeout_errors_are_retried_and_delivered_exactly_once() {
     let mock = MockCluster::new(3).expect("mock cluster");
     let bootstrap = mock.bootstrap_servers();
-    let topic = unique_topic("inject");
+    let topic = unique("inject");
     mock.create_topic(&topic, 3, 1).unwrap();
     let mut p = producer(&bootstrap, Duration::from_secs(30));
     p.check_topic(&topic).unwrap();
@@ -152,7 +153,7 @@ fn injected_leader_and_timeout_errors_are_retried_and_delivered_exactly_once() {
 fn brokers_down_mid_send_then_up_loses_nothing() {
     let mock = MockCluster::new(3).expect("mock cluster");
     let bootstrap = mock.bootstrap_servers();
-    let topic = unique_topic("down");
+    let topic = unique("down");
     mock.create_topic(&topic, 3, 1).unwrap();
     // Slow every round trip a little so that the outage lands mid-send.
     for b in 1..=3 {
@@ -189,7 +190,7 @@ fn brokers_down_mid_send_then_up_loses_nothing() {
 #[test]
 fn an_outage_mid_send_through_a_proxy_is_delivered_exactly_once() {
     let (broker, proxy) = common::proxy::private_broker();
-    let topic = unique_topic("outage-proxy");
+    let topic = unique("outage-proxy");
     create_topic(&broker.listen, &topic, 3);
     let batch = records(60_000);
     let n = batch.len();
@@ -221,7 +222,7 @@ fn an_outage_longer_than_the_delivery_timeout_resumed_is_delivered_exactly_once(
     // as they were, lets the broker recognise the ones it wrote; sending the unacknowledged
     // records anew would write them twice.
     let (broker, proxy) = common::proxy::private_broker();
-    let topic = unique_topic("resume");
+    let topic = unique("resume");
     create_topic(&broker.listen, &topic, 3);
     let batch = records(60_000);
     let n = batch.len();
@@ -257,7 +258,7 @@ fn an_outage_longer_than_the_delivery_timeout_resumed_is_delivered_exactly_once(
 fn a_long_outage_is_an_error_that_says_what_was_not_acknowledged_never_silence() {
     let mock = MockCluster::new(1).expect("mock cluster");
     let bootstrap = mock.bootstrap_servers();
-    let topic = unique_topic("outage");
+    let topic = unique("outage");
     mock.create_topic(&topic, 2, 1).unwrap();
     let mut p = producer(&bootstrap, Duration::from_secs(2));
     p.check_topic(&topic).unwrap();
@@ -298,7 +299,7 @@ fn a_long_outage_is_an_error_that_says_what_was_not_acknowledged_never_silence()
 fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it() {
     // Our own broker, advertised behind a frame-aware proxy that swallows Produce responses.
     let (broker, proxy) = common::proxy::private_broker();
-    let topic = unique_topic("dropped");
+    let topic = unique("dropped");
     create_topic(&broker.listen, &topic, 3);
 
     let mut p = producer(&proxy.addr, Duration::from_secs(30));
@@ -331,7 +332,7 @@ fn split_and_new_producer_id_re_encode_from_the_batches_after_start_dropped_the_
     // (UNKNOWN_PRODUCER_ID) must rebuild batches from those encodings.
     let mock = MockCluster::new(1).expect("mock cluster");
     let bootstrap = mock.bootstrap_servers();
-    let topic = unique_topic("reencode");
+    let topic = unique("reencode");
     mock.create_topic(&topic, 2, 1).unwrap();
     let mut p = producer(&bootstrap, Duration::from_secs(30));
     p.check_topic(&topic).unwrap();
@@ -367,7 +368,7 @@ fn split_and_new_producer_id_re_encode_from_the_batches_after_start_dropped_the_
 fn a_broker_refusing_a_producer_id_gets_a_non_idempotent_producer_that_still_delivers() {
     let mock = MockCluster::new(1).expect("mock cluster");
     let bootstrap = mock.bootstrap_servers();
-    let topic = unique_topic("no-idempotence");
+    let topic = unique("no-idempotence");
     mock.create_topic(&topic, 2, 1).unwrap();
     mock.request_errors(
         RDKafkaApiKey::InitProducerId,

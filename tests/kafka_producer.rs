@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use common::kafka::{
-    broker, consume_all, create_topic, dump_log, offsets_by_partition, unique_topic,
-};
+use common::env::unique;
+use common::kafka::{broker, consume_all, create_topic, dump_log, offsets_by_partition};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -46,7 +45,7 @@ fn value_for(i: usize) -> Vec<u8> {
 #[test]
 fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
     let broker = broker();
-    let topic = unique_topic("keyed");
+    let topic = unique("keyed");
     create_topic(&broker, &topic, 3);
     let mut p = producer(&broker);
     assert_eq!(p.check_topic(&topic).expect("topic metadata"), 3);
@@ -133,7 +132,7 @@ fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
 fn our_partitioner_agrees_with_librdkafka_murmur2() {
     // An independent implementation: librdkafka's murmur2_random partitioner (Java-compatible).
     let broker = broker();
-    let topic = unique_topic("murmur");
+    let topic = unique("murmur");
     create_topic(&broker, &topic, 7);
     let rd: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &broker)
@@ -176,7 +175,7 @@ fn compressed_and_unkeyed_records_round_trip() {
     #[cfg(feature = "zstd")]
     codecs.push(Compression::Zstd);
     for compression in codecs {
-        let topic = unique_topic("compressed");
+        let topic = unique("compressed");
         create_topic(&broker, &topic, 2);
         let mut p = Producer::new(ProducerConfig {
             bootstrap: vec![broker.clone()],
@@ -215,7 +214,7 @@ fn compressed_and_unkeyed_records_round_trip() {
 #[test]
 fn unknown_topic_is_a_clear_error_and_is_not_created() {
     let broker = broker();
-    let topic = unique_topic("missing");
+    let topic = unique("missing");
     let mut p = producer(&broker);
     let started = Instant::now();
     let err = p
@@ -325,7 +324,7 @@ fn a_non_kafka_server_on_the_port_is_a_clear_error() {
 #[test]
 fn an_oversized_record_is_refused_naming_its_key_after_the_records_before_it() {
     let broker = broker();
-    let topic = unique_topic("oversized");
+    let topic = unique("oversized");
     create_topic(&broker, &topic, 1);
     let mut p = Producer::new(ProducerConfig {
         bootstrap: vec![broker.clone()],
@@ -547,7 +546,7 @@ fn garbage_cases(garbage: ApiKey, cases: usize, record: &Record) {
 #[test]
 fn the_brokers_own_dump_log_shows_valid_batches_with_our_producer_id_and_sequences() {
     let broker = broker();
-    let topic = unique_topic("dumplog");
+    let topic = unique("dumplog");
     create_topic(&broker, &topic, 1);
     let record = |i: usize| Record {
         key: Some(Bytes::from(format!("k{i}"))),

@@ -2,55 +2,39 @@
 //! storage class, pagination, start-up errors and read-only access next to a writer.
 #![cfg(feature = "sqlite")]
 
-#[path = "common/source_env.rs"]
-mod source_env;
+mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use repliqate::source::{Source, SourceError, SourceSpec};
+use common::env::{unique, TempDir};
+use common::source::{connect, connect_err, s, spec};
+use repliqate::source::SourceError;
 use repliqate::value::{Row, Value};
 use rusqlite::Connection;
-use source_env::{spec, unique};
 
-/// A database file that is removed when the test ends.
-struct TempDb(PathBuf);
+/// A database file set up with `setup`, in a directory removed when the test ends (with the
+/// file's -wal, -shm and -journal companions).
+struct TempDb {
+    _dir: TempDir,
+    path: PathBuf,
+}
 
 impl TempDb {
     fn new(setup: &str) -> TempDb {
-        let path = std::env::temp_dir().join(format!("{}.db", unique("repliqate_source")));
+        let dir = TempDir::new("source");
+        let path = dir.path().join("source.db");
         let conn = Connection::open(&path).expect("create test database");
         conn.execute_batch(setup).expect("set up test database");
-        TempDb(path)
+        TempDb { _dir: dir, path }
     }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn uri(&self) -> String {
-        format!("sqlite:///{}", self.0.display())
+        format!("sqlite:///{}", self.path.display())
     }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
-fn connect(s: &SourceSpec) -> Source {
-    match Source::connect(s) {
-        Ok(src) => src,
-        Err(e) => panic!("connect: {e}"),
-    }
-}
-
-fn connect_err(s: &SourceSpec) -> SourceError {
-    match Source::connect(s) {
-        Ok(_) => panic!("connect to {} succeeded, expected an error", s.table),
-        Err(e) => e,
-    }
-}
-
-fn s(x: &str) -> Value {
-    Value::Str(x.to_string())
 }
 
 #[test]
@@ -201,7 +185,7 @@ fn hostile_table_and_column_names_replicate() {
             values: vec![Value::Int(1), s("a"), s("b")]
         }]
     );
-    let conn = Connection::open(&db.0).unwrap();
+    let conn = Connection::open(db.path()).unwrap();
     let x: i64 = conn
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name = 'x'",
@@ -218,7 +202,7 @@ fn startup_errors_name_what_is_wrong() {
         "CREATE TABLE events (id TEXT PRIMARY KEY, n INTEGER, v);
          CREATE TABLE Events_archive (id INTEGER PRIMARY KEY);",
     );
-    let path = db.0.display().to_string();
+    let path = db.path().display().to_string();
     let e = connect_err(&spec(&db.uri(), "event", "id", None));
     assert_eq!(
         e.to_string(),
@@ -277,7 +261,7 @@ fn reads_beside_a_wal_writer_without_writing() {
          CREATE TABLE w (id INTEGER PRIMARY KEY, v TEXT);
          INSERT INTO w VALUES (1, 'one');",
     );
-    let writer = Connection::open(&db.0).unwrap();
+    let writer = Connection::open(db.path()).unwrap();
     let mut src = connect(&spec(&db.uri(), "w", "id", None));
     assert_eq!(src.fetch(0, 10).unwrap().len(), 1);
     writer

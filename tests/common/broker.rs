@@ -2,11 +2,12 @@
 //! proxy, stalled, cut off) without disturbing the stack's shared broker. `scripts/stack private`
 //! configures, formats and starts it, so the stack and the tests run brokers one way.
 
-#![allow(dead_code)]
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
+
+use super::env::unique;
+use super::stack::stack_ok;
 
 pub struct PrivateBroker {
     dir: PathBuf,
@@ -25,17 +26,7 @@ impl Drop for PrivateBroker {
     }
 }
 
-/// The stack script, from `scripts/stack env`. Missing = a failed test, never a skip.
-pub fn stack_script() -> String {
-    std::env::var("REPLIQATE_STACK").unwrap_or_else(|_| {
-        panic!(
-            "REPLIQATE_STACK is not set: this test starts a Kafka broker of its own with \
-             scripts/stack. Run `make stack-up` and `eval \"$(scripts/stack env)\"`, or run \
-             `make test`"
-        )
-    })
-}
-
+/// A free TCP port on the loopback interface (free when asked; the caller binds it soon).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -49,26 +40,17 @@ pub fn free_port() -> u16 {
 pub fn start(advertised: &str) -> PrivateBroker {
     let port = free_port();
     let controller = free_port();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "repliqate-broker-{}-{port}-{nanos}",
-        std::process::id()
-    ));
-    let out = Command::new(stack_script())
-        .args(["private", "start"])
-        .arg(&dir)
-        .args([port.to_string(), controller.to_string(), advertised.into()])
-        .output()
-        .expect("running scripts/stack private start");
-    assert!(
-        out.status.success(),
-        "scripts/stack private start failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pid = String::from_utf8_lossy(&out.stdout)
+    let dir = std::env::temp_dir().join(unique("repliqate-broker"));
+    let dir_arg = dir.display().to_string();
+    let out = stack_ok(&[
+        "private",
+        "start",
+        &dir_arg,
+        &port.to_string(),
+        &controller.to_string(),
+        advertised,
+    ]);
+    let pid = out
         .trim()
         .parse()
         .expect("scripts/stack private start prints the pid");

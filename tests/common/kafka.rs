@@ -2,9 +2,8 @@
 //! independent client (librdkafka through the `rdkafka` crate), so that what our producer wrote
 //! is never checked only by our own code.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -13,26 +12,17 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::env::{stack_var, unique};
+use super::stack::stack_ok;
 
 /// host:port of the test broker, from `scripts/stack env`. Missing = a failed test, never a skip.
 pub fn broker() -> String {
-    std::env::var("REPLIQATE_TEST_KAFKA").unwrap_or_else(|_| {
-        panic!(
-            "REPLIQATE_TEST_KAFKA is not set: this test needs the local Kafka broker. Start the \
-             stack with `make stack-up` and `eval \"$(scripts/stack env)\"`, or run `make test`"
-        )
-    })
-}
-
-/// A topic name unique to this test run.
-pub fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+    super::env::kafka_broker()
 }
 
 /// Runs a future to completion on this thread (rdkafka's admin futures need no runtime).
@@ -81,6 +71,7 @@ pub struct Consumed {
 
 /// Reads every partition of `topic` from the beginning until `expected` messages arrived or
 /// `timeout` passed (then returns what it has; the caller's assertions say what is missing).
+/// Any consumer error fails the test.
 pub fn consume_all(
     broker: &str,
     topic: &str,
@@ -88,9 +79,44 @@ pub fn consume_all(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Consumed> {
+    read_topic(
+        broker,
+        topic,
+        partitions,
+        expected,
+        Duration::ZERO,
+        timeout,
+        false,
+    )
+}
+
+/// Reads every partition of `topic` from the beginning until at least `at_least` messages
+/// arrived and then nothing more for `quiet` (so that extra messages are seen too), or until
+/// `timeout`. A broker the test stopped is not an error: librdkafka says so and reads on from
+/// the others (rows it cannot reach show up as missing, which the caller checks).
+pub fn consume_until_quiet(
+    broker: &str,
+    topic: &str,
+    partitions: i32,
+    at_least: usize,
+    quiet: Duration,
+    timeout: Duration,
+) -> Vec<Consumed> {
+    read_topic(broker, topic, partitions, at_least, quiet, timeout, true)
+}
+
+fn read_topic(
+    broker: &str,
+    topic: &str,
+    partitions: i32,
+    at_least: usize,
+    quiet: Duration,
+    timeout: Duration,
+    brokers_may_be_down: bool,
+) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
-        .set("group.id", format!("verify-{}", unique_topic("g")))
+        .set("group.id", unique("verify"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.max.bytes", "52428800")
@@ -99,38 +125,73 @@ pub fn consume_all(
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
+            .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + timeout;
-    let mut out = Vec::with_capacity(expected);
-    while out.len() < expected && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
+    let mut last = Instant::now();
+    let mut out = Vec::with_capacity(at_least);
+    while Instant::now() < deadline && (out.len() < at_least || last.elapsed() < quiet) {
+        match consumer.poll(Duration::from_millis(100)) {
             None => {}
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure)))
+                if brokers_may_be_down => {}
             Some(Err(e)) => panic!("librdkafka consumer error on {topic}: {e}"),
-            Some(Ok(m)) => out.push(Consumed {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                timestamp_ms: m.timestamp().to_millis(),
-            }),
+            Some(Ok(m)) => {
+                last = Instant::now();
+                out.push(Consumed {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    headers: m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_string(),
+                                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                });
+            }
         }
     }
     out
+}
+
+/// How often each id (the message key, a decimal) appears in `msgs`.
+pub fn key_counts(msgs: &[Consumed]) -> HashMap<i64, usize> {
+    let mut ids: HashMap<i64, usize> = HashMap::new();
+    for m in msgs {
+        let key = std::str::from_utf8(m.key.as_deref().expect("every message has a key"))
+            .expect("utf-8 key");
+        *ids.entry(key.parse().expect("decimal key")).or_default() += 1;
+    }
+    ids
+}
+
+/// Ids (message keys) in `topic` and how often each appears, read with librdkafka until at least
+/// `at_least` messages arrived and then nothing for 2 s (90 s at the most).
+pub fn ids_in_topic(
+    broker: &str,
+    topic: &str,
+    partitions: i32,
+    at_least: usize,
+) -> HashMap<i64, usize> {
+    key_counts(&consume_until_quiet(
+        broker,
+        topic,
+        partitions,
+        at_least,
+        Duration::from_secs(2),
+        Duration::from_secs(90),
+    ))
 }
 
 /// Per partition, the offsets seen, for contiguity checks.
@@ -174,12 +235,7 @@ pub struct DumpedRecord {
 /// Runs `scripts/stack dump-log` over every segment of `topic`-`partition` on the stack's
 /// broker (its data directory is `REPLIQATE_TEST_KAFKA_DATA`) and parses what it printed.
 pub fn dump_log(topic: &str, partition: i32) -> Vec<DumpedBatch> {
-    let data = std::env::var("REPLIQATE_TEST_KAFKA_DATA").unwrap_or_else(|_| {
-        panic!(
-            "REPLIQATE_TEST_KAFKA_DATA is not set: this test reads the stack broker's segment \
-             files. Run `make stack-up` and `eval \"$(scripts/stack env)\"`, or run `make test`"
-        )
-    });
+    let data = stack_var("REPLIQATE_TEST_KAFKA_DATA");
     let dir = std::path::Path::new(&data).join(format!("{topic}-{partition}"));
     let mut segments: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
@@ -203,19 +259,10 @@ pub fn dump_log(topic: &str, partition: i32) -> Vec<DumpedBatch> {
 }
 
 fn run_dump_log(options: &[&str], segments: &[std::path::PathBuf]) -> String {
-    let out = std::process::Command::new(super::broker::stack_script())
-        .arg("dump-log")
-        .args(options)
-        .args(segments)
-        .output()
-        .expect("running scripts/stack dump-log");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "scripts/stack dump-log failed:\n{}{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    let mut args: Vec<&OsStr> = vec![OsStr::new("dump-log")];
+    args.extend(options.iter().map(OsStr::new));
+    args.extend(segments.iter().map(|s| s.as_os_str()));
+    stack_ok(&args)
 }
 
 /// `name: value` from a DumpLogSegments line; the value ends at the next space.

@@ -3,8 +3,6 @@
 //! its response reaches the client — the case idempotence exists for. It can also stall: accept
 //! connections and requests but never answer (a broker that hangs).
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
