@@ -79,15 +79,13 @@ pub fn consume_all(
     expected: usize,
     timeout: Duration,
 ) -> Vec<Consumed> {
-    read_topic(
-        broker,
-        topic,
-        partitions,
-        expected,
-        Duration::ZERO,
+    let how = Reading {
+        at_least: expected,
+        quiet: Duration::ZERO,
         timeout,
-        false,
-    )
+        stopped_brokers: StoppedBrokers::Fail,
+    };
+    read_topic(broker, topic, partitions, how)
 }
 
 /// Reads every partition of `topic` from the beginning until at least `at_least` messages
@@ -102,18 +100,41 @@ pub fn consume_until_quiet(
     quiet: Duration,
     timeout: Duration,
 ) -> Vec<Consumed> {
-    read_topic(broker, topic, partitions, at_least, quiet, timeout, true)
+    let how = Reading {
+        at_least,
+        quiet,
+        timeout,
+        stopped_brokers: StoppedBrokers::Tolerate,
+    };
+    read_topic(broker, topic, partitions, how)
 }
 
-fn read_topic(
-    broker: &str,
-    topic: &str,
-    partitions: i32,
+/// How long `read_topic` reads, and what it may meet.
+struct Reading {
+    /// Read until at least this many messages arrived…
     at_least: usize,
+    /// …and then nothing more for this long…
     quiet: Duration,
+    /// …or until this much time passed.
     timeout: Duration,
-    brokers_may_be_down: bool,
-) -> Vec<Consumed> {
+    stopped_brokers: StoppedBrokers,
+}
+
+/// Whether a broker the test stopped fails the read.
+#[derive(PartialEq, Eq)]
+enum StoppedBrokers {
+    Fail,
+    /// librdkafka reports the broker and reads on from the others.
+    Tolerate,
+}
+
+fn read_topic(broker: &str, topic: &str, partitions: i32, how: Reading) -> Vec<Consumed> {
+    let Reading {
+        at_least,
+        quiet,
+        timeout,
+        stopped_brokers,
+    } = how;
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
         .set("group.id", unique("verify"))
@@ -135,7 +156,7 @@ fn read_topic(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure)))
-                if brokers_may_be_down => {}
+                if stopped_brokers == StoppedBrokers::Tolerate => {}
             Some(Err(e)) => panic!("librdkafka consumer error on {topic}: {e}"),
             Some(Ok(m)) => {
                 last = Instant::now();

@@ -141,7 +141,7 @@ pub const TRICKY_STRINGS: &[&str] = &[
 /// A string for row `i`: one of the tricky ones, or a generated one of varying length.
 pub fn text_value(i: u64, salt: u64) -> String {
     let r = mix(i ^ salt);
-    if r % 3 == 0 {
+    if r.is_multiple_of(3) {
         TRICKY_STRINGS[(r >> 8) as usize % TRICKY_STRINGS.len()].to_string()
     } else {
         let len = (r >> 16) % 40;
@@ -172,7 +172,7 @@ pub fn float_value(i: u64, salt: u64) -> f64 {
         9_007_199_254_740_993.0,
     ];
     let r = mix(i ^ salt);
-    if r % 4 == 0 {
+    if r.is_multiple_of(4) {
         EDGES[(r >> 8) as usize % EDGES.len()]
     } else {
         let x = f64::from_bits(mix(r));
@@ -197,7 +197,7 @@ pub fn float32_value(i: u64, salt: u64) -> f32 {
         0.3,
     ];
     let r = mix(i ^ salt);
-    if r % 4 == 0 {
+    if r.is_multiple_of(4) {
         EDGES[(r >> 8) as usize % EDGES.len()]
     } else {
         let x = f32::from_bits(mix(r) as u32);
