@@ -35,7 +35,7 @@ fn job(what: &str, uri: &str, table: &str) -> JobConfig {
 
 /// Whether row `i`'s column number `col` is NULL (about 1 in 17, varying per column).
 fn is_null(i: u64, col: u64) -> bool {
-    mix(i.wrapping_mul(31).wrapping_add(col * 7919)) % 17 == 0
+    mix(i.wrapping_mul(31).wrapping_add(col * 7919)).is_multiple_of(17)
 }
 
 /// A replication job over a prepared table: runs `repliqate --once -vv`, reads the topic back
@@ -284,7 +284,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
             "b",
             t("boolean"),
             Box::new(|i| {
-                let v = mix(i ^ 7) % 2 == 0;
+                let v = mix(i ^ 7).is_multiple_of(2);
                 (v.to_string(), json!(v))
             }),
         ),
@@ -330,10 +330,14 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
             Box::new(|i| {
                 let r = mix(i ^ 13);
                 let int = (u128::from(mix(r)) * u128::from(mix(r ^ 1))) % 10u128.pow(28);
-                let int = if r % 5 == 0 { 0 } else { int >> (r % 90) };
+                let int = if r.is_multiple_of(5) {
+                    0
+                } else {
+                    int >> (r % 90)
+                };
                 let frac = mix(r ^ 2) % 10_000_000_000;
-                let frac = if r % 7 == 0 { 0 } else { frac };
-                let neg = r % 3 == 0 && (int != 0 || frac != 0);
+                let frac = if r.is_multiple_of(7) { 0 } else { frac };
+                let neg = r.is_multiple_of(3) && (int != 0 || frac != 0);
                 s(format!("{}{int}.{frac:010}", if neg { "-" } else { "" }))
             }),
         ),
@@ -350,7 +354,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
                         let frac: String = (0..digits)
                             .map(|k| char::from(b'0' + (mix(r ^ k) % 10) as u8))
                             .collect();
-                        let sign = if r % 4 == 0 { "-" } else { "" };
+                        let sign = if r.is_multiple_of(4) { "-" } else { "" };
                         let int = (r >> 20) % 100_000;
                         if frac.is_empty() {
                             s(format!("{sign}{int}"))
@@ -390,11 +394,11 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
             t("time"),
             Box::new(|i| {
                 let r = mix(i ^ 17);
-                if r % 50 == 0 {
+                if r.is_multiple_of(50) {
                     return s("24:00:00");
                 }
                 let (_, tm) = date_time((r % 86_400) as i64);
-                let micros = if r % 2 == 0 {
+                let micros = if r.is_multiple_of(2) {
                     0
                 } else {
                     ((r >> 20) % 1_000_000) as u32
@@ -411,7 +415,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
             Box::new(|i| {
                 let r = mix(i ^ 18);
                 let (_, tm) = date_time((r % 86_400) as i64);
-                let micros = if r % 2 == 0 {
+                let micros = if r.is_multiple_of(2) {
                     0
                 } else {
                     ((r >> 20) % 1_000_000) as u32
@@ -430,7 +434,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
                 let r = mix(i ^ 19);
                 // 0001-01-01 ..= 9999-12-31, any time of day
                 let secs = (r % (3_652_059 * 86_400)) as i64 - 719_162 * 86_400;
-                let micros = if r % 2 == 0 {
+                let micros = if r.is_multiple_of(2) {
                     0
                 } else {
                     ((r >> 20) % 1_000_000) as u32
@@ -449,7 +453,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
                 let r = mix(i ^ 20);
                 // 1901 ..= 2100 in UTC, written in another offset
                 let secs = (r % (200 * 365 * 86_400)) as i64 - 69 * 365 * 86_400;
-                let micros = if r % 2 == 0 {
+                let micros = if r.is_multiple_of(2) {
                     0
                 } else {
                     ((r >> 20) % 1_000_000) as u32
@@ -790,13 +794,17 @@ fn mysql_columns() -> Vec<(&'static str, &'static str, MyGen)> {
             Box::new(|i| {
                 let r = mix(i ^ 6);
                 let int = (u128::from(mix(r)) * u128::from(mix(r ^ 1))) % 10u128.pow(28);
-                let int = if r % 5 == 0 { 0 } else { int >> (r % 90) };
-                let frac = if r % 7 == 0 {
+                let int = if r.is_multiple_of(5) {
+                    0
+                } else {
+                    int >> (r % 90)
+                };
+                let frac = if r.is_multiple_of(7) {
                     0
                 } else {
                     mix(r ^ 2) % 10_000_000_000
                 };
-                let neg = r % 3 == 0 && (int != 0 || frac != 0);
+                let neg = r.is_multiple_of(3) && (int != 0 || frac != 0);
                 let sign = if neg { "-" } else { "" };
                 // Bound with fewer fractional digits than the scale: the server pads.
                 let short = format!("{frac:010}").trim_end_matches('0').to_string();
@@ -883,7 +891,7 @@ fn mysql_columns() -> Vec<(&'static str, &'static str, MyGen)> {
             Box::new(|i| {
                 let r = mix(i ^ 15);
                 let secs = (r % (3_287_182 * 86_400)) as i64 - 354_285 * 86_400;
-                let micros = if r % 2 == 0 {
+                let micros = if r.is_multiple_of(2) {
                     0
                 } else {
                     ((r >> 20) % 1_000_000) as u32
@@ -901,7 +909,7 @@ fn mysql_columns() -> Vec<(&'static str, &'static str, MyGen)> {
             Box::new(|i| {
                 let r = mix(i ^ 16);
                 let secs = 1 + (r % (i32::MAX as u64)) as i64;
-                let micros = if r % 2 == 0 {
+                let micros = if r.is_multiple_of(2) {
                     0
                 } else {
                     ((r >> 20) % 1_000_000) as u32
@@ -920,13 +928,13 @@ fn mysql_columns() -> Vec<(&'static str, &'static str, MyGen)> {
                 let r = mix(i ^ 17);
                 let max = 838 * 3600 + 59 * 60 + 59;
                 let secs = (r % (2 * max + 1)) as i64 - max as i64;
-                let micros = if r % 2 == 0 || secs.unsigned_abs() == max {
+                let micros = if r.is_multiple_of(2) || secs.unsigned_abs() == max {
                     0
                 } else {
                     ((r >> 20) % 1_000_000) as u32
                 };
                 let a = secs.abs();
-                let sign = if secs < 0 || (secs == 0 && micros != 0 && r % 3 == 0) {
+                let sign = if secs < 0 || (secs == 0 && micros != 0 && r.is_multiple_of(3)) {
                     "-"
                 } else {
                     ""
