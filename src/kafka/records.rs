@@ -276,6 +276,8 @@ pub(super) fn split(batch: &Bytes, at: usize) -> Result<(Bytes, Bytes), Error> {
 /// (key, value, headers).
 trait Entry {
     fn timestamp(&self) -> i64;
+    /// At least the record's size in the batch, cheaply: for sizing the buffer.
+    fn size_bound(&self) -> usize;
     fn fields_len(&self) -> usize;
     fn put_fields(&self, buf: &mut BytesMut);
 }
@@ -283,6 +285,10 @@ trait Entry {
 impl Entry for &Record {
     fn timestamp(&self) -> i64 {
         self.timestamp_ms
+    }
+
+    fn size_bound(&self) -> usize {
+        Record::size_bound(self)
     }
 
     fn fields_len(&self) -> usize {
@@ -318,6 +324,10 @@ impl Entry for Written<'_> {
         self.timestamp
     }
 
+    fn size_bound(&self) -> usize {
+        RECORD_OVERHEAD + self.fields.len()
+    }
+
     fn fields_len(&self) -> usize {
         self.fields.len()
     }
@@ -338,10 +348,7 @@ fn write_plain<E: Entry>(entries: &[E], stamp: Stamp) -> Result<BytesMut, Error>
         .ok()
         .filter(|&n| n > 0)
         .ok_or_else(|| local(format!("cannot write a batch of {} records", entries.len())))?;
-    let body: usize = entries
-        .iter()
-        .map(|e| RECORD_OVERHEAD + e.fields_len())
-        .sum();
+    let body: usize = entries.iter().map(E::size_bound).sum();
     let mut buf = BytesMut::with_capacity(BATCH_OVERHEAD + body);
     buf.put_i64(0); // baseOffset
     buf.put_i32(0); // batchLength, by `seal`
