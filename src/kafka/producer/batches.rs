@@ -11,9 +11,9 @@ use crate::kafka::error::Error;
 use crate::kafka::partitioner::partition_for_key;
 use crate::kafka::records::{self, wrap_sequence, Compression, Record, Stamp, BATCH_OVERHEAD};
 
-/// A group of records for one partition, sent as one RecordBatch.
+/// A group of records for one partition, sent as one Kafka record batch (RecordBatch v2).
 #[derive(Debug)]
-pub(super) struct Batch {
+pub(super) struct RecordBatch {
     pub partition: i32,
     /// Which of the send's records it holds, in input order: the deliveries its acknowledgement
     /// fills in.
@@ -24,7 +24,7 @@ pub(super) struct Batch {
     pub done: bool,
 }
 
-impl Batch {
+impl RecordBatch {
     pub fn acknowledge(&mut self, base_offset: Option<i64>, delivered: &mut [Option<Delivery>]) {
         for (n, &i) in self.records.iter().enumerate() {
             delivered[i as usize] = Some(Delivery {
@@ -41,7 +41,7 @@ impl Batch {
 /// so far.
 pub(super) struct Outgoing {
     pub topic: String,
-    pub batches: Vec<Batch>,
+    pub batches: Vec<RecordBatch>,
     /// One entry per record of the send, in input order.
     pub delivered: Vec<Option<Delivery>>,
 }
@@ -153,7 +153,7 @@ impl Batcher {
         records: &[Record],
         partitions: usize,
         budget: usize,
-    ) -> Result<Vec<Batch>, Error> {
+    ) -> Result<Vec<RecordBatch>, Error> {
         let partitions = partitions.max(1);
         let mut per_partition: Vec<Vec<u32>> = vec![Vec::new(); partitions];
         let mut unkeyed = 0usize;
@@ -189,7 +189,7 @@ impl Batcher {
                 for (stamp, n) in self.idempotence.allocate(topic, partition, group.len()) {
                     let rest = group.split_off(n);
                     let encoded = records::write(records, &group, stamp, self.compression)?;
-                    batches.push(Batch {
+                    batches.push(RecordBatch {
                         partition,
                         records: std::mem::replace(&mut group, rest),
                         stamp,
@@ -204,7 +204,7 @@ impl Batcher {
 
     /// Stamps every pending batch that was not stamped under the current producer id (a new
     /// one, or none after falling back) anew, in order per partition.
-    pub fn restamp(&mut self, topic: &str, batches: &mut Vec<Batch>) -> Result<(), Error> {
+    pub fn restamp(&mut self, topic: &str, batches: &mut Vec<RecordBatch>) -> Result<(), Error> {
         let current = self.idempotence.producer();
         let mut i = 0;
         while i < batches.len() {
@@ -230,18 +230,18 @@ impl Batcher {
 
     /// Halves batch `i` (the broker found it too large); the halves take its place, so order
     /// is kept.
-    pub fn halve(&self, batches: &mut Vec<Batch>, i: usize) -> Result<(), Error> {
+    pub fn halve(&self, batches: &mut Vec<RecordBatch>, i: usize) -> Result<(), Error> {
         let half = batches[i].records.len() / 2;
         self.split_at(batches, i, half)
     }
 
     /// Batch `i` as two: its first `at` records, and the rest right after it.
-    fn split_at(&self, batches: &mut Vec<Batch>, i: usize, at: usize) -> Result<(), Error> {
+    fn split_at(&self, batches: &mut Vec<RecordBatch>, i: usize, at: usize) -> Result<(), Error> {
         let b = &mut batches[i];
         let (first, second) = records::split(&b.encoded, at)?;
         let tail = b.records.split_off(at);
         b.encoded = first;
-        let second = Batch {
+        let second = RecordBatch {
             partition: b.partition,
             records: tail,
             stamp: b.stamp.advanced(at),
@@ -275,7 +275,7 @@ mod tests {
     }
 
     /// (partition, base sequence, records, producer id) per batch, read from its encoding.
-    fn encoded(batches: &[Batch]) -> Vec<(i32, i32, usize, i64)> {
+    fn encoded(batches: &[RecordBatch]) -> Vec<(i32, i32, usize, i64)> {
         batches
             .iter()
             .map(|b| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::batches::{Batch, Batcher, Outgoing};
+use super::batches::{Batcher, Outgoing, RecordBatch};
 use super::cluster::Cluster;
 use crate::kafka::error::Error;
 use crate::kafka::produce::ProduceBody;
@@ -82,7 +82,7 @@ struct LeaderQueue {
 
 impl LeaderQueue {
     /// The connection broke: everything queued or in flight on it is retried next round.
-    fn abandon(&mut self, current: Vec<usize>, batches: &[Batch], failed: &mut HashSet<i32>) {
+    fn abandon(&mut self, current: Vec<usize>, batches: &[RecordBatch], failed: &mut HashSet<i32>) {
         let all = std::iter::once(current)
             .chain(self.in_flight.drain(..).map(|(_, r)| r))
             .chain(self.queue.drain(..));
