@@ -154,6 +154,14 @@ struct Run {
 impl Run {
     /// Starts replicating and returns once the position is past `ROWS / 10` (mid-stream).
     fn start(what: &'static str) -> Run {
+        // A broker the previous scenario stopped may take a while to rejoin on a loaded
+        // machine; a scenario starts only on a whole cluster, or says why not.
+        assert!(
+            wait_in_sync(None, Duration::from_secs(180)),
+            "{what}: the cluster is not whole before the scenario (3 brokers in the metadata, \
+             every replica in sync after 180 s); check `scripts/stack status` and the brokers' \
+             logs under $REPLIQATE_STACK_DIR"
+        );
         let dir = TempDir::new("failover");
         let db = Db::Postgres;
         let table = unique("t_failover");
