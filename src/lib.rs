@@ -14,6 +14,8 @@ pub mod message;
 pub mod metrics;
 pub mod redact;
 pub mod replicator;
+pub mod secret;
 pub mod source;
 pub mod store;
+pub mod tls;
 pub mod value;

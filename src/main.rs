@@ -38,7 +38,8 @@ struct Args {
 mod exit {
     /// A replication error that retrying cannot fix, while running.
     pub const RUNTIME: u8 = 1;
-    /// The configuration (file, URI, table, columns, topic, stored position) is wrong.
+    /// The configuration (file, URI, table, columns, topic, stored position, certificates,
+    /// credentials) is wrong: restarting cannot help.
     pub const CONFIG: u8 = 2;
     /// A dependency (database, Redis, Kafka) was unreachable at start-up.
     pub const UNAVAILABLE: u8 = 3;
@@ -76,6 +77,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(args.verbose);
+    // Before anything builds a TLS config (the redis and mysql crates build their own).
+    repliqate::tls::provider();
 
     let config = match repliqate::config::load(&args.config) {
         Ok(c) => c,
@@ -102,7 +105,7 @@ fn main() -> ExitCode {
     let mut replicator = match Replicator::start(&config, &options, stop) {
         Ok(r) => r,
         Err(e) => {
-            let code = if e.is_retriable() {
+            let code = if e.is_retriable() && !e.needs_operator() {
                 exit::UNAVAILABLE
             } else {
                 exit::CONFIG

@@ -23,8 +23,11 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 mod fields;
+mod known_properties;
+mod properties;
 
 use fields::*;
+use properties::Properties;
 
 /// Largest config file we read. Real files are a few hundred bytes; this bounds memory when the
 /// path points at something that is not a config file.
@@ -287,9 +290,20 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
     let rep = raw.replication;
     let src = rep.sql_source;
     let kafka = rep.kafka_target;
+    let from_properties = properties::interpret(kafka.properties.unwrap_or_default())?;
     let d = ProducerConfig::default();
-    let request_timeout = secs_or(kafka.request_timeout_sec, d.request_timeout);
-    let delivery_timeout = secs_or(kafka.delivery_timeout_sec, d.delivery_timeout);
+    let request_timeout = one_of(
+        "request_timeout_sec",
+        kafka.request_timeout_sec.map(|s| s.0),
+        from_properties.request_timeout,
+    )?
+    .unwrap_or(d.request_timeout);
+    let delivery_timeout = one_of(
+        "delivery_timeout_sec",
+        kafka.delivery_timeout_sec.map(|s| s.0),
+        from_properties.delivery_timeout,
+    )?
+    .unwrap_or(d.delivery_timeout);
     if delivery_timeout < request_timeout {
         // Kafka producers require delivery.timeout.ms >= request.timeout.ms (KIP-91).
         return Err(format!(
@@ -299,21 +313,53 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             request_timeout.as_secs_f64()
         ));
     }
+    let brokers = kafka
+        .brokers
+        .map(|list| list.0.into_iter().map(Checked::into_string).collect());
+    let bootstrap = one_of("brokers", brokers, from_properties.bootstrap)?;
+    if let Some(list) = &bootstrap {
+        for broker in list {
+            check_host_port(broker, Port::Required).map_err(|e| {
+                format!("repliqate.replication.kafka_target.properties.bootstrap.servers: {e}")
+            })?;
+        }
+    }
+    let client_id = kafka.client_id.map(Checked::into_string);
     let producer = ProducerConfig {
-        bootstrap: kafka.brokers.map_or(d.bootstrap, |list| {
-            list.0.into_iter().map(Checked::into_string).collect()
-        }),
-        client_id: kafka.client_id.map_or(d.client_id, Checked::into_string),
-        acks: kafka.acks.unwrap_or(d.acks),
-        compression: kafka.compression.unwrap_or(d.compression),
-        idempotent: kafka.idempotence.unwrap_or(d.idempotent),
-        max_request_size: kafka.max_request_size.map_or(d.max_request_size, |s| s.0),
+        bootstrap: bootstrap.unwrap_or(d.bootstrap),
+        client_id: one_of("client_id", client_id, from_properties.client_id)?
+            .unwrap_or(d.client_id),
+        acks: one_of("acks", kafka.acks, from_properties.acks)?.unwrap_or(d.acks),
+        compression: one_of(
+            "compression",
+            kafka.compression,
+            from_properties.compression,
+        )?
+        .unwrap_or(d.compression),
+        idempotent: one_of(
+            "idempotence",
+            kafka.idempotence,
+            from_properties.idempotence,
+        )?
+        .unwrap_or(d.idempotent),
+        max_request_size: one_of(
+            "max_request_size",
+            kafka.max_request_size.map(|s| s.0),
+            from_properties.max_request_size,
+        )?
+        .unwrap_or(d.max_request_size),
         request_timeout,
-        connect_timeout: secs_or(kafka.connect_timeout_sec, d.connect_timeout),
+        connect_timeout: one_of(
+            "connect_timeout_sec",
+            kafka.connect_timeout_sec.map(|s| s.0),
+            from_properties.connect_timeout,
+        )?
+        .unwrap_or(d.connect_timeout),
         delivery_timeout,
         // Not in the file: librdkafka's 100 ms → 1 s between a send's own retries.
         retry_backoff: d.retry_backoff,
         retry_backoff_max: d.retry_backoff_max,
+        security: from_properties.security,
     };
     Ok(Config {
         name,
@@ -343,6 +389,20 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             producer,
         },
     })
+}
+
+/// A producer setting given as a `kafka_target` key or as a property, or neither; not both.
+fn one_of<T>(key: &str, yaml: Option<T>, property: Option<T>) -> Result<Option<T>, String> {
+    match (yaml, property) {
+        (Some(_), Some(_)) => {
+            let names = properties::property_names_of(key).join(" / ");
+            Err(format!(
+                "repliqate.replication.kafka_target.{key}: also set as properties.{names}; \
+                 give it in one place"
+            ))
+        }
+        (yaml, property) => Ok(yaml.or(property)),
+    }
 }
 
 fn secs_or(value: Option<Seconds>, default: Duration) -> Duration {
@@ -471,6 +531,7 @@ struct RawKafka {
     connect_timeout_sec: Option<Seconds>,
     max_request_size: Option<RequestSize>,
     client_id: Option<Checked<NonEmpty>>,
+    properties: Option<Properties>,
 }
 
 #[cfg(test)]

@@ -1,25 +1,50 @@
-//! One TCP connection to one broker: framing, correlation ids and API version negotiation.
+//! One connection to one broker: framing, correlation ids, API version negotiation, and SASL
+//! authentication (with KIP-368 re-authentication before the session the broker granted ends).
 //!
-//! Layering (after rskafka): the `kafka-protocol` crate is the codec (bytes only); this module
-//! adds the length-prefixed framing, correlation ids and per-broker version negotiation; the
-//! producer above it owns metadata, batching and retries. A connection that failed once (I/O
+//! Layering (after rskafka): the `kafka-protocol` crate is the codec (bytes only); `transport`
+//! is the byte stream (TCP or TLS); this module adds the length-prefixed framing, correlation
+//! ids, per-broker version negotiation and SASL; the producer above it owns metadata, batching
+//! and retries. A connection that failed once (I/O
 //! error, timeout, garbage) must be dropped by the caller: after a partial read or write the
 //! byte stream no longer lines up with the correlation ids, so it is never reused.
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceRequest, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
 use super::error::Error;
 use super::produce::ProduceBody;
+use super::sasl::{SaslClient, Step};
+use super::transport::Transport;
+use crate::tls::TlsSettings;
+
+/// SaslHandshake v1 is the first that moves the exchange into SaslAuthenticate requests
+/// (KIP-152, Kafka 1.0); v0's raw frames are not spoken here.
+const SASL_HANDSHAKE: Wanted = Wanted {
+    api: "SaslHandshake",
+    min: 1,
+    max: 1,
+    needed: "v1 or later (Kafka ≥ 1.0)",
+};
+/// v1 adds the session lifetime (KIP-368), v2 is the flexible encoding.
+const SASL_AUTHENTICATE: Wanted = Wanted {
+    api: "SaslAuthenticate",
+    min: 0,
+    max: 2,
+    needed: "v0 or later (Kafka ≥ 1.0)",
+};
+/// Re-authenticate after this share of the session the broker granted, leaving the rest as a
+/// margin for the requests in flight when it comes due (Java picks 85–95 %).
+const REAUTH_AT_PERCENT: u64 = 85;
 
 /// Socket-level settings shared by every connection of a producer.
 #[derive(Debug, Clone)]
@@ -33,6 +58,10 @@ pub struct ConnOptions {
     /// huge length prefix means the peer is not speaking Kafka (an HTTP or TLS server says
     /// "HTTP" or 0x15 0x03 … where we expect a length).
     pub max_response_size: usize,
+    /// TLS (SSL, SASL_SSL), with the files re-read at each connection.
+    pub tls: Option<TlsSettings>,
+    /// SASL (SASL_PLAINTEXT, SASL_SSL).
+    pub sasl: Option<Arc<SaslClient>>,
 }
 
 /// The versions of one API that we can use, for `Connection::negotiate`.
@@ -47,7 +76,7 @@ pub struct Wanted {
 /// An open, version-negotiated connection to one broker.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Transport,
     client_id: StrBytes,
     next_correlation_id: i32,
     /// api key → highest version the broker supports (its advertised range intersected with ours
@@ -55,13 +84,19 @@ pub struct Connection {
     versions: HashMap<i16, (i16, i16)>,
     max_response_size: usize,
     out: BytesMut,
+    /// Requests written whose responses are not read yet.
+    in_flight: usize,
+    sasl: Option<Arc<SaslClient>>,
+    /// When to authenticate again (KIP-368), if the broker limits the session.
+    reauthenticate_at: Option<Instant>,
 }
 
 impl Connection {
-    /// Dials `addr` (host:port; every resolved address is tried in turn) and negotiates API
-    /// versions with ApiVersions.
+    /// Dials `addr` (host:port; every resolved address is tried in turn), completes the TLS
+    /// handshake if there is TLS, negotiates API versions with ApiVersions, and authenticates
+    /// if there is SASL.
     pub fn connect(addr: &str, opts: &ConnOptions) -> Result<Connection, Error> {
-        let stream = dial(addr, opts)?;
+        let stream = Transport::open(addr, opts)?;
         let mut conn = Connection {
             addr: addr.to_string(),
             stream,
@@ -70,9 +105,107 @@ impl Connection {
             versions: HashMap::new(),
             max_response_size: opts.max_response_size,
             out: BytesMut::with_capacity(64 * 1024),
+            in_flight: 0,
+            sasl: opts.sasl.clone(),
+            reauthenticate_at: None,
         };
         conn.negotiate_versions()?;
+        if let Some(sasl) = conn.sasl.clone() {
+            conn.authenticate(&sasl)?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake, then SaslAuthenticate until the mechanism's exchange is done; on every
+    /// connection, and again on the same connection before the session runs out.
+    fn authenticate(&mut self, sasl: &SaslClient) -> Result<(), Error> {
+        let mechanism = sasl.mechanism();
+        let addr = self.addr.clone();
+        let failed = |reason: String| Error::Authentication {
+            broker: addr.clone(),
+            mechanism,
+            reason,
+        };
+        let handshake_version = self.negotiate::<SaslHandshakeRequest>(&SASL_HANDSHAKE)?;
+        let authenticate_version = self.negotiate::<SaslAuthenticateRequest>(&SASL_AUTHENTICATE)?;
+        let request =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+        let id = self.write_now(&request, handshake_version)?;
+        let response = self.read::<SaslHandshakeRequest>(id, handshake_version)?;
+        if response.error_code == ResponseError::UnsupportedSaslMechanism.code() {
+            let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(failed(format!(
+                "the broker has not enabled {mechanism} on this listener; it offers {}                  (sasl.mechanism)",
+                if enabled.is_empty() {
+                    "none".to_string()
+                } else {
+                    enabled.join(", ")
+                }
+            )));
+        }
+        if response.error_code != 0 {
+            return Err(failed(format!(
+                "SaslHandshake failed: {}",
+                describe_code(response.error_code)
+            )));
+        }
+        let (mut exchange, mut message) = sasl.start().map_err(|reason| Error::Credentials {
+            broker: self.addr.clone(),
+            reason,
+        })?;
+        let lifetime_ms = loop {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
+            let id = self.write_now(&request, authenticate_version)?;
+            let response = self.read::<SaslAuthenticateRequest>(id, authenticate_version)?;
+            if response.error_code != 0 {
+                let said = response.error_message.as_ref().map(|m| m.to_string());
+                let reason = match (said, exchange.refusal()) {
+                    (Some(said), _) if !said.is_empty() => said,
+                    (_, Some(refusal)) => format!("the broker refused the token: {refusal}"),
+                    _ => describe_code(response.error_code),
+                };
+                return Err(failed(reason));
+            }
+            match exchange.respond(&response.auth_bytes).map_err(failed)? {
+                Step::Send(next) => message = next,
+                Step::Done => break response.session_lifetime_ms,
+            }
+        };
+        self.reauthenticate_at = u64::try_from(lifetime_ms)
+            .ok()
+            .filter(|&ms| ms > 0)
+            .map(|ms| Instant::now() + Duration::from_millis(ms * REAUTH_AT_PERCENT / 100));
+        Ok(())
+    }
+
+    /// Re-authenticates when the session is due for it and nothing is in flight (a response
+    /// in flight would arrive in the middle of the exchange). A failure leaves the connection
+    /// unusable; the caller drops it, and nothing written on it is lost: there was nothing.
+    fn reauthenticate_if_due(&mut self) -> Result<(), Error> {
+        let due = self
+            .reauthenticate_at
+            .is_some_and(|at| self.in_flight == 0 && Instant::now() >= at);
+        let Some(sasl) = self.sasl.clone().filter(|_| due) else {
+            return Ok(());
+        };
+        self.reauthenticate_at = None;
+        match self.authenticate(&sasl) {
+            Ok(()) => {
+                log::debug!(
+                    "kafka: broker {}: re-authenticated ({}) on the same connection",
+                    self.addr,
+                    sasl.mechanism()
+                );
+                Ok(())
+            }
+            Err(e) => {
+                log::info!(
+                    "kafka: broker {}: re-authentication failed, reconnecting: {e}",
+                    self.addr
+                );
+                Err(e)
+            }
+        }
     }
 
     pub fn addr(&self) -> &str {
@@ -105,6 +238,12 @@ impl Connection {
     /// Several requests may be written before reading their responses (pipelining); Kafka
     /// answers them in order on one connection.
     pub fn write<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, Error> {
+        self.reauthenticate_if_due()?;
+        self.write_now(request, version)
+    }
+
+    /// `write`, without the re-authentication check (for the requests that authenticate).
+    fn write_now<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, Error> {
         let correlation_id = self.begin::<R>(version)?;
         if let Err(e) = request.encode(&mut self.out, version) {
             // Only our own request can be at fault here (e.g. a field a version cannot carry).
@@ -124,6 +263,7 @@ impl Connection {
         body: &ProduceBody<'_>,
         version: i16,
     ) -> Result<i32, Error> {
+        self.reauthenticate_if_due()?;
         let correlation_id = self.begin::<ProduceRequest>(version)?;
         let batches = body.write(version, &mut self.out);
         self.send(&batches)?;
@@ -163,7 +303,10 @@ impl Connection {
         }
         pieces.push(self.out.get(at..).unwrap_or_default());
         write_all_vectored(&mut self.stream, &pieces)
-            .map_err(|e| Error::io(&self.addr, "sending request", e))
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| Error::io(&self.addr, "sending request", e))?;
+        self.in_flight += 1;
+        Ok(())
     }
 
     /// Reads the response to the request written with `correlation_id` (which must be the
@@ -199,6 +342,7 @@ impl Connection {
     }
 
     fn read_frame(&mut self) -> Result<Bytes, Error> {
+        self.in_flight = self.in_flight.saturating_sub(1);
         let mut len = [0u8; 4];
         self.stream
             .read_exact(&mut len)
@@ -254,7 +398,7 @@ impl Connection {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("repliqate"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let id = self.write(&request, version)?;
+        let id = self.write_now(&request, version)?;
         let mut frame = self.read_frame()?;
         // ApiVersions responses always use response header v0, whatever the request version.
         let header = decode_guarded(&self.addr, "response header", || {
@@ -278,29 +422,6 @@ impl Connection {
             ApiVersionsResponse::decode(&mut frame, version)
         })
     }
-}
-
-fn dial(addr: &str, opts: &ConnOptions) -> Result<TcpStream, Error> {
-    let addrs = addr
-        .to_socket_addrs()
-        .map_err(|e| Error::io(addr, "resolving address", e))?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
-    for sa in addrs {
-        match TcpStream::connect_timeout(&sa, opts.connect_timeout) {
-            Ok(stream) => {
-                let configured = stream
-                    .set_nodelay(true)
-                    .and_then(|()| stream.set_read_timeout(Some(opts.io_timeout)))
-                    .and_then(|()| stream.set_write_timeout(Some(opts.io_timeout)));
-                return match configured {
-                    Ok(()) => Ok(stream),
-                    Err(e) => Err(Error::io(addr, "configuring socket", e)),
-                };
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(Error::io(addr, "connecting", last))
 }
 
 /// `Write::write_all` for several buffers at once (`write_all_vectored` is not stable).
@@ -329,6 +450,12 @@ fn write_all_vectored(out: &mut impl Write, mut pieces: &[&[u8]]) -> io::Result<
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A Kafka error code as `NAME (error N)`.
+fn describe_code(code: i16) -> String {
+    let error = ResponseError::try_from_code(code).unwrap_or(ResponseError::Unknown(code));
+    format!("{error:?} (error {code})")
 }
 
 /// A peer that closes the connection mid-conversation has reset it, as far as we are concerned.
@@ -366,6 +493,8 @@ fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::Metadata) => "Metadata",
         Ok(ApiKey::InitProducerId) => "InitProducerId",
         Ok(ApiKey::ApiVersions) => "ApiVersions",
+        Ok(ApiKey::SaslHandshake) => "SaslHandshake",
+        Ok(ApiKey::SaslAuthenticate) => "SaslAuthenticate",
         _ => "response",
     }
 }

@@ -54,6 +54,19 @@ pub enum Error {
     },
     /// The caller asked us to stop (shutdown) before every record was acknowledged.
     Cancelled,
+    /// TLS failed: the broker's certificate (unknown CA, wrong name, expired), ours (missing,
+    /// refused), or a peer that does not speak TLS.
+    Tls { broker: String, reason: String },
+    /// SASL failed: wrong credentials, a mechanism the listener has not enabled, or a server
+    /// that could not prove it knows the password.
+    Authentication {
+        broker: String,
+        mechanism: &'static str,
+        reason: String,
+    },
+    /// A credential of ours could not be used: an unreadable password, token or TLS file, a
+    /// failing token command. The reason names the setting and the file, never the secret.
+    Credentials { broker: String, reason: String },
 }
 
 impl Error {
@@ -66,10 +79,27 @@ impl Error {
             // The deadline passed, but the cause is transient: a later call may succeed.
             Error::DeliveryTimeout { last, .. } => last.is_retriable(),
             Error::Cancelled => true,
+            // An operator's fix (a rotated certificate, password or token, a broker's config)
+            // takes effect without a restart: worth retrying while running, with backoff.
+            // At start-up, `needs_operator` makes them final.
+            Error::Tls { .. } | Error::Authentication { .. } | Error::Credentials { .. } => true,
             Error::Protocol { .. }
             | Error::UnsupportedVersion { .. }
             | Error::UnknownTopic { .. }
             | Error::RecordTooLarge { .. } => false,
+        }
+    }
+
+    /// Whether only a change of configuration or credentials can fix this (TLS, SASL, our own
+    /// secret files): retried while running, with backoff, but never in a tight loop, and a
+    /// reason to refuse to start (exit code 2) rather than to wait for the broker.
+    pub fn needs_operator(&self) -> bool {
+        match self {
+            Error::Tls { .. } | Error::Authentication { .. } | Error::Credentials { .. } => true,
+            Error::NoBrokerReachable { last, .. } | Error::DeliveryTimeout { last, .. } => {
+                last.needs_operator()
+            }
+            _ => false,
         }
     }
 
@@ -92,7 +122,15 @@ impl Error {
         }
     }
 
+    /// An I/O error on a broker's stream; one that carries a TLS error (an alert from the
+    /// broker, a certificate that failed verification) is a `Tls` error.
     pub(crate) fn io(broker: &str, doing: &'static str, source: io::Error) -> Error {
+        if let Some(tls) = crate::tls::rustls_error(&source) {
+            return Error::Tls {
+                broker: broker.to_string(),
+                reason: crate::tls::describe(tls),
+            };
+        }
         Error::Io {
             broker: broker.to_string(),
             doing,
@@ -169,6 +207,11 @@ impl fmt::Display for Error {
                 after.as_secs_f64()
             ),
             Error::Cancelled => write!(f, "sending cancelled by shutdown"),
+            Error::Tls { broker, reason } => write!(f, "broker {broker}: TLS: {reason}"),
+            Error::Authentication { broker, mechanism, reason } => {
+                write!(f, "broker {broker}: SASL {mechanism} authentication failed: {reason}")
+            }
+            Error::Credentials { broker, reason } => write!(f, "broker {broker}: {reason}"),
         }
     }
 }

@@ -19,9 +19,13 @@ mod partitioner;
 mod produce;
 mod producer;
 mod records;
+mod sasl;
+mod transport;
 mod wire;
 
 pub use error::Error;
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Acks, Delivery, Pending, Producer, ProducerConfig, SendError, Unsettled};
 pub use records::{Compression, Record};
+pub use sasl::{Sasl, ScramHash, TokenSource};
+pub use transport::Security;

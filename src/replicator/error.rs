@@ -46,6 +46,16 @@ impl Error {
         }
     }
 
+    /// Whether only a change of configuration or credentials can fix this (a certificate, a
+    /// password, a token): at start-up that is a configuration error (exit code 2), not an
+    /// outage to wait out; while running it is retried with backoff, like an outage.
+    pub fn needs_operator(&self) -> bool {
+        match self {
+            Error::Kafka(e) => e.needs_operator(),
+            _ => false,
+        }
+    }
+
     /// Which dependency failed, for "one log line per incident".
     pub(super) fn component(&self) -> &'static str {
         match self {

@@ -146,8 +146,15 @@ impl Cluster {
         &mut self,
         mut f: impl FnMut(&mut Connection) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let broken =
-            |r: &Result<T, Error>| matches!(r, Err(Error::Io { .. } | Error::Protocol { .. }));
+        let broken = |r: &Result<T, Error>| {
+            matches!(
+                r,
+                Err(Error::Io { .. }
+                    | Error::Protocol { .. }
+                    | Error::Tls { .. }
+                    | Error::Authentication { .. })
+            )
+        };
         if let Some(&node) = self.conns.keys().next() {
             let result = f(self.conns.get_mut(&node).expect("key just seen"));
             if broken(&result) {

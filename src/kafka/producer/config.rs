@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::kafka::conn::ConnOptions;
 use crate::kafka::records::Compression;
+use crate::kafka::transport::Security;
 
 /// `acks` of the Produce request. `0` (no acknowledgement) is deliberately not offered: repliqate
 /// must know a batch was written before it moves its position.
@@ -46,6 +47,8 @@ pub struct ProducerConfig {
     /// 100 ms → 1 s).
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
+    /// `security.protocol` and its TLS and SASL settings.
+    pub security: Security,
 }
 
 impl Default for ProducerConfig {
@@ -62,6 +65,7 @@ impl Default for ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
+            security: Security::default(),
         }
     }
 }
@@ -69,7 +73,10 @@ impl Default for ProducerConfig {
 impl ProducerConfig {
     /// The settings every connection of the producer shares.
     pub(super) fn conn_options(&self) -> ConnOptions {
+        let (tls, sasl) = self.security.client();
         ConnOptions {
+            tls,
+            sasl,
             client_id: self.client_id.clone(),
             connect_timeout: self.connect_timeout,
             // Past the Produce timeout we send, or we would give up on a broker that is still

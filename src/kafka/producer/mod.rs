@@ -459,6 +459,9 @@ impl Retries {
                 self.unknown_topic += 1;
                 self.unknown_topic < UNKNOWN_TOPIC_ATTEMPTS
             }
+            // Retried by the caller, with its backoff and one log line per incident; and at
+            // start-up, final.
+            _ if e.needs_operator() => false,
             _ => e.is_retriable(),
         };
         if !worth_retrying {

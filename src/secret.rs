@@ -1,0 +1,128 @@
+//! Passwords and tokens: given in the config (often as `${VAR}`) or as a file to read, and never
+//! printed.
+//!
+//! A `Secret` is read when it is used, not when the config is loaded: a file (a Kubernetes
+//! secret, a systemd credential) may be rotated while the daemon runs, and the next connection
+//! or re-authentication then uses the new value. Its `Debug` shows only where it comes from.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest secret file we read: passwords and tokens are bytes to kilobytes; a bigger file is
+/// the wrong file.
+const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
+/// A password or token, or the file that holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Value(String),
+    /// Re-read at every use. Trailing line breaks are not part of the secret (`echo pw > f`).
+    File(PathBuf),
+}
+
+/// Why a secret file could not be used. Names the setting and the file, never the contents.
+#[derive(Debug)]
+pub struct SecretError {
+    pub setting: String,
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl Secret {
+    /// The secret's value, read from its file now if it has one. `setting` names the config
+    /// setting, for the error.
+    pub fn read(&self, setting: &str) -> Result<String, SecretError> {
+        match self {
+            Secret::Value(v) => Ok(v.clone()),
+            Secret::File(path) => read_secret_file(path, setting),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Secret::Value(_) => f.write_str("Secret(***)"),
+            Secret::File(path) => write!(f, "Secret(file {})", path.display()),
+        }
+    }
+}
+
+/// Reads a secret from a file: UTF-8, trailing line breaks removed, not empty.
+pub fn read_secret_file(path: &Path, setting: &str) -> Result<String, SecretError> {
+    let error = |reason: String| SecretError {
+        setting: setting.to_string(),
+        path: path.to_owned(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SECRET_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| error(e.to_string()))?;
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return Err(error(format!(
+            "larger than {MAX_SECRET_FILE} bytes; is this the right file?"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| error("not UTF-8 text".into()))?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(error("the file is empty".into()));
+    }
+    Ok(value.to_string())
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: cannot read {}: {}",
+            self.setting,
+            self.path.display(),
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let s = Secret::Value("hunter2".into());
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", Some(&s)), "Some(Secret(***))");
+        let f = Secret::File("/run/secrets/pw".into());
+        assert_eq!(format!("{f:?}"), "Secret(file /run/secrets/pw)");
+    }
+
+    #[test]
+    fn files_are_read_at_each_use_without_their_line_breaks() {
+        let dir = std::env::temp_dir().join(format!("repliqate-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pw");
+        let secret = Secret::File(path.clone());
+        std::fs::write(&path, "first\n").unwrap();
+        assert_eq!(secret.read("x.password_file").unwrap(), "first");
+        std::fs::write(&path, "second\r\n").unwrap();
+        assert_eq!(secret.read("x.password_file").unwrap(), "second");
+        std::fs::write(&path, " spaces kept ").unwrap();
+        assert_eq!(secret.read("x.password_file").unwrap(), " spaces kept ");
+
+        std::fs::write(&path, "\n").unwrap();
+        let e = secret.read("x.password_file").unwrap_err().to_string();
+        assert!(e.contains("x.password_file") && e.contains("empty"), "{e}");
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        let e = secret.read("x.password_file").unwrap_err().to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        let e = secret.read("x.password_file").unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

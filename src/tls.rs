@@ -1,0 +1,439 @@
+//! TLS client configuration, one way for every boundary: rustls with the ring provider.
+//!
+//! What is configured is `TlsSettings`: where trust comes from (a CA file, or the system's
+//! store), an optional client certificate and key, and whether the server's name is checked.
+//! `TlsSettings::client_config` builds a rustls `ClientConfig` from them, reading the files
+//! again each time: it is called per connection, so a rotated CA bundle or client certificate
+//! is used from the next connection on, without a restart.
+//!
+//! `describe` turns a rustls error into one line an operator can act on (an unknown CA, a name
+//! mismatch, an expired certificate, a client certificate the server wants or refused).
+//!
+//! The process-wide provider: the redis and mysql crates build their own rustls configs with
+//! `ClientConfig::builder()`, which needs a default provider. `provider()` installs ring's as
+//! the default the first time it is called; `main` calls it first thing.
+
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
+    SignatureScheme,
+};
+
+/// Largest PEM file we read (a CA bundle of the whole Mozilla store is ~220 KB).
+const MAX_PEM_FILE: u64 = 16 * 1024 * 1024;
+
+/// How a client connects over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// The CA certificates the server's chain must lead to; `None`: the system's trust store.
+    pub ca: Option<TlsFile>,
+    /// A certificate chain and key to present (mutual TLS).
+    pub client: Option<ClientCert>,
+    /// Whether the server's certificate must name the host we dialled. Off only when a user
+    /// says so explicitly (a warning is logged where that is configured).
+    pub verify_hostname: bool,
+}
+
+/// A PEM file, with the setting that named it (for errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFile {
+    pub setting: String,
+    pub path: PathBuf,
+}
+
+/// A client certificate chain and its private key (possibly the same file, as in a Java PEM
+/// keystore).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub cert: TlsFile,
+    pub key: TlsFile,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            ca: None,
+            client: None,
+            verify_hostname: true,
+        }
+    }
+}
+
+/// A file of ours that cannot be used: names the setting, the file and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFileError {
+    pub setting: String,
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for TlsFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.setting,
+            self.path.display(),
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for TlsFileError {}
+
+/// ring, installed as the process's default provider on first use.
+pub fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| {
+            // Fails only when a default is installed already; then that one stays.
+            let _ = CryptoProvider::install_default(rustls::crypto::ring::default_provider());
+            Arc::new(rustls::crypto::ring::default_provider())
+        })
+        .clone()
+}
+
+impl TlsSettings {
+    /// A rustls client config, from the files as they are now.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsFileError> {
+        let provider = provider();
+        let roots = Arc::new(self.roots()?);
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| match &self.ca {
+                Some(ca) => file_error(ca, format!("cannot verify with these CAs: {e}")),
+                None => TlsFileError {
+                    setting: "the system trust store".into(),
+                    path: PathBuf::new(),
+                    reason: e.to_string(),
+                },
+            })?;
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports TLS 1.2 and 1.3");
+        let builder = if self.verify_hostname {
+            builder.with_webpki_verifier(verifier)
+        } else {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+        };
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some(client) => {
+                let chain = read_certs(&client.cert)?;
+                let key = read_key(&client.key)?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    file_error(&client.key, format!("unusable with the certificate: {e}"))
+                })?
+            }
+        };
+        Ok(Arc::new(config))
+    }
+
+    fn roots(&self) -> Result<RootCertStore, TlsFileError> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca {
+            Some(ca) => {
+                let certs = read_certs(ca)?;
+                let (_, unusable) = roots.add_parsable_certificates(certs);
+                if roots.is_empty() {
+                    return Err(file_error(ca, "holds no usable CA certificate"));
+                }
+                if unusable > 0 {
+                    log::warn!(
+                        "{} {}: {unusable} certificate(s) could not be used as trust anchors",
+                        ca.setting,
+                        ca.path.display()
+                    );
+                }
+            }
+            None => return Ok(system_roots().clone()),
+        }
+        Ok(roots)
+    }
+}
+
+/// The system's trust anchors (read once: the store is not something we expect to rotate
+/// under a running daemon; a configured CA file is re-read at each connection), or Mozilla's
+/// when the system has none, as in a scratch container.
+fn system_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        if roots.is_empty() {
+            log::info!(
+                "tls: no system trust store found; using the Mozilla root certificates built in"
+            );
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        roots
+    })
+}
+
+/// Verifies the chain, not the name: for `ssl.endpoint.identification.algorithm: none` and
+/// PostgreSQL's `verify-ca`.
+#[derive(Debug)]
+struct AnyName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// The name to verify and send (SNI) for `host`: a DNS name or an IP address.
+pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string())
+        .map_err(|_| format!("{host:?} is not a valid DNS name or IP address for TLS"))
+}
+
+fn file_error(file: &TlsFile, reason: impl Into<String>) -> TlsFileError {
+    TlsFileError {
+        setting: file.setting.clone(),
+        path: file.path.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn read_pem(file: &TlsFile) -> Result<Vec<u8>, TlsFileError> {
+    let f = std::fs::File::open(&file.path).map_err(|e| file_error(file, e.to_string()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_error(file, e.to_string()))?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(file_error(file, "too large for a PEM file"));
+    }
+    Ok(bytes)
+}
+
+fn read_certs(file: &TlsFile) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
+    let pem = read_pem(file)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(file, format!("not a valid PEM file: {e}")))?;
+    if certs.is_empty() {
+        return Err(file_error(
+            file,
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----; JKS and PKCS#12 stores \
+             must be converted to PEM)",
+        ));
+    }
+    Ok(certs)
+}
+
+fn read_key(file: &TlsFile) -> Result<PrivateKeyDer<'static>, TlsFileError> {
+    let pem = read_pem(file)?;
+    if contains(&pem, b"ENCRYPTED PRIVATE KEY") || contains(&pem, b"Proc-Type: 4,ENCRYPTED") {
+        return Err(file_error(
+            file,
+            "the key is encrypted, which is not supported; decrypt it, e.g. `openssl pkcs8 \
+             -topk8 -nocrypt -in KEY -out KEY.pem`, and protect the file instead",
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        file_error(
+            file,
+            format!("holds no usable private key (PEM PKCS#8, PKCS#1 or SEC1): {e}"),
+        )
+    })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One line saying why a TLS handshake (or what followed it) failed, for an operator.
+pub fn describe(e: &rustls::Error) -> String {
+    use rustls::Error as E;
+    match e {
+        E::InvalidCertificate(c) => describe_certificate(c),
+        E::AlertReceived(alert) => match alert {
+            AlertDescription::CertificateRequired => {
+                "the server requires a client certificate; configure one".into()
+            }
+            AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::AccessDenied => format!(
+                "the server refused our client certificate (alert {alert:?}); is it signed by \
+                 a CA the server trusts, and still valid?"
+            ),
+            AlertDescription::ProtocolVersion => {
+                "no TLS version in common (repliqate speaks TLS 1.2 and 1.3)".into()
+            }
+            AlertDescription::HandshakeFailure => {
+                "the server ended the handshake (alert HandshakeFailure): no cipher suite in \
+                 common, or it wanted a client certificate"
+                    .into()
+            }
+            other => format!("the server sent TLS alert {other:?}"),
+        },
+        E::InvalidMessage(_)
+        | E::InappropriateMessage { .. }
+        | E::InappropriateHandshakeMessage { .. } => {
+            format!("the server does not speak TLS here ({e}); is this a plaintext port?")
+        }
+        E::NoCertificatesPresented => "the server presented no certificate".into(),
+        other => other.to_string(),
+    }
+}
+
+fn describe_certificate(c: &CertificateError) -> String {
+    match c {
+        CertificateError::UnknownIssuer => {
+            "the server's certificate is not signed by a trusted CA \
+             (unknown issuer); configure the CA that signed it"
+                .into()
+        }
+        CertificateError::NotValidForName => {
+            "the server's certificate is not valid for this host name".into()
+        }
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => format!(
+            "the server's certificate is for {}, not {}",
+            if presented.is_empty() {
+                "no name (it has no subjectAltName)".to_string()
+            } else {
+                presented.join(", ")
+            },
+            expected.to_str()
+        ),
+        CertificateError::Expired => "the server's certificate has expired".into(),
+        CertificateError::ExpiredContext { time, not_after } => format!(
+            "the server's certificate expired {}s ago (not after {} s since the epoch)",
+            time.as_secs().saturating_sub(not_after.as_secs()),
+            not_after.as_secs()
+        ),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the server's certificate is not valid yet (check the clocks)".into()
+        }
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the server's certificate is not for TLS servers (extended key usage)".into()
+        }
+        CertificateError::BadSignature => "the server's certificate has a bad signature".into(),
+        other => format!("the server's certificate is invalid: {other:?}"),
+    }
+}
+
+/// The rustls error inside an I/O error from a TLS stream, if that is what it is.
+pub fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn file(path: &Path) -> TlsFile {
+        TlsFile {
+            setting: "ssl.ca.location".into(),
+            path: path.to_owned(),
+        }
+    }
+
+    #[test]
+    fn unusable_files_are_named_with_their_setting() {
+        let dir = std::env::temp_dir().join(format!("repliqate-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let settings = TlsSettings {
+            ca: Some(file(&missing)),
+            ..TlsSettings::default()
+        };
+        let e = settings.client_config().unwrap_err().to_string();
+        assert!(
+            e.starts_with("ssl.ca.location ") && e.contains("missing.pem"),
+            "{e}"
+        );
+
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        let settings = TlsSettings {
+            ca: Some(file(&garbage)),
+            ..TlsSettings::default()
+        };
+        let e = settings.client_config().unwrap_err().to_string();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+
+        let encrypted = dir.join("key.pem");
+        std::fs::write(
+            &encrypted,
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let e = read_key(&file(&encrypted)).unwrap_err().to_string();
+        assert!(e.contains("encrypted"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn server_names_take_hosts_and_ip_addresses() {
+        assert!(matches!(
+            server_name("broker-1.example.com"),
+            Ok(ServerName::DnsName(_))
+        ));
+        assert!(matches!(
+            server_name("127.0.0.1"),
+            Ok(ServerName::IpAddress(_))
+        ));
+        assert!(matches!(server_name("[::1]"), Ok(ServerName::IpAddress(_))));
+        assert!(server_name("bad name").is_err());
+    }
+}
