@@ -113,6 +113,13 @@ impl Connection {
         if let Some(sasl) = conn.sasl.clone() {
             conn.authenticate(&sasl)?;
         }
+        log::debug!(
+            "kafka: connected to broker {addr} ({}{})",
+            if opts.tls.is_some() { "TLS" } else { "TCP" },
+            conn.sasl
+                .as_ref()
+                .map_or(String::new(), |s| format!(", SASL {}", s.mechanism()))
+        );
         Ok(conn)
     }
 

@@ -9,6 +9,8 @@
 //! - `kafka`: topics created and read back with librdkafka; the broker's own log dump.
 //! - `stack`: `scripts/stack` run from the tests (services stopped and started again).
 //! - `broker`, `proxy`: a private Kafka broker behind a fault-injecting proxy.
+//! - `secure`: the secured listeners, certificates made at test time, a TLS server of our own,
+//!   unsigned JWTs, and kcat to read topics back over a secured listener.
 //! - `values`: expected values computed independently, and the python3 message check.
 //! - `faults`: the fault suites' writer thread, checks and job.
 //! - `source`, `conformance`: the source tests' helpers, and the tests every server source
@@ -25,6 +27,7 @@ pub mod job;
 pub mod kafka;
 pub mod position;
 pub mod proxy;
+pub mod secure;
 pub mod source;
 pub mod stack;
 pub mod values;

@@ -1,0 +1,241 @@
+//! The secured side of the stack, for tests/kafka_security.rs: the secured listeners and their
+//! credentials (from `scripts/stack env`), certificates made at test time (a rogue CA, wrong
+//! names, expired leaves, client certificates no server trusts), a TLS server of the test's own
+//! that presents them, unsigned JWTs for the broker's OAUTHBEARER, and kcat (Debian's librdkafka,
+//! built with TLS and SASL) to read a topic back over the same listener.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+};
+use serde_json::Value;
+
+use super::env::stack_var;
+
+/// A file of the stack's certificates (`ca.pem`, `client.pem`, `client.key`, ...).
+pub fn stack_tls(file: &str) -> String {
+    let path = PathBuf::from(stack_var("REPLIQATE_TLS_DIR")).join(file);
+    assert!(
+        path.exists(),
+        "{} does not exist: the stack makes its certificates at `scripts/stack up`",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// A CA of the test's own, which no server trusts.
+pub struct TestCa {
+    params: CertificateParams,
+    key: KeyPair,
+    pub pem: String,
+}
+
+/// A leaf certificate and its key, PEM.
+pub struct Leaf {
+    pub cert: String,
+    pub key: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let pem = params.self_signed(&key).unwrap().pem();
+        TestCa { params, key, pem }
+    }
+
+    /// A server certificate for `names` (DNS names or IP addresses); `expired`: valid only in
+    /// 2020.
+    pub fn server(&self, names: &[&str], expired: bool) -> Leaf {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        }
+        self.sign(params)
+    }
+
+    /// A client certificate with common name `name`.
+    pub fn client(&self, name: &str) -> Leaf {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params)
+    }
+
+    fn sign(&self, params: CertificateParams) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+}
+
+/// A TLS server on loopback presenting `leaf` to every client, then closing: enough for a
+/// client's certificate checks to run against a real handshake. Returns its address.
+pub fn tls_server(leaf: &Leaf) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut conn = rustls::ServerConnection::new(config).unwrap();
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                while conn.is_handshaking() {
+                    if conn.complete_io(&mut stream).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// An unsigned JWT (`alg: none`), as the broker's unsecured OAUTHBEARER validator takes, for
+/// `sub`, expiring `valid_for` from now (negative: already expired).
+pub fn unsecured_jwt(sub: &str, valid_for: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let header = B64URL.encode(r#"{"alg":"none"}"#);
+    let claims = B64URL.encode(
+        serde_json::json!({"sub": sub, "iat": now - 5, "exp": now + valid_for}).to_string(),
+    );
+    format!("{header}.{claims}.")
+}
+
+/// A message as kcat read it.
+#[derive(Debug, Clone)]
+pub struct KcatMessage {
+    pub partition: i64,
+    pub key: Option<String>,
+    pub payload: String,
+}
+
+/// Reads `topic` from the beginning with kcat over `broker` with the client properties
+/// `props` (librdkafka names), until `expected` messages arrived or `timeout` passed; an error
+/// of kcat's fails the test with its stderr.
+pub fn kcat_read(
+    broker: &str,
+    props: &[(&str, String)],
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<KcatMessage> {
+    let kcat = which_kcat();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut cmd = Command::new(&kcat);
+        cmd.args([
+            "-C",
+            "-b",
+            broker,
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-J",
+            "-q",
+        ]);
+        for (k, v) in props {
+            cmd.arg("-X").arg(format!("{k}={v}"));
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {kcat}: {e}"));
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "kcat reading {topic} from {broker} failed ({status}): {err}"
+        );
+        let messages: Vec<KcatMessage> = out
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| {
+                let v: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("kcat printed {line:?}: {e}"));
+                KcatMessage {
+                    partition: v["partition"].as_i64().unwrap(),
+                    key: v["key"].as_str().map(String::from),
+                    payload: v["payload"].as_str().unwrap_or_default().to_string(),
+                }
+            })
+            .collect();
+        if messages.len() >= expected || Instant::now() >= deadline {
+            return messages;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn which_kcat() -> String {
+    for candidate in ["kcat", "kafkacat"] {
+        if Command::new(candidate)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+        {
+            return candidate.to_string();
+        }
+    }
+    panic!(
+        "kcat is not installed: the security tests read topics back with it (Debian: apt-get \
+         install kcat; .ci/run installs it)"
+    )
+}

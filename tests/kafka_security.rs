@@ -1,0 +1,576 @@
+//! repliqate against Apache Kafka's own secured listeners (scripts/stack): SSL with required
+//! client certificates, SASL_SSL and SASL_PLAINTEXT with PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+//! and OAUTHBEARER, and a listener whose sessions last three seconds (KIP-368). Each table is
+//! replicated end to end by the binary and read back by kcat (librdkafka) over the same
+//! listener with the same credentials. Start-up refusals (a CA we do not trust, a name or date
+//! that does not fit, a client certificate missing or refused, wrong credentials, a mechanism
+//! the listener has not enabled, TLS against a plaintext listener) exit with code 2 and one
+//! line naming the broker and the reason, and print no secret even at -vvv.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::daemon::{assert_exit, run, Daemon};
+use common::db::Db;
+use common::env::{stack_var, unique, TempDir};
+use common::job::JobConfig;
+use common::kafka::{broker, create_topic};
+use common::secure::{kcat_read, stack_tls, tls_server, unsecured_jwt, KcatMessage, TestCa};
+use serde_json::{json, Map, Value};
+
+const PARTITIONS: i32 = 3;
+
+/// A listener of the stack's broker, from `scripts/stack env`.
+fn listener(which: &str) -> String {
+    stack_var(&format!("REPLIQATE_TEST_KAFKA_{which}"))
+}
+
+fn plain_user() -> (String, String) {
+    (
+        stack_var("REPLIQATE_TEST_KAFKA_PLAIN_USER"),
+        stack_var("REPLIQATE_TEST_KAFKA_PLAIN_PASSWORD"),
+    )
+}
+
+fn scram_user() -> (String, String) {
+    (
+        stack_var("REPLIQATE_TEST_KAFKA_SCRAM_USER"),
+        stack_var("REPLIQATE_TEST_KAFKA_SCRAM_PASSWORD"),
+    )
+}
+
+/// How to reach one listener: repliqate's `kafka_target.properties`, and the same for kcat.
+struct Access {
+    broker: String,
+    properties: Map<String, Value>,
+    kcat: Vec<(&'static str, String)>,
+}
+
+impl Access {
+    fn new(broker: String) -> Access {
+        Access {
+            broker,
+            properties: Map::new(),
+            kcat: Vec::new(),
+        }
+    }
+
+    /// A property repliqate and kcat both take under the same name.
+    fn both(mut self, name: &'static str, value: impl Into<String>) -> Access {
+        let value = value.into();
+        self.properties.insert(name.into(), json!(value));
+        self.kcat.push((name, value));
+        self
+    }
+
+    /// A property for repliqate only (kcat gets its own way of saying it, or none).
+    fn ours(mut self, name: &str, value: impl Into<String>) -> Access {
+        self.properties.insert(name.into(), json!(value.into()));
+        self
+    }
+
+    fn kcat_only(mut self, name: &'static str, value: impl Into<String>) -> Access {
+        self.kcat.push((name, value.into()));
+        self
+    }
+
+    fn sasl_ssl(mechanism: &str) -> Access {
+        Access::new(listener("SASL_SSL"))
+            .both("security.protocol", "SASL_SSL")
+            .both("ssl.ca.location", stack_tls("ca.pem"))
+            .with_mechanism(mechanism)
+    }
+
+    fn sasl_plaintext(mechanism: &str) -> Access {
+        Access::new(listener("SASL_PLAINTEXT"))
+            .both("security.protocol", "SASL_PLAINTEXT")
+            .with_mechanism(mechanism)
+    }
+
+    fn mutual_tls() -> Access {
+        Access::new(listener("SSL"))
+            .both("security.protocol", "SSL")
+            .both("ssl.ca.location", stack_tls("ca.pem"))
+            .both("ssl.certificate.location", stack_tls("client.pem"))
+            .both("ssl.key.location", stack_tls("client.key"))
+    }
+
+    /// The mechanism and the stack's credentials for it; an OAUTHBEARER token is written to
+    /// a file of `dir`'s.
+    fn with_mechanism(self, mechanism: &str) -> Access {
+        let with = self.both("sasl.mechanism", mechanism);
+        match mechanism {
+            "PLAIN" => {
+                let (user, password) = plain_user();
+                with.both("sasl.username", user)
+                    .both("sasl.password", password)
+            }
+            "OAUTHBEARER" => with
+                .kcat_only("enable.sasl.oauthbearer.unsecure.jwt", "true")
+                .kcat_only("sasl.oauthbearer.config", "principal=repliqate"),
+            _ => {
+                let (user, password) = scram_user();
+                with.both("sasl.username", user)
+                    .both("sasl.password", password)
+            }
+        }
+    }
+}
+
+/// A SQLite table of `rows` rows in `dir`, and a job replicating it to a new topic through
+/// `access`, its position in a state file.
+fn job(dir: &TempDir, what: &str, access: &Access, rows: u64) -> (Db, JobConfig) {
+    let db = Db::Sqlite(dir.path().join("source.db"));
+    db.create_filled("events", rows);
+    let topic = unique(what);
+    create_topic(&broker(), &topic, PARTITIONS);
+    let job = JobConfig::new(&unique(&format!("job_{what}")), &db.uri(), "events", &topic)
+        .state_file(dir.path().join("position"))
+        .brokers(&access.broker)
+        .set(
+            "replication.kafka_target.properties",
+            Value::Object(access.properties.clone()),
+        );
+    (db, job)
+}
+
+/// Checks that `messages` hold ids 1..=rows once each, as repliqate's JSON.
+fn assert_rows(what: &str, messages: &[KcatMessage], rows: u64) {
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    for m in messages {
+        let v: Value = serde_json::from_str(&m.payload)
+            .unwrap_or_else(|e| panic!("{what}: a message is not JSON ({e}): {}", m.payload));
+        let id = v["data"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{what}: no data.id in {}", m.payload));
+        assert_eq!(
+            m.key.as_deref(),
+            Some(id.to_string().as_str()),
+            "{what}: key"
+        );
+        assert_eq!(v["data"]["v"], json!(format!("row {id}")), "{what}: value");
+        assert!((0..PARTITIONS as i64).contains(&m.partition));
+        *seen.entry(id).or_default() += 1;
+    }
+    let missing: Vec<u64> = (1..=rows)
+        .filter(|i| !seen.contains_key(&(*i as i64)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: ids missing from the topic: {missing:?}"
+    );
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{what}: ids published more than once: {twice:?}"
+    );
+    assert_eq!(seen.len() as u64, rows, "{what}: ids beyond the table");
+}
+
+/// Replicates a 500-row table through `access` with `repliqate --once` and reads it back with
+/// kcat over the same listener.
+fn replicates_end_to_end(what: &str, access: Access) {
+    const ROWS: u64 = 500;
+    let dir = TempDir::new(what);
+    let (_db, job) = job(&dir, what, &access, ROWS);
+    let config = dir.write("config.yaml", &job.yaml());
+    let output = run(
+        &["--config", config.to_str().unwrap(), "--once", "-vv"],
+        Duration::from_secs(120),
+    );
+    assert_exit(&output, 0, what);
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        &job.kafka.topic,
+        ROWS as usize,
+        Duration::from_secs(60),
+    );
+    assert_rows(what, &read, ROWS);
+}
+
+#[test]
+fn ssl_with_a_client_certificate_replicates_end_to_end() {
+    replicates_end_to_end("sec_mtls", Access::mutual_tls());
+}
+
+#[test]
+fn sasl_ssl_replicates_end_to_end_with_every_mechanism() {
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] {
+        let dir = TempDir::new("sec_token");
+        let mut access = Access::sasl_ssl(mechanism);
+        if mechanism == "OAUTHBEARER" {
+            let token = dir.write("token", &unsecured_jwt("repliqate", 3600));
+            access = access.ours("sasl.oauthbearer.token.file", token.display().to_string());
+        }
+        replicates_end_to_end(
+            &format!("sec_sasl_ssl_{}", mechanism.replace('-', "_")),
+            access,
+        );
+    }
+}
+
+#[test]
+fn sasl_plaintext_replicates_end_to_end_with_every_mechanism() {
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] {
+        let mut access = Access::sasl_plaintext(mechanism);
+        if mechanism == "OAUTHBEARER" {
+            // The token from a command, as cloud token helpers give it.
+            let token = unsecured_jwt("repliqate", 3600);
+            access = access.ours("sasl.oauthbearer.token.command", format!("echo {token}"));
+        }
+        replicates_end_to_end(
+            &format!("sec_sasl_plain_{}", mechanism.replace('-', "_")),
+            access,
+        );
+    }
+}
+
+/// Runs `repliqate --once -vvv` through `access` and expects exit code 2 and an error line
+/// naming the broker and containing `reason`; no secret of `secrets` may be anywhere in its
+/// output.
+fn refused(what: &str, access: Access, reason: &str, secrets: &[&str]) {
+    let dir = TempDir::new(what);
+    let (_db, job) = job(&dir, what, &access, 3);
+    let config = dir.write("config.yaml", &job.yaml());
+    let output = run(
+        &["--config", config.to_str().unwrap(), "--once", "-vvv"],
+        Duration::from_secs(60),
+    );
+    assert_exit(&output, 2, what);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("repliqate: ") && last.contains(&access.broker) && last.contains(reason),
+        "{what}: the last line should name {} and say {reason:?}:\n{stderr}",
+        access.broker
+    );
+    for secret in secrets {
+        assert!(
+            !stderr.contains(secret),
+            "{what}: a secret ({}…) is in stderr:\n{stderr}",
+            &secret[..secret.len().min(12)]
+        );
+    }
+}
+
+#[test]
+fn trust_problems_are_refused_at_start_up_naming_the_broker() {
+    let rogue = TestCa::new("rogue CA");
+    let dir = TempDir::new("sec_trust");
+    let rogue_ca = dir.write("rogue-ca.pem", &rogue.pem);
+
+    // The broker's certificate is signed by the stack's CA, which the rogue bundle lacks.
+    let mut access = Access::mutual_tls();
+    access.properties.insert(
+        "ssl.ca.location".into(),
+        json!(rogue_ca.display().to_string()),
+    );
+    refused("sec_unknown_ca", access, "not signed by a trusted CA", &[]);
+
+    // Servers of the test's own, for what the stack's broker cannot present.
+    let wrong_name = tls_server(&rogue.server(&["other.example"], false));
+    let mut access = Access::new(wrong_name.clone())
+        .ours("security.protocol", "SSL")
+        .ours("ssl.ca.location", rogue_ca.display().to_string());
+    refused(
+        "sec_wrong_name",
+        access,
+        "is for other.example, not 127.0.0.1",
+        &[],
+    );
+
+    let expired = tls_server(&rogue.server(&["127.0.0.1"], true));
+    access = Access::new(expired)
+        .ours("security.protocol", "SSL")
+        .ours("ssl.ca.location", rogue_ca.display().to_string());
+    refused("sec_expired", access, "expired", &[]);
+
+    // Turning the name check off is what the property is for; the chain is still checked.
+    let access = Access::new(wrong_name)
+        .ours("security.protocol", "SSL")
+        .ours("ssl.ca.location", rogue_ca.display().to_string())
+        .ours("ssl.endpoint.identification.algorithm", "none");
+    let dir2 = TempDir::new("sec_no_name_check");
+    let (_db, job) = job(&dir2, "sec_no_name_check", &access, 1);
+    // The test's server is no broker: after the handshake it hangs up, which is retried.
+    let job = job.kafka_timeouts(Duration::from_secs(2), Duration::from_secs(4));
+    let config = dir2.write("config.yaml", &job.yaml());
+    let output = run(
+        &["--config", config.to_str().unwrap(), "--once"],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("checked against the CAs but not against the brokers' names"),
+        "no warning for a name check turned off:\n{stderr}"
+    );
+    assert!(!stderr.contains("is for other.example"), "{stderr}");
+}
+
+#[test]
+fn client_certificates_missing_or_untrusted_are_refused_at_start_up() {
+    let mut access = Access::mutual_tls();
+    access.properties.remove("ssl.certificate.location");
+    access.properties.remove("ssl.key.location");
+    refused("sec_no_client_cert", access, "client certificate", &[]);
+
+    let rogue = TestCa::new("rogue CA");
+    let leaf = rogue.client("repliqate");
+    let dir = TempDir::new("sec_rogue_client");
+    let cert = dir.write("client.pem", &leaf.cert);
+    let key = dir.write("client.key", &leaf.key);
+    let key_body = leaf.key.lines().nth(1).unwrap().to_string();
+    let mut access = Access::mutual_tls();
+    access.properties.insert(
+        "ssl.certificate.location".into(),
+        json!(cert.display().to_string()),
+    );
+    access
+        .properties
+        .insert("ssl.key.location".into(), json!(key.display().to_string()));
+    refused(
+        "sec_rogue_client",
+        access,
+        "client certificate",
+        &[&key_body],
+    );
+}
+
+#[test]
+fn wrong_credentials_are_refused_at_start_up_without_printing_them() {
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let wrong = format!("wrong-{}", unique("pw"));
+        let mut access = Access::sasl_ssl(mechanism);
+        access
+            .properties
+            .insert("sasl.password".into(), json!(wrong));
+        refused(
+            &format!("sec_wrong_{}", mechanism.replace('-', "_")),
+            access,
+            &format!("SASL {mechanism} authentication failed"),
+            &[&wrong],
+        );
+    }
+    // An expired token, from a file.
+    let dir = TempDir::new("sec_expired_token");
+    let token = unsecured_jwt("repliqate", -600);
+    let path = dir.write("token", &token);
+    let access = Access::sasl_ssl("OAUTHBEARER")
+        .ours("sasl.oauthbearer.token.file", path.display().to_string());
+    refused(
+        "sec_expired_token",
+        access,
+        "SASL OAUTHBEARER authentication failed",
+        &[&token],
+    );
+}
+
+#[test]
+fn a_mechanism_the_listener_has_not_enabled_is_refused_naming_the_ones_it_has() {
+    let mut access = Access::sasl_ssl("PLAIN");
+    access.broker = listener("SCRAM512_ONLY");
+    refused(
+        "sec_mechanism",
+        access,
+        "has not enabled PLAIN on this listener; it offers SCRAM-SHA-512",
+        &[],
+    );
+}
+
+#[test]
+fn tls_against_a_plaintext_listener_fails_instead_of_downgrading() {
+    let mut access = Access::mutual_tls();
+    access.broker = broker();
+    refused("sec_downgrade", access, "TLS", &[]);
+}
+
+/// Counts the lines of `daemon`'s log holding `needle`.
+fn count(daemon: &Daemon, needle: &str) -> usize {
+    daemon.lines_with(needle).len()
+}
+
+/// Inserts `n` more rows into `events`, continuing the ids.
+fn insert_more(db: &Db, from: u64, n: u64) {
+    let values: Vec<String> = (from..from + n)
+        .map(|i| format!("({i}, 'row {i}')"))
+        .collect();
+    db.exec(&format!(
+        "INSERT INTO events (id, v) VALUES {}",
+        values.join(", ")
+    ));
+}
+
+/// Waits until the daemon's state file holds `id`.
+fn wait_for_position(path: &Path, id: u64, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        let at = std::fs::read_to_string(path).unwrap_or_default();
+        if at.trim() == id.to_string() {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "position {at:?} did not reach {id} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// KIP-368: on a listener whose sessions last three seconds, a run of ~20 s re-authenticates
+/// on its connections many times, never reconnects, and publishes every row exactly once.
+#[test]
+fn sessions_are_renewed_on_the_same_connections_and_nothing_is_lost() {
+    let dir = TempDir::new("sec_reauth");
+    let mut access = Access::sasl_ssl("SCRAM-SHA-512");
+    access.broker = listener("SASL_REAUTH");
+    let (db, job) = job(&dir, "sec_reauth", &access, 100);
+    let job = job.poll_interval(Duration::from_millis(200));
+    let config = dir.write("config.yaml", &job.yaml());
+    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
+    let mut next = 101;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        insert_more(&db, next, 50);
+        next += 50;
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(daemon.alive(), "repliqate exited:\n{}", daemon.log_text());
+    }
+    let rows = next - 1;
+    wait_for_position(&dir.path().join("position"), rows, Duration::from_secs(60));
+    let reauths = count(
+        &daemon,
+        "re-authenticated (SCRAM-SHA-512) on the same connection",
+    );
+    let connects = count(&daemon, "kafka: connected to broker");
+    let failures = count(&daemon, "re-authentication failed");
+    daemon.terminate(Duration::from_secs(30));
+    assert!(
+        reauths >= 4,
+        "{reauths} re-authentications in 20 s of 3 s sessions"
+    );
+    assert_eq!(failures, 0, "{}", daemon.log_text());
+    // One connection to bootstrap (taken over for the one broker), none again.
+    assert!(
+        connects <= 2,
+        "{connects} connections:\n{}",
+        daemon.log_text()
+    );
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        &job.kafka.topic,
+        rows as usize,
+        Duration::from_secs(60),
+    );
+    assert_rows("sec_reauth", &read, rows);
+}
+
+/// A token file rewritten while the daemon runs is what the next re-authentication sends: the
+/// first token expires ten seconds in, and the run goes on past that without a failure.
+#[test]
+fn a_rotated_token_file_is_used_at_the_next_re_authentication() {
+    let dir = TempDir::new("sec_token_rotation");
+    let token = dir.write("token", &unsecured_jwt("repliqate", 10));
+    let mut access = Access::sasl_ssl("OAUTHBEARER")
+        .ours("sasl.oauthbearer.token.file", token.display().to_string());
+    access.broker = listener("SASL_REAUTH");
+    let (db, job) = job(&dir, "sec_token_rotation", &access, 10);
+    let job = job.poll_interval(Duration::from_millis(200));
+    let config = dir.write("config.yaml", &job.yaml());
+    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
+    wait_for_position(&dir.path().join("position"), 10, Duration::from_secs(30));
+    std::fs::write(&token, unsecured_jwt("repliqate", 3600)).unwrap();
+    let mut next = 11;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        insert_more(&db, next, 10);
+        next += 10;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    wait_for_position(
+        &dir.path().join("position"),
+        next - 1,
+        Duration::from_secs(30),
+    );
+    let failures = count(&daemon, "authentication failed");
+    let reauths = count(&daemon, "re-authenticated (OAUTHBEARER)");
+    daemon.terminate(Duration::from_secs(30));
+    assert_eq!(failures, 0, "{}", daemon.log_text());
+    assert!(
+        reauths >= 3,
+        "{reauths} re-authentications:\n{}",
+        daemon.log_text()
+    );
+}
+
+/// A password that stops working while running (rotated on one side only) is one incident:
+/// logged once, retried with backoff, not in a storm; the password file put right is used at
+/// the next connection, without a restart, and the rows inserted meanwhile arrive.
+#[test]
+fn an_authentication_failure_while_running_is_one_incident_retried_with_backoff() {
+    let dir = TempDir::new("sec_incident");
+    let (_, password) = plain_user();
+    let password_file = dir.write("password", &password);
+    let mut access = Access::sasl_ssl("PLAIN");
+    access.properties.remove("sasl.password");
+    access.properties.insert(
+        "sasl.password_file".into(),
+        json!(password_file.display().to_string()),
+    );
+    access.broker = listener("SASL_REAUTH");
+    let (db, job) = job(&dir, "sec_incident", &access, 10);
+    let job = job
+        .poll_interval(Duration::from_millis(200))
+        .set("replication.retry_backoff_max_sec", 2);
+    let config = dir.write("config.yaml", &job.yaml());
+    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
+    let position = dir.path().join("position");
+    wait_for_position(&position, 10, Duration::from_secs(30));
+
+    let wrong = format!("wrong-{}", unique("pw"));
+    std::fs::write(&password_file, &wrong).unwrap();
+    insert_more(&db, 11, 10);
+    // The session ends within 3 s; then every attempt for ~12 s fails.
+    std::thread::sleep(Duration::from_secs(15));
+    // One error line for the incident; then each retry only at debug, a few seconds apart.
+    let reported: Vec<String> = daemon
+        .lines_with("SASL PLAIN authentication failed")
+        .into_iter()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert_eq!(
+        reported.len(),
+        1,
+        "the incident was logged {} times:\n{}",
+        reported.len(),
+        daemon.log_text()
+    );
+    let retries = count(&daemon, "still failing");
+    assert!(
+        (2..=20).contains(&retries),
+        "{retries} retries in ~12 s with a 2 s backoff cap:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        !daemon.log_text().contains(&wrong),
+        "the password is in the log"
+    );
+
+    std::fs::write(&password_file, &password).unwrap();
+    wait_for_position(&position, 20, Duration::from_secs(30));
+    daemon.terminate(Duration::from_secs(30));
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        &job.kafka.topic,
+        20,
+        Duration::from_secs(60),
+    );
+    let ids: std::collections::HashSet<String> =
+        read.iter().filter_map(|m| m.key.clone()).collect();
+    assert_eq!(ids.len(), 20, "rows missing after the incident");
+}
