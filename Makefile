@@ -39,9 +39,21 @@ stack-down:
 stack-env:
 	@$(STACK) env
 
+# TLS is rustls with ring only: aws-lc-rs does not build with Debian's musl-gcc, and OpenSSL
+# would end the static release. Neither may enter the dependency tree, for any target, feature
+# or kind of dependency (`cargo tree -i` fails when the package is absent, as it must be).
+TLS_BANNED := aws-lc-rs aws-lc-sys openssl-sys openssl
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@for crate in $(TLS_BANNED); do \
+		if $(CARGO) tree --all-features --target all -e all -i $$crate >/dev/null 2>&1; then \
+			echo "make lint: $$crate is in the dependency tree (rustls with ring only); who pulls it in:" >&2; \
+			$(CARGO) tree --all-features --target all -e all -i $$crate >&2; \
+			exit 1; \
+		fi; \
+	done; echo "make lint: no $(TLS_BANNED) in the dependency tree"
 
 # $(call WITH_STACK,COMMANDS[,SERVICE]): runs COMMANDS with the stack up (and SERVICE, e.g. the
 # cluster for the failover tests) and its environment

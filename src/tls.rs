@@ -349,7 +349,11 @@ fn describe_certificate(c: &CertificateError) -> String {
             if presented.is_empty() {
                 "no name (it has no subjectAltName)".to_string()
             } else {
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|name| bare_name(name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             expected.to_str()
         ),
@@ -368,6 +372,16 @@ fn describe_certificate(c: &CertificateError) -> String {
         CertificateError::BadSignature => "the server's certificate has a bad signature".into(),
         other => format!("the server's certificate is invalid: {other:?}"),
     }
+}
+
+/// `other.example` of webpki's `DnsName("other.example")` (and `IpAddress(..)`), as the
+/// names a certificate presents are reported.
+fn bare_name(name: &str) -> &str {
+    let inner = name
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(name);
+    inner.trim_matches('"')
 }
 
 /// The rustls error inside an I/O error from a TLS stream, if that is what it is.
@@ -421,6 +435,13 @@ mod tests {
         let e = read_key(&file(&encrypted)).unwrap_err().to_string();
         assert!(e.contains("encrypted"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn presented_names_are_shown_bare() {
+        assert_eq!(bare_name("DnsName(\"other.example\")"), "other.example");
+        assert_eq!(bare_name("IpAddress(127.0.0.2)"), "127.0.0.2");
+        assert_eq!(bare_name("plain.example"), "plain.example");
     }
 
     #[test]

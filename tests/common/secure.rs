@@ -163,6 +163,9 @@ pub fn kcat_read(
     let deadline = Instant::now() + timeout;
     loop {
         let mut cmd = Command::new(&kcat);
+        // cargo points LD_LIBRARY_PATH at the librdkafka it built for the rdkafka crate
+        // (without TLS or SCRAM); kcat must load the system's own.
+        cmd.env_remove("LD_LIBRARY_PATH");
         cmd.args([
             "-C",
             "-b",
@@ -225,6 +228,7 @@ pub fn kcat_read(
 fn which_kcat() -> String {
     for candidate in ["kcat", "kafkacat"] {
         if Command::new(candidate)
+            .env_remove("LD_LIBRARY_PATH")
             .arg("-V")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
