@@ -11,7 +11,9 @@
 //!   --big-call N  BENCH_BIG_CALL   records per call in the comparison run (default 100000)
 //!   --runs N      BENCH_RUNS       rounds (default 3)
 //!   --size N      BENCH_SIZE       value size in bytes (default 400)
-//!   broker: REPLIQATE_TEST_KAFKA (from `scripts/stack env`)
+//!   broker: REPLIQATE_TEST_KAFKA (from `scripts/stack env`); the same broker's SASL_SSL
+//!   listener (REPLIQATE_TEST_KAFKA_SASL_SSL, SCRAM-SHA-512, the stack's CA) for the run over
+//!   TLS and SASL, compared with ours over plaintext in the same round (target >= 0.80)
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +26,9 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientConfig;
-use repliqate::kafka::{Producer, ProducerConfig, Record};
+use repliqate::kafka::{Producer, ProducerConfig, Record, Sasl, ScramHash, Security};
+use repliqate::secret::Secret;
+use repliqate::tls::{TlsFile, TlsSettings};
 
 fn main() -> ExitCode {
     match run() {
@@ -44,6 +48,7 @@ fn run() -> Result<(), String> {
     let runs = setting(&args, "runs", "BENCH_RUNS", 3)?.max(1);
     let size = setting(&args, "size", "BENCH_SIZE", 400)?;
     let broker = broker()?;
+    let secured = secured()?;
 
     eprintln!("generating {records} records of {size} bytes...");
     let payloads = Payloads::generate(records, size);
@@ -55,9 +60,14 @@ fn run() -> Result<(), String> {
 
     let mut ours = Vec::new();
     let mut ours_big = Vec::new();
+    let mut ours_tls = Vec::new();
     let mut rd = Vec::new();
+    let plaintext = Endpoint {
+        broker: broker.clone(),
+        security: Security::default(),
+    };
     for round in 1..=runs {
-        let o = run_ours(&broker, &payloads, call)?;
+        let o = run_ours(&broker, &plaintext, &payloads, call)?;
         report(
             &format!("round {round}: ours, calls of {call}"),
             records,
@@ -66,13 +76,21 @@ fn run() -> Result<(), String> {
         );
         let r = run_librdkafka(&broker, &payloads.keys, &payloads.values)?;
         report(&format!("round {round}: librdkafka"), records, mb, r);
-        let b = run_ours(&broker, &payloads, big_call)?;
+        let b = run_ours(&broker, &plaintext, &payloads, big_call)?;
         report(
             &format!("round {round}: ours, calls of {big_call}"),
             records,
             mb,
             b,
         );
+        let t = run_ours(&broker, &secured, &payloads, call)?;
+        report(
+            &format!("round {round}: ours over SASL_SSL, calls of {call}"),
+            records,
+            mb,
+            t,
+        );
+        ours_tls.push(t);
         ours.push(o);
         rd.push(r);
         ours_big.push(b);
@@ -81,6 +99,7 @@ fn run() -> Result<(), String> {
     // Per-round ratios: a slow moment of the machine hits both members of a round alike.
     let ratios: Vec<f64> = ours.iter().zip(&rd).map(|(o, r)| r / o).collect();
     let ratios_big: Vec<f64> = ours_big.iter().zip(&rd).map(|(o, r)| r / o).collect();
+    let ratios_tls: Vec<f64> = ours_tls.iter().zip(&ours).map(|(t, o)| o / t).collect();
     println!();
     println!(
         "producer throughput, {records} records of {size} bytes, 3 partitions, median of {runs}"
@@ -92,6 +111,7 @@ fn run() -> Result<(), String> {
     for (name, secs) in [
         (format!("repliqate, calls of {call}"), &ours),
         (format!("repliqate, calls of {big_call}"), &ours_big),
+        (format!("repliqate SASL_SSL, calls of {call}"), &ours_tls),
         ("librdkafka (rdkafka BaseProducer)".to_string(), &rd),
     ] {
         let s = median(secs);
@@ -110,6 +130,12 @@ fn run() -> Result<(), String> {
         list(&ratios),
         median(&ratios_big),
         list(&ratios_big)
+    );
+    println!(
+        "ratio ours over SASL_SSL (SCRAM-SHA-512, TLS) / ours over PLAINTEXT, calls of {call}: \
+         {:.2} ({}); target >= 0.80",
+        median(&ratios_tls),
+        list(&ratios_tls)
     );
     Ok(())
 }
@@ -158,9 +184,42 @@ impl Payloads {
     }
 }
 
+/// Where our producer connects, and how.
+struct Endpoint {
+    broker: String,
+    security: Security,
+}
+
+/// The stack broker's SASL_SSL listener, with the stack's SCRAM user and CA.
+fn secured() -> Result<Endpoint, String> {
+    let var = |name: &str| {
+        std::env::var(name).map_err(|_| {
+            format!("{name} is not set: run `scripts/stack up` and `eval \"$(scripts/stack env)\"`")
+        })
+    };
+    Ok(Endpoint {
+        broker: var("REPLIQATE_TEST_KAFKA_SASL_SSL")?,
+        security: Security {
+            tls: Some(TlsSettings {
+                ca: Some(TlsFile {
+                    setting: "REPLIQATE_TLS_DIR".into(),
+                    path: std::path::Path::new(&var("REPLIQATE_TLS_DIR")?).join("ca.pem"),
+                }),
+                ..TlsSettings::default()
+            }),
+            sasl: Some(Sasl::Scram {
+                hash: ScramHash::Sha512,
+                username: var("REPLIQATE_TEST_KAFKA_SCRAM_USER")?,
+                password: Secret::Value(var("REPLIQATE_TEST_KAFKA_SCRAM_PASSWORD")?),
+            }),
+        },
+    })
+}
+
 /// Our producer, configured as the daemon configures it by default (acks=all, idempotent, no
-/// compression, 1 MiB requests). Returns seconds from the first call to the last acknowledgement.
-fn run_ours(broker: &str, payloads: &Payloads, call: usize) -> Result<f64, String> {
+/// compression, 1 MiB requests), connecting to `to`; `broker` (plaintext) makes, counts and
+/// deletes the topic. Returns seconds from the first call to the last acknowledgement.
+fn run_ours(broker: &str, to: &Endpoint, payloads: &Payloads, call: usize) -> Result<f64, String> {
     let topic = fresh_topic(broker, "bench-ours")?;
     let records: Vec<Record> = payloads
         .keys
@@ -174,7 +233,8 @@ fn run_ours(broker: &str, payloads: &Payloads, call: usize) -> Result<f64, Strin
         })
         .collect();
     let mut producer = Producer::new(ProducerConfig {
-        bootstrap: vec![broker.to_string()],
+        bootstrap: vec![to.broker.clone()],
+        security: to.security.clone(),
         ..ProducerConfig::default()
     });
     producer
