@@ -98,23 +98,32 @@ impl Access {
             .both("ssl.key.location", stack_tls("client.key"))
     }
 
-    /// The mechanism and the stack's credentials for it; an OAUTHBEARER token is written to
-    /// a file of `dir`'s.
+    /// The mechanism and the stack's credentials for it (an OAUTHBEARER token is the
+    /// caller's to add).
+    ///
+    /// kcat reads SCRAM listeners back with PLAIN, over the same listener: Debian's librdkafka
+    /// (2.0.2) repeats the client nonce in SCRAM's client-final message, which Kafka 4 rejects
+    /// (fixed in librdkafka 2.6.1, confluentinc/librdkafka#4895), so it cannot log in with
+    /// SCRAM at all.
     fn with_mechanism(self, mechanism: &str) -> Access {
-        let with = self.both("sasl.mechanism", mechanism);
+        let (plain_name, plain_password) = plain_user();
         match mechanism {
-            "PLAIN" => {
-                let (user, password) = plain_user();
-                with.both("sasl.username", user)
-                    .both("sasl.password", password)
-            }
-            "OAUTHBEARER" => with
+            "PLAIN" => self
+                .both("sasl.mechanism", mechanism)
+                .both("sasl.username", plain_name)
+                .both("sasl.password", plain_password),
+            "OAUTHBEARER" => self
+                .both("sasl.mechanism", mechanism)
                 .kcat_only("enable.sasl.oauthbearer.unsecure.jwt", "true")
                 .kcat_only("sasl.oauthbearer.config", "principal=repliqate"),
             _ => {
                 let (user, password) = scram_user();
-                with.both("sasl.username", user)
-                    .both("sasl.password", password)
+                self.ours("sasl.mechanism", mechanism)
+                    .ours("sasl.username", user)
+                    .ours("sasl.password", password)
+                    .kcat_only("sasl.mechanism", "PLAIN")
+                    .kcat_only("sasl.username", plain_name)
+                    .kcat_only("sasl.password", plain_password)
             }
         }
     }
