@@ -1,7 +1,8 @@
 //! TLS client configuration, one way for every boundary: rustls with the ring provider.
 //!
 //! What is configured is `TlsSettings`: where trust comes from (a CA file, or the system's
-//! store), an optional client certificate and key, and whether the server's name is checked.
+//! store), an optional client certificate and key, and whether the server's name (or, for the
+//! databases' encrypt-only modes, its certificate at all) is checked.
 //! `TlsSettings::client_config` builds a rustls `ClientConfig` from them, reading the files
 //! again each time: it is called per connection, so a rotated CA bundle or client certificate
 //! is used from the next connection on, without a restart.
@@ -41,6 +42,12 @@ pub struct TlsSettings {
     /// Whether the server's certificate must name the host we dialled. Off only when a user
     /// says so explicitly (a warning is logged where that is configured).
     pub verify_hostname: bool,
+    /// Whether the server's certificate is checked at all. Off only for the databases' modes
+    /// that ask for encryption without verification (libpq's `sslmode=require` without a root
+    /// certificate, MySQL's `ssl-mode=REQUIRED`): then `ca` is not read and neither chain nor
+    /// name is checked, which keeps passive eavesdroppers out and nobody else. The handshake's
+    /// signatures are still verified against the certificate presented.
+    pub verify_certificate: bool,
 }
 
 /// A PEM file, with the setting that named it (for errors).
@@ -64,6 +71,7 @@ impl Default for TlsSettings {
             ca: None,
             client: None,
             verify_hostname: true,
+            verify_certificate: true,
         }
     }
 }
@@ -106,26 +114,32 @@ impl TlsSettings {
     /// A rustls client config, from the files as they are now.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsFileError> {
         let provider = provider();
-        let roots = Arc::new(self.roots()?);
-        let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-            .build()
-            .map_err(|e| match &self.ca {
-                Some(ca) => file_error(ca, format!("cannot verify with these CAs: {e}")),
-                None => TlsFileError {
-                    setting: "the system trust store".into(),
-                    path: PathBuf::new(),
-                    reason: e.to_string(),
-                },
-            })?;
-        let builder = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .expect("ring supports TLS 1.2 and 1.3");
-        let builder = if self.verify_hostname {
-            builder.with_webpki_verifier(verifier)
-        } else {
+        let builder = if !self.verify_certificate {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        } else {
+            let roots = Arc::new(self.roots()?);
+            let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| match &self.ca {
+                    Some(ca) => file_error(ca, format!("cannot verify with these CAs: {e}")),
+                    None => TlsFileError {
+                        setting: "the system trust store".into(),
+                        path: PathBuf::new(),
+                        reason: e.to_string(),
+                    },
+                })?;
+            if self.verify_hostname {
+                builder.with_webpki_verifier(verifier)
+            } else {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+            }
         };
         let config = match &self.client {
             None => builder.with_no_client_auth(),
@@ -226,6 +240,57 @@ impl ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+/// Checks nothing of the server's certificate, only that the handshake was signed with the key
+/// of the certificate presented: for `verify_certificate: false` (libpq's `sslmode=require`
+/// without a root certificate, MySQL's `REQUIRED`), encryption without authentication.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -389,6 +454,27 @@ pub fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
+/// The rustls error somewhere in `e`'s chain of causes (`Error::source`, and the error inside
+/// each I/O error, which `io::Error::source` skips), for a driver that wraps it in its own.
+pub fn find_rustls_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(found) = err.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -456,5 +542,31 @@ mod tests {
         ));
         assert!(matches!(server_name("[::1]"), Ok(ServerName::IpAddress(_))));
         assert!(server_name("bad name").is_err());
+    }
+
+    #[test]
+    fn rustls_errors_are_found_inside_other_errors() {
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("driver error")
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let tls = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        let wrapped = Wrapper(std::io::Error::new(std::io::ErrorKind::InvalidData, tls));
+        assert!(matches!(
+            find_rustls_error(&wrapped),
+            Some(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            ))
+        ));
+        let plain = Wrapper(std::io::Error::other("connection reset"));
+        assert!(find_rustls_error(&plain).is_none());
     }
 }

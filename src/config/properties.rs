@@ -443,6 +443,7 @@ fn tls_settings(p: &mut Reader) -> Result<Option<TlsSettings>, String> {
         ca,
         client,
         verify_hostname,
+        verify_certificate: true,
     }))
 }
 
