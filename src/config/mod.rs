@@ -114,6 +114,7 @@ pub enum KeyMode {
 
 // Each boundary's own config types: the file is parsed straight into them (one concept, not two).
 pub use crate::kafka::{Acks, Compression, ProducerConfig};
+use crate::secret::Secret;
 pub use crate::source::SourceSpec;
 pub use crate::store::PositionStoreConfig;
 
@@ -371,6 +372,9 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         source: SourceSettings {
             spec: SourceSpec {
                 uri: src.uri.into_string(),
+                password: src
+                    .password_file
+                    .map(|path| Secret::File(PathBuf::from(path.into_string()))),
                 table: src.table.into_string(),
                 primary_key: src.primary_key.into_string(),
                 fields: src
@@ -474,6 +478,7 @@ struct RawReplication {
 #[serde(deny_unknown_fields, expecting = "a mapping of sql_source settings")]
 struct RawSource {
     uri: Checked<Uri>,
+    password_file: Option<Checked<NonEmpty>>,
     table: Checked<TableName>,
     primary_key: Checked<NonEmpty>,
     limit: Option<Limit>,
@@ -668,6 +673,29 @@ repliqate:
         .expect("expanded");
         assert_eq!(c.source.spec.uri, "postgresql://u:s3cr=t@h/db");
         assert!(!format!("{c:?}").contains("s3cr=t"), "Debug must redact");
+    }
+
+    #[test]
+    fn the_database_password_may_come_from_a_file() {
+        let c = parse_str(&OLD.replace(
+            "      uri: sqlite:////var/lib/app/metrics.db\n",
+            "      uri: postgresql://u@h/db\n      password_file: /run/secrets/db\n",
+        ))
+        .expect("password_file parses");
+        assert_eq!(
+            c.source.spec.password,
+            Some(Secret::File("/run/secrets/db".into()))
+        );
+        assert_eq!(parse_str(OLD).unwrap().source.spec.password, None);
+        let err = parse_str(&OLD.replace(
+            "      table: processes\n",
+            "      table: processes\n      password_file: ''\n",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("repliqate.replication.sql_source.password_file: the value is empty"),
+            "{err}"
+        );
     }
 
     #[test]

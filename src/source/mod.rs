@@ -9,6 +9,8 @@
 //! stops mid-stream for a reason that was knowable at start-up.
 
 mod convert;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod tls_params;
 mod uri;
 
 #[cfg(feature = "mysql")]
@@ -21,6 +23,7 @@ pub mod sqlite;
 use std::fmt;
 use std::time::Duration;
 
+use crate::secret::Secret;
 use crate::value::{Id, OpenTransactions, Row, Value};
 pub use uri::redact_uri;
 use uri::Backend;
@@ -30,6 +33,9 @@ use uri::Backend;
 pub struct SourceSpec {
     /// SQLAlchemy-style URI (`sqlite:////abs.db`, `postgresql://…`, `mysql://…`).
     pub uri: String,
+    /// The database password when the URI has none (`sql_source.password_file`), read at
+    /// each connection so that a rotated file is used from the next one on.
+    pub password: Option<Secret>,
     /// Table name; `schema.table` for PostgreSQL/MySQL (split at the first dot).
     pub table: String,
     /// Integer column whose values only grow.
@@ -47,6 +53,7 @@ impl std::fmt::Debug for SourceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceSpec")
             .field("uri", &redact_uri(&self.uri))
+            .field("password", &self.password)
             .field("table", &self.table)
             .field("primary_key", &self.primary_key)
             .field("fields", &self.fields)
@@ -64,8 +71,11 @@ pub enum SourceError {
     BadUri(String),
     /// The table, primary key, a field or a column type does not allow replication.
     Schema(String),
-    /// The server refused us for a reason retrying will not fix: wrong password, unknown
-    /// database, missing privilege, a database file that does not exist.
+    /// The server refused us, or we refused the server, for a reason retrying will not fix:
+    /// wrong password, unknown database, missing privilege, a database file that does not
+    /// exist; a TLS handshake that failed (a certificate not trusted, a name that does not fit,
+    /// a client certificate refused), a server without TLS when TLS is required, a TLS file or
+    /// password file we cannot use.
     Refused(String),
     /// The server could not be reached or the connection broke (refused, timed out, lost,
     /// server shutting down, lock timeout): the next `fetch` reconnects.
@@ -114,6 +124,23 @@ impl Source {
     /// primary key, fields and column types, and prepares the batch query.
     pub fn connect(spec: &SourceSpec) -> Result<Source, SourceError> {
         let parsed = uri::parse(&spec.uri)?;
+        if spec.password.is_some() {
+            let why = if parsed.backend == Backend::Sqlite {
+                Some("SQLite has no password")
+            } else if parsed.password.as_deref().is_some_and(|p| !p.is_empty())
+                || parsed.query.iter().any(|(k, _)| k == "password")
+            {
+                Some("the uri has a password too; give it in one place")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(SourceError::BadUri(format!(
+                    "sql_source.password_file is set for {}: {why}",
+                    redact_uri(&spec.uri)
+                )));
+            }
+        }
         match parsed.backend {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite => Ok(Source::Sqlite(sqlite::SqliteSource::connect(
@@ -352,6 +379,15 @@ pub(crate) fn quote_backtick(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// The password of `sql_source.password_file`, read now (at each connection); an unusable file
+/// names the setting and the file, never the contents.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
+pub(crate) fn read_password(secret: &Secret, connecting: &str) -> Result<String, SourceError> {
+    secret
+        .read("sql_source.password_file")
+        .map_err(|e| SourceError::Refused(format!("{connecting}: {e}")))
+}
+
 /// The primary key of a fetched row as an `Id`; `Value`s other than integers cannot be
 /// positions.
 pub(crate) fn row_id(plan: &Plan, values: &[Value]) -> Result<Id, SourceError> {
@@ -442,6 +478,7 @@ mod tests {
     fn spec(pk: &str, fields: Option<&[&str]>) -> SourceSpec {
         SourceSpec {
             uri: "postgresql://u:secret@h/d".into(),
+            password: None,
             table: "t".into(),
             primary_key: pk.into(),
             fields: fields.map(|f| f.iter().map(|s| s.to_string()).collect()),
@@ -542,5 +579,22 @@ mod tests {
         let e = Source::connect(&s).err().expect("oracle is no backend");
         assert!(!e.is_retriable());
         assert!(!e.to_string().contains("pw@"));
+    }
+
+    #[test]
+    fn a_password_file_and_a_password_in_the_uri_conflict() {
+        let mut s = spec("id", None);
+        s.password = Some(Secret::File("/run/secrets/db".into()));
+        let e = Source::connect(&s).err().expect("two passwords");
+        assert_eq!(
+            e.to_string(),
+            "sql_source.password_file is set for postgresql://u:***@h/d: the uri has a password \
+             too; give it in one place"
+        );
+        assert!(!e.is_retriable());
+        s.uri = "sqlite:////tmp/x.db".into();
+        let e = Source::connect(&s).err().expect("sqlite has no password");
+        assert!(e.to_string().contains("SQLite has no password"), "{e}");
+        assert!(format!("{s:?}").contains("password: Some(Secret(file /run/secrets/db))"));
     }
 }

@@ -6,17 +6,26 @@
 //! The session is set to UTC (`time_zone = '+00:00'`, so TIMESTAMP values are UTC), utf8mb4,
 //! read-only, and bounded by the server's statement timeout (`max_statement_time` on MariaDB,
 //! `max_execution_time` on MySQL) plus socket read/write timeouts.
+//!
+//! TLS follows the `mysql` client's `ssl-mode` and friends (`tls_params`), through the driver's
+//! own rustls config (`SslOpts`), which reads the files again at every connection. The driver
+//! has no PREFERRED: we ask for TLS and connect again in plaintext when the server offers none.
+//! Our `tls::TlsSettings` is used to check the files first, so a bad one is named with its
+//! setting. Note: the driver always trusts Mozilla's roots (webpki-roots) besides a CA given in
+//! `ssl-ca`, so with VERIFY_CA or VERIFY_IDENTITY a certificate from a public CA passes too.
 
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
-use mysql::{Conn, Opts, OptsBuilder, Statement};
+use mysql::{ClientIdentity, Conn, Opts, OptsBuilder, SslOpts, Statement};
 
+use super::tls_params::{self, DbTls, Use};
 use super::uri::ParsedUri;
 use super::{
-    convert, plan_columns, quote_backtick, redact_uri, row_id, similar_names, IdAllocation, Plan,
-    SourceError, SourceSpec, Utf8Warnings,
+    convert, plan_columns, quote_backtick, read_password, redact_uri, row_id, similar_names,
+    IdAllocation, Plan, SourceError, SourceSpec, Utf8Warnings,
 };
+use crate::secret::Secret;
 use crate::value::{Id, OpenTransactions, Value};
 
 /// How one column's value is published.
@@ -44,12 +53,9 @@ enum Kind {
 
 pub struct MysqlSource {
     pub(crate) plan: Plan,
-    opts: Opts,
-    query_timeout: Duration,
+    connector: Connector,
     sql: String,
     kinds: Vec<Kind>,
-    /// Where we connect, for messages (host:port/database, no credentials).
-    target: String,
     user: String,
     /// `None` after an error: the next fetch connects again.
     conn: Option<(Conn, Statement)>,
@@ -77,19 +83,34 @@ impl MysqlSource {
                 "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
                 "SET SESSION TRANSACTION READ ONLY",
             ]);
+        let bad = |why: String| SourceError::BadUri(format!("parsing uri {redacted}: {why}"));
+        let tls = tls_params::mysql(&uri.query).map_err(bad)?;
+        let mut socket = false;
         for (key, value) in &uri.query {
             match key.as_str() {
                 // PyMySQL's spelling; the charset is always utf8mb4 here.
-                "unix_socket" => builder = builder.socket(Some(value.clone())).prefer_socket(true),
+                "unix_socket" => {
+                    socket = true;
+                    builder = builder.socket(Some(value.clone())).prefer_socket(true)
+                }
                 "charset" if value.starts_with("utf8") => {}
+                k if tls_params::MYSQL_KEYS.contains(&k) => {}
                 _ => {
-                    return Err(SourceError::BadUri(format!(
-                        "parsing uri {redacted}: unsupported query parameter {key}={}; accepted: \
-                         unix_socket, charset=utf8mb4",
+                    return Err(bad(format!(
+                        "unsupported query parameter {key}={}; accepted: unix_socket, \
+                         charset=utf8mb4, ssl-mode, ssl-ca, ssl-cert, ssl-key (or ssl_mode, \
+                         ssl_ca, ssl_cert, ssl_key, ssl_check_hostname)",
                         if key.contains("pass") { "***" } else { value }
                     )))
                 }
             }
+        }
+        if socket && tls.use_tls == Use::Always {
+            return Err(bad(format!(
+                "{} cannot apply to unix_socket: the driver never encrypts a local socket; \
+                 remove one of them",
+                tls.mode
+            )));
         }
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
         // The server-side statement timeout fires first; the socket timeout is the backstop
@@ -99,10 +120,24 @@ impl MysqlSource {
             .tcp_connect_timeout(nonzero(spec.connect_timeout))
             .read_timeout(socket_timeout)
             .write_timeout(socket_timeout);
-        let opts = Opts::from(builder);
-        let target = format!("{host}:{port}/{}", uri.database.as_deref().unwrap_or(""));
         let user = uri.user.clone().unwrap_or_default();
-        let mut conn = open(&opts, spec.query_timeout, &target, &user)?;
+        let connector = Connector {
+            opts: Opts::from(builder),
+            tls: if socket {
+                DbTls {
+                    use_tls: Use::Never,
+                    ..tls
+                }
+            } else {
+                tls
+            },
+            password: spec.password.clone(),
+            query_timeout: spec.query_timeout,
+            target: format!("{host}:{port}/{}", uri.database.as_deref().unwrap_or("")),
+            user: user.clone(),
+        };
+        let target = connector.target.clone();
+        let mut conn = connector.open()?;
 
         let checking = format!("checking source table {}", spec.table);
         let err = |e| map_err(&checking, e);
@@ -200,11 +235,9 @@ impl MysqlSource {
         let stmt = conn.prep(&sql).map_err(err)?;
         Ok(MysqlSource {
             plan,
-            opts,
-            query_timeout: spec.query_timeout,
+            connector,
             sql,
             kinds,
-            target,
             user,
             conn: Some((conn, stmt)),
             utf8_warnings: Utf8Warnings::default(),
@@ -217,7 +250,7 @@ impl MysqlSource {
         if let Some(c) = self.conn.take() {
             return Ok(c);
         }
-        let mut conn = open(&self.opts, self.query_timeout, &self.target, &self.user)?;
+        let mut conn = self.connector.open()?;
         let stmt = conn.prep(&self.sql).map_err(|e| {
             map_err(
                 &format!("preparing the batch query for table {}", self.plan.table),
@@ -421,36 +454,115 @@ fn is_mariadb(conn: &mut Conn) -> Result<bool, mysql::Error> {
     Ok(version.is_some_and(|v| v.contains("MariaDB")))
 }
 
-fn open(
-    opts: &Opts,
+/// Everything needed to open a session, again after a failure.
+struct Connector {
+    /// Without TLS options, and without the password of `password` (read at each connection).
+    opts: Opts,
+    tls: DbTls,
+    password: Option<Secret>,
     query_timeout: Duration,
-    target: &str,
-    user: &str,
-) -> Result<Conn, SourceError> {
-    let connecting = format!("connecting to mysql at {target}");
-    let mut conn = Conn::new(opts.clone()).map_err(|e| match &e {
-        mysql::Error::MySqlError(me) if me.code == 1045 => SourceError::Refused(format!(
-            "{connecting}: authentication failed for user {user}: {}",
-            me.message
-        )),
-        _ => map_err(&connecting, e),
-    })?;
-    if !query_timeout.is_zero() {
-        let setting = if is_mariadb(&mut conn).map_err(|e| map_err(&connecting, e))? {
-            format!(
-                "SET SESSION max_statement_time = {:.3}",
-                query_timeout.as_secs_f64()
-            )
-        } else {
-            format!(
-                "SET SESSION max_execution_time = {}",
-                query_timeout.as_millis()
-            )
+    /// Where we connect, for messages (host:port/database, no credentials).
+    target: String,
+    user: String,
+}
+
+impl Connector {
+    /// A new session, TLS as `ssl-mode` says, with the statement timeout set.
+    fn open(&self) -> Result<Conn, SourceError> {
+        let connecting = format!("connecting to mysql at {}", self.target);
+        let mut builder = OptsBuilder::from_opts(self.opts.clone());
+        if let Some(secret) = &self.password {
+            builder = builder.pass(Some(read_password(secret, &connecting)?));
+        }
+        let result = match self.tls.use_tls {
+            Use::Never => Conn::new(builder),
+            Use::Always => Conn::new(builder.ssl_opts(Some(self.ssl_opts(&connecting)?))),
+            // PREFERRED, which the driver lacks: TLS, and plaintext only when the server offers
+            // no TLS at all (a failed handshake is an error, as in the mysql client).
+            Use::IfOffered | Use::PlaintextFirst => {
+                let ssl = self.ssl_opts(&connecting)?;
+                match Conn::new(builder.clone().ssl_opts(Some(ssl))) {
+                    Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) => {
+                        log::info!(
+                            "{connecting}: the server offers no TLS; connecting in plaintext \
+                             ({})",
+                            self.tls.mode
+                        );
+                        Conn::new(builder)
+                    }
+                    other => other,
+                }
+            }
         };
-        conn.query_drop(setting)
-            .map_err(|e| map_err(&format!("{connecting}: setting the statement timeout"), e))?;
+        let mut conn = result.map_err(|e| self.connect_error(&connecting, e))?;
+        if !self.query_timeout.is_zero() {
+            let setting = if is_mariadb(&mut conn).map_err(|e| map_err(&connecting, e))? {
+                format!(
+                    "SET SESSION max_statement_time = {:.3}",
+                    self.query_timeout.as_secs_f64()
+                )
+            } else {
+                format!(
+                    "SET SESSION max_execution_time = {}",
+                    self.query_timeout.as_millis()
+                )
+            };
+            conn.query_drop(setting)
+                .map_err(|e| map_err(&format!("{connecting}: setting the statement timeout"), e))?;
+        }
+        Ok(conn)
     }
-    Ok(conn)
+
+    /// The driver's TLS options, after checking the files ourselves (the driver would report
+    /// a missing file as an I/O error, without saying which setting named it).
+    fn ssl_opts(&self, connecting: &str) -> Result<SslOpts, SourceError> {
+        let settings = &self.tls.settings;
+        settings
+            .client_config()
+            .map_err(|e| SourceError::Refused(format!("{connecting}: {} {e}", self.tls.mode)))?;
+        Ok(SslOpts::default()
+            .with_root_cert_path(settings.ca.as_ref().map(|ca| ca.path.clone()))
+            .with_client_identity(
+                settings
+                    .client
+                    .as_ref()
+                    .map(|c| ClientIdentity::new(c.cert.path.clone(), c.key.path.clone())),
+            )
+            .with_danger_accept_invalid_certs(!settings.verify_certificate)
+            .with_danger_skip_domain_validation(!settings.verify_hostname))
+    }
+
+    /// Why connecting failed: a credential, a TLS handshake, or the network.
+    fn connect_error(&self, connecting: &str, e: mysql::Error) -> SourceError {
+        let tls = match &e {
+            mysql::Error::MySqlError(me) if me.code == 1045 => {
+                return SourceError::Refused(format!(
+                    "{connecting}: authentication failed for user {}: {}",
+                    self.user, me.message
+                ))
+            }
+            mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => {
+                return SourceError::Refused(format!(
+                    "{connecting}: the server does not offer TLS, and {} refuses plaintext \
+                     (use ssl-mode=PREFERRED to allow it)",
+                    self.tls.mode
+                ))
+            }
+            mysql::Error::TlsError(t) => Some(
+                crate::tls::find_rustls_error(t)
+                    .map_or_else(|| t.to_string(), crate::tls::describe),
+            ),
+            mysql::Error::IoError(io) => crate::tls::rustls_error(io).map(crate::tls::describe),
+            _ => None,
+        };
+        match tls {
+            Some(why) => SourceError::Refused(format!(
+                "{connecting}: TLS handshake failed ({}): {why}",
+                self.tls.mode
+            )),
+            None => map_err(connecting, e),
+        }
+    }
 }
 
 /// The one place a mysql error becomes a `SourceError`, and the retry decision.
@@ -483,8 +595,9 @@ fn map_err(what: &str, e: mysql::Error) -> SourceError {
             1040 | 1053 | 1205 | 1213 | 1317 | 1927 | 3024 | 1969 | 2006 | 2013 => {
                 SourceError::Unavailable(msg)
             }
-            // access denied (password, database, command), unknown database.
-            1044 | 1045 | 1049 | 1142 | 1143 | 1227 => SourceError::Refused(msg),
+            // access denied (password, database, command), unknown database; insecure
+            // transport refused (require_secure_transport: MySQL 3159, MariaDB 4036).
+            1044 | 1045 | 1049 | 1142 | 1143 | 1227 | 3159 | 4036 => SourceError::Refused(msg),
             _ => SourceError::Query(msg),
         },
         mysql::Error::UrlError(_) => SourceError::BadUri(msg),

@@ -7,18 +7,28 @@
 //!
 //! The session is read-only (`default_transaction_read_only`) and bounded by
 //! `statement_timeout`, so a slow or stuck batch becomes a retriable error.
+//!
+//! TLS follows libpq's `sslmode` and friends (`tls_params`), over rustls
+//! (`tokio-postgres-rustls`, with channel binding): the rustls config is built anew from
+//! `tls::TlsSettings` at every connection, so rotated certificate files are picked up, and so is
+//! a rotated `password_file`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use postgres::config::SslMode;
 use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::convert::Zone;
+use super::tls_params::{self, DbTls, Use};
 use super::uri::ParsedUri;
 use super::{
-    clamp_i64, convert, plan_columns, quote_double, redact_uri, row_id, similar_names,
-    IdAllocation, Plan, SourceError, SourceSpec,
+    clamp_i64, convert, plan_columns, quote_double, read_password, redact_uri, row_id,
+    similar_names, IdAllocation, Plan, SourceError, SourceSpec,
 };
+use crate::secret::Secret;
 use crate::value::{Id, OpenTransactions, Value};
 
 /// How one column is selected and decoded.
@@ -58,12 +68,9 @@ const AS_TEXT: [&str; 14] = [
 
 pub struct PostgresSource {
     pub(crate) plan: Plan,
-    config: Config,
-    session_setup: String,
+    connector: Connector,
     sql: String,
     kinds: Vec<Kind>,
-    /// Where we connect, for messages (host:port/database, no credentials).
-    target: String,
     /// `None` after an error: the next fetch connects again.
     conn: Option<(Client, Statement)>,
     /// The table and key as SQL text (quoted), for `pg_get_serial_sequence`.
@@ -97,18 +104,19 @@ impl PostgresSource {
         if let Some(db) = &uri.database {
             config.dbname(db);
         }
+        let bad = |why: String| SourceError::BadUri(format!("parsing uri {redacted}: {why}"));
+        let mut tls = tls_params::postgres(&uri.query).map_err(bad)?;
         for (key, value) in &uri.query {
             match key.as_str() {
                 "application_name" => {
                     config.application_name(value);
                 }
                 "host" | "connect_timeout" => {}
-                "sslmode" if matches!(value.as_str(), "disable" | "allow" | "prefer") => {}
+                k if tls_params::POSTGRES_KEYS.contains(&k) => {}
                 _ => {
-                    return Err(SourceError::BadUri(format!(
-                        "parsing uri {redacted}: unsupported query parameter {key}={}; accepted: \
-                         host, application_name, connect_timeout, sslmode=disable|allow|prefer \
-                         (this build has no TLS)",
+                    return Err(bad(format!(
+                        "unsupported query parameter {key}={}; accepted: host, \
+                         application_name, connect_timeout, sslmode, sslrootcert, sslcert, sslkey",
                         if key.contains("password") {
                             "***"
                         } else {
@@ -118,20 +126,30 @@ impl PostgresSource {
                 }
             }
         }
+        // libpq never uses TLS over a unix socket (a local connection); neither do we.
+        if host.starts_with('/') {
+            tls.use_tls = Use::Never;
+        }
         if !spec.connect_timeout.is_zero() {
             config.connect_timeout(spec.connect_timeout);
         }
         // Detect a dead peer without waiting for the OS default of two hours.
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));
-        let user = uri.user.clone().unwrap_or_default();
-        let target = format!("{host}:{port}/{}", uri.database.as_deref().unwrap_or(""));
-        let session_setup = format!(
-            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
-             SET default_transaction_read_only = on; SET statement_timeout = {}",
-            spec.query_timeout.as_millis()
-        );
-        let mut client = open(&config, &session_setup, &target, &user)?;
+        let connector = Connector {
+            config,
+            tls,
+            password: spec.password.clone(),
+            session_setup: format!(
+                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+                 SET default_transaction_read_only = on; SET statement_timeout = {}",
+                spec.query_timeout.as_millis()
+            ),
+            target: format!("{host}:{port}/{}", uri.database.as_deref().unwrap_or("")),
+            user: uri.user.clone().unwrap_or_default(),
+        };
+        let target = connector.target.clone();
+        let mut client = connector.open()?;
 
         let checking = format!("checking source table {}", spec.table);
         let err = |e| map_err(&checking, e);
@@ -235,11 +253,9 @@ impl PostgresSource {
         let stmt = client.prepare(&sql).map_err(err)?;
         Ok(PostgresSource {
             plan,
-            config,
-            session_setup,
+            connector,
             sql,
             kinds,
-            target,
             conn: Some((client, stmt)),
             table_sql,
             pk_name: pk.0.clone(),
@@ -258,8 +274,7 @@ impl PostgresSource {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
-        let user = self.config.get_user().unwrap_or_default().to_string();
-        let mut client = open(&self.config, &self.session_setup, &self.target, &user)?;
+        let mut client = self.connector.open()?;
         let stmt = client.prepare(&self.sql).map_err(|e| {
             map_err(
                 &format!("preparing the batch query for table {}", self.plan.table),
@@ -501,26 +516,114 @@ fn find_table(
     }))
 }
 
-fn open(config: &Config, setup: &str, target: &str, user: &str) -> Result<Client, SourceError> {
-    let connecting = format!("connecting to postgresql at {target}");
-    let mut client = config.connect(NoTls).map_err(|e| {
+/// Everything needed to open a session, again after a failure.
+struct Connector {
+    /// Without the password of `password`, which is read at each connection.
+    config: Config,
+    tls: DbTls,
+    password: Option<Secret>,
+    session_setup: String,
+    /// Where we connect, for messages (host:port/database, no credentials).
+    target: String,
+    user: String,
+}
+
+impl Connector {
+    /// A new session, TLS as `sslmode` says, set up for reading.
+    fn open(&self) -> Result<Client, SourceError> {
+        let connecting = format!("connecting to postgresql at {}", self.target);
+        let mut config = self.config.clone();
+        if let Some(secret) = &self.password {
+            config.password(read_password(secret, &connecting)?);
+        }
+        let mut client = match self.tls.use_tls {
+            Use::Never => self.connect(&mut config, SslMode::Disable, &connecting),
+            Use::IfOffered => self.connect(&mut config, SslMode::Prefer, &connecting),
+            Use::Always => self.connect(&mut config, SslMode::Require, &connecting),
+            // libpq's `allow`: plaintext, and TLS only when the server refuses plaintext (a
+            // pg_hba.conf `hostssl` line, or `hostnossl ... reject`).
+            Use::PlaintextFirst => match self.connect(&mut config, SslMode::Disable, &connecting) {
+                Err(SourceError::Refused(why)) => {
+                    log::info!("{why}; trying again over TLS ({})", self.tls.mode);
+                    self.connect(&mut config, SslMode::Require, &connecting)
+                }
+                other => other,
+            },
+        }?;
+        client
+            .batch_execute(&self.session_setup)
+            .map_err(|e| map_err(&format!("{connecting}: setting up the session"), e))?;
+        Ok(client)
+    }
+
+    fn connect(
+        &self,
+        config: &mut Config,
+        mode: SslMode,
+        connecting: &str,
+    ) -> Result<Client, SourceError> {
+        config.ssl_mode(mode);
+        let result = if mode == SslMode::Disable {
+            config.connect(NoTls)
+        } else {
+            // Built from the files as they are now: a rotated CA or client certificate is
+            // used from the next connection on.
+            let tls = self.tls.settings.client_config().map_err(|e| {
+                SourceError::Refused(format!("{connecting}: {} {e}", self.tls.mode))
+            })?;
+            config.connect(MakeRustlsConnect::new(Arc::unwrap_or_clone(tls)))
+        };
+        result.map_err(|e| self.connect_error(connecting, e))
+    }
+
+    /// Why connecting failed: a credential, a TLS handshake, or the network.
+    fn connect_error(&self, connecting: &str, e: postgres::Error) -> SourceError {
+        let user = &self.user;
         match e.code().map(|c| c.code()) {
             // invalid_authorization_specification, invalid_password
-            Some("28P01") => SourceError::Refused(format!(
-                "{connecting}: authentication failed for user {user}"
-            )),
+            Some("28P01") => {
+                return SourceError::Refused(format!(
+                    "{connecting}: authentication failed for user {user}"
+                ))
+            }
             // No pg_hba.conf entry and the like: the server's message says which rule.
-            Some("28000") => SourceError::Refused(format!(
-                "{connecting}: authentication failed for user {user}: {}",
-                e.as_db_error().map_or("", |d| d.message())
-            )),
-            _ => map_err(&connecting, e),
+            Some("28000") => {
+                return SourceError::Refused(format!(
+                    "{connecting}: authentication failed for user {user}: {}",
+                    e.as_db_error().map_or("", |d| d.message())
+                ))
+            }
+            _ => {}
         }
-    })?;
-    client
-        .batch_execute(setup)
-        .map_err(|e| map_err(&format!("{connecting}: setting up the session"), e))?;
-    Ok(client)
+        if let Some(tls) = crate::tls::find_rustls_error(&e) {
+            return SourceError::Refused(format!(
+                "{connecting}: TLS handshake failed ({}): {}",
+                self.tls.mode,
+                crate::tls::describe(tls)
+            ));
+        }
+        if driver_kind(&e) == "Tls" {
+            let cause = std::error::Error::source(&e).map(|c| c.to_string());
+            if cause.as_deref() == Some("server does not support TLS") {
+                return SourceError::Refused(format!(
+                    "{connecting}: the server does not offer TLS, and {} refuses plaintext \
+                     (use sslmode=prefer to allow it)",
+                    self.tls.mode
+                ));
+            }
+        }
+        map_err(connecting, e)
+    }
+}
+
+/// The driver's error kind (private to it; its Debug form names it).
+fn driver_kind(e: &postgres::Error) -> String {
+    let debug = format!("{e:?}");
+    debug
+        .strip_prefix("Error { kind: ")
+        .and_then(|r| r.split([',', ' ', '(']).next())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The one place a postgres error becomes a `SourceError`, and the retry decision.
@@ -546,15 +649,10 @@ fn map_err(what: &str, e: postgres::Error) -> SourceError {
         Some(cause) => format!("{what}: {e}: {cause}"),
         None => format!("{what}: {e}"),
     };
-    // The driver's error kind is private; its Debug form names it. Transport failures
-    // (refused, timed out, reset, closed) are worth a retry; the rest is ours or the config's.
-    let debug = format!("{e:?}");
-    let kind = debug
-        .strip_prefix("Error { kind: ")
-        .and_then(|r| r.split([',', ' ', '(']).next())
-        .unwrap_or("");
-    match kind {
-        "Io" | "Closed" | "Connect" | "Timeout" | "UnexpectedMessage" | "Parse" => {
+    // Transport failures (refused, timed out, reset, closed; a TLS handshake cut short by the
+    // network) are worth a retry; the rest is ours or the config's.
+    match driver_kind(&e).as_str() {
+        "Io" | "Closed" | "Connect" | "Timeout" | "UnexpectedMessage" | "Parse" | "Tls" => {
             SourceError::Unavailable(msg)
         }
         "Authentication" => SourceError::Refused(msg),

@@ -12,6 +12,7 @@ use repliqate::value::Value;
 pub fn spec(uri: &str, table: &str, pk: &str, fields: Option<&[&str]>) -> SourceSpec {
     SourceSpec {
         uri: uri.to_string(),
+        password: None,
         table: table.to_string(),
         primary_key: pk.to_string(),
         fields: fields.map(|f| f.iter().map(|s| s.to_string()).collect()),
