@@ -519,7 +519,7 @@ impl Connector {
         let settings = &self.tls.settings;
         settings
             .client_config()
-            .map_err(|e| SourceError::Refused(format!("{connecting}: {} {e}", self.tls.mode)))?;
+            .map_err(|e| SourceError::Refused(format!("{connecting}: {e} ({})", self.tls.mode)))?;
         Ok(SslOpts::default()
             .with_root_cert_path(settings.ca.as_ref().map(|ca| ca.path.clone()))
             .with_client_identity(
@@ -536,15 +536,24 @@ impl Connector {
     fn connect_error(&self, connecting: &str, e: mysql::Error) -> SourceError {
         let tls = match &e {
             mysql::Error::MySqlError(me) if me.code == 1045 => {
+                // MariaDB's require_secure_transport refuses plaintext with this error too.
+                let plaintext = if self.tls.use_tls == Use::Never {
+                    format!(
+                        " (the connection was plaintext, {}: a server that requires TLS \
+                         refuses plaintext so too)",
+                        self.tls.mode
+                    )
+                } else {
+                    String::new()
+                };
                 return SourceError::Refused(format!(
-                    "{connecting}: authentication failed for user {}: {}",
+                    "{connecting}: authentication failed for user {}: {}{plaintext}",
                     self.user, me.message
-                ))
+                ));
             }
             mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => {
                 return SourceError::Refused(format!(
-                    "{connecting}: the server does not offer TLS, and {} refuses plaintext \
-                     (use ssl-mode=PREFERRED to allow it)",
+                    "{connecting}: the server does not offer TLS, and {} refuses plaintext",
                     self.tls.mode
                 ))
             }
@@ -552,7 +561,11 @@ impl Connector {
                 crate::tls::find_rustls_error(t)
                     .map_or_else(|| t.to_string(), crate::tls::describe),
             ),
+            // The handshake runs inside the driver's first read or write of a packet.
             mysql::Error::IoError(io) => crate::tls::rustls_error(io).map(crate::tls::describe),
+            mysql::Error::CodecError(codec) => {
+                crate::tls::find_rustls_error(codec).map(crate::tls::describe)
+            }
             _ => None,
         };
         match tls {

@@ -569,7 +569,7 @@ impl Connector {
             // Built from the files as they are now: a rotated CA or client certificate is
             // used from the next connection on.
             let tls = self.tls.settings.client_config().map_err(|e| {
-                SourceError::Refused(format!("{connecting}: {} {e}", self.tls.mode))
+                SourceError::Refused(format!("{connecting}: {e} ({})", self.tls.mode))
             })?;
             config.connect(MakeRustlsConnect::new(Arc::unwrap_or_clone(tls)))
         };
@@ -606,8 +606,7 @@ impl Connector {
             let cause = std::error::Error::source(&e).map(|c| c.to_string());
             if cause.as_deref() == Some("server does not support TLS") {
                 return SourceError::Refused(format!(
-                    "{connecting}: the server does not offer TLS, and {} refuses plaintext \
-                     (use sslmode=prefer to allow it)",
+                    "{connecting}: the server does not offer TLS, and {} refuses plaintext",
                     self.tls.mode
                 ));
             }

@@ -1,8 +1,9 @@
-//! The secured side of the stack, for tests/kafka_security.rs: the secured listeners and their
-//! credentials (from `scripts/stack env`), certificates made at test time (a rogue CA, wrong
-//! names, expired leaves, client certificates no server trusts), a TLS server of the test's own
-//! that presents them, unsigned JWTs for the broker's OAUTHBEARER, and kcat (Debian's librdkafka,
-//! built with TLS and SASL) to read a topic back over the same listener.
+//! The secured side of the stack, for tests/kafka_security.rs and tests/source_tls.rs: the
+//! secured listeners and their credentials (from `scripts/stack env`), certificates made at test
+//! time (a rogue CA, wrong names, expired leaves, client certificates no server trusts), a TLS
+//! server of the test's own that presents them (after a database protocol's plaintext preamble
+//! if need be), unsigned JWTs for the broker's OAUTHBEARER, and kcat (Debian's librdkafka, built
+//! with TLS and SASL) to read a topic back over the same listener.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -91,6 +92,16 @@ impl TestCa {
 /// A TLS server on loopback presenting `leaf` to every client, then closing: enough for a
 /// client's certificate checks to run against a real handshake. Returns its address.
 pub fn tls_server(leaf: &Leaf) -> String {
+    tls_server_after(leaf, |_| {})
+}
+
+/// Like [`tls_server`], but each connection first goes through `preamble` in plaintext (a
+/// database protocol's request for TLS and its answer), then the handshake.
+pub fn tls_server_after(
+    leaf: &Leaf,
+    preamble: impl Fn(&mut std::net::TcpStream) + Send + Sync + 'static,
+) -> String {
+    let preamble = Arc::new(preamble);
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
@@ -113,9 +124,11 @@ pub fn tls_server(leaf: &Leaf) -> String {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             let config = config.clone();
+            let preamble = preamble.clone();
             std::thread::spawn(move || {
                 let mut conn = rustls::ServerConnection::new(config).unwrap();
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                preamble(&mut stream);
                 while conn.is_handshaking() {
                     if conn.complete_io(&mut stream).is_err() {
                         break;
