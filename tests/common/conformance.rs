@@ -153,8 +153,8 @@ pub fn startup_errors_name_what_is_wrong(db: &Db) {
     }
 }
 
-/// A wrong password is refused, not retried, and not printed; a TLS setting in the URI is a bad
-/// URI (the sources connect without TLS).
+/// A wrong password is refused, not retried, and not printed; a TLS setting the source does not
+/// know is a bad URI (tests/source_tls.rs has the ones it knows).
 pub fn bad_credentials_are_not_retriable(db: &Db) {
     let good = db.uri();
     let wrong_pw = good.replacen(":repliqate-secret@", ":not-the-password@", 1);
@@ -173,7 +173,7 @@ pub fn bad_credentials_are_not_retriable(db: &Db) {
     assert!(!e.to_string().contains("not-the-password"), "{e}");
     assert!(!e.is_retriable());
     let tls = match db {
-        Db::Postgres => "sslmode=require",
+        Db::Postgres => "sslmode=strict",
         _ => "ssl=true",
     };
     let e = connect_err(&spec(&format!("{good}?{tls}"), "t", "id", None));
