@@ -597,3 +597,79 @@ fn an_authentication_failure_while_running_is_one_incident_retried_with_backoff(
         read.iter().filter_map(|m| m.key.clone()).collect();
     assert_eq!(ids.len(), 20, "rows missing after the incident");
 }
+
+/// Rotation at the next connection: on a listener that closes idle connections (so every
+/// pause means a new connection), a client certificate and then a CA bundle replaced under the
+/// running daemon are what its next connection uses. Each is first replaced by one the other
+/// side refuses, which the log must show, and then put right, after which the rows inserted
+/// meanwhile arrive; one process throughout.
+#[test]
+fn rotated_certificate_and_ca_files_are_used_at_the_next_connection() {
+    let dir = TempDir::new("sec_rotation");
+    let copy = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::copy(stack_tls(name), &path).unwrap();
+        path
+    };
+    let (ca, cert, key) = (copy("ca.pem"), copy("client.pem"), copy("client.key"));
+    let mut access = Access::new(listener("SSL_IDLE"))
+        .ours("security.protocol", "SSL")
+        .ours("ssl.ca.location", ca.display().to_string())
+        .ours("ssl.certificate.location", cert.display().to_string())
+        .ours("ssl.key.location", key.display().to_string());
+    access.kcat = Access::mutual_tls().kcat;
+    let (db, job) = job(&dir, "sec_rotation", &access, 10);
+    let job = job
+        .poll_interval(Duration::from_millis(200))
+        .set("replication.retry_backoff_max_sec", 1);
+    let config = dir.write("config.yaml", &job.yaml());
+    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
+    let position = dir.path().join("position");
+    wait_for_position(&daemon, &position, 10, Duration::from_secs(30));
+
+    let rogue = TestCa::new("rogue CA");
+    let stranger = rogue.client("repliqate");
+    let rotations: [(&Path, String, &str); 2] = [
+        (
+            &cert,
+            stranger.cert.clone(),
+            "refused our client certificate",
+        ),
+        (&ca, rogue.pem.clone(), "not signed by a trusted CA"),
+    ];
+    let mut rows = 10;
+    for (file, refused_pem, reason) in rotations {
+        let good = std::fs::read(file).unwrap();
+        let good_key = std::fs::read(&key).unwrap();
+        std::fs::write(file, &refused_pem).unwrap();
+        if file == cert.as_path() {
+            std::fs::write(&key, &stranger.key).unwrap();
+        }
+        // Idle past the listener's limit: the broker closes the connection.
+        std::thread::sleep(Duration::from_secs(3));
+        insert_more(&db, rows + 1, 10);
+        rows += 10;
+        let started = Instant::now();
+        while count(&daemon, reason) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the rotated file was not used (no {reason:?}):\n{}",
+                common::daemon::tail(&daemon.log_text(), 30)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::fs::write(file, good).unwrap();
+        std::fs::write(&key, good_key).unwrap();
+        wait_for_position(&daemon, &position, rows, Duration::from_secs(30));
+        assert!(daemon.alive(), "repliqate exited");
+    }
+    daemon.terminate(Duration::from_secs(30));
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        &job.kafka.topic,
+        rows as usize,
+        Duration::from_secs(60),
+    );
+    assert_rows("sec_rotation", &read, rows);
+}
