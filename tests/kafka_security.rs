@@ -673,3 +673,56 @@ fn rotated_certificate_and_ca_files_are_used_at_the_next_connection() {
     );
     assert_rows("sec_rotation", &read, rows);
 }
+
+/// A re-authentication the broker refuses (here: the rotated token names another principal,
+/// which KIP-368 forbids on a live connection) falls back to a new connection at once, where
+/// the new token is accepted: no error surfaces and no row is lost.
+#[test]
+fn a_refused_re_authentication_falls_back_to_a_new_connection() {
+    let dir = TempDir::new("sec_reauth_fallback");
+    let token = dir.write("token", &unsecured_jwt("repliqate", 3600));
+    let mut access = Access::sasl_plaintext("OAUTHBEARER")
+        .ours("sasl.oauthbearer.token.file", token.display().to_string());
+    access.broker = listener("SASL_REAUTH");
+    let (db, job) = job(&dir, "sec_reauth_fallback", &access, 10);
+    let job = job.poll_interval(Duration::from_millis(200));
+    let config = dir.write("config.yaml", &job.yaml());
+    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
+    let position = dir.path().join("position");
+    wait_for_position(&daemon, &position, 10, Duration::from_secs(30));
+    std::fs::write(&token, unsecured_jwt("someone-else", 3600)).unwrap();
+    let mut next = 11;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(8) {
+        insert_more(&db, next, 10);
+        next += 10;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_for_position(&daemon, &position, next - 1, Duration::from_secs(30));
+    let fallbacks = count(&daemon, "re-authentication failed, reconnecting");
+    let errors = daemon
+        .lines_with("ERROR")
+        .into_iter()
+        .filter(|l| l.contains("kafka"))
+        .count();
+    daemon.terminate(Duration::from_secs(30));
+    assert!(
+        fallbacks >= 1,
+        "no refused re-authentication:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        errors,
+        0,
+        "the fallback surfaced as an error:\n{}",
+        daemon.log_text()
+    );
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        &job.kafka.topic,
+        (next - 1) as usize,
+        Duration::from_secs(60),
+    );
+    assert_rows("sec_reauth_fallback", &read, next - 1);
+}
