@@ -215,7 +215,10 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         let shown = format!("{source:?}");
-        assert!(shown.contains("token-helper") && !shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("token-helper") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
     }
 
     #[test]
