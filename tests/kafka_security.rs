@@ -605,11 +605,12 @@ fn an_authentication_failure_while_running_is_one_incident_retried_with_backoff(
     assert_eq!(ids.len(), 20, "rows missing after the incident");
 }
 
-/// Rotation at the next connection: on a listener that closes idle connections (so every
-/// pause means a new connection), a client certificate and then a CA bundle replaced under the
-/// running daemon are what its next connection uses. Each is first replaced by one the other
-/// side refuses, which the log must show, and then put right, after which the rows inserted
-/// meanwhile arrive; one process throughout.
+/// Rotation at the next connection. The listener wants SASL (OAUTHBEARER) and a client
+/// certificate, and its sessions last three seconds; a token for another principal makes the
+/// next re-authentication fail (KIP-368 forbids a change of principal), so the daemon opens a
+/// new connection. Each time, a client certificate or CA bundle replaced with one the other side
+/// refuses must be what that connection uses (the log says so); put right, the next attempt
+/// succeeds and the rows inserted meanwhile arrive; one process throughout.
 #[test]
 fn rotated_certificate_and_ca_files_are_used_at_the_next_connection() {
     let dir = TempDir::new("sec_rotation");
@@ -619,38 +620,38 @@ fn rotated_certificate_and_ca_files_are_used_at_the_next_connection() {
         path
     };
     let (ca, cert, key) = (copy("ca.pem"), copy("client.pem"), copy("client.key"));
-    let mut access = Access::new(listener("SSL_IDLE"))
-        .ours("security.protocol", "SSL")
+    let token = dir.write("token", &unsecured_jwt("principal-0", 3600));
+    let mut access = Access::sasl_ssl("OAUTHBEARER")
         .ours("ssl.ca.location", ca.display().to_string())
         .ours("ssl.certificate.location", cert.display().to_string())
-        .ours("ssl.key.location", key.display().to_string());
-    access.kcat = Access::mutual_tls().kcat;
+        .ours("ssl.key.location", key.display().to_string())
+        .ours("sasl.oauthbearer.token.file", token.display().to_string())
+        .kcat_only("ssl.certificate.location", stack_tls("client.pem"))
+        .kcat_only("ssl.key.location", stack_tls("client.key"));
+    access.broker = listener("SASL_SSL_REAUTH");
     let (db, job, mut daemon, position) = running(&dir, "sec_rotation", &access, 10, |j| {
         j.set("replication.retry_backoff_max_sec", 1)
     });
 
     let rogue = TestCa::new("rogue CA");
     let stranger = rogue.client("repliqate");
-    let rotations: [(&Path, String, &str); 2] = [
-        (
-            &cert,
-            stranger.cert.clone(),
-            "refused our client certificate",
-        ),
-        (&ca, rogue.pem.clone(), "not signed by a trusted CA"),
-    ];
+    let (good_cert, good_key, good_ca) = (
+        std::fs::read(&cert).unwrap(),
+        std::fs::read(&key).unwrap(),
+        std::fs::read(&ca).unwrap(),
+    );
     let mut rows = 10;
-    for (file, refused_pem, reason) in rotations {
-        let good = std::fs::read(file).unwrap();
-        let good_key = std::fs::read(&key).unwrap();
-        std::fs::write(file, &refused_pem).unwrap();
-        if file == cert.as_path() {
+    for (step, reason) in [
+        (1, "refused our client certificate"),
+        (2, "not signed by a trusted CA"),
+    ] {
+        if step == 1 {
+            std::fs::write(&cert, &stranger.cert).unwrap();
             std::fs::write(&key, &stranger.key).unwrap();
+        } else {
+            std::fs::write(&ca, &rogue.pem).unwrap();
         }
-        // Idle past the listener's limit: the broker closes the connection.
-        std::thread::sleep(Duration::from_secs(3));
-        insert_more(&db, rows + 1, 10);
-        rows += 10;
+        std::fs::write(&token, unsecured_jwt(&format!("principal-{step}"), 3600)).unwrap();
         let started = Instant::now();
         while count(&daemon, reason) == 0 {
             assert!(
@@ -658,10 +659,13 @@ fn rotated_certificate_and_ca_files_are_used_at_the_next_connection() {
                 "the rotated file was not used (no {reason:?}):\n{}",
                 common::daemon::tail(&daemon.log_text(), 30)
             );
-            std::thread::sleep(Duration::from_millis(200));
+            insert_more(&db, rows + 1, 5);
+            rows += 5;
+            std::thread::sleep(Duration::from_millis(300));
         }
-        std::fs::write(file, good).unwrap();
-        std::fs::write(&key, good_key).unwrap();
+        std::fs::write(&cert, &good_cert).unwrap();
+        std::fs::write(&key, &good_key).unwrap();
+        std::fs::write(&ca, &good_ca).unwrap();
         wait_for_position(&daemon, &position, rows, Duration::from_secs(30));
         assert!(daemon.alive(), "repliqate exited");
     }
