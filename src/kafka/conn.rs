@@ -115,7 +115,7 @@ impl Connection {
         }
         log::debug!(
             "kafka: connected to broker {addr} ({}{})",
-            if opts.tls.is_some() { "TLS" } else { "TCP" },
+            conn.stream.describe(),
             conn.sasl
                 .as_ref()
                 .map_or(String::new(), |s| format!(", SASL {}", s.mechanism()))
