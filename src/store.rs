@@ -19,17 +19,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::redact::redact_uri;
+use crate::secret::Secret;
+use crate::tls::{self, TlsSettings};
 use crate::value::Id;
 
 /// Where the last replicated primary key is kept.
 #[derive(Clone, PartialEq)]
 pub enum PositionStoreConfig {
-    /// `host:port`, or a `redis://[[user]:password@]host[:port][/db]` URI (may hold a password:
-    /// print it with `redact_uri`).
+    /// `host:port`, or a `redis://` or `rediss://` (TLS) URL,
+    /// `[[user]:password@]host[:port][/db]` (may hold a password: print it with `redact_uri`).
     Redis {
         addr: String,
         /// Bounds connecting, and each command's read and write (`redis_timeout_sec`).
         timeout: Duration,
+        /// A private CA and a client certificate for `rediss://` (`redis_tls`); the name is
+        /// always checked. Files are read again at each connection.
+        tls: Option<TlsSettings>,
+        /// The password from `redis_password_file`, read at each connection.
+        password: Option<Secret>,
     },
     /// Local state file, replaced atomically on each commit.
     File { path: PathBuf },
@@ -38,10 +45,17 @@ pub enum PositionStoreConfig {
 impl fmt::Debug for PositionStoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PositionStoreConfig::Redis { addr, timeout } => f
+            PositionStoreConfig::Redis {
+                addr,
+                timeout,
+                tls,
+                password,
+            } => f
                 .debug_struct("Redis")
                 .field("addr", &redact_uri(addr))
                 .field("timeout", timeout)
+                .field("tls", tls)
+                .field("password", password)
                 .finish(),
             PositionStoreConfig::File { path } => {
                 f.debug_struct("File").field("path", path).finish()
@@ -69,9 +83,21 @@ impl Store {
         topic: &str,
     ) -> Result<Store, StoreError> {
         match cfg {
-            PositionStoreConfig::Redis { addr, timeout } => {
-                RedisStore::open(addr, &redis_key(name, table, topic), *timeout).map(Store::Redis)
-            }
+            PositionStoreConfig::Redis {
+                addr,
+                timeout,
+                tls,
+                password,
+            } => RedisStore::open(
+                addr,
+                &redis_key(name, table, topic),
+                RedisAccess {
+                    timeout: *timeout,
+                    tls: tls.clone(),
+                    password: password.clone(),
+                },
+            )
+            .map(Store::Redis),
             PositionStoreConfig::File { path } => FileStore::open(path).map(Store::File),
         }
     }
@@ -335,26 +361,35 @@ fn show_value(bytes: &[u8]) -> String {
 
 /// The position in Redis, under the old tool's key.
 pub struct RedisStore {
-    client: redis::Client,
+    /// Where and as whom, parsed once; TLS files and a password file are read at each connect.
+    info: redis::ConnectionInfo,
+    access: RedisAccess,
     /// Dropped after any error and reopened on the next call: a connection that failed
     /// mid-reply may hold half a response.
     conn: Option<redis::Connection>,
     key: String,
     /// `addr` with any password hidden.
     shown_addr: String,
+}
+
+/// How to connect, besides where: the timeout, TLS files, a password file.
+struct RedisAccess {
     timeout: Duration,
+    tls: Option<TlsSettings>,
+    password: Option<Secret>,
 }
 
 impl RedisStore {
-    fn open(addr: &str, key: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+    fn open(addr: &str, key: &str, access: RedisAccess) -> Result<RedisStore, StoreError> {
         let shown_addr = redact_uri(addr);
         let refused = |cause: String| StoreError::Refused {
             store: format!("redis {shown_addr}"),
             doing: "opening",
             cause,
         };
-        let client = if addr.contains("://") {
-            redis::Client::open(addr)
+        use redis::IntoConnectionInfo;
+        let info = if addr.contains("://") {
+            addr.into_connection_info()
         } else {
             // `host:port` as the old tool took it; IPv6 hosts come in brackets.
             let (host, port) = addr
@@ -362,16 +397,70 @@ impl RedisStore {
                 .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
                 .ok_or_else(|| refused("expected host:port".to_owned()))?;
             let host = host.trim_start_matches('[').trim_end_matches(']');
-            redis::Client::open((host, port))
+            (host, port).into_connection_info()
         }
-        .map_err(|e| refused(e.to_string()))?;
+        .map_err(|e| refused(redact_uri(&e.to_string())))?;
+        let is_tls = matches!(info.addr, redis::ConnectionAddr::TcpTls { .. });
+        if access.tls.is_some() && !is_tls {
+            return Err(refused(
+                "redis_tls is set but the address is not a rediss:// URL; use rediss:// for TLS"
+                    .to_owned(),
+            ));
+        }
+        if access.password.is_some() && info.redis.password.is_some() {
+            return Err(refused(
+                "the URL has a password and redis_password_file is set; give one".to_owned(),
+            ));
+        }
+        if is_tls {
+            // The redis crate builds its own rustls config from the process default provider.
+            tls::provider();
+        }
         Ok(RedisStore {
-            client,
+            info,
+            access,
             conn: None,
             key: key.to_owned(),
             shown_addr,
-            timeout,
         })
+    }
+
+    /// A client for a new connection, from the TLS and password files as they are now.
+    fn client(&self) -> Result<redis::Client, StoreError> {
+        let refused = |cause: String| StoreError::Refused {
+            store: format!("redis {}", self.shown_addr),
+            doing: "connecting to",
+            cause,
+        };
+        let mut info = self.info.clone();
+        if let Some(password) = &self.access.password {
+            let password = password
+                .read("repliqate.redis_password_file")
+                .map_err(|e| refused(e.to_string()))?;
+            info.redis.password = Some(password);
+        }
+        let Some(settings) = &self.access.tls else {
+            return redis::Client::open(info).map_err(|e| refused(e.to_string()));
+        };
+        let read = |file: &tls::TlsFile| {
+            std::fs::read(&file.path)
+                .map_err(|e| refused(format!("{} {}: {e}", file.setting, file.path.display())))
+        };
+        // Checked by our own loader first, so that a bad file gets our error naming it.
+        settings
+            .client_config()
+            .map_err(|e| refused(e.to_string()))?;
+        let certificates = redis::TlsCertificates {
+            root_cert: settings.ca.as_ref().map(read).transpose()?,
+            client_tls: match &settings.client {
+                None => None,
+                Some(client) => Some(redis::ClientTlsConfig {
+                    client_cert: read(&client.cert)?,
+                    client_key: read(&client.key)?,
+                }),
+            },
+        };
+        redis::Client::build_with_tls(info, certificates).map_err(|e| refused(e.to_string()))
     }
 
     fn describe(&self) -> String {
@@ -451,29 +540,42 @@ impl RedisStore {
         cmd: &redis::Cmd,
         doing: &'static str,
     ) -> Result<T, StoreError> {
-        let result = self.connection().and_then(|conn| cmd.query(conn));
-        result.map_err(|e| {
+        let conn = self.connection()?;
+        cmd.query(conn).map_err(|e| {
             self.conn = None;
             self.error(doing, &e)
         })
     }
 
-    fn connection(&mut self) -> redis::RedisResult<&mut redis::Connection> {
-        match self.conn {
-            Some(ref mut conn) => Ok(conn),
-            None => {
-                let conn = self.client.get_connection_with_timeout(self.timeout)?;
-                conn.set_read_timeout(Some(self.timeout))?;
-                conn.set_write_timeout(Some(self.timeout))?;
-                Ok(self.conn.insert(conn))
-            }
+    fn connection(&mut self) -> Result<&mut redis::Connection, StoreError> {
+        if self.conn.is_none() {
+            let client = self.client()?;
+            let timeout = self.access.timeout;
+            let conn = client
+                .get_connection_with_timeout(timeout)
+                .and_then(|conn| {
+                    conn.set_read_timeout(Some(timeout))?;
+                    conn.set_write_timeout(Some(timeout))?;
+                    Ok(conn)
+                })
+                .map_err(|e| self.error("connecting to", &e))?;
+            self.conn = Some(conn);
         }
+        Ok(self.conn.as_mut().expect("set above"))
     }
 
     /// Sorts a Redis error into retriable or not; the single place that decides.
     fn error(&self, doing: &'static str, e: &redis::RedisError) -> StoreError {
         use redis::ErrorKind as K;
         let store = self.describe();
+        // A certificate the server or we refused: only a config change helps.
+        if let Some(tls) = rustls_error_in(e) {
+            return StoreError::Refused {
+                store,
+                doing,
+                cause: format!("TLS: {}", tls::describe(tls)),
+            };
+        }
         let cause = redact_uri(&e.to_string());
         let retriable = e.is_io_error()
             || e.is_timeout()
@@ -497,6 +599,21 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// The rustls error somewhere in `e`'s chain of sources, if any.
+fn rustls_error_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(tls) = err.downcast_ref::<io::Error>().and_then(tls::rustls_error) {
+            return Some(tls);
+        }
+        next = err.source();
+    }
+    None
 }
 
 /// The position in a local file, replaced atomically on each write.
@@ -731,6 +848,8 @@ mod tests {
         let cfg = PositionStoreConfig::Redis {
             addr: "redis://:hunter2@127.0.0.1:6379/0".into(),
             timeout: Duration::from_secs(1),
+            tls: None,
+            password: None,
         };
         let store = Store::open(&cfg, "n", "t", "x").expect("open");
         assert!(

@@ -114,6 +114,8 @@ fn the_compat_example_parses_unchanged() {
         PositionStoreConfig::Redis {
             addr: "localhost:6379".into(),
             timeout: Duration::from_secs(5),
+            tls: None,
+            password: None,
         }
     );
     assert_eq!(c.poll_interval, Duration::from_secs(10));

@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::daemon::{assert_exit, run, Daemon};
@@ -430,6 +430,47 @@ fn wait_for_position(daemon: &Daemon, path: &Path, id: u64, timeout: Duration) {
     }
 }
 
+/// A daemon replicating a table of `rows` rows through `access` (polling every 200 ms, at
+/// -vvv), once it has published them; the position file's path last.
+fn running(
+    dir: &TempDir,
+    what: &str,
+    access: &Access,
+    rows: u64,
+    edit: impl FnOnce(JobConfig) -> JobConfig,
+) -> (Db, JobConfig, Daemon, PathBuf) {
+    let (db, job) = job(dir, what, access, rows);
+    let job = edit(job.poll_interval(Duration::from_millis(200)));
+    let config = dir.write("config.yaml", &job.yaml());
+    let daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
+    let position = dir.path().join("position");
+    wait_for_position(&daemon, &position, rows, Duration::from_secs(30));
+    (db, job, daemon, position)
+}
+
+/// Inserts `batch` rows every `pause` for `how_long`, ids from `next` on; returns the next id.
+fn keep_inserting(db: &Db, mut next: u64, batch: u64, pause: Duration, how_long: Duration) -> u64 {
+    let started = Instant::now();
+    while started.elapsed() < how_long {
+        insert_more(db, next, batch);
+        next += batch;
+        std::thread::sleep(pause);
+    }
+    next
+}
+
+/// Reads the topic back with kcat over `access`'s listener and checks ids 1..=rows.
+fn read_back(what: &str, access: &Access, topic: &str, rows: u64) {
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        topic,
+        rows as usize,
+        Duration::from_secs(60),
+    );
+    assert_rows(what, &read, rows);
+}
+
 /// KIP-368: on a listener (SASL_PLAINTEXT) whose sessions last three seconds, a run of ~20 s re-authenticates
 /// on its connections many times, never reconnects, and publishes every row exactly once.
 #[test]
@@ -437,25 +478,17 @@ fn sessions_are_renewed_on_the_same_connections_and_nothing_is_lost() {
     let dir = TempDir::new("sec_reauth");
     let mut access = Access::sasl_plaintext("SCRAM-SHA-512");
     access.broker = listener("SASL_REAUTH");
-    let (db, job) = job(&dir, "sec_reauth", &access, 100);
-    let job = job.poll_interval(Duration::from_millis(200));
-    let config = dir.write("config.yaml", &job.yaml());
-    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
-    let mut next = 101;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        insert_more(&db, next, 50);
-        next += 50;
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(daemon.alive(), "repliqate exited:\n{}", daemon.log_text());
-    }
-    let rows = next - 1;
-    wait_for_position(
-        &daemon,
-        &dir.path().join("position"),
-        rows,
-        Duration::from_secs(60),
+    let (db, job, mut daemon, position) = running(&dir, "sec_reauth", &access, 100, |j| j);
+    let next = keep_inserting(
+        &db,
+        101,
+        50,
+        Duration::from_millis(250),
+        Duration::from_secs(20),
     );
+    assert!(daemon.alive(), "repliqate exited:\n{}", daemon.log_text());
+    let rows = next - 1;
+    wait_for_position(&daemon, &position, rows, Duration::from_secs(60));
     let reauths = count(
         &daemon,
         "re-authenticated (SCRAM-SHA-512) on the same connection",
@@ -474,14 +507,7 @@ fn sessions_are_renewed_on_the_same_connections_and_nothing_is_lost() {
         "{connects} connections:\n{}",
         daemon.log_text()
     );
-    let read = kcat_read(
-        &access.broker,
-        &access.kcat,
-        &job.kafka.topic,
-        rows as usize,
-        Duration::from_secs(60),
-    );
-    assert_rows("sec_reauth", &read, rows);
+    read_back("sec_reauth", &access, &job.kafka.topic, rows);
 }
 
 /// A token file rewritten while the daemon runs is what the next re-authentication sends: the
@@ -493,30 +519,16 @@ fn a_rotated_token_file_is_used_at_the_next_re_authentication() {
     let mut access = Access::sasl_plaintext("OAUTHBEARER")
         .ours("sasl.oauthbearer.token.file", token.display().to_string());
     access.broker = listener("SASL_REAUTH");
-    let (db, job) = job(&dir, "sec_token_rotation", &access, 10);
-    let job = job.poll_interval(Duration::from_millis(200));
-    let config = dir.write("config.yaml", &job.yaml());
-    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
-    wait_for_position(
-        &daemon,
-        &dir.path().join("position"),
-        10,
-        Duration::from_secs(30),
-    );
+    let (db, _job, mut daemon, position) = running(&dir, "sec_token_rotation", &access, 10, |j| j);
     std::fs::write(&token, unsecured_jwt("repliqate", 3600)).unwrap();
-    let mut next = 11;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(15) {
-        insert_more(&db, next, 10);
-        next += 10;
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    wait_for_position(
-        &daemon,
-        &dir.path().join("position"),
-        next - 1,
-        Duration::from_secs(30),
+    let next = keep_inserting(
+        &db,
+        11,
+        10,
+        Duration::from_millis(300),
+        Duration::from_secs(15),
     );
+    wait_for_position(&daemon, &position, next - 1, Duration::from_secs(30));
     let failures = count(&daemon, "authentication failed");
     let reauths = count(&daemon, "re-authenticated (OAUTHBEARER)");
     daemon.terminate(Duration::from_secs(30));
@@ -543,14 +555,9 @@ fn an_authentication_failure_while_running_is_one_incident_retried_with_backoff(
         json!(password_file.display().to_string()),
     );
     access.broker = listener("SASL_REAUTH");
-    let (db, job) = job(&dir, "sec_incident", &access, 10);
-    let job = job
-        .poll_interval(Duration::from_millis(200))
-        .set("replication.retry_backoff_max_sec", 2);
-    let config = dir.write("config.yaml", &job.yaml());
-    let mut daemon = Daemon::start(&config, &["-vvv"], dir.path().join("log"));
-    let position = dir.path().join("position");
-    wait_for_position(&daemon, &position, 10, Duration::from_secs(30));
+    let (db, job, mut daemon, position) = running(&dir, "sec_incident", &access, 10, |j| {
+        j.set("replication.retry_backoff_max_sec", 2)
+    });
 
     let wrong = format!("wrong-{}", unique("pw"));
     std::fs::write(&password_file, &wrong).unwrap();
@@ -596,4 +603,113 @@ fn an_authentication_failure_while_running_is_one_incident_retried_with_backoff(
     let ids: std::collections::HashSet<String> =
         read.iter().filter_map(|m| m.key.clone()).collect();
     assert_eq!(ids.len(), 20, "rows missing after the incident");
+}
+
+/// Rotation at the next connection. The listener wants SASL (OAUTHBEARER) and a client
+/// certificate, and its sessions last three seconds; a token for another principal makes the
+/// next re-authentication fail (KIP-368 forbids a change of principal), so the daemon opens a
+/// new connection. Each time, a client certificate or CA bundle replaced with one the other side
+/// refuses must be what that connection uses (the log says so); put right, the next attempt
+/// succeeds and the rows inserted meanwhile arrive; one process throughout.
+#[test]
+fn rotated_certificate_and_ca_files_are_used_at_the_next_connection() {
+    let dir = TempDir::new("sec_rotation");
+    let copy = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::copy(stack_tls(name), &path).unwrap();
+        path
+    };
+    let (ca, cert, key) = (copy("ca.pem"), copy("client.pem"), copy("client.key"));
+    let token = dir.write("token", &unsecured_jwt("principal-0", 3600));
+    let mut access = Access::sasl_ssl("OAUTHBEARER")
+        .ours("ssl.ca.location", ca.display().to_string())
+        .ours("ssl.certificate.location", cert.display().to_string())
+        .ours("ssl.key.location", key.display().to_string())
+        .ours("sasl.oauthbearer.token.file", token.display().to_string())
+        .kcat_only("ssl.certificate.location", stack_tls("client.pem"))
+        .kcat_only("ssl.key.location", stack_tls("client.key"));
+    access.broker = listener("SASL_SSL_REAUTH");
+    let (db, job, mut daemon, position) = running(&dir, "sec_rotation", &access, 10, |j| {
+        j.set("replication.retry_backoff_max_sec", 1)
+    });
+
+    let rogue = TestCa::new("rogue CA");
+    let stranger = rogue.client("repliqate");
+    let (good_cert, good_key, good_ca) = (
+        std::fs::read(&cert).unwrap(),
+        std::fs::read(&key).unwrap(),
+        std::fs::read(&ca).unwrap(),
+    );
+    let mut rows = 10;
+    for (step, reason) in [
+        (1, "refused our client certificate"),
+        (2, "not signed by a trusted CA"),
+    ] {
+        if step == 1 {
+            std::fs::write(&cert, &stranger.cert).unwrap();
+            std::fs::write(&key, &stranger.key).unwrap();
+        } else {
+            std::fs::write(&ca, &rogue.pem).unwrap();
+        }
+        std::fs::write(&token, unsecured_jwt(&format!("principal-{step}"), 3600)).unwrap();
+        let started = Instant::now();
+        while count(&daemon, reason) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the rotated file was not used (no {reason:?}):\n{}",
+                common::daemon::tail(&daemon.log_text(), 30)
+            );
+            insert_more(&db, rows + 1, 5);
+            rows += 5;
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        std::fs::write(&cert, &good_cert).unwrap();
+        std::fs::write(&key, &good_key).unwrap();
+        std::fs::write(&ca, &good_ca).unwrap();
+        wait_for_position(&daemon, &position, rows, Duration::from_secs(30));
+        assert!(daemon.alive(), "repliqate exited");
+    }
+    daemon.terminate(Duration::from_secs(30));
+    read_back("sec_rotation", &access, &job.kafka.topic, rows);
+}
+
+/// A re-authentication the broker refuses (here: the rotated token names another principal,
+/// which KIP-368 forbids on a live connection) falls back to a new connection at once, where
+/// the new token is accepted: no error surfaces and no row is lost.
+#[test]
+fn a_refused_re_authentication_falls_back_to_a_new_connection() {
+    let dir = TempDir::new("sec_reauth_fallback");
+    let token = dir.write("token", &unsecured_jwt("repliqate", 3600));
+    let mut access = Access::sasl_plaintext("OAUTHBEARER")
+        .ours("sasl.oauthbearer.token.file", token.display().to_string());
+    access.broker = listener("SASL_REAUTH");
+    let (db, job, mut daemon, position) = running(&dir, "sec_reauth_fallback", &access, 10, |j| j);
+    std::fs::write(&token, unsecured_jwt("someone-else", 3600)).unwrap();
+    let next = keep_inserting(
+        &db,
+        11,
+        10,
+        Duration::from_millis(250),
+        Duration::from_secs(8),
+    );
+    wait_for_position(&daemon, &position, next - 1, Duration::from_secs(30));
+    let fallbacks = count(&daemon, "re-authentication failed, reconnecting");
+    let errors = daemon
+        .lines_with("ERROR")
+        .into_iter()
+        .filter(|l| l.contains("kafka"))
+        .count();
+    daemon.terminate(Duration::from_secs(30));
+    assert!(
+        fallbacks >= 1,
+        "no refused re-authentication:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        errors,
+        0,
+        "the fallback surfaced as an error:\n{}",
+        daemon.log_text()
+    );
+    read_back("sec_reauth_fallback", &access, &job.kafka.topic, next - 1);
 }

@@ -55,6 +55,8 @@ fn open(addr: &str, name: &str) -> Store {
     let cfg = PositionStoreConfig::Redis {
         addr: addr.into(),
         timeout: Duration::from_secs(2),
+        tls: None,
+        password: None,
     };
     Store::open(&cfg, name, "events", "topic.events").unwrap_or_else(|e| panic!("{e}"))
 }
@@ -146,6 +148,8 @@ fn a_silent_server_times_out_as_retriable() {
     let cfg = PositionStoreConfig::Redis {
         addr,
         timeout: Duration::from_millis(500),
+        tls: None,
+        password: None,
     };
     let mut store = Store::open(&cfg, &job("silent"), "t", "x").unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
@@ -204,4 +208,149 @@ fn a_lapsed_lease_is_retaken_by_the_write_only_if_the_position_did_not_move() {
     assert_eq!(raw(&["GET", &key]).as_deref(), Some("30"));
     raw(&["DEL", &key]);
     raw(&["DEL", &lease]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (`rediss://`, `redis_tls`) and ACL users, against the stack Redis's tls-port.
+
+/// A stack variable, or a failure saying how to start the stack.
+fn stack_var(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run `scripts/stack up` and `eval \"$(scripts/stack env)\"`")
+    })
+}
+
+fn tls_file(setting: &str, name: &str) -> repliqate::tls::TlsFile {
+    repliqate::tls::TlsFile {
+        setting: setting.into(),
+        path: std::path::Path::new(&stack_var("REPLIQATE_TLS_DIR")).join(name),
+    }
+}
+
+/// The stack's CA, and with `client`, the stack's client certificate.
+fn stack_tls(client: bool) -> repliqate::tls::TlsSettings {
+    repliqate::tls::TlsSettings {
+        ca: Some(tls_file("repliqate.redis_tls.ca_file", "ca.pem")),
+        client: client.then(|| repliqate::tls::ClientCert {
+            cert: tls_file("repliqate.redis_tls.cert_file", "client.pem"),
+            key: tls_file("repliqate.redis_tls.key_file", "client.key"),
+        }),
+        verify_hostname: true,
+        verify_certificate: true,
+    }
+}
+
+/// `rediss://USER:PASSWORD@` the stack's TLS port, with the ACL user's name and, unless
+/// `password` is given, its password in the URL.
+fn rediss_url(password: Option<&str>) -> String {
+    let user = stack_var("REPLIQATE_TEST_REDIS_ACL_USER");
+    let password = password.map_or_else(
+        || stack_var("REPLIQATE_TEST_REDIS_ACL_PASSWORD"),
+        String::from,
+    );
+    format!(
+        "rediss://{user}:{password}@{}/0",
+        stack_var("REPLIQATE_TEST_REDIS_TLS")
+    )
+}
+
+fn open_with(
+    addr: &str,
+    tls: Option<repliqate::tls::TlsSettings>,
+    password: Option<repliqate::secret::Secret>,
+    name: &str,
+) -> Result<Store, StoreError> {
+    let cfg = PositionStoreConfig::Redis {
+        addr: addr.into(),
+        timeout: Duration::from_secs(3),
+        tls,
+        password,
+    };
+    Store::open(&cfg, name, "events", "topic.events")
+}
+
+#[test]
+fn rediss_with_a_private_ca_and_an_acl_user_keeps_the_position() {
+    for client in [false, true] {
+        let name = job(&format!("tls-{client}"));
+        let key =
+            format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+        raw(&["DEL", &key]);
+        let mut store = open_with(&rediss_url(None), Some(stack_tls(client)), None, &name)
+            .unwrap_or_else(|e| panic!("{e}"));
+        write(&mut store, 4242);
+        assert_eq!(store.read().unwrap(), Some(4242));
+        // Read back over the plaintext port with raw RESP: the same Redis, the same key.
+        assert_eq!(raw(&["GET", &key]).as_deref(), Some("4242"));
+        raw(&["DEL", &key]);
+    }
+}
+
+#[test]
+fn the_password_file_is_read_at_each_connection() {
+    let dir = std::env::temp_dir().join(format!("repliqate-redis-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("password");
+    std::fs::write(&file, "wrong-password\n").unwrap();
+    let user = stack_var("REPLIQATE_TEST_REDIS_ACL_USER");
+    let url = format!(
+        "rediss://{user}@{}/0",
+        stack_var("REPLIQATE_TEST_REDIS_TLS")
+    );
+    let name = job("pwfile");
+    let mut store = open_with(
+        &url,
+        Some(stack_tls(false)),
+        Some(repliqate::secret::Secret::File(file.clone())),
+        &name,
+    )
+    .unwrap();
+    let e = store.read().unwrap_err();
+    assert!(!e.is_retriable(), "a wrong password is not retriable: {e}");
+    assert!(!e.to_string().contains("wrong-password"), "{e}");
+    // Rotated: the next connection uses the new file, without a new store.
+    std::fs::write(&file, stack_var("REPLIQATE_TEST_REDIS_ACL_PASSWORD")).unwrap();
+    assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn tls_problems_with_redis_are_not_retriable_and_say_why() {
+    // A CA that did not sign the server's certificate.
+    let dir = std::env::temp_dir().join(format!("repliqate-redis-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rogue = dir.join("rogue.pem");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&rogue, params.self_signed(&key).unwrap().pem()).unwrap();
+    let mut tls = stack_tls(false);
+    tls.ca = Some(repliqate::tls::TlsFile {
+        setting: "repliqate.redis_tls.ca_file".into(),
+        path: rogue,
+    });
+    let mut store = open_with(&rediss_url(None), Some(tls), None, &job("rogue")).unwrap();
+    let e = store.read().unwrap_err();
+    assert!(!e.is_retriable(), "{e}");
+    assert!(e.to_string().contains("not signed by a trusted CA"), "{e}");
+
+    // TLS against the plaintext port: refused, never a plaintext fallback.
+    let user = stack_var("REPLIQATE_TEST_REDIS_ACL_USER");
+    let plain = format!("rediss://{user}:x@{}/0", redis_addr());
+    let mut store = open_with(&plain, Some(stack_tls(false)), None, &job("downgrade")).unwrap();
+    let e = store.read().unwrap_err();
+    assert!(e.to_string().contains(&redis_addr()), "{e}");
+
+    // A wrong ACL password: refused, and not printed.
+    let mut store = open_with(
+        &rediss_url(Some("not-the-password")),
+        Some(stack_tls(false)),
+        None,
+        &job("acl"),
+    )
+    .unwrap();
+    let e = store.read().unwrap_err();
+    assert!(!e.is_retriable(), "{e}");
+    assert!(!e.to_string().contains("not-the-password"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

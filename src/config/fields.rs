@@ -163,37 +163,49 @@ pub(super) fn check_host_port(s: &str, port: Port) -> Result<(), String> {
 /// `host:port` as the old tool took it, or a `redis://` URI for a password or a database number.
 pub(super) struct RedisAddr;
 impl StrRule for RedisAddr {
-    const EXPECTING: &'static str = "host:port or redis://[[user]:password@]host[:port][/db]";
+    const EXPECTING: &'static str = "host:port or redis[s]://[[user]:password@]host[:port][/db]";
     fn check(s: &str) -> Result<(), String> {
-        let Some(rest) = s.strip_prefix("redis://") else {
-            if s.contains("://") {
-                return Err(format!(
-                    "`{}` has an unsupported scheme; expected {}",
-                    redact_uri(s),
-                    Self::EXPECTING
-                ));
-            }
+        if !s.contains("://") {
             return check_host_port(s, Port::Required);
-        };
-        let shown = redact_uri(s);
-        let authority_end = rest.rfind('@').map_or(0, |i| i + 1);
-        let (authority, db) = match rest[authority_end..].split_once('/') {
-            Some((a, db)) => (&rest[authority_end..authority_end + a.len()], db),
-            None => (&rest[authority_end..], ""),
-        };
-        check_host_port(authority, Port::Optional).map_err(|_| {
-            format!(
-                "`{shown}` has no valid host[:port]; expected {}",
-                Self::EXPECTING
-            )
-        })?;
-        if !db.is_empty() && db.parse::<u32>().is_err() {
-            return Err(format!(
-                "`{shown}` has an invalid database number `{db}`; expected a number such as /0"
-            ));
         }
-        Ok(())
+        check_redis_url(s, Self::EXPECTING)
     }
+}
+
+/// `redis_url`: a `redis://` or `rediss://` (TLS) URL.
+pub(super) struct RedisUrl;
+impl StrRule for RedisUrl {
+    const EXPECTING: &'static str =
+        "redis://[[user]:password@]host[:port][/db] or rediss://… (TLS)";
+    fn check(s: &str) -> Result<(), String> {
+        check_redis_url(s, Self::EXPECTING)
+    }
+}
+
+fn check_redis_url(s: &str, expecting: &str) -> Result<(), String> {
+    let Some(rest) = s
+        .strip_prefix("redis://")
+        .or_else(|| s.strip_prefix("rediss://"))
+    else {
+        return Err(format!(
+            "`{}` has an unsupported scheme; expected {expecting}",
+            redact_uri(s)
+        ));
+    };
+    let shown = redact_uri(s);
+    let authority_end = rest.rfind('@').map_or(0, |i| i + 1);
+    let (authority, db) = match rest[authority_end..].split_once('/') {
+        Some((a, db)) => (&rest[authority_end..authority_end + a.len()], db),
+        None => (&rest[authority_end..], ""),
+    };
+    check_host_port(authority, Port::Optional)
+        .map_err(|_| format!("`{shown}` has no valid host[:port]; expected {expecting}"))?;
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Err(format!(
+            "`{shown}` has an invalid database number `{db}`; expected a number such as /0"
+        ));
+    }
+    Ok(())
 }
 
 /// A SQLAlchemy-style URI. Only its shape is checked here; the source module decides which

@@ -29,6 +29,9 @@ mod properties;
 use fields::*;
 use properties::Properties;
 
+use crate::secret::Secret;
+use crate::tls::{ClientCert, TlsFile, TlsSettings};
+
 /// Largest config file we read. Real files are a few hundred bytes; this bounds memory when the
 /// path points at something that is not a config file.
 pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
@@ -114,7 +117,6 @@ pub enum KeyMode {
 
 // Each boundary's own config types: the file is parsed straight into them (one concept, not two).
 pub use crate::kafka::{Acks, Compression, ProducerConfig};
-use crate::secret::Secret;
 pub use crate::source::SourceSpec;
 pub use crate::store::PositionStoreConfig;
 
@@ -265,24 +267,56 @@ fn tab_indented_line(text: &str) -> Option<usize> {
 /// more than one field.
 fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
     let name = raw.name.into_string();
-    if raw.redis_timeout_sec.is_some() && raw.redis_addr.is_none() {
+    let redis_key = if raw.redis_url.is_some() {
+        "redis_url"
+    } else {
+        "redis_addr"
+    };
+    let redis =
+        match (raw.redis_addr, raw.redis_url) {
+            (Some(_), Some(_)) => return Err(
+                "repliqate: `redis_addr` and `redis_url` are both set; they say the same, keep \
+                 one"
+                .to_owned(),
+            ),
+            (addr, url) => addr
+                .map(Checked::into_string)
+                .or(url.map(Checked::into_string)),
+        };
+    for (set, key) in [
+        (raw.redis_timeout_sec.is_some(), "redis_timeout_sec"),
+        (raw.redis_tls.is_some(), "redis_tls"),
+        (raw.redis_password_file.is_some(), "redis_password_file"),
+    ] {
+        if set && redis.is_none() {
+            return Err(format!(
+                "repliqate: `{key}` is set without `redis_url` (or `redis_addr`); it applies to \
+                 Redis only, set one of them or remove it"
+            ));
+        }
+    }
+    let redis_tls = raw.redis_tls.map(redis_tls).transpose()?;
+    if redis_tls.is_some() && !redis.as_deref().is_some_and(|r| r.starts_with("rediss://")) {
         return Err(
-            "repliqate: `redis_timeout_sec` is set without `redis_addr`; it applies to Redis \
-             only, set `redis_addr` or remove it"
+            "repliqate.redis_tls: set, but the Redis address is not a rediss:// URL; TLS to \
+             Redis needs redis_url: rediss://host:port"
                 .to_owned(),
         );
     }
-    let position_store = match (raw.redis_addr, raw.state_file) {
+    let position_store = match (redis, raw.state_file) {
         (Some(_), Some(_)) => {
-            return Err(
-                "repliqate: `redis_addr` and `state_file` are both set; the position is \
-                 kept in one place, remove one of them"
-                    .to_owned(),
-            )
+            return Err(format!(
+                "repliqate: `{redis_key}` and `state_file` are both set; the position is kept \
+                 in one place, remove one of them"
+            ))
         }
         (Some(addr), None) => PositionStoreConfig::Redis {
-            addr: addr.into_string(),
+            addr,
             timeout: secs_or(raw.redis_timeout_sec, DEFAULT_REDIS_TIMEOUT),
+            tls: redis_tls,
+            password: raw
+                .redis_password_file
+                .map(|p| Secret::File(PathBuf::from(p.into_string()))),
         },
         (None, state_file) => PositionStoreConfig::File {
             path: state_file_path(state_file.map(|s| s.into_string()), origin, &name),
@@ -395,6 +429,35 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
     })
 }
 
+/// `redis_tls` as the TLS settings of the store: the name is always checked.
+fn redis_tls(raw: RawRedisTls) -> Result<TlsSettings, String> {
+    let file = |key: &str, value: Option<Checked<NonEmpty>>| {
+        value.map(|v| TlsFile {
+            setting: format!("repliqate.redis_tls.{key}"),
+            path: PathBuf::from(v.into_string()),
+        })
+    };
+    let client =
+        match (
+            file("cert_file", raw.cert_file),
+            file("key_file", raw.key_file),
+        ) {
+            (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+            (None, None) => None,
+            _ => return Err(
+                "repliqate.redis_tls: cert_file and key_file go together (a client certificate \
+                 and its private key); set both or neither"
+                    .to_owned(),
+            ),
+        };
+    Ok(TlsSettings {
+        ca: file("ca_file", raw.ca_file),
+        client,
+        verify_hostname: true,
+        verify_certificate: true,
+    })
+}
+
 /// A producer setting given as a `kafka_target` key or as a property, or neither; not both.
 fn one_of<T>(key: &str, yaml: Option<T>, property: Option<T>) -> Result<Option<T>, String> {
     match (yaml, property) {
@@ -459,10 +522,25 @@ struct RawRepliqate {
     name: Checked<JobName>,
     statsd_addr: Option<Checked<HostPort>>,
     redis_addr: Option<Checked<RedisAddr>>,
+    redis_url: Option<Checked<RedisUrl>>,
+    redis_tls: Option<RawRedisTls>,
+    redis_password_file: Option<Checked<NonEmpty>>,
     state_file: Option<Checked<NonEmpty>>,
     redis_timeout_sec: Option<Seconds>,
     lease_sec: Option<Seconds>,
     replication: RawReplication,
+}
+
+/// `redis_tls`: a private CA and a client certificate for `rediss://`.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with ca_file, cert_file and key_file"
+)]
+struct RawRedisTls {
+    ca_file: Option<Checked<NonEmpty>>,
+    cert_file: Option<Checked<NonEmpty>>,
+    key_file: Option<Checked<NonEmpty>>,
 }
 
 #[derive(Deserialize)]
@@ -577,6 +655,8 @@ repliqate:
             PositionStoreConfig::Redis {
                 addr: "localhost:6379".into(),
                 timeout: Duration::from_millis(2500),
+                tls: None,
+                password: None,
             }
         );
         // The Kafka request timeout no longer sets it.
@@ -586,7 +666,7 @@ repliqate:
             .expect_err("no Redis to time out")
             .to_string();
         assert!(
-            err.contains("`redis_timeout_sec` is set without `redis_addr`"),
+            err.contains("`redis_timeout_sec` is set without `redis_url` (or `redis_addr`)"),
             "{err}"
         );
     }
@@ -601,6 +681,8 @@ repliqate:
             PositionStoreConfig::Redis {
                 addr: "localhost:6379".into(),
                 timeout: Duration::from_secs(5),
+                tls: None,
+                password: None,
             }
         );
         assert_eq!(c.poll_interval, Duration::from_secs(10));
@@ -739,6 +821,56 @@ repliqate:
     }
 
     #[test]
+    fn redis_url_tls_and_password_file() {
+        let with = |extra: &str| {
+            parse_str(&OLD.replace("  redis_addr: localhost:6379\n", extra))
+                .map(|c| c.position_store)
+        };
+        let store = with(
+            "  redis_url: rediss://app@redis.internal:6380/2\n  redis_password_file: /run/pw\n  \
+             redis_tls:\n    ca_file: /etc/ca.pem\n    cert_file: /etc/c.pem\n    key_file: /etc/k.pem\n",
+        )
+        .unwrap();
+        let PositionStoreConfig::Redis {
+            addr,
+            tls,
+            password,
+            ..
+        } = store
+        else {
+            panic!("{store:?}")
+        };
+        assert_eq!(addr, "rediss://app@redis.internal:6380/2");
+        assert_eq!(password, Some(Secret::File("/run/pw".into())));
+        let tls = tls.unwrap();
+        assert_eq!(tls.ca.unwrap().setting, "repliqate.redis_tls.ca_file");
+        assert!(tls.client.is_some() && tls.verify_hostname);
+
+        for (extra, expected) in [
+            ("  redis_url: redis://h:1\n  redis_addr: h:1\n", "both set"),
+            (
+                "  redis_url: redis://h:1\n  redis_tls: {ca_file: /ca.pem}\n",
+                "not a rediss:// URL",
+            ),
+            (
+                "  redis_tls: {ca_file: /ca.pem}\n",
+                "`redis_tls` is set without `redis_url`",
+            ),
+            (
+                "  redis_url: rediss://h:1\n  redis_tls: {cert_file: /c.pem}\n",
+                "go together",
+            ),
+            (
+                "  redis_url: rediss://h:1\n  redis_tls: {ca: /c.pem}\n",
+                "unknown field `ca`",
+            ),
+        ] {
+            let e = with(extra).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+    }
+
+    #[test]
     fn redis_uri_rules() {
         for ok in [
             "redis://h",
@@ -748,7 +880,11 @@ repliqate:
         ] {
             assert_eq!(RedisAddr::check(ok), Ok(()), "{ok}");
         }
-        let err = RedisAddr::check("rediss://:hunter2@h").unwrap_err();
+        assert_eq!(RedisAddr::check("rediss://u:p@h:6380/1"), Ok(()));
+        assert_eq!(RedisUrl::check("rediss://u:p@h:6380/1"), Ok(()));
+        let err = RedisUrl::check("h:6379").unwrap_err();
+        assert!(err.contains("unsupported scheme"), "{err}");
+        let err = RedisAddr::check("http://:hunter2@h").unwrap_err();
         assert!(
             !err.contains("hunter2") && err.contains("unsupported scheme"),
             "{err}"

@@ -115,7 +115,7 @@ impl Connection {
         }
         log::debug!(
             "kafka: connected to broker {addr} ({}{})",
-            if opts.tls.is_some() { "TLS" } else { "TCP" },
+            conn.stream.describe(),
             conn.sasl
                 .as_ref()
                 .map_or(String::new(), |s| format!(", SASL {}", s.mechanism()))
@@ -188,7 +188,7 @@ impl Connection {
     /// Re-authenticates when the session is due for it and nothing is in flight (a response
     /// in flight would arrive in the middle of the exchange). A failure leaves the connection
     /// unusable; the caller drops it, and nothing written on it is lost: there was nothing.
-    fn reauthenticate_if_due(&mut self) -> Result<(), Error> {
+    pub fn reauthenticate_if_due(&mut self) -> Result<(), Error> {
         let due = self
             .reauthenticate_at
             .is_some_and(|at| self.in_flight == 0 && Instant::now() >= at);
@@ -210,7 +210,13 @@ impl Connection {
                     "kafka: broker {}: re-authentication failed, reconnecting: {e}",
                     self.addr
                 );
-                Err(e)
+                // This connection is done for, not necessarily the credentials: a new
+                // connection tells (and its error is the one to act on).
+                Err(Error::io(
+                    &self.addr,
+                    "re-authenticating",
+                    io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string()),
+                ))
             }
         }
     }

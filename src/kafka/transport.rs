@@ -77,6 +77,9 @@ fn handshake(addr: &str, mut sock: TcpStream, settings: &TlsSettings) -> Result<
         broker: addr.to_string(),
         reason: tls::describe(&e),
     })?;
+    // Room for a whole Produce request (1 MiB by default): a vectored write is encrypted in
+    // one call and leaves in as few socket writes as the kernel takes.
+    conn.set_buffer_limit(Some(2 << 20));
     while conn.is_handshaking() {
         conn.complete_io(&mut sock)
             .map_err(|e| handshake_error(addr, e))?;
@@ -96,6 +99,21 @@ fn handshake_error(addr: &str, e: io::Error) -> Error {
                 .into(),
         },
         _ => Error::io(addr, "TLS handshake", e),
+    }
+}
+
+impl Transport {
+    /// What the stream is, for the log: `TCP`, or the TLS version and cipher suite.
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Plain(_) => "TCP".into(),
+            Transport::Tls(t) => {
+                match (t.conn.protocol_version(), t.conn.negotiated_cipher_suite()) {
+                    (Some(version), Some(suite)) => format!("{version:?}, {:?}", suite.suite()),
+                    _ => "TLS".into(),
+                }
+            }
+        }
     }
 }
 

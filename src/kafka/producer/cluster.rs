@@ -114,8 +114,15 @@ impl Cluster {
         self.connect(leader)?.negotiate::<ProduceRequest>(&PRODUCE)
     }
 
-    /// The connection to `node`, dialled (or taken over from bootstrap) when there is none.
+    /// The connection to `node`, dialled (or taken over from bootstrap) when there is none. A
+    /// connection whose session is due is re-authenticated first; if that fails, a new one
+    /// replaces it at once (nothing is in flight between rounds).
     fn connect(&mut self, node: i32) -> Result<&mut Connection, Error> {
+        if let Some(conn) = self.conns.get_mut(&node) {
+            if conn.reauthenticate_if_due().is_err() {
+                self.conns.remove(&node);
+            }
+        }
         if !self.conns.contains_key(&node) {
             let addr = self
                 .brokers
@@ -156,7 +163,7 @@ impl Cluster {
             )
         };
         if let Some(&node) = self.conns.keys().next() {
-            let result = f(self.conns.get_mut(&node).expect("key just seen"));
+            let result = self.connect(node).and_then(&mut f);
             if broken(&result) {
                 self.conns.remove(&node);
             }

@@ -20,10 +20,27 @@ const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(60);
 /// Largest token a command may print.
 const MAX_TOKEN: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum TokenSource {
     File(PathBuf),
     Command { command: String, timeout: Duration },
+}
+
+/// A command line may carry a client secret as an argument: only its program is shown.
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::File(path) => f.debug_tuple("File").field(path).finish(),
+            TokenSource::Command { command, timeout } => f
+                .debug_struct("Command")
+                .field(
+                    "program",
+                    &command.split_whitespace().next().unwrap_or_default(),
+                )
+                .field("timeout", timeout)
+                .finish(),
+        }
+    }
 }
 
 /// A `TokenSource` and, for a command, the token it printed last (shared by every connection
@@ -189,6 +206,19 @@ mod tests {
         tokens.get().unwrap();
         assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 3);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn debug_shows_the_program_not_its_arguments() {
+        let source = TokenSource::Command {
+            command: "token-helper --secret s3cr3t".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let shown = format!("{source:?}");
+        assert!(
+            shown.contains("token-helper") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
     }
 
     #[test]
