@@ -788,3 +788,98 @@ fn tls_failures_are_refused_at_start_up_with_exit_code_2_and_no_secret() {
         "the server does not offer TLS",
     );
 }
+
+/// While running, a database password that stops working (rotated on one side only, then the
+/// session ends) is one incident: logged once, retried with backoff, never a storm and never
+/// the end of the run; the password file put right is used at the next connection and the rows
+/// inserted meanwhile are published.
+#[test]
+fn pg_a_password_that_stops_working_while_running_is_one_incident_retried_with_backoff() {
+    let table = unique("tls_incident");
+    let _guard = TableGuard::new(&Db::Postgres, &table);
+    Db::Postgres.create_filled(&table, 3);
+    let dir = TempDir::new("pg_incident");
+    let file = dir.write("password", PG_TLS_PASSWORD);
+    let app = unique("rq");
+    let uri = with(
+        &pg_tls_uri().replace(&format!(":{PG_TLS_PASSWORD}@"), "@"),
+        &[
+            ("sslmode", "verify-full"),
+            ("sslrootcert", &ca()),
+            ("application_name", &app),
+        ],
+    );
+    let topic = unique("tls_incident");
+    common::kafka::create_topic(&common::kafka::broker(), &topic, 1);
+    let job = common::job::JobConfig::new(&unique("job_tls_incident"), &uri, &table, &topic)
+        .state_file(dir.path().join("position"))
+        .brokers(&common::kafka::broker())
+        .poll_interval(Duration::from_millis(200))
+        .set(
+            "replication.sql_source.password_file",
+            file.display().to_string(),
+        )
+        .set("replication.retry_backoff_max_sec", 2);
+    let config = dir.write("config.yaml", &job.yaml());
+    let mut daemon = common::daemon::Daemon::start(&config, &["-vvv"], dir.path().join("log"));
+    let position = dir.path().join("position");
+    let at = |n: u64| {
+        std::fs::read_to_string(&position)
+            .unwrap_or_default()
+            .trim()
+            == n.to_string()
+    };
+    let started = std::time::Instant::now();
+    while !at(3) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    dir.write("password", "not-the-password");
+    pg_superuser()
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap();
+    Db::Postgres.exec(&format!(
+        "INSERT INTO {table} (v) VALUES ('row 4'), ('row 5')"
+    ));
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(daemon.alive(), "the run ended:\n{}", daemon.log_text());
+    let reported: Vec<String> = daemon
+        .lines_with("authentication failed for user repliqate_tls")
+        .into_iter()
+        .filter(|l| l.contains("ERROR"))
+        .collect();
+    assert_eq!(
+        reported.len(),
+        1,
+        "logged {} times:\n{}",
+        reported.len(),
+        daemon.log_text()
+    );
+    let retries = daemon.lines_with("still failing").len();
+    assert!(
+        (2..=20).contains(&retries),
+        "{retries} retries in 12 s:\n{}",
+        daemon.log_text()
+    );
+    assert!(!daemon.log_text().contains("not-the-password"));
+
+    dir.write("password", PG_TLS_PASSWORD);
+    let started = std::time::Instant::now();
+    while !at(5) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no recovery:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.terminate(Duration::from_secs(30));
+}

@@ -52,8 +52,19 @@ impl Error {
     pub fn needs_operator(&self) -> bool {
         match self {
             Error::Kafka(e) => e.needs_operator(),
+            // A wrong or rotated password, a certificate refused, a privilege revoked.
+            Error::Source(SourceError::Refused(_)) | Error::Store(StoreError::Refused { .. }) => {
+                true
+            }
             _ => false,
         }
+    }
+
+    /// Whether the loop waits and tries again (once per incident in the log): an outage, or
+    /// what an operator can fix without a restart (`needs_operator`). Anything else ends the
+    /// run.
+    pub(super) fn is_worth_waiting_for(&self) -> bool {
+        self.is_retriable() || self.needs_operator()
     }
 
     /// Which dependency failed, for "one log line per incident".

@@ -243,7 +243,7 @@ impl Replicator {
                     self.active = false;
                     position = None;
                 }
-                Err(e) if e.is_retriable() => {
+                Err(e) if e.is_worth_waiting_for() => {
                     self.report_incident(&e);
                     failures += 1;
                     let wait = self.backoff.delay(failures);
@@ -466,13 +466,16 @@ impl Replicator {
                     log::debug!("committed position {p} for job {}", self.name);
                     return Ok(());
                 }
-                Err(e) if e.is_retriable() && !self.stopping() => {
-                    self.report_incident(&Error::Store(e));
+                Err(e) => {
+                    let e = Error::Store(e);
+                    if self.stopping() || !e.is_worth_waiting_for() {
+                        return Err(e);
+                    }
+                    self.report_incident(&e);
                     failures += 1;
                     let wait = self.backoff.delay(failures);
                     self.sleep(wait);
                 }
-                Err(e) => return Err(Error::Store(e)),
             }
         }
     }
