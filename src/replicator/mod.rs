@@ -43,6 +43,13 @@ pub enum Mode {
     UntilCaughtUp,
 }
 
+/// A dependency failing since `since`; `needs_operator`: what the last error needs.
+struct Incident {
+    component: &'static str,
+    needs_operator: bool,
+    since: Instant,
+}
+
 /// A started replication job: every dependency connected and checked.
 pub struct Replicator {
     name: String,
@@ -75,7 +82,7 @@ pub struct Replicator {
     /// Average encoded message size of the last batch, to size the next batch's buffer.
     message_size: usize,
     /// The dependency currently failing, and since when: errors are logged once per incident.
-    incident: Option<(&'static str, Instant)>,
+    incident: Option<Incident>,
     /// A batch Kafka did not acknowledge in full on a transient error: sent again as it was
     /// before anything else, so that the broker can drop what it had already written.
     unacknowledged: Option<Unacknowledged>,
@@ -196,10 +203,11 @@ impl Replicator {
             match step {
                 Ok(step) => {
                     failures = 0;
-                    if let Some((component, since)) = self.incident.take() {
+                    if let Some(incident) = self.incident.take() {
                         log::warn!(
-                            "{component}: recovered after {:.1}s",
-                            since.elapsed().as_secs_f64()
+                            "{}: recovered after {:.1}s",
+                            incident.component,
+                            incident.since.elapsed().as_secs_f64()
                         );
                     }
                     match (step, mode) {
@@ -480,12 +488,29 @@ impl Replicator {
         }
     }
 
+    /// Logs an error once per incident: the first error of a dependency, and again only when
+    /// what it needs changes (an outage that turns into a refusal an operator must fix, such as
+    /// a password rotated on one side, or back); every other retry is at debug level.
     fn report_incident(&mut self, e: &Error) {
-        match self.incident {
-            Some((component, _)) if component == e.component() => log::debug!("still failing: {e}"),
+        let needs_operator = e.needs_operator();
+        match &mut self.incident {
+            Some(incident)
+                if incident.component == e.component()
+                    && incident.needs_operator == needs_operator =>
+            {
+                log::debug!("still failing: {e}")
+            }
+            Some(incident) if incident.component == e.component() => {
+                log::error!("{e} (retrying until it recovers)");
+                incident.needs_operator = needs_operator;
+            }
             _ => {
                 log::error!("{e} (retrying until it recovers)");
-                self.incident = Some((e.component(), Instant::now()));
+                self.incident = Some(Incident {
+                    component: e.component(),
+                    needs_operator,
+                    since: Instant::now(),
+                });
             }
         }
     }
