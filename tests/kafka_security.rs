@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::daemon::{assert_exit, run, Daemon};
+use common::daemon::{assert_exit, assert_refused_at_start_up, run, Daemon};
 use common::db::Db;
 use common::env::{stack_var, unique, TempDir};
 use common::job::JobConfig;
@@ -245,25 +245,7 @@ fn refused(what: &str, access: Access, reason: &str, secrets: &[&str]) {
     let dir = TempDir::new(what);
     let (_db, job) = job(&dir, what, &access, 3);
     let config = dir.write("config.yaml", &job.yaml());
-    let output = run(
-        &["--config", config.to_str().unwrap(), "--once", "-vvv"],
-        Duration::from_secs(60),
-    );
-    assert_exit(&output, 2, what);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("repliqate: ") && last.contains(&access.broker) && last.contains(reason),
-        "{what}: the last line should name {} and say {reason:?}:\n{stderr}",
-        access.broker
-    );
-    for secret in secrets {
-        assert!(
-            !stderr.contains(secret),
-            "{what}: a secret ({}…) is in stderr:\n{stderr}",
-            &secret[..secret.len().min(12)]
-        );
-    }
+    assert_refused_at_start_up(what, &config, &access.broker, reason, secrets);
 }
 
 #[test]

@@ -21,7 +21,7 @@ use mysql::prelude::Queryable as _;
 use repliqate::source::{Source, SourceError};
 use repliqate::value::{Row, Value};
 
-use common::daemon::{assert_exit, run};
+use common::daemon::{assert_exit, assert_refused_at_start_up, run};
 use common::db::{Db, TableGuard};
 use common::env::{kafka_broker, stack_var, unique, TempDir};
 use common::job::JobConfig;
@@ -742,23 +742,7 @@ fn refused_at_start_up(what: &str, uri: &str, table: &str, host: &str, reason: &
         .state_file(dir.path().join("position"))
         .brokers(&kafka_broker());
     let config = dir.write("config.yaml", &job.yaml());
-    let output = run(
-        &["--config", config.to_str().unwrap(), "--once", "-vvv"],
-        Duration::from_secs(60),
-    );
-    assert_exit(&output, 2, what);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("repliqate: ") && last.contains(host) && last.contains(reason),
-        "{what}: the last line should name {host} and say {reason:?}:\n{stderr}"
-    );
-    for secret in [DB_PASSWORD, PG_TLS_PASSWORD] {
-        assert!(
-            !stderr.contains(secret),
-            "{what}: a password in stderr:\n{stderr}"
-        );
-    }
+    assert_refused_at_start_up(what, &config, host, reason, &[DB_PASSWORD, PG_TLS_PASSWORD]);
 }
 
 #[test]

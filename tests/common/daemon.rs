@@ -255,3 +255,33 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// Runs `repliqate --config CONFIG --once -vvv` and checks a refusal at start-up: exit code 2,
+/// a last line `repliqate: …` naming `host` and saying `reason`, and none of `secrets` anywhere
+/// in stderr (at the most verbose level).
+pub fn assert_refused_at_start_up(
+    what: &str,
+    config: &std::path::Path,
+    host: &str,
+    reason: &str,
+    secrets: &[&str],
+) {
+    let output = run(
+        &["--config", config.to_str().unwrap(), "--once", "-vvv"],
+        Duration::from_secs(60),
+    );
+    assert_exit(&output, 2, what);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("repliqate: ") && last.contains(host) && last.contains(reason),
+        "{what}: the last line should name {host} and say {reason:?}:\n{stderr}"
+    );
+    for secret in secrets {
+        assert!(
+            !stderr.contains(secret),
+            "{what}: a secret ({}…) is in stderr:\n{stderr}",
+            &secret[..secret.len().min(12)]
+        );
+    }
+}
