@@ -56,22 +56,28 @@ pub fn read_secret_file(path: &Path, setting: &str) -> Result<String, SecretErro
         path: path.to_owned(),
         reason,
     };
-    let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_SECRET_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| error(e.to_string()))?;
-    if bytes.len() as u64 > MAX_SECRET_FILE {
-        return Err(error(format!(
-            "larger than {MAX_SECRET_FILE} bytes; is this the right file?"
-        )));
-    }
+    let bytes = read_capped(path, MAX_SECRET_FILE).map_err(error)?;
     let text = String::from_utf8(bytes).map_err(|_| error("not UTF-8 text".into()))?;
     let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
         return Err(error("the file is empty".into()));
     }
     Ok(value.to_string())
+}
+
+/// The bytes of a credential file (a secret, a certificate, a key) of at most `max` bytes; the
+/// error is the reason, for the caller to put beside the setting and the path. The read itself
+/// is bounded: a path that names something else (a device, a huge file) cannot exhaust memory.
+pub(crate) fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than {max} bytes; is this the right file?"));
+    }
+    Ok(bytes)
 }
 
 impl fmt::Display for SecretError {

@@ -569,7 +569,7 @@ impl RedisStore {
         use redis::ErrorKind as K;
         let store = self.describe();
         // A certificate the server or we refused: only a config change helps.
-        if let Some(tls) = rustls_error_in(e) {
+        if let Some(tls) = tls::find_rustls_error(e) {
             return StoreError::Refused {
                 store,
                 doing,
@@ -599,21 +599,6 @@ impl RedisStore {
             }
         }
     }
-}
-
-/// The rustls error somewhere in `e`'s chain of sources, if any.
-fn rustls_error_in<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut next = Some(e);
-    while let Some(err) = next {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(tls) = err.downcast_ref::<io::Error>().and_then(tls::rustls_error) {
-            return Some(tls);
-        }
-        next = err.source();
-    }
-    None
 }
 
 /// The position in a local file, replaced atomically on each write.

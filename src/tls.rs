@@ -15,7 +15,6 @@
 //! the default the first time it is called; `main` calls it first thing.
 
 use std::fmt;
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -272,15 +271,7 @@ fn file_error(file: &TlsFile, reason: impl Into<String>) -> TlsFileError {
 }
 
 fn read_pem(file: &TlsFile) -> Result<Vec<u8>, TlsFileError> {
-    let f = std::fs::File::open(&file.path).map_err(|e| file_error(file, e.to_string()))?;
-    let mut bytes = Vec::new();
-    f.take(MAX_PEM_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| file_error(file, e.to_string()))?;
-    if bytes.len() as u64 > MAX_PEM_FILE {
-        return Err(file_error(file, "too large for a PEM file"));
-    }
-    Ok(bytes)
+    crate::secret::read_capped(&file.path, MAX_PEM_FILE).map_err(|reason| file_error(file, reason))
 }
 
 fn read_certs(file: &TlsFile) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {

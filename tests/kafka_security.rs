@@ -10,10 +10,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::daemon::{assert_exit, assert_refused_at_start_up, run, Daemon};
+use common::daemon::{assert_exit, assert_refused_at_start_up, run, wait_for_position, Daemon};
 use common::db::Db;
 use common::env::{stack_var, unique, TempDir};
 use common::job::JobConfig;
@@ -393,23 +393,6 @@ fn insert_more(db: &Db, from: u64, n: u64) {
         "INSERT INTO events (id, v) VALUES {}",
         values.join(", ")
     ));
-}
-
-/// Waits until the daemon's state file holds `id`.
-fn wait_for_position(daemon: &Daemon, path: &Path, id: u64, timeout: Duration) {
-    let started = Instant::now();
-    loop {
-        let at = std::fs::read_to_string(path).unwrap_or_default();
-        if at.trim() == id.to_string() {
-            return;
-        }
-        assert!(
-            started.elapsed() < timeout,
-            "position {at:?} did not reach {id} within {timeout:?}; the log ends:\n{}",
-            common::daemon::tail(&daemon.log_text(), 40)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A daemon replicating a table of `rows` rows through `access` (polling every 200 ms, at

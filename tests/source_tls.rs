@@ -21,7 +21,7 @@ use mysql::prelude::Queryable as _;
 use repliqate::source::{Source, SourceError};
 use repliqate::value::{Row, Value};
 
-use common::daemon::{assert_exit, assert_refused_at_start_up, run};
+use common::daemon::{assert_exit, assert_refused_at_start_up, run, wait_for_position};
 use common::db::{Db, TableGuard};
 use common::env::{kafka_broker, stack_var, unique, TempDir};
 use common::job::JobConfig;
@@ -807,21 +807,7 @@ fn pg_a_password_that_stops_working_while_running_is_one_incident_retried_with_b
     let config = dir.write("config.yaml", &job.yaml());
     let mut daemon = common::daemon::Daemon::start(&config, &["-vvv"], dir.path().join("log"));
     let position = dir.path().join("position");
-    let at = |n: u64| {
-        std::fs::read_to_string(&position)
-            .unwrap_or_default()
-            .trim()
-            == n.to_string()
-    };
-    let started = std::time::Instant::now();
-    while !at(3) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_position(&daemon, &position, 3, Duration::from_secs(30));
 
     dir.write("password", "not-the-password");
     pg_superuser()
@@ -856,14 +842,6 @@ fn pg_a_password_that_stops_working_while_running_is_one_incident_retried_with_b
     assert!(!daemon.log_text().contains("not-the-password"));
 
     dir.write("password", PG_TLS_PASSWORD);
-    let started = std::time::Instant::now();
-    while !at(5) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no recovery:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_position(&daemon, &position, 5, Duration::from_secs(30));
     daemon.terminate(Duration::from_secs(30));
 }

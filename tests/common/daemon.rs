@@ -285,3 +285,21 @@ pub fn assert_refused_at_start_up(
         );
     }
 }
+
+/// Waits until the state file at `path` (a job with `state_file`) holds `id`; panics after
+/// `timeout` with the end of `daemon`'s log.
+pub fn wait_for_position(daemon: &Daemon, path: &std::path::Path, id: u64, timeout: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let at = std::fs::read_to_string(path).unwrap_or_default();
+        if at.trim() == id.to_string() {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "position {at:?} did not reach {id} within {timeout:?}; the log ends:\n{}",
+            tail(&daemon.log_text(), 40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
