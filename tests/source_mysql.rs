@@ -168,4 +168,7 @@ fn pages_by_key_including_unsigned_keys_above_i64() {
         [i128::from(u64::MAX)]
     );
     assert!(src.fetch(i128::from(u64::MAX), 10).unwrap().is_empty());
+    assert_eq!(src.max_id().unwrap(), Some(i128::from(u64::MAX)));
+    db.exec(&format!("DELETE FROM {table}"));
+    assert_eq!(src.max_id().unwrap(), None);
 }

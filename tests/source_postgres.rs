@@ -154,6 +154,9 @@ fn pages_by_key_with_int4_key_and_fields() {
         src.fetch(25, 1).unwrap()[0].values,
         [Value::Int(30), s("c")]
     );
+    assert_eq!(src.max_id().unwrap(), Some(40));
+    db.exec(&format!("DELETE FROM {table}"));
+    assert_eq!(src.max_id().unwrap(), None);
 }
 
 /// Arrays are refused at start-up, named as such (the conformance tests cover the other

@@ -211,6 +211,19 @@ impl Source {
         }
     }
 
+    /// The highest primary key in the table now (`None` when it is empty), for how far behind
+    /// the position is. A look at the end of the key's index, not a scan.
+    pub fn max_id(&mut self) -> Result<Option<Id>, SourceError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Source::Sqlite(s) => s.max_id(),
+            #[cfg(feature = "postgres")]
+            Source::Postgres(s) => s.max_id(),
+            #[cfg(feature = "mysql")]
+            Source::Mysql(s) => s.max_id(),
+        }
+    }
+
     /// How the database hands out primary-key values: the step between consecutive ids and
     /// whether sessions cache ranges of them. Used to tell a hole from the normal spacing.
     pub fn id_allocation(&mut self) -> Result<IdAllocation, SourceError> {

@@ -55,6 +55,8 @@ pub struct MysqlSource {
     pub(crate) plan: Plan,
     connector: Connector,
     sql: String,
+    /// `SELECT MAX(key)`, as text (an unsigned key may be above i64::MAX).
+    max_sql: String,
     kinds: Vec<Kind>,
     user: String,
     /// `None` after an error: the next fetch connects again.
@@ -233,10 +235,16 @@ impl MysqlSource {
             quote_backtick(&table)
         );
         let stmt = conn.prep(&sql).map_err(err)?;
+        let max_sql = format!(
+            "SELECT CAST(MAX({pk_sql}) AS CHAR) FROM {}.{}",
+            quote_backtick(&schema),
+            quote_backtick(&table)
+        );
         Ok(MysqlSource {
             plan,
             connector,
             sql,
+            max_sql,
             kinds,
             user,
             conn: Some((conn, stmt)),
@@ -273,6 +281,20 @@ impl MysqlSource {
                 Ok(v)
             }
             Err(e) => Err(map_err(what, e)),
+        }
+    }
+
+    /// The highest key in the table (`None` when it is empty): InnoDB reads the end of the
+    /// clustered index.
+    pub(crate) fn max_id(&mut self) -> Result<Option<Id>, SourceError> {
+        let what = format!("reading the highest id of table {}", self.plan.table);
+        let sql = self.max_sql.clone();
+        let max: Option<Option<String>> = self.with_conn(&what, |c| c.query_first(sql))?;
+        match max.flatten() {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                SourceError::Query(format!("{what}: MAX returned {text:?}, not an integer"))
+            }),
         }
     }
 

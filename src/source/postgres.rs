@@ -300,6 +300,18 @@ impl PostgresSource {
         }
     }
 
+    /// The highest key in the table (`None` when it is empty): the end of the key's index.
+    pub(crate) fn max_id(&mut self) -> Result<Option<Id>, SourceError> {
+        let sql = format!(
+            "SELECT MAX({})::int8 FROM {}",
+            quote_double(&self.pk_name),
+            self.table_sql
+        );
+        let what = format!("reading the highest id of table {}", self.plan.table);
+        let max: Option<i64> = self.with_client(&what, |c| c.query_one(&sql, &[])?.try_get(0))?;
+        Ok(max.map(Id::from))
+    }
+
     /// The key's sequence (serial or identity): its increment and whether sessions cache
     /// values (`CACHE` > 1). A key without a sequence (ids from the application) has step 1.
     pub(crate) fn id_allocation(&mut self) -> Result<IdAllocation, SourceError> {

@@ -28,6 +28,8 @@ pub struct SqliteSource {
     busy_timeout: Duration,
     /// The batch query; `prepare_cached` keeps it compiled inside the connection.
     sql: String,
+    /// `SELECT MAX(key)`, for the highest id.
+    max_sql: String,
     /// `None` after an error: the next fetch opens the file again.
     conn: Option<Connection>,
     utf8_warnings: Utf8Warnings,
@@ -115,11 +117,13 @@ impl SqliteSource {
         // Compile once now so that a table we cannot read (WITHOUT ROWID with a rowid key,
         // a view that fails) is reported at start-up.
         conn.prepare_cached(&sql).map_err(schema_err)?;
+        let max_sql = format!("SELECT MAX({pk}) FROM {}", quote_double(&table));
         Ok(SqliteSource {
             plan,
             path,
             busy_timeout: spec.query_timeout,
             sql,
+            max_sql,
             conn: Some(conn),
             utf8_warnings: Utf8Warnings::default(),
         })
@@ -139,6 +143,24 @@ impl SqliteSource {
         // Only a connection that worked goes back; after an error the next call reopens.
         self.conn = Some(conn);
         Ok(count)
+    }
+
+    /// The highest key in the table (`None` when it is empty): one b-tree descent.
+    pub(crate) fn max_id(&mut self) -> Result<Option<Id>, SourceError> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => open(&self.path, self.busy_timeout)?,
+        };
+        let what = format!(
+            "reading the highest id of table {} in {}",
+            self.plan.table, self.path
+        );
+        let max: Option<i64> = conn
+            .prepare_cached(&self.max_sql)
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+            .map_err(|e| map_err(&what, e))?;
+        self.conn = Some(conn);
+        Ok(max.map(Id::from))
     }
 
     fn query<E: From<SourceError>>(
