@@ -16,6 +16,7 @@ pub mod redact;
 pub mod replicator;
 pub mod secret;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod value;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use argh::FromArgs;
 use repliqate::replicator::{Mode, Options, Replicator};
+use repliqate::status::{Server, Status};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
 #[derive(FromArgs)]
@@ -99,10 +100,37 @@ fn main() -> ExitCode {
         );
     }
 
+    let status = Arc::new(Status::new(
+        &config.name,
+        &config.source.spec.table,
+        &config.kafka.topic,
+        config.health,
+    ));
+    if let Some(addr) = &config.metrics_addr {
+        match Server::start(addr, status.clone()) {
+            Ok(server) => log::info!(
+                "serving /metrics, /healthz and /readyz on http://{}",
+                server.local_addr()
+            ),
+            Err(e) => {
+                // Taken by another process (maybe an instance still stopping): worth a restart.
+                let code = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    exit::UNAVAILABLE
+                } else {
+                    exit::CONFIG
+                };
+                return fail(
+                    code,
+                    &format!("repliqate.metrics_addr: listening on {addr}: {e}"),
+                );
+            }
+        }
+    }
+
     let options = Options {
         initial_position: args.initial_position,
     };
-    let mut replicator = match Replicator::start(&config, &options, stop) {
+    let mut replicator = match Replicator::start(&config, &options, stop, status) {
         Ok(r) => r,
         Err(e) => {
             let code = if e.is_retriable() && !e.needs_operator() {

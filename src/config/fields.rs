@@ -115,15 +115,27 @@ impl StrRule for HostPort {
     }
 }
 
+/// `host:port` to listen on; port 0 lets the system choose (the log says which).
+pub(super) struct ListenAddr;
+impl StrRule for ListenAddr {
+    const EXPECTING: &'static str = "an address to listen on as host:port, e.g. 127.0.0.1:9464";
+    fn check(s: &str) -> Result<(), String> {
+        check_host_port(s, Port::RequiredOrZero)
+    }
+}
+
 /// Whether an address must name its port.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Port {
     Required,
+    /// Required, and 0 (any free port) is accepted: an address to listen on.
+    RequiredOrZero,
     Optional,
 }
 
 pub(super) fn check_host_port(s: &str, port: Port) -> Result<(), String> {
-    let port_required = port == Port::Required;
+    let port_required = port != Port::Optional;
+    let lowest = if port == Port::RequiredOrZero { 0 } else { 1 };
     let accepted = "expected host:port, e.g. localhost:9092 or [::1]:9092";
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let Some((host, after)) = rest.split_once(']') else {
@@ -152,9 +164,9 @@ pub(super) fn check_host_port(s: &str, port: Port) -> Result<(), String> {
         None if port_required => Err(format!("`{s}` has no port; {accepted}")),
         None => Ok(()),
         Some(p) => match p.parse::<u32>() {
-            Ok(n) if (1..=65535).contains(&n) => Ok(()),
+            Ok(n) if (lowest..=65535).contains(&n) => Ok(()),
             _ => Err(format!(
-                "`{s}` has an invalid port `{p}`; expected a port from 1 to 65535"
+                "`{s}` has an invalid port `{p}`; expected a port from {lowest} to 65535"
             )),
         },
     }

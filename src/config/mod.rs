@@ -57,6 +57,10 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 /// `redis_timeout_sec`: connecting to Redis, and each command. Redis answers in microseconds;
 /// a few seconds tell a hung server from a slow one, well within the 15 s lease.
 const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+/// `ready_lag_sec`: an active instance fetching full batches for longer than this is not ready.
+/// A minute of catching up is a backlog of millions of rows at the rates we measure; longer
+/// means it is not keeping up.
+const DEFAULT_READY_LAG: Duration = Duration::from_secs(60);
 
 /// Longest accepted duration setting: one year. `Duration::from_secs_f64` panics on overflow,
 /// and nothing sensible waits longer.
@@ -71,6 +75,11 @@ pub struct Config {
     pub name: String,
     /// `host:port` of the statsd daemon; `None` = no metrics.
     pub statsd_addr: Option<String>,
+    /// `host:port` the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`) listens on; `None` =
+    /// none.
+    pub metrics_addr: Option<String>,
+    /// What `/healthz` and `/readyz` are judged by.
+    pub health: Thresholds,
     pub position_store: PositionStoreConfig,
     /// Sleep between polls once caught up.
     pub poll_interval: Duration,
@@ -118,6 +127,7 @@ pub enum KeyMode {
 // Each boundary's own config types: the file is parsed straight into them (one concept, not two).
 pub use crate::kafka::{Acks, Compression, ProducerConfig};
 pub use crate::source::SourceSpec;
+pub use crate::status::Thresholds;
 pub use crate::store::PositionStoreConfig;
 
 /// Why the configuration could not be loaded. Never retriable: the file must be fixed.
@@ -322,6 +332,22 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             path: state_file_path(state_file.map(|s| s.into_string()), origin, &name),
         },
     };
+    let redis_timeout = match &position_store {
+        PositionStoreConfig::Redis { timeout, .. } => Some(*timeout),
+        PositionStoreConfig::File { .. } => None,
+    };
+    let metrics_addr = raw.metrics_addr.map(Checked::into_string);
+    for (set, key) in [
+        (raw.stall_timeout_sec.is_some(), "stall_timeout_sec"),
+        (raw.ready_lag_sec.is_some(), "ready_lag_sec"),
+    ] {
+        if set && metrics_addr.is_none() {
+            return Err(format!(
+                "repliqate: `{key}` is set without `metrics_addr`; it applies to the /healthz \
+                 and /readyz endpoint, set metrics_addr (e.g. 127.0.0.1:9464) or remove it"
+            ));
+        }
+    }
     let rep = raw.replication;
     let src = rep.sql_source;
     let kafka = rep.kafka_target;
@@ -396,9 +422,26 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         retry_backoff_max: d.retry_backoff_max,
         security: from_properties.security,
     };
+    let source_connect = secs_or(src.connect_timeout_sec, DEFAULT_CONNECT_TIMEOUT);
+    let query_timeout = secs_or(src.query_timeout_sec, DEFAULT_QUERY_TIMEOUT);
+    let longest = longest_step(&producer, source_connect, query_timeout, redis_timeout);
+    if let Some(stall) = raw.stall_timeout_sec.as_ref().filter(|s| s.0 < longest) {
+        log::warn!(
+            "repliqate.stall_timeout_sec: {}s is less than a healthy step may take with these \
+             timeouts ({}s): /healthz may report a slow but working loop as stalled",
+            stall.0.as_secs_f64(),
+            longest.as_secs_f64()
+        );
+    }
+    let health = Thresholds {
+        stall_timeout: raw.stall_timeout_sec.map_or(longest, |s| s.0),
+        ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
+    };
     Ok(Config {
         name,
         statsd_addr: raw.statsd_addr.map(Checked::into_string),
+        metrics_addr,
+        health,
         position_store,
         poll_interval: rep.poll_interval_sec.0,
         retry_backoff_max: secs_or(rep.retry_backoff_max_sec, DEFAULT_RETRY_BACKOFF_MAX),
@@ -414,8 +457,8 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
                 fields: src
                     .fields
                     .map(|list| list.0.into_iter().map(Checked::into_string).collect()),
-                query_timeout: secs_or(src.query_timeout_sec, DEFAULT_QUERY_TIMEOUT),
-                connect_timeout: secs_or(src.connect_timeout_sec, DEFAULT_CONNECT_TIMEOUT),
+                query_timeout,
+                connect_timeout: source_connect,
             },
             limit: src.limit.map_or(DEFAULT_LIMIT, |l| l.0),
             gap_timeout: src.gap_timeout_sec.map_or(DEFAULT_GAP_TIMEOUT, |g| g.0),
@@ -427,6 +470,23 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             producer,
         },
     })
+}
+
+/// The longest a healthy turn of the loop can go between two heartbeats: the default
+/// `stall_timeout_sec`. A turn reads a batch (maybe on a new connection: connect, the open
+/// transactions, the fetch), publishes it while reading the next (Kafka's delivery timeout,
+/// plus the request in flight when it expires), and talks to Redis up to three times (lease,
+/// renewal, commit). Waits between retries beat, so they do not count. 305 s with the defaults.
+pub fn longest_step(
+    producer: &ProducerConfig,
+    source_connect: Duration,
+    query_timeout: Duration,
+    redis_timeout: Option<Duration>,
+) -> Duration {
+    2 * (source_connect + 2 * query_timeout)
+        + producer.delivery_timeout
+        + producer.request_timeout
+        + 3 * redis_timeout.unwrap_or_default()
 }
 
 /// `redis_tls` as the TLS settings of the store: the name is always checked.
@@ -521,6 +581,9 @@ struct RawFile {
 struct RawRepliqate {
     name: Checked<JobName>,
     statsd_addr: Option<Checked<HostPort>>,
+    metrics_addr: Option<Checked<ListenAddr>>,
+    stall_timeout_sec: Option<Seconds>,
+    ready_lag_sec: Option<Seconds>,
     redis_addr: Option<Checked<RedisAddr>>,
     redis_url: Option<Checked<RedisUrl>>,
     redis_tls: Option<RawRedisTls>,
@@ -669,6 +732,40 @@ repliqate:
             err.contains("`redis_timeout_sec` is set without `redis_url` (or `redis_addr`)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn metrics_addr_and_its_probe_thresholds() {
+        let c = parse_str(OLD).unwrap();
+        assert_eq!(c.metrics_addr, None);
+        // The default stall timeout adds up the longest healthy step: 2 × (10 + 2 × 30) + 120
+        // + 30 + 3 × 5.
+        assert_eq!(c.health.stall_timeout, Duration::from_secs(305));
+        assert_eq!(c.health.ready_lag, Duration::from_secs(60));
+
+        let with = |extra: &str| {
+            parse_str(&OLD.replace(
+                "  redis_addr: localhost:6379\n",
+                &format!("  redis_addr: localhost:6379\n{extra}"),
+            ))
+        };
+        let c = with("  metrics_addr: 127.0.0.1:0\n  stall_timeout_sec: 90\n  ready_lag_sec: 5\n")
+            .unwrap();
+        assert_eq!(c.metrics_addr.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(c.health.stall_timeout, Duration::from_secs(90));
+        assert_eq!(c.health.ready_lag, Duration::from_secs(5));
+        let err = with("  metrics_addr: 9464\n").unwrap_err();
+        assert!(
+            err.contains("repliqate.metrics_addr: `9464` has no port"),
+            "{err}"
+        );
+        let err = with("  ready_lag_sec: 5\n").unwrap_err();
+        assert!(
+            err.contains("`ready_lag_sec` is set without `metrics_addr`"),
+            "{err}"
+        );
+        let err = with("  metrics_addr: 127.0.0.1:9464\n  stall_timeout_sec: 0\n").unwrap_err();
+        assert!(err.contains("repliqate.stall_timeout_sec:"), "{err}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ impl Replicator {
                 s.age.as_secs_f64(),
                 s.reason
             );
+            self.status
+                .gap_skipped(matches!(s.reason, SkipReason::ProvenFinal));
             let reason = match s.reason {
                 SkipReason::ProvenFinal => "final",
                 SkipReason::TimedOut => "timeout",
@@ -75,6 +77,8 @@ impl Replicator {
             &[("table", &self.table)],
             held_ms as i128,
         );
+        self.status
+            .gap_held_rows(batch.ids.len().saturating_sub(decision.publish));
         batch.truncate(decision.publish);
         Ok(decision.holding.is_some())
     }
@@ -133,6 +137,7 @@ impl Replicator {
             self.producer
                 .send(&self.topic, &records)
                 .map_err(|e| Error::Kafka(e.error))?;
+            self.status.published_late(ids.len());
             if let Some(watched) = self
                 .gaps
                 .watched(Instant::now())

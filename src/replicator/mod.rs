@@ -19,6 +19,7 @@ use crate::kafka::{Delivery, Producer, SendError, Unsettled};
 use crate::message::MessageEncoder;
 use crate::metrics::Metrics;
 use crate::source::Source;
+use crate::status::{Position, Status};
 use crate::store::{Store, StoreError, Written};
 use crate::value::Id;
 
@@ -63,6 +64,10 @@ pub struct Replicator {
     producer: Producer,
     store: Store,
     metrics: Metrics,
+    /// What `/metrics`, `/healthz` and `/readyz` show (shared with the endpoint's thread).
+    status: Arc<Status>,
+    /// When `status` last got the table's highest id.
+    max_id_read: Option<Instant>,
     encoder: MessageEncoder,
     gaps: GapTracker,
     stop: Arc<AtomicBool>,
@@ -97,11 +102,13 @@ struct Unacknowledged {
 
 impl Replicator {
     /// Connects to the source (checking table, key, fields and types), the position store and
-    /// Kafka (checking the topic exists). Any failure here stops start-up.
+    /// Kafka (checking the topic exists). Any failure here stops start-up. The loop reports
+    /// what it does to `status`.
     pub fn start(
         config: &Config,
         options: &Options,
         stop: Arc<AtomicBool>,
+        status: Arc<Status>,
     ) -> Result<Replicator, Error> {
         let metrics =
             Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)?;
@@ -149,6 +156,8 @@ impl Replicator {
             producer,
             store,
             metrics,
+            status,
+            max_id_read: None,
             encoder,
             gaps,
             stop,
@@ -176,6 +185,10 @@ impl Replicator {
         // A batch prepared while the previous one was in flight.
         let mut next: Option<Batch> = None;
         while !self.stopping() {
+            self.status.beat();
+            if self.active {
+                self.sample_max_id();
+            }
             let step = if !self.active {
                 next = None;
                 let before = self.last_stored;
@@ -189,9 +202,14 @@ impl Replicator {
                         }
                         position = Some(p);
                         standby_logged = false;
+                        self.status.set_active(true);
+                        self.status.position(status_position(p));
                         Step::Continue
                     }
-                    None => Step::Standby,
+                    None => {
+                        self.status.set_active(false);
+                        Step::Standby
+                    }
                 })
             } else {
                 match position.as_mut() {
@@ -204,6 +222,7 @@ impl Replicator {
                 Ok(step) => {
                     failures = 0;
                     if let Some(incident) = self.incident.take() {
+                        self.status.recovered();
                         log::warn!(
                             "{}: recovered after {:.1}s",
                             incident.component,
@@ -249,6 +268,7 @@ impl Replicator {
                 Err(Error::Store(e @ StoreError::Fenced { .. })) => {
                     log::warn!("lost the job's lease, stopping publishing: {e}");
                     self.active = false;
+                    self.status.set_active(false);
                     position = None;
                 }
                 Err(e) if e.is_worth_waiting_for() => {
@@ -290,13 +310,16 @@ impl Replicator {
             None
         };
         let mut batch = self.read(position)?;
+        let full = batch.ids.len() == self.limit;
         let holding = self.hold_at_gaps(position, &mut batch, before)?;
         let (ids, records) = batch.finish();
+        let read = started.elapsed();
+        self.status.read(read, full && !holding);
         Ok(Batch {
             ids,
             records,
             holding,
-            read: started.elapsed(),
+            read,
         })
     }
 
@@ -392,12 +415,13 @@ impl Replicator {
         result: Result<Vec<Delivery>, SendError>,
     ) -> Result<Vec<Id>, Error> {
         let tags = [("topic", self.topic.as_str())];
-        self.metrics
-            .call("target.publish", &result, &tags, published.elapsed());
+        let took = published.elapsed();
+        self.metrics.call("target.publish", &result, &tags, took);
         let acknowledged = match &result {
             Ok(_) => ids.len(),
             Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
         };
+        self.status.published(took, acknowledged, result.is_ok());
         let moved = acknowledged > 0 && ids[acknowledged - 1] > *position;
         if moved {
             let last = ids[acknowledged - 1];
@@ -465,6 +489,7 @@ impl Replicator {
                     }
                     self.committed = Some(position);
                     self.last_stored = Some(position);
+                    self.status.position(Position::At(position));
                     let p = position.to_string();
                     self.metrics.gauge(
                         "offset.position",
@@ -492,6 +517,7 @@ impl Replicator {
     /// what it needs changes (an outage that turns into a refusal an operator must fix, such as
     /// a password rotated on one side, or back); every other retry is at debug level.
     fn report_incident(&mut self, e: &Error) {
+        self.status.failed(e.component(), &e.to_string());
         let needs_operator = e.needs_operator();
         match &mut self.incident {
             Some(incident)
@@ -534,6 +560,7 @@ impl Replicator {
                     Error::Store(StoreError::Fenced { .. }) => {
                         log::warn!("lost the job's lease while idle: {e}");
                         self.active = false;
+                        self.status.set_active(false);
                     }
                     // A Redis outage: the loop's next step reports and retries it.
                     e => log::debug!("renewing the lease: {e}"),
@@ -543,9 +570,44 @@ impl Replicator {
         }
     }
 
-    /// Sleeps, waking within 50 ms of a shutdown request.
+    /// Sleeps, waking within 50 ms of a shutdown request, with a heartbeat every second (a
+    /// long backoff or poll interval is not a stall).
     fn sleep(&self, d: Duration) {
-        sleep_until(Instant::now() + d, &self.stop);
+        let until = Instant::now() + d;
+        loop {
+            self.status.beat();
+            let now = Instant::now();
+            if now >= until || !sleep_until(until.min(now + HEARTBEAT), &self.stop) {
+                break;
+            }
+        }
+    }
+
+    /// Reads the table's highest id for `rows_behind`, at most once per poll interval. A
+    /// failure is only noted: the fetch that follows reports the source's trouble.
+    fn sample_max_id(&mut self) {
+        if self
+            .max_id_read
+            .is_some_and(|t| t.elapsed() < self.poll_interval)
+        {
+            return;
+        }
+        self.max_id_read = Some(Instant::now());
+        match self.source.max_id() {
+            Ok(max) => self.status.max_id(max),
+            Err(e) => log::debug!("reading the highest id: {e}"),
+        }
+    }
+}
+
+/// How often a sleeping loop beats (`status`): well within any sensible stall timeout.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+fn status_position(p: Id) -> Position {
+    if p == BEFORE_ANY_ID {
+        Position::Start
+    } else {
+        Position::At(p)
     }
 }
 
