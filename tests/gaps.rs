@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
 use common::db::{pg_client, Conn, Db, TableGuard};
+use common::endpoint::{endpoint, scrape, value, Sample};
 use common::env::{now_secs, stack_job, unique, TempDir};
 use common::job::JobConfig;
 use common::kafka::{broker, create_topic};
@@ -130,7 +131,8 @@ impl Workload for Conn {
 fn gap_job(db: &Db, table: &str, topic: &str) -> JobConfig {
     let mut job = stack_job("gapjob", &db.uri(), table)
         .poll_interval(Duration::from_millis(100))
-        .limit(500);
+        .limit(500)
+        .set("metrics_addr", "127.0.0.1:0");
     job.kafka.topic = topic.to_string();
     job
 }
@@ -627,8 +629,16 @@ fn rollback_releases_the_hole_within_a_poll(db: Db) {
         !s.watch.has(above),
         "{db:?}: row {above} was published while the transaction holding {n} was open"
     );
+    let addr = endpoint(&mut s.instance.daemon);
+    let metrics = scrape(&addr);
+    assert_eq!(value(&metrics, "repliqate_gap_held_rows", &[]), Some(1.0));
+    let skipped = |m: &[Sample]| value(m, "repliqate_gap_skipped_total", &[("reason", "final")]);
+    let skipped_before = skipped(&metrics).unwrap();
     a.exec("ROLLBACK");
     let released = s.watch.wait_for(above, Duration::from_secs(10));
+    let metrics = scrape(&addr);
+    assert_eq!(value(&metrics, "repliqate_gap_held_rows", &[]), Some(0.0));
+    assert_eq!(skipped(&metrics), Some(skipped_before + 1.0));
     eprintln!("{db:?}: row {above} published {released:?} after the rollback of {n}");
     let log = s.instance.stop();
     let released =

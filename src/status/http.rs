@@ -1,13 +1,15 @@
 //! A tiny HTTP/1.1 server for `/metrics`, `/healthz` and `/readyz`, on one thread of its own.
 //!
 //! Written by hand rather than taken from a crate: it serves three fixed paths to GET and HEAD,
-//! with no request bodies, keep-alive, chunking or TLS, and one connection at a time. Each
-//! connection has a read and a write timeout, so a client that stalls holds the thread for at
-//! most `IO_TIMEOUT` twice, and a request head is read up to `MAX_HEAD` bytes. The replication
-//! loop never waits on this thread: it only locks the status for the moment of a render.
+//! with no request bodies, keep-alive, chunking or TLS. Each connection is answered on a
+//! short-lived thread of its own, at most `MAX_CONNECTIONS` at once (more are closed at once),
+//! so a client that stalls cannot hold up a probe; each has a read and a write timeout, and a
+//! request head is read up to `MAX_HEAD` bytes. The replication loop never waits on these
+//! threads: it only shares the status's lock with a render.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -19,6 +21,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Longest request head (request line and headers) we read.
 const MAX_HEAD: u64 = 16 * 1024;
+
+/// Connections answered at the same time; Prometheus and two probes need three.
+const MAX_CONNECTIONS: usize = 8;
 
 /// The endpoint, bound and serving on its own thread.
 pub struct Server {
@@ -33,7 +38,7 @@ impl Server {
         let addr = listener.local_addr()?;
         thread::Builder::new()
             .name("metrics-http".into())
-            .spawn(move || serve(listener, &status))?;
+            .spawn(move || serve(listener, status))?;
         Ok(Server { addr })
     }
 
@@ -43,19 +48,35 @@ impl Server {
     }
 }
 
-fn serve(listener: TcpListener, status: &Status) {
+fn serve(listener: TcpListener, status: Arc<Status>) {
+    let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => {
-                if let Err(e) = answer(stream, status) {
-                    log::debug!("metrics endpoint: {e}");
-                }
-            }
+        let stream = match stream {
+            Ok(stream) => stream,
             // Out of file descriptors and the like: wait rather than spin.
             Err(e) => {
                 log::warn!("metrics endpoint: accepting a connection: {e}");
                 thread::sleep(Duration::from_millis(100));
+                continue;
             }
+        };
+        if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            open.fetch_sub(1, Ordering::SeqCst);
+            log::debug!("metrics endpoint: {MAX_CONNECTIONS} connections open, closing one more");
+            continue;
+        }
+        let (status, done) = (status.clone(), open.clone());
+        let spawned = thread::Builder::new()
+            .name("metrics-conn".into())
+            .spawn(move || {
+                if let Err(e) = answer(stream, &status) {
+                    log::debug!("metrics endpoint: {e}");
+                }
+                done.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            open.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("metrics endpoint: starting a thread: {e}");
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod broker;
 pub mod conformance;
 pub mod daemon;
 pub mod db;
+pub mod endpoint;
 pub mod env;
 pub mod faults;
 pub mod job;
