@@ -35,6 +35,25 @@ impl Exposition {
         let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
+    /// A family of one sample with only the common labels.
+    pub(super) fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.family(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
+    /// A family of one sample per value of the label `label`.
+    pub(super) fn by_label(
+        &mut self,
+        (name, kind, help): (&str, &str, &str),
+        label: &str,
+        samples: &[(&str, f64)],
+    ) {
+        self.family(name, kind, help);
+        for (value, sample) in samples {
+            self.sample(name, &[(label, value)], *sample);
+        }
+    }
+
     /// One sample, with the common labels and `extra` ones.
     pub(super) fn sample(&mut self, name: &str, extra: &[(&str, &str)], value: f64) {
         let _ = write!(self.out, "{name}{{{}", self.common);

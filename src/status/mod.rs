@@ -318,76 +318,62 @@ impl Status {
         let job: Vec<(&str, &str)> = self.job.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut e = Exposition::new(&job);
         let s = self.state();
-        e.family(
+        e.single(
             "repliqate_rows_published_total",
             "counter",
             "Rows Kafka acknowledged.",
-        );
-        e.sample(
-            "repliqate_rows_published_total",
-            &[],
             s.rows_published as f64,
         );
-        e.family(
-            "repliqate_batches_total",
-            "counter",
-            "Batches published, by result (ok: every row acknowledged).",
+        e.by_label(
+            (
+                "repliqate_batches_total",
+                "counter",
+                "Batches published, by result (ok: every row acknowledged).",
+            ),
+            "result",
+            &[
+                ("ok", s.batches_ok as f64),
+                ("error", s.batches_failed as f64),
+            ],
         );
-        e.sample(
-            "repliqate_batches_total",
-            &[("result", "ok")],
-            s.batches_ok as f64,
-        );
-        e.sample(
-            "repliqate_batches_total",
-            &[("result", "error")],
-            s.batches_failed as f64,
-        );
-        e.family(
+        let active = f64::from(u8::from(s.role == Role::Active));
+        e.single(
             "repliqate_active",
             "gauge",
-            "1 while this instance holds the job's lease and publishes, 0 on standby or while starting.",
-        );
-        e.sample(
-            "repliqate_active",
-            &[],
-            f64::from(u8::from(s.role == Role::Active)),
+            "1 while this instance holds the lease and publishes; 0 on standby or starting.",
+            active,
         );
         // Only the active instance knows these; a standby does not export them.
         if let Position::At(p) = s.position {
-            e.family(
+            e.single(
                 "repliqate_position",
                 "gauge",
                 "The last committed primary key (as a float: exact up to 2^53).",
+                p as f64,
             );
-            e.sample("repliqate_position", &[], p as f64);
         }
         if let Some(Some(max)) = s.max_id {
-            e.family(
+            e.single(
                 "repliqate_source_max_id",
                 "gauge",
                 "The table's highest primary key, read at most once per poll interval.",
+                max as f64,
             );
-            e.sample("repliqate_source_max_id", &[], max as f64);
         }
         if let Some(behind) = rows_behind(&s) {
-            e.family(
+            e.single(
                 "repliqate_rows_behind",
                 "gauge",
                 "The table's highest id minus the position: how many ids are still to publish.",
+                behind as f64,
             );
-            e.sample("repliqate_rows_behind", &[], behind as f64);
         }
         if let Some(t) = s.last_publish {
-            e.family(
+            let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            e.single(
                 "repliqate_last_publish_timestamp_seconds",
                 "gauge",
                 "When Kafka last acknowledged rows (Unix time).",
-            );
-            let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-            e.sample(
-                "repliqate_last_publish_timestamp_seconds",
-                &[],
                 secs.as_secs_f64(),
             );
         }
@@ -403,49 +389,41 @@ impl Status {
             "Time to read and encode a batch from the source.",
         );
         e.histogram("repliqate_read_seconds", &s.read);
-        e.family(
+        e.single(
             "repliqate_gap_held_rows",
             "gauge",
             "Rows read but held back above a hole in the id sequence that may still fill.",
+            s.gap_held_rows as f64,
         );
-        e.sample("repliqate_gap_held_rows", &[], s.gap_held_rows as f64);
-        e.family(
-            "repliqate_gap_skipped_total",
-            "counter",
-            "Holes in the id sequence given up on: proven final, or after gap_timeout_sec.",
+        e.by_label(
+            (
+                "repliqate_gap_skipped_total",
+                "counter",
+                "Holes in the id sequence given up on: proven final, or after gap_timeout_sec.",
+            ),
+            "reason",
+            &[
+                ("final", s.gaps_final as f64),
+                ("timeout", s.gaps_timed_out as f64),
+            ],
         );
-        e.sample(
-            "repliqate_gap_skipped_total",
-            &[("reason", "final")],
-            s.gaps_final as f64,
-        );
-        e.sample(
-            "repliqate_gap_skipped_total",
-            &[("reason", "timeout")],
-            s.gaps_timed_out as f64,
-        );
-        e.family(
-            "repliqate_errors_total",
-            "counter",
-            "Failed calls to a dependency that the loop retried, by component.",
-        );
-        for component in ["source", "kafka", "position store"] {
-            let n = s.errors.get(component).copied().unwrap_or(0);
-            e.sample(
-                "repliqate_errors_total",
-                &[("component", component)],
-                n as f64,
-            );
-        }
-        for (component, n) in s.errors.iter() {
-            if !["source", "kafka", "position store"].contains(component) {
-                e.sample(
-                    "repliqate_errors_total",
-                    &[("component", component)],
-                    *n as f64,
-                );
+        // The three components always, so that a rate() has a series from the start.
+        let mut errors: Vec<(&str, f64)> = COMPONENTS.iter().map(|c| (*c, 0.0)).collect();
+        for (component, n) in &s.errors {
+            match errors.iter_mut().find(|(c, _)| c == component) {
+                Some(slot) => slot.1 = *n as f64,
+                None => errors.push((component, *n as f64)),
             }
         }
+        e.by_label(
+            (
+                "repliqate_errors_total",
+                "counter",
+                "Failed calls to a dependency that the loop retried, by component.",
+            ),
+            "component",
+            &errors,
+        );
         drop(s);
         e.family(
             "repliqate_build_info",
@@ -464,6 +442,9 @@ impl Status {
         e.finish()
     }
 }
+
+/// The components of `repliqate_errors_total` (the replicator's `Error::component`).
+const COMPONENTS: [&str; 3] = ["source", "kafka", "position store"];
 
 /// The highest id minus the position; a new job counts from 0 (ids usually start at 1).
 fn rows_behind(s: &State) -> Option<Id> {
