@@ -6,6 +6,11 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("repliqate needs at least one source feature: sqlite, postgres or mysql");
 
+// The static musl build's memcpy and memmove (see Cargo.toml): linked into every binary that
+// links this library, the daemon's and the tests' alike.
+#[cfg(all(target_env = "musl", target_arch = "x86_64"))]
+extern crate fastcopy;
+
 pub mod backoff;
 pub mod config;
 pub mod gaps;
