@@ -12,6 +12,7 @@ pub mod gaps;
 pub mod kafka;
 pub mod message;
 pub mod metrics;
+pub mod notify;
 pub mod redact;
 pub mod replicator;
 pub mod secret;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
+use repliqate::notify::Notifier;
 use repliqate::replicator::{Mode, Options, Replicator};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
@@ -84,14 +85,19 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
+    // Before any thread starts (the signal handler's): it removes NOTIFY_SOCKET and the watchdog
+    // variables from the environment.
+    let notifier = Notifier::from_env();
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let on_signal = notifier.clone();
     if let Err(e) = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             log::warn!("second signal: exiting at once");
             std::process::exit(130);
         }
+        on_signal.stopping();
     }) {
         return fail(
             exit::RUNTIME,
@@ -113,12 +119,19 @@ fn main() -> ExitCode {
             return fail(code, &format!("starting job {}: {e}", config.name));
         }
     };
+    // Every start-up check passed.
+    notifier.ready(&format!(
+        "replicating table {} to topic {} (job {})",
+        config.source.spec.table, config.kafka.topic, config.name
+    ));
     let mode = if args.once {
         Mode::UntilCaughtUp
     } else {
         Mode::Forever
     };
-    match replicator.run(mode) {
+    let result = replicator.run(mode);
+    notifier.stopping();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // The loop retries everything retriable itself; one it returns (another instance
         // holding the lease, with --once) means "try again later".
