@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod config;
 pub mod gaps;
 pub mod kafka;
+pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod notify;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
+use repliqate::config::LogFormat;
 use repliqate::notify::Notifier;
 use repliqate::replicator::{Mode, Options, Replicator};
 
@@ -77,14 +78,18 @@ fn main() -> ExitCode {
         println!("repliqate {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    init_logging(args.verbose);
     // Before anything builds a TLS config (the redis and mysql crates build their own).
     repliqate::tls::provider();
 
+    // The log format comes from the file, so its errors are `fail`'s one line, never a log line.
     let config = match repliqate::config::load(&args.config) {
         Ok(c) => c,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
+    init_logging(args.verbose, config.log_format);
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
     // Before any thread starts (the signal handler's): it removes NOTIFY_SOCKET and the watchdog
     // variables from the environment.
     let notifier = Notifier::from_env();
@@ -154,7 +159,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let level = match verbose {
         0 => log::LevelFilter::Error,
         1 => log::LevelFilter::Warn,
@@ -163,11 +168,15 @@ fn init_logging(verbose: u8) {
     };
     // Our own crate at the chosen level; the drivers' chatter only from warnings up, unless
     // RUST_LOG says otherwise.
-    env_logger::Builder::new()
+    let mut builder = env_logger::Builder::new();
+    builder
         .filter_level(level.min(log::LevelFilter::Warn))
         .filter_module("repliqate", level)
-        .parse_env("RUST_LOG")
-        .init();
+        .parse_env("RUST_LOG");
+    if format == LogFormat::Json {
+        builder.format(repliqate::logging::format_json);
+    }
+    builder.init();
 }
 
 /// The old tool accepted `-vv` and `-vvv` (argparse); argh wants `-v -v`. Expands the former.

@@ -57,6 +57,8 @@ const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 /// `redis_timeout_sec`: connecting to Redis, and each command. Redis answers in microseconds;
 /// a few seconds tell a hung server from a slow one, well within the 15 s lease.
 const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+/// `log_format`: env_logger's text lines, as before the key existed.
+const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
 /// Longest accepted duration setting: one year. `Duration::from_secs_f64` panics on overflow,
 /// and nothing sensible waits longer.
@@ -81,6 +83,17 @@ pub struct Config {
     pub lease: Duration,
     pub source: SourceSettings,
     pub kafka: KafkaSettings,
+    /// How log lines are written (text, or one JSON object per line).
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// What the operator should hear about this configuration: settings that are accepted but
+    /// weaken something. `load` logs nothing itself (the log format comes from this file, so the
+    /// logger starts after it); the caller logs these once it has.
+    pub fn warnings(&self) -> Vec<String> {
+        properties::warnings(&self.kafka.producer.security)
+    }
 }
 
 /// The SQL table to replicate, and how.
@@ -117,6 +130,7 @@ pub enum KeyMode {
 
 // Each boundary's own config types: the file is parsed straight into them (one concept, not two).
 pub use crate::kafka::{Acks, Compression, ProducerConfig};
+pub use crate::logging::LogFormat;
 pub use crate::source::SourceSpec;
 pub use crate::store::PositionStoreConfig;
 
@@ -426,6 +440,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             key: kafka.key.unwrap_or(DEFAULT_KEY),
             producer,
         },
+        log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
     })
 }
 
@@ -528,6 +543,7 @@ struct RawRepliqate {
     state_file: Option<Checked<NonEmpty>>,
     redis_timeout_sec: Option<Seconds>,
     lease_sec: Option<Seconds>,
+    log_format: Option<LogFormat>,
     replication: RawReplication,
 }
 
@@ -704,6 +720,7 @@ repliqate:
         assert_eq!(c.kafka.producer.delivery_timeout, Duration::from_secs(120));
         assert_eq!(c.kafka.producer.client_id, "repliqate");
         assert_eq!(c.retry_backoff_max, Duration::from_secs(5));
+        assert_eq!(c.log_format, LogFormat::Text);
     }
 
     #[test]
