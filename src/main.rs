@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
+use repliqate::config::LogFormat;
+use repliqate::notify::Notifier;
 use repliqate::replicator::{Mode, Options, Replicator};
 use repliqate::status::{Server, Status};
 
@@ -77,22 +79,31 @@ fn main() -> ExitCode {
         println!("repliqate {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    init_logging(args.verbose);
     // Before anything builds a TLS config (the redis and mysql crates build their own).
     repliqate::tls::provider();
 
+    // The log format comes from the file, so its errors are `fail`'s one line, never a log line.
     let config = match repliqate::config::load(&args.config) {
         Ok(c) => c,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
+    init_logging(args.verbose, config.log_format);
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
+    // Before any thread starts (the signal handler's): it removes NOTIFY_SOCKET and the watchdog
+    // variables from the environment.
+    let notifier = Notifier::from_env();
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let on_signal = notifier.clone();
     if let Err(e) = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             log::warn!("second signal: exiting at once");
             std::process::exit(130);
         }
+        on_signal.stopping();
     }) {
         return fail(
             exit::RUNTIME,
@@ -100,12 +111,15 @@ fn main() -> ExitCode {
         );
     }
 
-    let status = Arc::new(Status::new(
-        &config.name,
-        &config.source.spec.table,
-        &config.kafka.topic,
-        config.health,
-    ));
+    let status = Arc::new(
+        Status::new(
+            &config.name,
+            &config.source.spec.table,
+            &config.kafka.topic,
+            config.health,
+        )
+        .with_watchdog(notifier.clone()),
+    );
     if let Some(addr) = &config.metrics_addr {
         match Server::start(addr, status.clone()) {
             Ok(server) => log::info!(
@@ -141,12 +155,19 @@ fn main() -> ExitCode {
             return fail(code, &format!("starting job {}: {e}", config.name));
         }
     };
+    // Every start-up check passed.
+    notifier.ready(&format!(
+        "replicating table {} to topic {} (job {})",
+        config.source.spec.table, config.kafka.topic, config.name
+    ));
     let mode = if args.once {
         Mode::UntilCaughtUp
     } else {
         Mode::Forever
     };
-    match replicator.run(mode) {
+    let result = replicator.run(mode);
+    notifier.stopping();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // The loop retries everything retriable itself; one it returns (another instance
         // holding the lease, with --once) means "try again later".
@@ -169,7 +190,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: LogFormat) {
     let level = match verbose {
         0 => log::LevelFilter::Error,
         1 => log::LevelFilter::Warn,
@@ -178,11 +199,15 @@ fn init_logging(verbose: u8) {
     };
     // Our own crate at the chosen level; the drivers' chatter only from warnings up, unless
     // RUST_LOG says otherwise.
-    env_logger::Builder::new()
+    let mut builder = env_logger::Builder::new();
+    builder
         .filter_level(level.min(log::LevelFilter::Warn))
         .filter_module("repliqate", level)
-        .parse_env("RUST_LOG")
-        .init();
+        .parse_env("RUST_LOG");
+    if format == LogFormat::Json {
+        builder.format(repliqate::logging::format_json);
+    }
+    builder.init();
 }
 
 /// The old tool accepted `-vv` and `-vvv` (argparse); argh wants `-v -v`. Expands the former.

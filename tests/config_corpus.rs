@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use repliqate::config::{self, Acks, Compression, KeyMode, PositionStoreConfig};
+use repliqate::config::{self, Acks, Compression, KeyMode, LogFormat, PositionStoreConfig};
 
 fn corpus_dir(kind: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -167,6 +167,7 @@ fn a_config_using_every_option_parses() {
     assert_eq!(k.connect_timeout, Duration::from_secs(3));
     assert_eq!(k.max_request_size, 2_097_152);
     assert_eq!(k.client_id, "repliqate-orders");
+    assert_eq!(c.log_format, LogFormat::Json);
     assert!(
         !format!("{c:?}").contains("pa ss"),
         "Debug leaks the password"

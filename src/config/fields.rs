@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::{Acks, Compression, KeyMode, MAX_LIMIT, MAX_SECONDS, MIN_SECONDS};
+use super::{Acks, Compression, KeyMode, LogFormat, MAX_LIMIT, MAX_SECONDS, MIN_SECONDS};
 use crate::redact::redact_uri;
 
 /// A string value after `${VAR}` expansion, accepted by the rule `R`.
@@ -403,6 +403,16 @@ impl<'de> Deserialize<'de> for KeyMode {
             _ => Err(format!(
                 "unknown key mode `{s}`; expected primary_key or none"
             )),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        string_choice(d, "text or json", |s| match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format `{s}`; expected text or json")),
         })
     }
 }

@@ -61,6 +61,8 @@ const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 /// A minute of catching up is a backlog of millions of rows at the rates we measure; longer
 /// means it is not keeping up.
 const DEFAULT_READY_LAG: Duration = Duration::from_secs(60);
+/// `log_format`: env_logger's text lines, as before the key existed.
+const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
 /// Longest accepted duration setting: one year. `Duration::from_secs_f64` panics on overflow,
 /// and nothing sensible waits longer.
@@ -90,6 +92,42 @@ pub struct Config {
     pub lease: Duration,
     pub source: SourceSettings,
     pub kafka: KafkaSettings,
+    /// How log lines are written (text, or one JSON object per line).
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// What the operator should hear about this configuration: settings that are accepted but
+    /// weaken something. `load` logs nothing itself (the log format comes from this file, so the
+    /// logger starts after it); the caller logs these once it has.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = properties::warnings(&self.kafka.producer.security);
+        let longest = self.longest_step();
+        if self.health.stall_timeout < longest {
+            warnings.push(format!(
+                "repliqate.stall_timeout_sec: {}s is less than a healthy step may take with these \
+                 timeouts ({}s): /healthz may report a slow but working loop as stalled",
+                self.health.stall_timeout.as_secs_f64(),
+                longest.as_secs_f64()
+            ));
+        }
+        warnings
+    }
+
+    /// The default `stall_timeout_sec` of these settings: see `longest_step`.
+    pub fn longest_step(&self) -> Duration {
+        let redis_timeout = match &self.position_store {
+            PositionStoreConfig::Redis { timeout, .. } => Some(*timeout),
+            PositionStoreConfig::File { .. } => None,
+        };
+        let spec = &self.source.spec;
+        longest_step(
+            &self.kafka.producer,
+            spec.connect_timeout,
+            spec.query_timeout,
+            redis_timeout,
+        )
+    }
 }
 
 /// The SQL table to replicate, and how.
@@ -126,6 +164,7 @@ pub enum KeyMode {
 
 // Each boundary's own config types: the file is parsed straight into them (one concept, not two).
 pub use crate::kafka::{Acks, Compression, ProducerConfig};
+pub use crate::logging::LogFormat;
 pub use crate::source::SourceSpec;
 pub use crate::status::Thresholds;
 pub use crate::store::PositionStoreConfig;
@@ -425,14 +464,6 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
     let source_connect = secs_or(src.connect_timeout_sec, DEFAULT_CONNECT_TIMEOUT);
     let query_timeout = secs_or(src.query_timeout_sec, DEFAULT_QUERY_TIMEOUT);
     let longest = longest_step(&producer, source_connect, query_timeout, redis_timeout);
-    if let Some(stall) = raw.stall_timeout_sec.as_ref().filter(|s| s.0 < longest) {
-        log::warn!(
-            "repliqate.stall_timeout_sec: {}s is less than a healthy step may take with these \
-             timeouts ({}s): /healthz may report a slow but working loop as stalled",
-            stall.0.as_secs_f64(),
-            longest.as_secs_f64()
-        );
-    }
     let health = Thresholds {
         stall_timeout: raw.stall_timeout_sec.map_or(longest, |s| s.0),
         ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
@@ -469,6 +500,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             key: kafka.key.unwrap_or(DEFAULT_KEY),
             producer,
         },
+        log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
     })
 }
 
@@ -591,6 +623,7 @@ struct RawRepliqate {
     state_file: Option<Checked<NonEmpty>>,
     redis_timeout_sec: Option<Seconds>,
     lease_sec: Option<Seconds>,
+    log_format: Option<LogFormat>,
     replication: RawReplication,
 }
 
@@ -801,6 +834,7 @@ repliqate:
         assert_eq!(c.kafka.producer.delivery_timeout, Duration::from_secs(120));
         assert_eq!(c.kafka.producer.client_id, "repliqate");
         assert_eq!(c.retry_backoff_max, Duration::from_secs(5));
+        assert_eq!(c.log_format, LogFormat::Text);
     }
 
     #[test]

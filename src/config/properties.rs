@@ -360,14 +360,20 @@ fn security(p: &mut Reader) -> Result<Security, String> {
              no SASL; expected SASL_PLAINTEXT or SASL_SSL, or remove them"
         ));
     }
+    Ok(security)
+}
+
+/// What the operator should hear about these settings (`Config::warnings`).
+pub(super) fn warnings(security: &Security) -> Vec<String> {
+    let mut warnings = Vec::new();
     if security.tls.as_ref().is_some_and(|t| !t.verify_hostname) {
-        log::warn!(
+        warnings.push(format!(
             "kafka: {PATH}.ssl.endpoint.identification.algorithm is none: brokers' \
              certificates are checked against the CAs but not against the brokers' names, so \
              anyone holding any certificate from those CAs can pose as a broker"
-        );
+        ));
     }
-    Ok(security)
+    warnings
 }
 
 /// The ssl.* properties, if any is given.

@@ -46,6 +46,9 @@ impl Replicator {
                 continue;
             }
             log::warn!(
+                hole_after = s.after,
+                hole_before = s.before,
+                age_ms = s.age.as_millis();
                 "skipping hole in table {}: ids {}..{} (exclusive) never appeared after {:.1}s; {}",
                 self.table,
                 s.after,

@@ -60,6 +60,7 @@ impl Replicator {
             },
         };
         log::info!(
+            state = "active";
             "active (lease owner {}): resuming after id {}",
             self.owner,
             show_position(position)

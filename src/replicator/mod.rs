@@ -223,10 +223,13 @@ impl Replicator {
                     failures = 0;
                     if let Some(incident) = self.incident.take() {
                         self.status.recovered();
+                        let outage = incident.since.elapsed();
                         log::warn!(
+                            component = incident.component,
+                            outage_ms = outage.as_millis();
                             "{}: recovered after {:.1}s",
                             incident.component,
-                            incident.since.elapsed().as_secs_f64()
+                            outage.as_secs_f64()
                         );
                     }
                     match (step, mode) {
@@ -256,7 +259,7 @@ impl Replicator {
                         }
                         (Step::Standby, Mode::Forever) => {
                             if !standby_logged {
-                                log::info!("standby: another instance holds the job's lease; taking over when it lapses");
+                                log::info!(state = "standby"; "standby: another instance holds the job's lease; taking over when it lapses");
                                 standby_logged = true;
                             }
                             self.sleep(self.lease / 3)
@@ -266,7 +269,7 @@ impl Replicator {
                 // Sending was cut short by shutdown: what was acknowledged is committed.
                 Err(_) if self.stopping() => break,
                 Err(Error::Store(e @ StoreError::Fenced { .. })) => {
-                    log::warn!("lost the job's lease, stopping publishing: {e}");
+                    log::warn!(state = "standby"; "lost the job's lease, stopping publishing: {e}");
                     self.active = false;
                     self.status.set_active(false);
                     position = None;
@@ -362,12 +365,16 @@ impl Replicator {
         };
         let result = self.producer.finish(pending);
         let ids = self.settle(position, batch.ids, batch.holding, published, result)?;
+        let (read_ms, publish_ms) = (batch.read.as_millis(), published.elapsed().as_millis());
         log::info!(
-            "replicated {} rows, ids {}..={last_id} (read {} ms, publish {} ms)",
+            rows = ids.len(),
+            first_id = ids[0],
+            last_id = last_id,
+            read_ms = read_ms,
+            publish_ms = publish_ms;
+            "replicated {} rows, ids {}..={last_id} (read {read_ms} ms, publish {publish_ms} ms)",
             ids.len(),
             ids[0],
-            batch.read.as_millis(),
-            published.elapsed().as_millis(),
         );
         match following {
             Some(prepared) => {
@@ -388,12 +395,17 @@ impl Replicator {
         let published = Instant::now();
         let result = self.producer.resume(send);
         let ids = self.settle(position, ids, holding, published, result)?;
+        let publish_ms = published.elapsed().as_millis();
         log::info!(
-            "replicated {} rows, ids {}..={} (sent again, publish {} ms)",
+            rows = ids.len(),
+            first_id = ids[0],
+            last_id = ids[ids.len() - 1],
+            publish_ms = publish_ms,
+            sent_again = true;
+            "replicated {} rows, ids {}..={} (sent again, publish {publish_ms} ms)",
             ids.len(),
             ids[0],
             ids[ids.len() - 1],
-            published.elapsed().as_millis(),
         );
         // The batch was read before it failed: read on from it at once.
         Ok(if holding {
@@ -434,6 +446,8 @@ impl Replicator {
             Err(mut e) => {
                 if moved {
                     log::warn!(
+                        rows = acknowledged,
+                        position = *position;
                         "committed {acknowledged} acknowledged rows of a failed batch, up to {position}"
                     );
                 }
@@ -496,7 +510,7 @@ impl Replicator {
                         &[("table", self.table.as_str())],
                         position,
                     );
-                    log::debug!("committed position {p} for job {}", self.name);
+                    log::debug!(position = position; "committed position {p} for job {}", self.name);
                     return Ok(());
                 }
                 Err(e) => {
@@ -524,14 +538,14 @@ impl Replicator {
                 if incident.component == e.component()
                     && incident.needs_operator == needs_operator =>
             {
-                log::debug!("still failing: {e}")
+                log::debug!(component = e.component(); "still failing: {e}")
             }
             Some(incident) if incident.component == e.component() => {
-                log::error!("{e} (retrying until it recovers)");
+                log::error!(component = e.component(), needs_operator = needs_operator; "{e} (retrying until it recovers)");
                 incident.needs_operator = needs_operator;
             }
             _ => {
-                log::error!("{e} (retrying until it recovers)");
+                log::error!(component = e.component(), needs_operator = needs_operator; "{e} (retrying until it recovers)");
                 self.incident = Some(Incident {
                     component: e.component(),
                     needs_operator,
@@ -558,7 +572,7 @@ impl Replicator {
             if let Err(e) = self.renew_lease() {
                 match e {
                     Error::Store(StoreError::Fenced { .. }) => {
-                        log::warn!("lost the job's lease while idle: {e}");
+                        log::warn!(state = "standby"; "lost the job's lease while idle: {e}");
                         self.active = false;
                         self.status.set_active(false);
                     }

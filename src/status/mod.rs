@@ -5,6 +5,10 @@
 //! the loop takes a few times per batch and a scrape takes once; the loop's heartbeat is an
 //! atomic, written at every step and at least once a second while the loop sleeps.
 //!
+//! systemd's watchdog is fed from the same heartbeat: when the unit sets `WatchdogSec=`, a
+//! beat sends `WATCHDOG=1` if half the watchdog time has passed since the last one, so pings
+//! come from the loop itself and stop when it is stuck.
+//!
 //! Liveness: alive while the loop completed a step (or a second of a sleep) within
 //! `stall_timeout`. A healthy step never blocks longer than its calls' timeouts, which is what
 //! `stall_timeout`'s default adds up (config).
@@ -19,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::notify::Notifier;
 use crate::value::Id;
 
 mod exposition;
@@ -50,6 +55,10 @@ pub struct Status {
     started: Instant,
     /// Milliseconds from `started` to the loop's last heartbeat.
     beat: AtomicU64,
+    /// systemd's watchdog and how often to ping it, when the unit asks for pings.
+    watchdog: Option<(Notifier, Duration)>,
+    /// Milliseconds from `started` to the last `WATCHDOG=1` (`u64::MAX`: none yet).
+    pinged: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -123,8 +132,16 @@ impl Status {
             thresholds,
             started: Instant::now(),
             beat: AtomicU64::new(0),
+            watchdog: None,
+            pinged: AtomicU64::new(u64::MAX),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Pings systemd's watchdog from the heartbeat, if the unit set `WatchdogSec=`.
+    pub fn with_watchdog(mut self, notifier: Notifier) -> Status {
+        self.watchdog = notifier.watchdog_interval().map(|every| (notifier, every));
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -136,6 +153,13 @@ impl Status {
     pub fn beat(&self) {
         let ms = self.started.elapsed().as_millis() as u64;
         self.beat.store(ms, Ordering::Relaxed);
+        if let Some((notifier, every)) = &self.watchdog {
+            let last = self.pinged.load(Ordering::Relaxed);
+            if last == u64::MAX || ms.saturating_sub(last) >= every.as_millis() as u64 {
+                self.pinged.store(ms, Ordering::Relaxed);
+                notifier.watchdog();
+            }
+        }
     }
 
     fn since_beat(&self) -> Duration {

@@ -17,12 +17,13 @@ pub fn bin() -> &'static str {
 }
 
 /// `repliqate ARGS…` with the test's own environment less `RUST_LOG` (the flags set the log
-/// level) and no stdin.
-fn command<S: AsRef<OsStr>>(args: &[S]) -> Command {
+/// level) plus `env`, and no stdin.
+fn command<S: AsRef<OsStr>>(args: &[S], env: &[(&str, String)]) -> Command {
     let mut command = Command::new(bin());
     command
         .args(args)
         .env_remove("RUST_LOG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null());
     command
 }
@@ -44,7 +45,12 @@ fn wait_until_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 /// Runs the binary with `args` to completion and returns its exit status, stdout and stderr;
 /// kills it and panics after `limit`.
 pub fn run(args: &[&str], limit: Duration) -> Output {
-    let mut child = command(args)
+    run_with_env(args, &[], limit)
+}
+
+/// [`run`] with environment variables added (`NOTIFY_SOCKET`, for instance).
+pub fn run_with_env(args: &[&str], env: &[(&str, String)], limit: Duration) -> Output {
+    let mut child = command(args, env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -109,11 +115,21 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, args: &[&str], log: PathBuf) -> Daemon {
+        Daemon::start_with_env(config, args, &[], log)
+    }
+
+    /// [`Daemon::start`] with environment variables added (`NOTIFY_SOCKET`, for instance).
+    pub fn start_with_env(
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        log: PathBuf,
+    ) -> Daemon {
         let out = File::create(&log).expect("creating the daemon's log file");
         let err = out.try_clone().expect("cloning the log file handle");
         let mut all: Vec<&OsStr> = vec![OsStr::new("--config"), config.as_os_str()];
         all.extend(args.iter().map(OsStr::new));
-        let child = command(&all)
+        let child = command(&all, env)
             .stdout(out)
             .stderr(err)
             .spawn()

@@ -7,6 +7,7 @@
 //! - `db`: `Db`, `Conn` and `TableGuard` for SQLite, PostgreSQL and MariaDB.
 //! - `position`: the job's position in Redis, read and written with the redis crate.
 //! - `kafka`: topics created and read back with librdkafka; the broker's own log dump.
+//! - `notify`: `NotifySocket`, a stand-in for systemd's notify socket (`NOTIFY_SOCKET`).
 //! - `stack`: `scripts/stack` run from the tests (services stopped and started again).
 //! - `broker`, `proxy`: a private Kafka broker behind a fault-injecting proxy.
 //! - `secure`: the secured listeners, certificates made at test time, a TLS server of our own,
@@ -26,6 +27,7 @@ pub mod env;
 pub mod faults;
 pub mod job;
 pub mod kafka;
+pub mod notify;
 pub mod position;
 pub mod proxy;
 pub mod secure;
