@@ -108,6 +108,9 @@ impl Replicator {
         let metrics = startup::metrics(config)?;
         let (source, gap_policy) = startup::source(config)?;
         let mut store = startup::store(config)?;
+        let owner = owner_token();
+        // One instance per state file (Redis has the lease for that).
+        store.lock(&owner).map_err(Error::Store)?;
         let mut producer = startup::producer(config, stop.clone());
         startup::topic(&mut producer, config)?;
         let stored = startup::stored_position(&mut store)?;
@@ -140,7 +143,7 @@ impl Replicator {
             stop,
             incident: None,
             unacknowledged: None,
-            owner: owner_token(),
+            owner,
             lease: config.lease,
             active: false,
             committed: None,
