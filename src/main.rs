@@ -1,20 +1,20 @@
 //! The `repliqate` binary: parses the command line, sets up logging and signals, and maps errors
 //! to exit codes. All the work happens in the library (`repliqate::replicator`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
-use repliqate::replicator::{Mode, Options, Replicator};
+use repliqate::replicator::{check, Error, Mode, Options, Replicator};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
 #[derive(FromArgs)]
 struct Args {
     /// path of the YAML configuration file (default: config.yaml)
-    #[argh(option, default = "PathBuf::from(\"config.yaml\")")]
-    config: PathBuf,
+    #[argh(option)]
+    config: Option<PathBuf>,
 
     /// more logging: -v warnings, -vv info, -vvv debug (default: errors only; RUST_LOG refines)
     #[argh(switch, short = 'v')]
@@ -32,6 +32,39 @@ struct Args {
     /// print the version and exit
     #[argh(switch)]
     version: bool,
+
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Check(CheckArgs),
+}
+
+/// Run every check the daemon makes at start-up (config, source, position store and lease,
+/// each Kafka broker, topic, lost position), plus the highest id, the row count and the rows
+/// behind, writing nothing. Exit codes as the daemon's: 0 all passed, 2 configuration, 3
+/// unreachable.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "check")]
+struct CheckArgs {
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// print one JSON document instead of one line per check
+    #[argh(switch)]
+    json: bool,
+
+    /// as the daemon's: where a job with no stored position would start (an id, or `start`)
+    #[argh(option, from_str_fn(parse_position))]
+    initial_position: Option<i128>,
+
+    /// more logging, as the daemon's -v
+    #[argh(switch, short = 'v')]
+    verbose: u8,
 }
 
 /// Exit codes, documented in the README.
@@ -76,11 +109,27 @@ fn main() -> ExitCode {
         println!("repliqate {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    let default_config = || args.config.clone().unwrap_or_else(|| "config.yaml".into());
+    if args.command.is_some() && (args.once || args.initial_position.is_some()) {
+        return fail(
+            exit::CONFIG,
+            "--once and --initial-position before a command are for running the daemon; give \
+             check's --initial-position after `check` (see repliqate --help)",
+        );
+    }
+    match &args.command {
+        None => {}
+        Some(Command::Check(c)) => {
+            init_logging(args.verbose.max(c.verbose));
+            repliqate::tls::provider();
+            return check(&c.config.clone().unwrap_or_else(default_config), c);
+        }
+    }
     init_logging(args.verbose);
     // Before anything builds a TLS config (the redis and mysql crates build their own).
     repliqate::tls::provider();
 
-    let config = match repliqate::config::load(&args.config) {
+    let config = match repliqate::config::load(&default_config()) {
         Ok(c) => c,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
@@ -105,12 +154,10 @@ fn main() -> ExitCode {
     let mut replicator = match Replicator::start(&config, &options, stop) {
         Ok(r) => r,
         Err(e) => {
-            let code = if e.is_retriable() && !e.needs_operator() {
-                exit::UNAVAILABLE
-            } else {
-                exit::CONFIG
-            };
-            return fail(code, &format!("starting job {}: {e}", config.name));
+            return fail(
+                start_up_code(&e),
+                &format!("starting job {}: {e}", config.name),
+            )
         }
     };
     let mode = if args.once {
@@ -125,6 +172,37 @@ fn main() -> ExitCode {
         Err(e) if e.is_retriable() => fail(exit::UNAVAILABLE, &format!("job {}: {e}", config.name)),
         Err(e) => fail(exit::RUNTIME, &format!("job {}: {e}", config.name)),
     }
+}
+
+/// The exit code of an error at start-up, also for `check` and `position`: a refusal only an
+/// operator can fix is configuration, an outage is "unavailable". The one map.
+fn start_up_code(e: &Error) -> u8 {
+    if e.is_retriable() && !e.needs_operator() {
+        exit::UNAVAILABLE
+    } else {
+        exit::CONFIG
+    }
+}
+
+/// `repliqate check`: the report on stdout, and the exit code of its failures (configuration
+/// when any failure is one, even beside an outage).
+fn check(path: &Path, args: &CheckArgs) -> ExitCode {
+    let options = Options {
+        initial_position: args.initial_position,
+    };
+    let report = check::check(path, &options);
+    let codes: Vec<u8> = report.failures().map(start_up_code).collect();
+    let code = if codes.contains(&exit::CONFIG) {
+        exit::CONFIG
+    } else {
+        codes.first().copied().unwrap_or(0)
+    };
+    if args.json {
+        println!("{}", report.json(code));
+    } else {
+        print!("{}", report.text());
+    }
+    ExitCode::from(code)
 }
 
 fn parse_position(s: &str) -> Result<i128, String> {

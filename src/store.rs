@@ -642,7 +642,11 @@ impl RedisStore {
         }
     }
 
-    fn take_lease_over(&mut self, owner: &str, ttl: Duration) -> Result<Option<String>, StoreError> {
+    fn take_lease_over(
+        &mut self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
         let ttl_ms = ttl.as_millis().max(1) as u64;
         let cmd = eval(
             TAKE_LEASE_OVER,
@@ -1068,13 +1072,17 @@ mod tests {
             other => panic!("a second lock: {:?}", other.map(|_| ())),
         }
         assert_eq!(
-            other.claim("host-2-bb", Duration::from_secs(1), true).expect("claim"),
+            other
+                .claim("host-2-bb", Duration::from_secs(1), true)
+                .expect("claim"),
             Claim::HeldBy("host-1-aa".into())
         );
         drop(daemon);
         assert_eq!(other.lease_holder().expect("look"), None);
         assert_eq!(
-            other.claim("host-2-bb", Duration::from_secs(1), false).expect("claim"),
+            other
+                .claim("host-2-bb", Duration::from_secs(1), false)
+                .expect("claim"),
             Claim::Free
         );
         assert!(!other.has_lease());

@@ -24,6 +24,7 @@ use crate::store::{Store, StoreError, Written};
 use crate::value::Id;
 
 mod batch;
+pub mod check;
 mod error;
 mod holes;
 mod lease;
@@ -32,6 +33,7 @@ mod startup;
 use batch::{Batch, MessageBuffer};
 pub use error::Error;
 use lease::owner_token;
+pub use startup::Start;
 
 /// The loop's first wait after a failure; it doubles per consecutive failure up to
 /// `retry_backoff_max_sec`.

@@ -163,7 +163,10 @@ impl SqliteSource {
     /// The number of rows, counted: SQLite keeps no row count (`sqlite_stat1` only after an
     /// ANALYZE), and a count of a table this tool reads is what the check is for.
     pub(crate) fn count_rows(&mut self) -> Result<RowCount, SourceError> {
-        let what = format!("counting the rows of table {} in {}", self.plan.table, self.path);
+        let what = format!(
+            "counting the rows of table {} in {}",
+            self.plan.table, self.path
+        );
         let sql = self.count_sql.clone();
         let rows: i64 = self.query_one(&what, &sql)?;
         Ok(RowCount {

@@ -330,7 +330,10 @@ impl Cluster {
                 let result = self.connect(node).and_then(|conn| {
                     let mut versions = vec![
                         ("Produce", Some(conn.negotiate::<ProduceRequest>(&PRODUCE)?)),
-                        ("Metadata", Some(conn.negotiate::<MetadataRequest>(&METADATA)?)),
+                        (
+                            "Metadata",
+                            Some(conn.negotiate::<MetadataRequest>(&METADATA)?),
+                        ),
                         (
                             "ListOffsets",
                             Some(conn.negotiate::<ListOffsetsRequest>(&LIST_OFFSETS)?),
