@@ -1,12 +1,14 @@
 //! The `repliqate` binary: parses the command line, sets up logging and signals, and maps errors
 //! to exit codes. All the work happens in the library (`repliqate::replicator`).
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
+use repliqate::replicator::position::{self, PositionError};
 use repliqate::replicator::{check, Error, Mode, Options, Replicator};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
@@ -41,6 +43,7 @@ struct Args {
 #[argh(subcommand)]
 enum Command {
     Check(CheckArgs),
+    Position(PositionArgs),
 }
 
 /// Run every check the daemon makes at start-up (config, source, position store and lease,
@@ -65,6 +68,73 @@ struct CheckArgs {
     /// more logging, as the daemon's -v
     #[argh(switch, short = 'v')]
     verbose: u8,
+}
+
+/// Show or change the job's stored position.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "position")]
+struct PositionArgs {
+    #[argh(subcommand)]
+    action: PositionAction,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum PositionAction {
+    Show(ShowArgs),
+    Set(SetArgs),
+    Reset(ResetArgs),
+}
+
+/// Print the stored position and who holds the job's lease.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "show")]
+struct ShowArgs {
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// print one JSON document
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Store a position: the job resumes after ID (lower to replay rows, higher to skip them).
+/// Refused while another instance holds the job's lease, unless --force. A negative ID goes
+/// after `--`: `repliqate position set --config F --yes -- -5`.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "set")]
+struct SetArgs {
+    /// the position to store: an integer id
+    #[argh(positional, from_str_fn(parse_id))]
+    id: i128,
+
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// do not ask for confirmation (required when stdin is not a terminal)
+    #[argh(switch)]
+    yes: bool,
+
+    /// take the lease over from a running instance: it stands by, then resumes from ID (Redis
+    /// only)
+    #[argh(switch)]
+    force: bool,
+}
+
+/// Remove the stored position: the job starts as a new job, which needs --initial-position if
+/// its topic already has records. Refused while any instance holds the job's lease.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "reset")]
+struct ResetArgs {
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// do not ask for confirmation (required when stdin is not a terminal)
+    #[argh(switch)]
+    yes: bool,
 }
 
 /// Exit codes, documented in the README.
@@ -123,6 +193,11 @@ fn main() -> ExitCode {
             init_logging(args.verbose.max(c.verbose));
             repliqate::tls::provider();
             return check(&c.config.clone().unwrap_or_else(default_config), c);
+        }
+        Some(Command::Position(p)) => {
+            init_logging(args.verbose);
+            repliqate::tls::provider();
+            return position(&p.action, default_config());
         }
     }
     init_logging(args.verbose);
@@ -205,12 +280,86 @@ fn check(path: &Path, args: &CheckArgs) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `repliqate position show|set|reset`.
+fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
+    let (path, json) = match action {
+        PositionAction::Show(a) => (a.config.clone(), a.json),
+        PositionAction::Set(a) => (a.config.clone(), false),
+        PositionAction::Reset(a) => (a.config.clone(), false),
+    };
+    let config = match repliqate::config::load(&path.unwrap_or(default_config)) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::CONFIG, &e.to_string()),
+    };
+    let (change, yes, force) = match action {
+        PositionAction::Show(_) => {
+            return match position::show(&config) {
+                Ok(shown) => {
+                    print_shown(&shown, json);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(start_up_code(&e), &format!("job {}: {e}", config.name)),
+            }
+        }
+        PositionAction::Set(a) => (position::Change::Set(a.id), a.yes, a.force),
+        PositionAction::Reset(a) => (position::Change::Reset, a.yes, false),
+    };
+    if !yes && !std::io::stdin().is_terminal() {
+        return fail(
+            exit::CONFIG,
+            &format!(
+                "job {}: not changing the position without confirmation: stdin is not a \
+                 terminal; pass --yes",
+                config.name
+            ),
+        );
+    }
+    let confirm = |plan: &position::Plan| yes || ask(&format!("{plan}\nChange it? [y/N] "));
+    match position::change(&config, change, force, confirm) {
+        Ok(changed) => {
+            // Always, whatever the log level: who moved the position, from what to what.
+            eprintln!("repliqate: {changed}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = match &e {
+                PositionError::Failed(e) => start_up_code(e),
+                PositionError::Busy { .. } => exit::UNAVAILABLE,
+                PositionError::Declined => exit::RUNTIME,
+            };
+            fail(code, &format!("job {}: {e}", config.name))
+        }
+    }
+}
+
+fn print_shown(shown: &position::Shown, json: bool) {
+    if json {
+        println!("{}", shown.json());
+    } else {
+        print!("{}", shown.text());
+    }
+}
+
+/// Asks `question` on stderr and reads the answer from stdin: yes only for `y` or `yes`.
+fn ask(question: &str) -> bool {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
 fn parse_position(s: &str) -> Result<i128, String> {
     if s == "start" {
         return Ok(repliqate::replicator::BEFORE_ANY_ID);
     }
-    s.parse()
-        .map_err(|_| format!("--initial-position: expected an integer id or `start`, got {s:?}"))
+    position::parse_id(s).map_err(|e| format!("--initial-position: {e}, or `start`"))
+}
+
+fn parse_id(s: &str) -> Result<i128, String> {
+    position::parse_id(s).map_err(|e| format!("ID: {e}"))
 }
 
 /// One line on stderr, `repliqate: what we were doing: cause`, and the exit code.

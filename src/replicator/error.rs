@@ -98,8 +98,9 @@ impl fmt::Display for Error {
                 f,
                 "no position is stored in {store}, but topic {topic} already has records: the \
                  position was probably lost (emptied Redis, deleted key or state file); refusing \
-                 to republish the table from the start. Set the last replicated id in the store, \
-                 or restart with --initial-position ID (or `start` to republish everything)"
+                 to republish the table from the start. Set the last replicated id in the store \
+                 (repliqate position set ID), or restart with --initial-position ID (or `start` \
+                 to republish everything)"
             ),
             Error::LeaseHeld { holder } => write!(
                 f,

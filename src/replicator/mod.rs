@@ -28,6 +28,7 @@ pub mod check;
 mod error;
 mod holes;
 mod lease;
+pub mod position;
 mod startup;
 
 use batch::{Batch, MessageBuffer};
