@@ -611,14 +611,21 @@ impl RedisStore {
         self.key.replacen(":offset:", ":lease:", 1)
     }
 
-    fn hold_lease(&mut self, owner: &str, ttl: Duration) -> Result<Lease, StoreError> {
+    /// Runs one of the lease scripts that take the lease for `owner` for `ttl`.
+    fn lease_script(
+        &mut self,
+        script: &str,
+        owner: &str,
+        ttl: Duration,
+        doing: &'static str,
+    ) -> Result<redis::Value, StoreError> {
         let ttl_ms = ttl.as_millis().max(1) as u64;
-        let cmd = eval(
-            HOLD_LEASE,
-            &[&self.lease_key()],
-            &[owner, &ttl_ms.to_string()],
-        );
-        match self.query(&cmd, "taking the lease in")? {
+        let cmd = eval(script, &[&self.lease_key()], &[owner, &ttl_ms.to_string()]);
+        self.query(&cmd, doing)
+    }
+
+    fn hold_lease(&mut self, owner: &str, ttl: Duration) -> Result<Lease, StoreError> {
+        match self.lease_script(HOLD_LEASE, owner, ttl, "taking the lease in")? {
             redis::Value::Int(1) => Ok(Lease::Held),
             redis::Value::Int(2) => Ok(Lease::Acquired),
             other => Ok(Lease::HeldBy(holder_of(other))),
@@ -647,13 +654,7 @@ impl RedisStore {
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<String>, StoreError> {
-        let ttl_ms = ttl.as_millis().max(1) as u64;
-        let cmd = eval(
-            TAKE_LEASE_OVER,
-            &[&self.lease_key()],
-            &[owner, &ttl_ms.to_string()],
-        );
-        match self.query(&cmd, "taking the lease over in")? {
+        match self.lease_script(TAKE_LEASE_OVER, owner, ttl, "taking the lease over in")? {
             redis::Value::Nil => Ok(None),
             holder => Ok(Some(holder_of(holder)).filter(|h| h != owner)),
         }

@@ -82,12 +82,31 @@ fn line<'a>(lines: &'a [String], mark: &str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line {prefix:?}…; the report:\n{}", lines.join("\n")))
 }
 
-/// Asserts the report's shape: these checks passed, failed (with a reason containing the
-/// needle), or were skipped, and no others but the brokers' lines.
-fn expect(output: &Output, code: i32, passed: &[&str], failed: &[(&str, &str)], skipped: &[&str]) {
+/// Every check of a job whose dependencies all answer, in order (and a line per broker).
+const EVERY: [&str; 8] = [
+    "config",
+    "source",
+    "source rows",
+    "position store",
+    "lease",
+    "kafka topic",
+    "start",
+    "rows behind",
+];
+
+/// Asserts the report's shape: exit `code`; these checks failed (with a reason containing the
+/// needle) or were skipped, every other one of `EVERY` passed, and there is no other line but
+/// the brokers'. Returns the lines.
+fn expect(output: &Output, code: i32, failed: &[(&str, &str)], skipped: &[&str]) -> Vec<String> {
     let lines = lines(output);
     assert_exit(output, code, "check");
-    for name in passed {
+    let mut passed: Vec<&str> = EVERY.to_vec();
+    passed.retain(|n| !skipped.contains(n) && !failed.iter().any(|(f, _)| f == n));
+    // A bad config stops everything.
+    if failed.iter().any(|(f, _)| *f == "config") {
+        passed.clear();
+    }
+    for name in &passed {
         line(&lines, "✓", name);
     }
     for (name, needle) in failed {
@@ -112,6 +131,7 @@ fn expect(output: &Output, code: i32, passed: &[&str], failed: &[(&str, &str)], 
         "other lines than expected:\n{}",
         lines.join("\n")
     );
+    lines
 }
 
 #[test]
@@ -123,17 +143,7 @@ fn a_good_job_passes_every_check_and_writes_nothing() {
     let offsets = end_offsets(&broker(), &f.job.kafka.topic, 1);
 
     let output = check(&config, &[]);
-    let every = [
-        "config",
-        "source",
-        "source rows",
-        "position store",
-        "lease",
-        "kafka topic",
-        "start",
-        "rows behind",
-    ];
-    expect(&output, 0, &every, &[], &[]);
+    expect(&output, 0, &[], &[]);
     let lines = lines(&output);
     assert!(line(&lines, "✓", "source").contains("columns id, v"));
     assert_eq!(
@@ -214,15 +224,9 @@ fn a_bad_config_is_the_only_line() {
     let f = Fixture::new();
     let config = f.write(&f.job.clone().set("replication.sql_source.tabel", "t"));
     let output = check(&config, &[]);
-    expect(&output, 2, &[], &[("config", "tabel")], &[]);
+    expect(&output, 2, &[("config", "tabel")], &[]);
     let missing = f.dir.path().join("no-such.yaml");
-    expect(
-        &check(&missing, &[]),
-        2,
-        &[],
-        &[("config", "no-such.yaml")],
-        &[],
-    );
+    expect(&check(&missing, &[]), 2, &[("config", "no-such.yaml")], &[]);
 }
 
 #[test]
@@ -232,11 +236,9 @@ fn an_unreachable_source_is_exit_3_and_the_rest_is_still_checked() {
     job.source.uri = "postgresql://repliqate:repliqate-secret@127.0.0.1:1/repliqate".into();
     redis_set(&job.key(), "2");
     let output = check(&f.write(&job), &[]);
-    let passed = ["config", "position store", "lease", "kafka topic", "start"];
     expect(
         &output,
         3,
-        &passed,
         &[("source", "127.0.0.1:1")],
         &["source rows", "rows behind"],
     );
@@ -248,11 +250,9 @@ fn an_unreachable_source_is_exit_3_and_the_rest_is_still_checked() {
     let _key = RedisKeyGuard(job.key());
     redis_set(&job.key(), "2");
     let output = check(&f.write(&job), &[]);
-    let passed = ["config", "position store", "lease", "start"];
     expect(
         &output,
         2,
-        &passed,
         &[("source", "127.0.0.1:1"), ("kafka topic", "does not exist")],
         &["source rows", "rows behind"],
     );
@@ -265,11 +265,9 @@ fn a_missing_table_or_a_refused_column_type_is_exit_2() {
     job.source.table = "nosuch".into();
     let _key = RedisKeyGuard(job.key());
     let skipped = ["source rows", "rows behind"];
-    let passed = ["config", "position store", "lease", "kafka topic", "start"];
     expect(
         &check(&f.write(&job), &[]),
         2,
-        &passed,
         &[("source", "nosuch")],
         &skipped,
     );
@@ -286,7 +284,6 @@ fn a_missing_table_or_a_refused_column_type_is_exit_2() {
     expect(
         &check(&f.write(&job), &[]),
         2,
-        &passed,
         &[("source", "column tags has type text[]")],
         &skipped,
     );
@@ -299,7 +296,6 @@ fn an_unreachable_redis_is_exit_3() {
     expect(
         &output,
         3,
-        &["config", "source", "source rows", "kafka topic"],
         &[("position store", "127.0.0.1:1")],
         &["lease", "start", "rows behind"],
     );
@@ -311,19 +307,9 @@ fn an_unreachable_kafka_is_exit_3() {
     redis_set(&f.job.key(), "2");
     let output = check(&f.write(&f.job.clone().brokers("127.0.0.1:1")), &[]);
     // A stored position needs no look at the topic, so the start is known.
-    let passed = [
-        "config",
-        "source",
-        "source rows",
-        "position store",
-        "lease",
-        "start",
-        "rows behind",
-    ];
     expect(
         &output,
         3,
-        &passed,
         &[("kafka brokers", "127.0.0.1:1")],
         &["kafka topic"],
     );
@@ -333,7 +319,6 @@ fn an_unreachable_kafka_is_exit_3() {
     expect(
         &output,
         3,
-        &["config", "source", "source rows", "position store", "lease"],
         &[("kafka brokers", "127.0.0.1:1")],
         &["kafka topic", "start", "rows behind"],
     );
@@ -346,11 +331,9 @@ fn a_missing_topic_is_exit_2() {
     job.kafka.topic = unique("no_such_topic");
     let _key = RedisKeyGuard(job.key());
     let output = check(&f.write(&job), &[]);
-    let passed = ["config", "source", "source rows", "position store", "lease"];
     expect(
         &output,
         2,
-        &passed,
         &[("kafka topic", &job.kafka.topic)],
         &["start", "rows behind"],
     );
@@ -407,7 +390,6 @@ fn the_security_handshake_is_shown_and_a_wrong_password_is_exit_2() {
     expect(
         &output,
         2,
-        &["config", "source", "source rows", "position store", "lease"],
         &[("kafka brokers", "authentication")],
         &["kafka topic", "start", "rows behind"],
     );
@@ -433,30 +415,15 @@ fn a_topic_with_records_and_no_position_is_exit_2_unless_initial_position() {
     assert_eq!(offsets, [3]);
 
     let output = check(&config, &[]);
-    let passed = [
-        "config",
-        "source",
-        "source rows",
-        "position store",
-        "lease",
-        "kafka topic",
-    ];
     expect(
         &output,
         2,
-        &passed,
         &[("start", "--initial-position")],
         &["rows behind"],
     );
 
     let output = check(&config, &["--initial-position", "1"]);
-    expect(
-        &output,
-        0,
-        &[&passed[..], &["start", "rows behind"]].concat(),
-        &[],
-        &[],
-    );
+    expect(&output, 0, &[], &[]);
     let lines = lines(&output);
     assert!(line(&lines, "✓", "start").starts_with("after 1: no position is stored"));
     assert!(line(&lines, "✓", "rows behind").starts_with("2 ("));
@@ -464,4 +431,32 @@ fn a_topic_with_records_and_no_position_is_exit_2_unless_initial_position() {
     assert_eq!(redis_get(&key), None, "check stored a position");
     assert_eq!(lease_holder(&key), None, "check took the lease");
     assert_eq!(end_offsets(&broker(), &f.job.kafka.topic, 1), offsets);
+}
+
+#[test]
+fn each_command_has_help_and_the_daemon_flags_stay_the_daemons() {
+    for args in [
+        &["check", "--help"][..],
+        &["position", "--help"],
+        &["position", "show", "--help"],
+        &["position", "set", "--help"],
+        &["position", "reset", "--help"],
+    ] {
+        let output = run(args, Duration::from_secs(10));
+        assert_exit(&output, 0, &args.join(" "));
+        let usage = format!("Usage: repliqate {}", args[..args.len() - 1].join(" "));
+        assert!(
+            String::from_utf8_lossy(&output.stdout).starts_with(&usage),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    let output = run(&["--once", "check"], Duration::from_secs(10));
+    assert_exit(&output, 2, "--once check");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("repliqate: --once and --initial-position before a command")
+            && stderr.lines().count() == 1,
+        "{stderr}"
+    );
 }

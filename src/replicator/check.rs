@@ -454,3 +454,102 @@ pub(super) fn holder_fields(h: &LeaseHolder, lease: Duration) -> Map<String, Val
 pub(super) fn number(id: Id) -> Value {
     serde_json::Number::from_i128(id).map_or_else(|| json!(id.to_string()), Value::Number)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(rows: Option<u64>) -> RowCount {
+        RowCount {
+            rows,
+            exact: false,
+            source: "pg_class.reltuples",
+        }
+    }
+
+    /// The rows-behind check alone: its detail and its number.
+    fn behind(max: Option<Id>, rows: Option<u64>, start: Start) -> (String, Value) {
+        let mut report = Report { checks: Vec::new() };
+        report.rows_behind((max, count(rows)), start);
+        let check = &report.checks[0];
+        let Outcome::Passed(detail) = &check.outcome else {
+            panic!("rows behind always passes")
+        };
+        (detail.clone(), check.fields["rows_behind"].clone())
+    }
+
+    #[test]
+    fn rows_behind_is_the_highest_id_minus_the_position() {
+        let (detail, n) = behind(Some(10), Some(9), Start::Stored(4));
+        assert_eq!(n, json!(6));
+        assert!(
+            detail.starts_with("6 (highest id 10 − position 4;"),
+            "{detail}"
+        );
+        // A position above the highest id (rows deleted, or set ahead by hand) is not behind.
+        assert_eq!(behind(Some(10), None, Start::Initial(50)).1, json!(0));
+        assert_eq!(behind(None, Some(0), Start::Stored(3)).1, json!(0));
+        // A new job has the whole table ahead of it, as far as the count is known.
+        assert_eq!(behind(Some(10), Some(8), Start::NewJob).1, json!(8));
+        let (detail, n) = behind(Some(10), None, Start::NewJob);
+        assert_eq!(n, Value::Null);
+        assert!(detail.contains("unknown"), "{detail}");
+        // Wider than any JSON number: a string of its digits.
+        let widest = Id::from(u64::MAX) - Id::from(i64::MIN);
+        assert_eq!(
+            behind(
+                Some(Id::from(u64::MAX)),
+                None,
+                Start::Stored(Id::from(i64::MIN))
+            )
+            .1,
+            json!(widest.to_string())
+        );
+    }
+
+    #[test]
+    fn the_report_reads_as_lines_and_as_json() {
+        let mut report = Report { checks: Vec::new() };
+        report.passed(
+            "kafka topic",
+            "t: 3 partitions".into(),
+            Map::from_iter([("partitions".into(), json!(3))]),
+        );
+        report.passed(
+            "kafka broker 1 (b:9092)",
+            "TCP".into(),
+            Map::from_iter([("node".into(), json!(1))]),
+        );
+        let lost = Error::PositionLost {
+            store: "state file /s".into(),
+            topic: "t".into(),
+        };
+        let reason = lost.to_string();
+        report.failed("start", lost);
+        report.skipped("rows behind", "start");
+        assert_eq!(
+            report.text(),
+            format!(
+                "✓ kafka topic: t: 3 partitions\n✓ kafka broker 1 (b:9092): TCP\n✗ start: \
+                 {reason}\n- rows behind: skipped (needs start)\n"
+            )
+        );
+        assert_eq!(report.failures().count(), 1);
+        let doc = report.json(2);
+        assert_eq!(doc["ok"], json!(false));
+        assert_eq!(doc["exit_code"], json!(2));
+        assert_eq!(doc["checks"][2]["status"], json!("failed"));
+        assert_eq!(doc["checks"][2]["reason"], json!(reason));
+        assert_eq!(doc["checks"][3]["status"], json!("skipped"));
+        assert_eq!(doc["checks"][3]["ok"], json!(false));
+        assert_eq!(doc["summary"]["partitions"], json!(3));
+        assert_eq!(doc["summary"]["brokers"], json!([{"node": 1, "ok": true}]));
+    }
+
+    #[test]
+    fn ids_beyond_json_numbers_become_strings() {
+        assert_eq!(number(-5), json!(-5));
+        assert_eq!(number(Id::from(u64::MAX)), json!(u64::MAX));
+        assert_eq!(number(Id::MAX), json!(Id::MAX.to_string()));
+    }
+}
