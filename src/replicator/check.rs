@@ -14,9 +14,9 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::startup::{self, Start};
-use super::{show_position, Error, Options};
+use super::{Error, Options, BEFORE_ANY_ID};
 use crate::config::{self, Config};
-use crate::kafka::BrokerReport;
+use crate::kafka::{BrokerReport, Producer};
 use crate::source::{RowCount, Source};
 use crate::store::{LeaseHolder, Store};
 use crate::value::Id;
@@ -60,7 +60,8 @@ pub fn check(path: &Path, options: &Options) -> Report {
 }
 
 impl Report {
-    /// Every check after the config's.
+    /// Every check after the config's, in the daemon's order (statsd, source, store, Kafka,
+    /// where the job starts), then how far behind it is.
     fn job(&mut self, config: &Config, options: &Options) {
         if let Some(addr) = &config.statsd_addr {
             match startup::metrics(config) {
@@ -68,9 +69,44 @@ impl Report {
                 Err(e) => self.failed("statsd", e),
             }
         }
+        let size = self.source(config);
+        let store = self.position_store(config);
+        // The daemon's own producer, with a stop flag nobody sets.
+        let mut producer = startup::producer(config, Arc::new(AtomicBool::new(false)));
+        let topic_checked = self.kafka(&mut producer, config);
+        let start = match store {
+            Some((store, stored)) => {
+                let needs_topic = stored.is_none() && options.initial_position.is_none();
+                if needs_topic && !topic_checked {
+                    self.skipped("start", "kafka topic");
+                    None
+                } else {
+                    let start = startup::start(
+                        &mut producer,
+                        config,
+                        &store,
+                        stored,
+                        options.initial_position,
+                    );
+                    self.start(start)
+                }
+            }
+            None => {
+                self.skipped("start", "position store");
+                None
+            }
+        };
+        match (size, start) {
+            (Some(size), Some(start)) => self.rows_behind(size, start),
+            (None, _) => self.skipped("rows behind", "source rows"),
+            (_, None) => self.skipped("rows behind", "start"),
+        }
+    }
 
-        let source = match startup::source(config) {
-            Ok((source, policy)) => {
+    /// The source and its size: `None` unless both could be read.
+    fn source(&mut self, config: &Config) -> Option<(Option<Id>, RowCount)> {
+        match startup::source(config) {
+            Ok((mut source, policy)) => {
                 self.passed(
                     "source",
                     format!(
@@ -81,132 +117,95 @@ impl Report {
                     ),
                     Map::from_iter([("columns".into(), json!(source.columns()))]),
                 );
-                Some(source)
+                self.table_size(&mut source)
             }
             Err(e) => {
                 self.failed("source", e);
-                None
-            }
-        };
-        let size = match source {
-            Some(mut source) => self.table_size(&mut source),
-            None => {
                 self.skipped("source rows", "source");
                 None
             }
-        };
+        }
+    }
 
-        let (store, stored) = match startup::store(config) {
-            Ok(mut store) => match startup::stored_position(&mut store) {
-                Ok(stored) => {
-                    let detail = match stored {
-                        Some(p) => format!("position {p} in {}", store.describe()),
-                        None => format!("no position stored in {}", store.describe()),
-                    };
-                    let fields = [
-                        ("store".into(), json!(store.describe())),
-                        ("position".into(), stored.map_or(Value::Null, number)),
-                    ];
-                    self.passed("position store", detail, Map::from_iter(fields));
-                    (Some(store), Some(stored))
-                }
-                Err(e) => {
-                    self.failed("position store", e);
-                    (Some(store), None)
-                }
-            },
+    /// The store, its position and the lease: the store and what it holds (`None`: nothing
+    /// stored), or `None` if it could not be read.
+    fn position_store(&mut self, config: &Config) -> Option<(Store, Option<Id>)> {
+        let read = startup::store(config)
+            .and_then(|mut store| Ok((startup::stored_position(&mut store)?, store)));
+        match read {
+            Ok((stored, mut store)) => {
+                let detail = match stored {
+                    Some(p) => format!("position {p} in {}", store.describe()),
+                    None => format!("no position stored in {}", store.describe()),
+                };
+                let fields = [
+                    ("store".into(), json!(store.describe())),
+                    ("position".into(), stored.map_or(Value::Null, number)),
+                ];
+                self.passed("position store", detail, Map::from_iter(fields));
+                self.lease(&mut store, config.lease);
+                Some((store, stored))
+            }
             Err(e) => {
                 self.failed("position store", e);
-                (None, None)
+                self.skipped("lease", "position store");
+                None
             }
-        };
-        match (store.as_ref(), stored) {
-            (Some(_), Some(_)) => {}
-            _ => self.skipped("lease", "position store"),
         }
-        let mut store = store.filter(|_| stored.is_some());
-        if let Some(store) = store.as_mut() {
-            self.lease(store, config.lease);
-        }
+    }
 
-        // The daemon's own producer, with a stop flag nobody sets.
-        let mut producer = startup::producer(config, Arc::new(AtomicBool::new(false)));
-        let topic = startup::topic(&mut producer, config);
+    /// Each broker and the topic; whether the topic was found.
+    fn kafka(&mut self, producer: &mut Producer, config: &Config) -> bool {
+        let topic = startup::topic(producer, config);
         let brokers = producer.brokers();
-        let topic_checked = match (topic, brokers.is_empty()) {
-            (Err(e), true) => {
+        if brokers.is_empty() {
+            if let Err(e) = topic {
                 // No metadata: the bootstrap brokers are what failed.
                 self.failed("kafka brokers", e);
                 self.skipped("kafka topic", "kafka brokers");
+                return false;
+            }
+        }
+        for broker in brokers {
+            self.broker(broker);
+        }
+        match topic {
+            Ok(partitions) => {
+                self.passed(
+                    "kafka topic",
+                    format!("{}: {partitions} partitions", config.kafka.topic),
+                    Map::from_iter([
+                        ("topic".into(), json!(config.kafka.topic)),
+                        ("partitions".into(), json!(partitions)),
+                    ]),
+                );
+                true
+            }
+            Err(e) => {
+                self.failed("kafka topic", e);
                 false
             }
-            (topic, _) => {
-                for broker in brokers {
-                    self.broker(broker);
-                }
-                match topic {
-                    Ok(partitions) => {
-                        self.passed(
-                            "kafka topic",
-                            format!("{}: {partitions} partitions", config.kafka.topic),
-                            Map::from_iter([
-                                ("topic".into(), json!(config.kafka.topic)),
-                                ("partitions".into(), json!(partitions)),
-                            ]),
-                        );
-                        true
-                    }
-                    Err(e) => {
-                        self.failed("kafka topic", e);
-                        false
-                    }
-                }
-            }
-        };
+        }
+    }
 
-        let start = match (store.as_ref(), stored) {
-            (Some(store), Some(stored)) => {
-                let needs_topic = stored.is_none() && options.initial_position.is_none();
-                if needs_topic && !topic_checked {
-                    self.skipped("start", "kafka topic");
-                    None
-                } else {
-                    match startup::start(
-                        &mut producer,
-                        config,
-                        store,
-                        stored,
-                        options.initial_position,
-                    ) {
-                        Ok(start) => {
-                            let after = match start {
-                                Start::NewJob => Value::Null,
-                                other => number(other.position()),
-                            };
-                            self.passed(
-                                "start",
-                                start.describe(),
-                                Map::from_iter([("start_after".into(), after)]),
-                            );
-                            Some(start)
-                        }
-                        Err(e) => {
-                            self.failed("start", e);
-                            None
-                        }
-                    }
-                }
+    fn start(&mut self, start: Result<Start, Error>) -> Option<Start> {
+        match start {
+            Ok(start) => {
+                let after = match start.position() {
+                    BEFORE_ANY_ID => Value::Null,
+                    p => number(p),
+                };
+                self.passed(
+                    "start",
+                    start.describe(),
+                    Map::from_iter([("start_after".into(), after)]),
+                );
+                Some(start)
             }
-            _ => {
-                self.skipped("start", "position store");
+            Err(e) => {
+                self.failed("start", e);
                 None
             }
-        };
-
-        match (size, start) {
-            (Some(size), Some(start)) => self.rows_behind(size, start),
-            (None, _) => self.skipped("rows behind", "source rows"),
-            (_, None) => self.skipped("rows behind", "start"),
         }
     }
 
@@ -298,23 +297,22 @@ impl Report {
     }
 
     fn rows_behind(&mut self, (max, count): (Option<Id>, RowCount), start: Start) {
-        let (behind, detail) = match (start, max) {
+        let (behind, detail) = match (start.position(), max) {
             (_, None) => (Some(0), "0: the table is empty".to_string()),
-            (Start::NewJob, Some(_)) => (
+            (BEFORE_ANY_ID, Some(_)) => (
                 count.rows.map(Id::from),
                 match count.rows {
                     Some(n) => format!("the whole table, {n} rows (a new job)"),
                     None => "the whole table (a new job; its row count is unknown)".to_string(),
                 },
             ),
-            (start, Some(max)) => {
-                let behind = (max - start.position()).max(0);
+            (position, Some(max)) => {
+                let behind = (max - position).max(0);
                 (
                     Some(behind),
                     format!(
-                        "{behind} (highest id {max} − position {}; holes in the ids make fewer \
-                         rows)",
-                        show_position(start.position())
+                        "{behind} (highest id {max} − position {position}; holes in the ids make \
+                         fewer rows)"
                     ),
                 )
             }
@@ -491,6 +489,10 @@ mod tests {
         assert_eq!(behind(None, Some(0), Start::Stored(3)).1, json!(0));
         // A new job has the whole table ahead of it, as far as the count is known.
         assert_eq!(behind(Some(10), Some(8), Start::NewJob).1, json!(8));
+        assert_eq!(
+            behind(Some(10), Some(8), Start::Initial(BEFORE_ANY_ID)).1,
+            json!(8)
+        );
         let (detail, n) = behind(Some(10), None, Start::NewJob);
         assert_eq!(n, Value::Null);
         assert!(detail.contains("unknown"), "{detail}");

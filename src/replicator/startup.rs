@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::holes::gap_policy;
 use super::lease::check_new_job;
-use super::{show_position, Error, BEFORE_ANY_ID};
+use super::{Error, BEFORE_ANY_ID};
 use crate::config::Config;
 use crate::gaps::GapPolicy;
 use crate::kafka::Producer;
@@ -97,10 +97,11 @@ impl Start {
     pub fn describe(self) -> String {
         match self {
             Start::Stored(p) => format!("after id {p}, the stored position"),
-            Start::Initial(p) => format!(
-                "after {}: no position is stored (--initial-position)",
-                show_position(p)
-            ),
+            Start::Initial(BEFORE_ANY_ID) => {
+                "from the start of the table: no position is stored (--initial-position start)"
+                    .to_string()
+            }
+            Start::Initial(p) => format!("after {p}: no position is stored (--initial-position)"),
             Start::NewJob => {
                 "from the start of the table: no position is stored and the topic is empty (a new \
                  job)"
