@@ -460,3 +460,24 @@ fn each_command_has_help_and_the_daemon_flags_stay_the_daemons() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_brokers_are_the_metadatas_not_the_bootstrap_address() {
+    let f = Fixture::new();
+    redis_set(&f.job.key(), "3");
+    // A bootstrap address that is only a forwarder, as a load balancer in front of a cluster.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for the forwarder");
+    let forwarder = common::proxy::start(listener, broker());
+    let output = check(&f.write(&f.job.clone().brokers(&forwarder.addr)), &[]);
+    let lines = expect(&output, 0, &[], &[]);
+    let brokers: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("✓ kafka broker "))
+        .collect();
+    assert_eq!(brokers.len(), 1, "{lines:?}");
+    assert!(
+        brokers[0].starts_with(&format!("✓ kafka broker 1 ({}): TCP; Produce v", broker())),
+        "the broker the metadata names, dialled: {}",
+        brokers[0]
+    );
+}
