@@ -273,9 +273,9 @@ fn check(path: &Path, args: &CheckArgs) -> ExitCode {
         codes.first().copied().unwrap_or(0)
     };
     if args.json {
-        println!("{}", report.json(code));
+        print_out(&format!("{}\n", report.json(code)));
     } else {
-        print!("{}", report.text());
+        print_out(&report.text());
     }
     ExitCode::from(code)
 }
@@ -334,10 +334,17 @@ fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
 
 fn print_shown(shown: &position::Shown, json: bool) {
     if json {
-        println!("{}", shown.json());
+        print_out(&format!("{}\n", shown.json()));
     } else {
-        print!("{}", shown.text());
+        print_out(&shown.text());
     }
+}
+
+/// Writes a report to stdout. A reader that went away (`check | head -1`) is no reason to
+/// panic, nor to change the exit code, which says what was checked.
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Asks `question` on stderr and reads the answer from stdin: yes only for `y` or `yes`.
