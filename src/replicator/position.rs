@@ -115,7 +115,7 @@ pub enum PositionError {
     /// The store (or the config) failed: the daemon's error.
     Failed(Error),
     /// Another instance holds the job (its lease, or the state file's lock).
-    Busy { holder: String, why: String },
+    Busy { holder: String, why: &'static str },
     /// The operator answered no.
     Declined,
 }
@@ -152,7 +152,7 @@ pub fn change(
     if let (Some(h), Some(why)) = (&holder, refusal(&store, change, force)) {
         return Err(PositionError::Busy {
             holder: h.owner.clone(),
-            why: why.to_string(),
+            why,
         });
     }
     let plan = Plan {
@@ -176,9 +176,7 @@ pub fn change(
         Claim::HeldBy(holder) => {
             return Err(PositionError::Busy {
                 holder,
-                why: refusal(&store, change, false)
-                    .unwrap_or(FORCE_HINT)
-                    .to_string(),
+                why: refusal(&store, change, false).unwrap_or(FORCE_HINT),
             })
         }
     };
