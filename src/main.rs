@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
-use repliqate::replicator::position::{self, PositionError};
-use repliqate::replicator::{check, Error, Mode, Options, Replicator};
+use repliqate::replicator::position;
+use repliqate::replicator::{check, Mode, Options, Replicator};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
 #[derive(FromArgs)]
@@ -137,15 +137,60 @@ struct ResetArgs {
     yes: bool,
 }
 
-/// Exit codes, documented in the README.
+/// Exit codes, documented in the README, and the map from errors to them: the one place.
 mod exit {
-    /// A replication error that retrying cannot fix, while running.
+    use repliqate::replicator::check::Report;
+    use repliqate::replicator::position::PositionError;
+    use repliqate::replicator::Error;
+
+    /// A replication error that retrying cannot fix, while running (or a change declined).
     pub const RUNTIME: u8 = 1;
     /// The configuration (file, URI, table, columns, topic, stored position, certificates,
     /// credentials) is wrong: restarting cannot help.
     pub const CONFIG: u8 = 2;
-    /// A dependency (database, Redis, Kafka) was unreachable at start-up.
+    /// A dependency (database, Redis, Kafka) was unreachable at start-up, or another instance
+    /// holds the job.
     pub const UNAVAILABLE: u8 = 3;
+
+    /// An error at start-up (also `check`'s and `position`'s): a refusal only an operator can
+    /// fix is configuration, an outage is "unavailable".
+    pub fn start_up(e: &Error) -> u8 {
+        if e.is_retriable() && !e.needs_operator() {
+            UNAVAILABLE
+        } else {
+            CONFIG
+        }
+    }
+
+    /// An error that ended the run. The loop retries everything retriable itself; one it
+    /// returns (another instance holding the lease, with --once) means "try again later".
+    pub fn running(e: &Error) -> u8 {
+        if e.is_retriable() {
+            UNAVAILABLE
+        } else {
+            RUNTIME
+        }
+    }
+
+    /// `check`'s failures: configuration when any is one, even beside an outage.
+    pub fn check(report: &Report) -> u8 {
+        let codes: Vec<u8> = report.failures().map(start_up).collect();
+        if codes.contains(&CONFIG) {
+            CONFIG
+        } else {
+            codes.first().copied().unwrap_or(0)
+        }
+    }
+
+    /// A change of the position not made.
+    pub fn position(e: &PositionError) -> u8 {
+        match e {
+            PositionError::Failed(e) => start_up(e),
+            // Another instance runs: try again when it is stopped.
+            PositionError::Busy { .. } => UNAVAILABLE,
+            PositionError::Declined => RUNTIME,
+        }
+    }
 }
 
 /// See Cargo.toml: musl's allocator returns every large free to the kernel.
@@ -230,7 +275,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             return fail(
-                start_up_code(&e),
+                exit::start_up(&e),
                 &format!("starting job {}: {e}", config.name),
             )
         }
@@ -242,20 +287,7 @@ fn main() -> ExitCode {
     };
     match replicator.run(mode) {
         Ok(()) => ExitCode::SUCCESS,
-        // The loop retries everything retriable itself; one it returns (another instance
-        // holding the lease, with --once) means "try again later".
-        Err(e) if e.is_retriable() => fail(exit::UNAVAILABLE, &format!("job {}: {e}", config.name)),
-        Err(e) => fail(exit::RUNTIME, &format!("job {}: {e}", config.name)),
-    }
-}
-
-/// The exit code of an error at start-up, also for `check` and `position`: a refusal only an
-/// operator can fix is configuration, an outage is "unavailable". The one map.
-fn start_up_code(e: &Error) -> u8 {
-    if e.is_retriable() && !e.needs_operator() {
-        exit::UNAVAILABLE
-    } else {
-        exit::CONFIG
+        Err(e) => fail(exit::running(&e), &format!("job {}: {e}", config.name)),
     }
 }
 
@@ -266,12 +298,7 @@ fn check(path: &Path, args: &CheckArgs) -> ExitCode {
         initial_position: args.initial_position,
     };
     let report = check::check(path, &options);
-    let codes: Vec<u8> = report.failures().map(start_up_code).collect();
-    let code = if codes.contains(&exit::CONFIG) {
-        exit::CONFIG
-    } else {
-        codes.first().copied().unwrap_or(0)
-    };
+    let code = exit::check(&report);
     if args.json {
         print_out(&format!("{}\n", report.json(code)));
     } else {
@@ -298,7 +325,7 @@ fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
                     print_shown(&shown, json);
                     ExitCode::SUCCESS
                 }
-                Err(e) => fail(start_up_code(&e), &format!("job {}: {e}", config.name)),
+                Err(e) => fail(exit::start_up(&e), &format!("job {}: {e}", config.name)),
             }
         }
         PositionAction::Set(a) => (position::Change::Set(a.id), a.yes, a.force),
@@ -321,14 +348,7 @@ fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
             eprintln!("repliqate: {changed}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            let code = match &e {
-                PositionError::Failed(e) => start_up_code(e),
-                PositionError::Busy { .. } => exit::UNAVAILABLE,
-                PositionError::Declined => exit::RUNTIME,
-            };
-            fail(code, &format!("job {}: {e}", config.name))
-        }
+        Err(e) => fail(exit::position(&e), &format!("job {}: {e}", config.name)),
     }
 }
 
