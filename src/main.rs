@@ -1,7 +1,8 @@
 //! The `repliqate` binary: parses the command line, sets up logging and signals, and maps errors
 //! to exit codes. All the work happens in the library (`repliqate::replicator`).
 
-use std::path::PathBuf;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,15 +10,16 @@ use std::sync::Arc;
 use argh::FromArgs;
 use repliqate::config::LogFormat;
 use repliqate::notify::Notifier;
-use repliqate::replicator::{Mode, Options, Replicator};
+use repliqate::replicator::position;
+use repliqate::replicator::{check, Mode, Options, Replicator};
 use repliqate::status::{Server, Status};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
 #[derive(FromArgs)]
 struct Args {
     /// path of the YAML configuration file (default: config.yaml)
-    #[argh(option, default = "PathBuf::from(\"config.yaml\")")]
-    config: PathBuf,
+    #[argh(option)]
+    config: Option<PathBuf>,
 
     /// more logging: -v warnings, -vv info, -vvv debug (default: errors only; RUST_LOG refines)
     #[argh(switch, short = 'v')]
@@ -35,17 +37,163 @@ struct Args {
     /// print the version and exit
     #[argh(switch)]
     version: bool,
+
+    #[argh(subcommand)]
+    command: Option<Command>,
 }
 
-/// Exit codes, documented in the README.
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Check(CheckArgs),
+    Position(PositionArgs),
+}
+
+/// Run every check the daemon makes at start-up (config, source, position store and lease,
+/// each Kafka broker, topic, lost position), plus the highest id, the row count and the rows
+/// behind, writing nothing. Exit codes as the daemon's: 0 all passed, 2 configuration, 3
+/// unreachable.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "check")]
+struct CheckArgs {
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// print one JSON document instead of one line per check
+    #[argh(switch)]
+    json: bool,
+
+    /// as the daemon's: where a job with no stored position would start (an id, or `start`)
+    #[argh(option, from_str_fn(parse_position))]
+    initial_position: Option<i128>,
+
+    /// more logging, as the daemon's -v
+    #[argh(switch, short = 'v')]
+    verbose: u8,
+}
+
+/// Show or change the job's stored position.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "position")]
+struct PositionArgs {
+    #[argh(subcommand)]
+    action: PositionAction,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum PositionAction {
+    Show(ShowArgs),
+    Set(SetArgs),
+    Reset(ResetArgs),
+}
+
+/// Print the stored position and who holds the job's lease.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "show")]
+struct ShowArgs {
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// print one JSON document
+    #[argh(switch)]
+    json: bool,
+}
+
+/// Store a position: the job resumes after ID (lower to replay rows, higher to skip them).
+/// Refused while another instance holds the job's lease, unless --force. A negative ID goes
+/// after `--`: `repliqate position set --config F --yes -- -5`.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "set")]
+struct SetArgs {
+    /// the position to store: an integer id
+    #[argh(positional, from_str_fn(parse_id))]
+    id: i128,
+
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// do not ask for confirmation (required when stdin is not a terminal)
+    #[argh(switch)]
+    yes: bool,
+
+    /// take the lease over from a running instance: it stands by, then resumes from ID (Redis
+    /// only)
+    #[argh(switch)]
+    force: bool,
+}
+
+/// Remove the stored position: the job starts as a new job, which needs --initial-position if
+/// its topic already has records. Refused while any instance holds the job's lease.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "reset")]
+struct ResetArgs {
+    /// path of the YAML configuration file (default: config.yaml)
+    #[argh(option)]
+    config: Option<PathBuf>,
+
+    /// do not ask for confirmation (required when stdin is not a terminal)
+    #[argh(switch)]
+    yes: bool,
+}
+
+/// Exit codes, documented in the README, and the map from errors to them: the one place.
 mod exit {
-    /// A replication error that retrying cannot fix, while running.
+    use repliqate::replicator::check::Report;
+    use repliqate::replicator::position::PositionError;
+    use repliqate::replicator::Error;
+
+    /// A replication error that retrying cannot fix, while running (or a change declined).
     pub const RUNTIME: u8 = 1;
     /// The configuration (file, URI, table, columns, topic, stored position, certificates,
     /// credentials) is wrong: restarting cannot help.
     pub const CONFIG: u8 = 2;
-    /// A dependency (database, Redis, Kafka) was unreachable at start-up.
+    /// A dependency (database, Redis, Kafka) was unreachable at start-up, or another instance
+    /// holds the job.
     pub const UNAVAILABLE: u8 = 3;
+
+    /// An error at start-up (also `check`'s and `position`'s): a refusal only an operator can
+    /// fix is configuration, an outage is "unavailable".
+    pub fn start_up(e: &Error) -> u8 {
+        if e.is_retriable() && !e.needs_operator() {
+            UNAVAILABLE
+        } else {
+            CONFIG
+        }
+    }
+
+    /// An error that ended the run. The loop retries everything retriable itself; one it
+    /// returns (another instance holding the lease, with --once) means "try again later".
+    pub fn running(e: &Error) -> u8 {
+        if e.is_retriable() {
+            UNAVAILABLE
+        } else {
+            RUNTIME
+        }
+    }
+
+    /// `check`'s failures: configuration when any is one, even beside an outage.
+    pub fn check(report: &Report) -> u8 {
+        let codes: Vec<u8> = report.failures().map(start_up).collect();
+        if codes.contains(&CONFIG) {
+            CONFIG
+        } else {
+            codes.first().copied().unwrap_or(0)
+        }
+    }
+
+    /// A change of the position not made.
+    pub fn position(e: &PositionError) -> u8 {
+        match e {
+            PositionError::Failed(e) => start_up(e),
+            // Another instance runs: try again when it is stopped.
+            PositionError::Busy { .. } => UNAVAILABLE,
+            PositionError::Declined => RUNTIME,
+        }
+    }
 }
 
 /// See Cargo.toml: musl's allocator returns every large free to the kernel.
@@ -79,11 +227,33 @@ fn main() -> ExitCode {
         println!("repliqate {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    let default_config = || args.config.clone().unwrap_or_else(|| "config.yaml".into());
+    if args.command.is_some() && (args.once || args.initial_position.is_some()) {
+        return fail(
+            exit::CONFIG,
+            "--once and --initial-position before a command are for running the daemon; give \
+             check's --initial-position after `check` (see repliqate --help)",
+        );
+    }
+    // The operator tools log as text: their output is a report, their log lines go to stderr.
+    match &args.command {
+        None => {}
+        Some(Command::Check(c)) => {
+            init_logging(args.verbose.max(c.verbose), LogFormat::Text);
+            repliqate::tls::provider();
+            return check(&c.config.clone().unwrap_or_else(default_config), c);
+        }
+        Some(Command::Position(p)) => {
+            init_logging(args.verbose, LogFormat::Text);
+            repliqate::tls::provider();
+            return position(&p.action, default_config());
+        }
+    }
     // Before anything builds a TLS config (the redis and mysql crates build their own).
     repliqate::tls::provider();
 
     // The log format comes from the file, so its errors are `fail`'s one line, never a log line.
-    let config = match repliqate::config::load(&args.config) {
+    let config = match repliqate::config::load(&default_config()) {
         Ok(c) => c,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
@@ -147,12 +317,10 @@ fn main() -> ExitCode {
     let mut replicator = match Replicator::start(&config, &options, stop, status) {
         Ok(r) => r,
         Err(e) => {
-            let code = if e.is_retriable() && !e.needs_operator() {
-                exit::UNAVAILABLE
-            } else {
-                exit::CONFIG
-            };
-            return fail(code, &format!("starting job {}: {e}", config.name));
+            return fail(
+                exit::start_up(&e),
+                &format!("starting job {}: {e}", config.name),
+            )
         }
     };
     // Every start-up check passed.
@@ -169,19 +337,106 @@ fn main() -> ExitCode {
     notifier.stopping();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // The loop retries everything retriable itself; one it returns (another instance
-        // holding the lease, with --once) means "try again later".
-        Err(e) if e.is_retriable() => fail(exit::UNAVAILABLE, &format!("job {}: {e}", config.name)),
-        Err(e) => fail(exit::RUNTIME, &format!("job {}: {e}", config.name)),
+        Err(e) => fail(exit::running(&e), &format!("job {}: {e}", config.name)),
     }
+}
+
+/// `repliqate check`: the report on stdout, and the exit code of its failures (configuration
+/// when any failure is one, even beside an outage).
+fn check(path: &Path, args: &CheckArgs) -> ExitCode {
+    let options = Options {
+        initial_position: args.initial_position,
+    };
+    let report = check::check(path, &options);
+    let code = exit::check(&report);
+    if args.json {
+        print_out(&format!("{}\n", report.json(code)));
+    } else {
+        print_out(&report.text());
+    }
+    ExitCode::from(code)
+}
+
+/// `repliqate position show|set|reset`.
+fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
+    let (path, json) = match action {
+        PositionAction::Show(a) => (a.config.clone(), a.json),
+        PositionAction::Set(a) => (a.config.clone(), false),
+        PositionAction::Reset(a) => (a.config.clone(), false),
+    };
+    let config = match repliqate::config::load(&path.unwrap_or(default_config)) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::CONFIG, &e.to_string()),
+    };
+    let (change, yes, force) = match action {
+        PositionAction::Show(_) => {
+            return match position::show(&config) {
+                Ok(shown) => {
+                    print_shown(&shown, json);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(exit::start_up(&e), &format!("job {}: {e}", config.name)),
+            }
+        }
+        PositionAction::Set(a) => (position::Change::Set(a.id), a.yes, a.force),
+        PositionAction::Reset(a) => (position::Change::Reset, a.yes, false),
+    };
+    if !yes && !std::io::stdin().is_terminal() {
+        return fail(
+            exit::CONFIG,
+            &format!(
+                "job {}: not changing the position without confirmation: stdin is not a \
+                 terminal; pass --yes",
+                config.name
+            ),
+        );
+    }
+    let confirm = |plan: &position::Plan| yes || ask(&format!("{plan}\nChange it? [y/N] "));
+    match position::change(&config, change, force, confirm) {
+        Ok(changed) => {
+            // Always, whatever the log level: who moved the position, from what to what.
+            eprintln!("repliqate: {changed}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(exit::position(&e), &format!("job {}: {e}", config.name)),
+    }
+}
+
+fn print_shown(shown: &position::Shown, json: bool) {
+    if json {
+        print_out(&format!("{}\n", shown.json()));
+    } else {
+        print_out(&shown.text());
+    }
+}
+
+/// Writes a report to stdout. A reader that went away (`check | head -1`) is no reason to
+/// panic, nor to change the exit code, which says what was checked.
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Asks `question` on stderr and reads the answer from stdin: yes only for `y` or `yes`.
+fn ask(question: &str) -> bool {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
 fn parse_position(s: &str) -> Result<i128, String> {
     if s == "start" {
         return Ok(repliqate::replicator::BEFORE_ANY_ID);
     }
-    s.parse()
-        .map_err(|_| format!("--initial-position: expected an integer id or `start`, got {s:?}"))
+    position::parse_id(s).map_err(|e| format!("--initial-position: {e}, or `start`"))
+}
+
+fn parse_id(s: &str) -> Result<i128, String> {
+    position::parse_id(s).map_err(|e| format!("ID: {e}"))
 }
 
 /// One line on stderr, `repliqate: what we were doing: cause`, and the exit code.

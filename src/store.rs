@@ -147,6 +147,67 @@ impl Store {
         }
     }
 
+    /// Who holds the job's lease now, read only (nothing is taken or renewed): for `repliqate
+    /// check` and `position show`. For a state file, the instance that locked it (`lock`).
+    pub fn lease_holder(&mut self) -> Result<Option<LeaseHolder>, StoreError> {
+        match self {
+            Store::Redis(s) => s.lease_holder(),
+            Store::File(s) => s.lock_holder(),
+        }
+    }
+
+    /// A state file is locked (an advisory lock on `<state_file>.lock`, taken for `owner` and
+    /// held as long as this store lives, released by the kernel even on `kill -9`), so that a
+    /// second instance and `position set` see that one runs: `StoreError::Locked` when another
+    /// holds it. Redis: nothing (the lease does that).
+    pub fn lock(&mut self, owner: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(_) => Ok(()),
+            Store::File(s) => s.lock(owner),
+        }
+    }
+
+    /// Whether writers are fenced by a lease (Redis), so that a running instance can be made to
+    /// stand aside (`claim` with `take_over`); a state file's writer cannot be.
+    pub fn has_lease(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+
+    /// Makes `owner` the job's one writer, for a change made by hand: takes the lease if nobody
+    /// holds it, or with `take_over` from whoever does (whose next fenced write is then
+    /// refused); a state file is locked (`lock`; `take_over` cannot apply).
+    pub fn claim(
+        &mut self,
+        owner: &str,
+        ttl: Duration,
+        take_over: bool,
+    ) -> Result<Claim, StoreError> {
+        match self {
+            Store::Redis(s) if take_over => Ok(match s.take_lease_over(owner, ttl)? {
+                Some(holder) => Claim::TakenFrom(holder),
+                None => Claim::Free,
+            }),
+            Store::Redis(s) => Ok(match s.hold_lease(owner, ttl)? {
+                Lease::HeldBy(holder) => Claim::HeldBy(holder),
+                Lease::Held | Lease::Acquired => Claim::Free,
+            }),
+            Store::File(s) => match s.lock(owner) {
+                Ok(()) => Ok(Claim::Free),
+                Err(StoreError::Locked { holder, .. }) => Ok(Claim::HeldBy(holder)),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Removes the stored position, only while `owner` holds the lease (as `write_fenced`):
+    /// the job then starts as a new job.
+    pub fn clear_fenced(&mut self, owner: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Redis(s) => s.clear_fenced(owner),
+            Store::File(s) => s.remove(),
+        }
+    }
+
     /// Where the position lives, for log lines (no credentials).
     pub fn describe(&self) -> String {
         match self {
@@ -164,6 +225,27 @@ pub enum Written {
     /// The writer's lease had lapsed with nobody taking it and the position unmoved since the
     /// writer's last read or write: it took the lease again and wrote.
     LeaseRetaken,
+}
+
+/// Who holds a job's lease, as `Store::lease_holder` read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    /// Its owner token (host, pid, random part).
+    pub owner: String,
+    /// How long the lease has to run unless renewed (Redis's PTTL); `None` for a state file's
+    /// lock, which lasts as long as its process.
+    pub expires_in: Option<Duration>,
+}
+
+/// What `Store::claim` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Nobody held the job: it is ours.
+    Free,
+    /// It is ours, taken from this holder.
+    TakenFrom(String),
+    /// Another instance holds it (nothing was taken).
+    HeldBy(String),
 }
 
 /// Who may publish for a job.
@@ -219,6 +301,36 @@ end
 return holder
 ";
 
+/// The lease's holder and its remaining time, or 0 when nobody holds it.
+const READ_LEASE: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  return 0
+end
+return {holder, redis.call('PTTL', KEYS[1])}
+";
+
+/// Takes the lease whoever holds it; returns the previous holder (nil if none).
+const TAKE_LEASE_OVER: &str = r"
+local holder = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return holder
+";
+
+/// Deletes the position only for the lease holder (as WRITE_FENCED writes it); else returns the
+/// holder.
+const CLEAR_FENCED: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+if holder == false then
+  return 'nobody'
+end
+return holder
+";
+
 const RELEASE_LEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -251,6 +363,8 @@ pub enum StoreError {
     Corrupt { store: String, value: String },
     /// Another instance holds the job's lease: this one must not write (or publish).
     Fenced { store: String, holder: String },
+    /// Another instance holds the state file's lock (`Store::lock`).
+    Locked { path: PathBuf, holder: String },
     /// A state file operation failed.
     File {
         path: PathBuf,
@@ -262,7 +376,8 @@ pub enum StoreError {
 impl StoreError {
     pub fn is_retriable(&self) -> bool {
         match self {
-            StoreError::Unavailable { .. } => true,
+            // It may stop; meanwhile this one must not run.
+            StoreError::Unavailable { .. } | StoreError::Locked { .. } => true,
             StoreError::Refused { .. } | StoreError::Corrupt { .. } | StoreError::Fenced { .. } => {
                 false
             }
@@ -298,6 +413,13 @@ impl fmt::Display for StoreError {
             StoreError::File { path, doing, cause } => {
                 write!(f, "{doing} state file {}: {cause}", path.display())
             }
+            StoreError::Locked { path, holder } => write!(
+                f,
+                "state file {} is in use by another instance ({holder}, holding {}): one \
+                 instance per state file",
+                path.display(),
+                lock_path(path).display()
+            ),
             StoreError::Fenced { store, holder } => write!(
                 f,
                 "lost the job's lease for {store} to another instance ({holder}): not publishing \
@@ -489,17 +611,64 @@ impl RedisStore {
         self.key.replacen(":offset:", ":lease:", 1)
     }
 
-    fn hold_lease(&mut self, owner: &str, ttl: Duration) -> Result<Lease, StoreError> {
+    /// Runs one of the lease scripts that take the lease for `owner` for `ttl`.
+    fn lease_script(
+        &mut self,
+        script: &str,
+        owner: &str,
+        ttl: Duration,
+        doing: &'static str,
+    ) -> Result<redis::Value, StoreError> {
         let ttl_ms = ttl.as_millis().max(1) as u64;
-        let cmd = eval(
-            HOLD_LEASE,
-            &[&self.lease_key()],
-            &[owner, &ttl_ms.to_string()],
-        );
-        match self.query(&cmd, "taking the lease in")? {
+        let cmd = eval(script, &[&self.lease_key()], &[owner, &ttl_ms.to_string()]);
+        self.query(&cmd, doing)
+    }
+
+    fn hold_lease(&mut self, owner: &str, ttl: Duration) -> Result<Lease, StoreError> {
+        match self.lease_script(HOLD_LEASE, owner, ttl, "taking the lease in")? {
             redis::Value::Int(1) => Ok(Lease::Held),
             redis::Value::Int(2) => Ok(Lease::Acquired),
             other => Ok(Lease::HeldBy(holder_of(other))),
+        }
+    }
+
+    fn lease_holder(&mut self) -> Result<Option<LeaseHolder>, StoreError> {
+        let cmd = eval(READ_LEASE, &[&self.lease_key()], &[]);
+        match self.query(&cmd, "reading the lease in")? {
+            redis::Value::Array(v) if v.len() == 2 => {
+                let expires_in = match v[1] {
+                    redis::Value::Int(ms) if ms >= 0 => Some(Duration::from_millis(ms as u64)),
+                    _ => None,
+                };
+                Ok(Some(LeaseHolder {
+                    owner: holder_of(v[0].clone()),
+                    expires_in,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn take_lease_over(
+        &mut self,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        match self.lease_script(TAKE_LEASE_OVER, owner, ttl, "taking the lease over in")? {
+            redis::Value::Nil => Ok(None),
+            holder => Ok(Some(holder_of(holder)).filter(|h| h != owner)),
+        }
+    }
+
+    fn clear_fenced(&mut self, owner: &str) -> Result<(), StoreError> {
+        let keys = [self.lease_key(), self.key.clone()];
+        let cmd = eval(CLEAR_FENCED, &[&keys[0], &keys[1]], &[owner]);
+        match self.query(&cmd, "removing the position from")? {
+            redis::Value::Int(1) => Ok(()),
+            other => Err(StoreError::Fenced {
+                store: self.describe(),
+                holder: holder_of(other),
+            }),
         }
     }
 
@@ -605,6 +774,16 @@ impl RedisStore {
 pub struct FileStore {
     path: PathBuf,
     dir: PathBuf,
+    /// The lock file, while this instance holds its lock (`Store::lock`).
+    lock: Option<File>,
+}
+
+/// The lock file next to a state file: the state file itself is replaced at every write, so a
+/// lock on it would be on a file that is soon gone.
+fn lock_path(state_file: &Path) -> PathBuf {
+    let mut name = state_file.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
 /// Makes temporary file names unique within this process.
@@ -646,6 +825,7 @@ impl FileStore {
         Ok(FileStore {
             path: path.to_owned(),
             dir,
+            lock: None,
         })
     }
 
@@ -672,6 +852,89 @@ impl FileStore {
                 value: show_value(&bytes),
             }),
         }
+    }
+
+    fn lock(&mut self, owner: &str) -> Result<(), StoreError> {
+        if self.lock.is_some() {
+            return Ok(());
+        }
+        let path = lock_path(&self.path);
+        let err = |doing, cause| StoreError::File {
+            path: path.clone(),
+            doing,
+            cause,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|cause| err("opening the lock file", cause))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: self.path.clone(),
+                    holder: read_holder(&mut file),
+                })
+            }
+            Err(fs::TryLockError::Error(cause)) => return Err(err("locking", cause)),
+        }
+        // Who holds it, for the other side's message.
+        file.set_len(0)
+            .and_then(|()| file.write_all(format!("{owner}\n").as_bytes()))
+            .map_err(|cause| err("writing the lock file", cause))?;
+        self.lock = Some(file);
+        Ok(())
+    }
+
+    /// The instance holding the lock, found without taking it for more than a moment and
+    /// without creating the lock file.
+    fn lock_holder(&mut self) -> Result<Option<LeaseHolder>, StoreError> {
+        let path = lock_path(&self.path);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(cause) => {
+                return Err(StoreError::File {
+                    path,
+                    doing: "opening the lock file",
+                    cause,
+                })
+            }
+        };
+        match file.try_lock_shared() {
+            // Nobody holds it; ours goes with the file.
+            Ok(()) => Ok(None),
+            Err(fs::TryLockError::WouldBlock) => Ok(Some(LeaseHolder {
+                owner: read_holder(&mut file),
+                expires_in: None,
+            })),
+            Err(fs::TryLockError::Error(cause)) => Err(StoreError::File {
+                path,
+                doing: "locking",
+                cause,
+            }),
+        }
+    }
+
+    /// Removes the state file (and makes that durable): no position is stored.
+    fn remove(&mut self) -> Result<(), StoreError> {
+        let err = |doing, cause| StoreError::File {
+            path: self.path.clone(),
+            doing,
+            cause,
+        };
+        match fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(cause) => return Err(err("removing the", cause)),
+        }
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|cause| err("syncing the directory of the", cause))
     }
 
     /// Write to a new temporary file, fsync it, rename it over the old one, fsync the
@@ -713,6 +976,17 @@ impl FileStore {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|cause| err("syncing the directory of the", cause))
+    }
+}
+
+/// The owner a lock file names (what its holder wrote), for messages.
+fn read_holder(file: &mut File) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    let _ = file.take(256).read_to_string(&mut text);
+    match text.trim() {
+        "" => "an instance that has not written its name yet".to_string(),
+        owner => owner.to_string(),
     }
 }
 
@@ -776,6 +1050,56 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("job.offset")]);
+    }
+
+    #[test]
+    fn a_locked_state_file_names_its_holder_until_released() {
+        let dir = TempDir::new("lock");
+        let (mut daemon, path) = file_store(&dir);
+        let (mut other, _) = file_store(&dir);
+        // Looking does not create the lock file.
+        assert_eq!(other.lease_holder().expect("look"), None);
+        assert!(!lock_path(&path).exists());
+        daemon.lock("host-1-aa").expect("lock");
+        let holder = other.lease_holder().expect("look").expect("held");
+        assert_eq!(holder.owner, "host-1-aa");
+        assert_eq!(holder.expires_in, None);
+        match other.lock("host-2-bb") {
+            Err(e @ StoreError::Locked { .. }) => {
+                assert!(e.is_retriable());
+                assert!(e.to_string().contains("host-1-aa"), "{e}");
+                assert!(e.to_string().contains("job.offset.lock"), "{e}");
+            }
+            other => panic!("a second lock: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(
+            other
+                .claim("host-2-bb", Duration::from_secs(1), true)
+                .expect("claim"),
+            Claim::HeldBy("host-1-aa".into())
+        );
+        drop(daemon);
+        assert_eq!(other.lease_holder().expect("look"), None);
+        assert_eq!(
+            other
+                .claim("host-2-bb", Duration::from_secs(1), false)
+                .expect("claim"),
+            Claim::Free
+        );
+        assert!(!other.has_lease());
+    }
+
+    #[test]
+    fn clearing_a_state_file_leaves_no_position() {
+        let dir = TempDir::new("clear");
+        let (mut store, path) = file_store(&dir);
+        store.clear_fenced("me").expect("clear nothing");
+        store
+            .write_fenced(7, None, "me", Duration::from_secs(1))
+            .expect("write");
+        store.clear_fenced("me").expect("clear");
+        assert!(!path.exists());
+        assert_eq!(store.read().expect("read"), None);
     }
 
     #[test]

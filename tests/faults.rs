@@ -825,7 +825,8 @@ fn no_password_in_any_output_and_the_state_file_is_0600() {
             text.lines().last().unwrap_or("")
         ));
     }
-    // The state file (no redis_addr) is created 0600, and no temporary file is left behind.
+    // The state file (no redis_addr) is created 0600, and no temporary file is left behind: only
+    // the lock file the daemon holds while it runs (also 0600), which stays for the next one.
     {
         let dir = TempDir::new("statefile");
         let db = sqlite_db(&dir);
@@ -849,9 +850,17 @@ fn no_password_in_any_output_and_the_state_file_is_0600() {
         names.sort();
         assert_eq!(
             names,
-            ["config.yaml", "position.offset", "source.db"],
+            [
+                "config.yaml",
+                "position.offset",
+                "position.offset.lock",
+                "source.db"
+            ],
             "files left in the directory"
         );
+        let lock = dir.path().join("position.offset.lock");
+        let lock_mode = std::fs::metadata(lock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(lock_mode, 0o600, "lock file mode {lock_mode:o}");
         checked.push(format!("state file mode {mode:o}"));
     }
     eprintln!("security: {checked:#?}");

@@ -155,6 +155,11 @@ fn pages_by_key_with_int4_key_and_fields() {
         [Value::Int(30), s("c")]
     );
     assert_eq!(src.max_id().unwrap(), Some(40));
+    // pg_class.reltuples is -1 until the table is first analyzed: unknown, not zero.
+    let estimate = src.estimated_rows().unwrap();
+    assert_eq!((estimate.rows, estimate.exact), (None, false));
+    db.exec(&format!("ANALYZE {table}"));
+    assert_eq!(src.estimated_rows().unwrap().rows, Some(5));
     db.exec(&format!("DELETE FROM {table}"));
     assert_eq!(src.max_id().unwrap(), None);
 }

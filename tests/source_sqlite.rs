@@ -138,6 +138,8 @@ fn pages_by_key_in_key_order() {
     let rows = src.fetch(25, 1).unwrap();
     assert_eq!(rows[0].values, [Value::Int(30), s("c")]);
     assert_eq!(src.max_id().unwrap(), Some(40));
+    let count = src.estimated_rows().unwrap();
+    assert_eq!((count.rows, count.exact), (Some(5), true));
 }
 
 #[test]
@@ -145,6 +147,7 @@ fn an_empty_table_has_no_highest_id() {
     let db = TempDb::new("CREATE TABLE ev (n INTEGER PRIMARY KEY, v TEXT);");
     let mut src = connect(&spec(&db.uri(), "ev", "n", None));
     assert_eq!(src.max_id().unwrap(), None);
+    assert_eq!(src.estimated_rows().unwrap().rows, Some(0));
 }
 
 #[test]

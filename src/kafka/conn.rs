@@ -113,14 +113,36 @@ impl Connection {
         if let Some(sasl) = conn.sasl.clone() {
             conn.authenticate(&sasl)?;
         }
-        log::debug!(
-            "kafka: connected to broker {addr} ({}{})",
-            conn.stream.describe(),
-            conn.sasl
-                .as_ref()
-                .map_or(String::new(), |s| format!(", SASL {}", s.mechanism()))
-        );
+        log::debug!("kafka: connected to broker {addr} ({})", conn.security());
         Ok(conn)
+    }
+
+    /// How this connection is secured, for the log and `repliqate check`: `TCP`, or the TLS
+    /// version and cipher suite, and the SASL mechanism it authenticated with.
+    pub fn security(&self) -> String {
+        let sasl = self
+            .sasl
+            .as_ref()
+            .map_or(String::new(), |s| format!(", SASL {}", s.mechanism()));
+        format!("{}{sasl}", self.stream.describe())
+    }
+
+    /// The SaslHandshake and SaslAuthenticate versions this connection authenticates with (none
+    /// without SASL).
+    pub fn sasl_versions(&self) -> Result<Vec<(&'static str, i16)>, Error> {
+        if self.sasl.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![
+            (
+                SASL_HANDSHAKE.api,
+                self.negotiate::<SaslHandshakeRequest>(&SASL_HANDSHAKE)?,
+            ),
+            (
+                SASL_AUTHENTICATE.api,
+                self.negotiate::<SaslAuthenticateRequest>(&SASL_AUTHENTICATE)?,
+            ),
+        ])
     }
 
     /// SaslHandshake, then SaslAuthenticate until the mechanism's exchange is done; on every

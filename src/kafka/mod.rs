@@ -25,7 +25,10 @@ mod wire;
 
 pub use error::Error;
 pub use partitioner::{murmur2, partition_for_key};
-pub use producer::{Acks, Delivery, Pending, Producer, ProducerConfig, SendError, Unsettled};
+pub use producer::{
+    Acks, BrokerInfo, BrokerReport, Delivery, Pending, Producer, ProducerConfig, SendError,
+    Unsettled,
+};
 pub use records::{Compression, Record};
 pub use sasl::{Sasl, ScramHash, TokenSource};
 pub use transport::Security;

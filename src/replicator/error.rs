@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::config::ConfigError;
 use crate::kafka;
 use crate::message::MessageError;
 use crate::metrics::MetricsError;
@@ -11,6 +12,8 @@ use crate::store::StoreError;
 /// Why replication stopped (or could not start). One variant per boundary below us.
 #[derive(Debug)]
 pub enum Error {
+    /// The config file (for `repliqate check` and `position`, which load it themselves).
+    Config(ConfigError),
     Source(SourceError),
     Kafka(kafka::Error),
     Store(StoreError),
@@ -36,6 +39,7 @@ impl From<SourceError> for Error {
 impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
+            Error::Config(_) => false,
             Error::Source(e) => e.is_retriable(),
             Error::Kafka(e) => e.is_retriable(),
             Error::Store(e) => e.is_retriable(),
@@ -70,6 +74,7 @@ impl Error {
     /// Which dependency failed, for "one log line per incident".
     pub(super) fn component(&self) -> &'static str {
         match self {
+            Error::Config(_) => "config",
             Error::Source(_) => "source",
             Error::Kafka(_) => "kafka",
             Error::Store(_) => "position store",
@@ -83,6 +88,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Config(e) => write!(f, "{e}"),
             Error::Source(e) => write!(f, "reading the source: {e}"),
             Error::Kafka(e) => write!(f, "publishing to Kafka: {e}"),
             Error::Store(e) => write!(f, "position store: {e}"),
@@ -92,8 +98,9 @@ impl fmt::Display for Error {
                 f,
                 "no position is stored in {store}, but topic {topic} already has records: the \
                  position was probably lost (emptied Redis, deleted key or state file); refusing \
-                 to republish the table from the start. Set the last replicated id in the store, \
-                 or restart with --initial-position ID (or `start` to republish everything)"
+                 to republish the table from the start. Set the last replicated id in the store \
+                 (repliqate position set ID), or restart with --initial-position ID (or `start` \
+                 to republish everything)"
             ),
             Error::LeaseHeld { holder } => write!(
                 f,

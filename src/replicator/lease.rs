@@ -11,7 +11,11 @@ use crate::value::Id;
 impl Replicator {
     /// Tries to become the active instance. On success returns the position to resume from:
     /// the stored one, or — if the store lost it (an emptied Redis) — the last one this instance
-    /// committed, whichever is higher; with neither, `--initial-position` or 0 for a new job.
+    /// committed; with neither, `--initial-position` or 0 for a new job. A stored position is
+    /// taken as it is, even below what this instance committed: put there while we did not
+    /// hold the lease, it is an operator's replay (`repliqate position set`), which resuming
+    /// above it would skip; the other way there (a Redis failed over to a replica that lagged)
+    /// republishes rows, which at-least-once allows.
     pub(super) fn take_lease(&mut self) -> Result<Option<Id>, Error> {
         match self
             .store
@@ -29,8 +33,7 @@ impl Replicator {
         let stored = self.read_position()?;
         self.last_stored = stored;
         let position = match (stored, self.committed) {
-            (Some(s), Some(c)) => s.max(c),
-            (Some(s), None) => s,
+            (Some(s), _) => s,
             (None, Some(c)) => {
                 log::warn!(
                     "the position is missing from {}: resuming after {c}, the last position this \
@@ -117,9 +120,7 @@ pub(super) fn check_new_job(
 /// Identifies this instance in the lease: host, pid and a random part (two instances on one
 /// host after a pid wrap stay distinct).
 pub(super) fn owner_token() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into());
+    let host = host_name();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -128,4 +129,15 @@ pub(super) fn owner_token() -> String {
         ^ (std::process::id() as u64).rotate_left(20)
         ^ (&nanos as *const u32 as u64);
     format!("{host}-{}-{:08x}", std::process::id(), random as u32)
+}
+
+/// This process, for a line saying who did something: `host H pid P`.
+pub(super) fn instance() -> String {
+    format!("host {} pid {}", host_name(), std::process::id())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into())
 }

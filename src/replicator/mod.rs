@@ -6,7 +6,8 @@
 //! acknowledged by Kafka.
 //!
 //! Rooms: `error` (why it stopped), `batch` (a batch of the table and its encoded messages),
-//! `lease` (active and standby), `holes` (rows held at holes in the id sequence).
+//! `lease` (active and standby), `holes` (rows held at holes in the id sequence), `startup`
+//! (the start-up checks, in steps that `repliqate check` takes too).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,14 +25,17 @@ use crate::store::{Store, StoreError, Written};
 use crate::value::Id;
 
 mod batch;
+pub mod check;
 mod error;
 mod holes;
 mod lease;
+pub mod position;
+mod startup;
 
 use batch::{Batch, MessageBuffer};
 pub use error::Error;
-use holes::gap_policy;
-use lease::{check_new_job, owner_token};
+use lease::owner_token;
+pub use startup::Start;
 
 /// The loop's first wait after a failure; it doubles per consecutive failure up to
 /// `retry_backoff_max_sec`.
@@ -102,7 +106,8 @@ struct Unacknowledged {
 
 impl Replicator {
     /// Connects to the source (checking table, key, fields and types), the position store and
-    /// Kafka (checking the topic exists). Any failure here stops start-up. The loop reports
+    /// Kafka (checking the topic exists), and refuses a lost position: the steps of `startup`,
+    /// which `repliqate check` takes too. Any failure here stops start-up. The loop reports
     /// what it does to `status`.
     pub fn start(
         config: &Config,
@@ -110,37 +115,24 @@ impl Replicator {
         stop: Arc<AtomicBool>,
         status: Arc<Status>,
     ) -> Result<Replicator, Error> {
-        let metrics =
-            Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)?;
-        let mut source = Source::connect(&config.source.spec).map_err(Error::Source)?;
-        log::info!(
-            "source: {} (columns: {})",
-            source.describe(),
-            source.columns().join(", ")
-        );
-        let gaps = GapTracker::new(gap_policy(config, &mut source)?);
-
-        let mut store = Store::open(
-            &config.position_store,
-            &config.name,
-            &config.source.spec.table,
-            &config.kafka.topic,
-        )
-        .map_err(Error::Store)?;
-
+        let metrics = startup::metrics(config)?;
+        let (source, gap_policy) = startup::source(config)?;
+        let mut store = startup::store(config)?;
+        let owner = owner_token();
+        // One instance per state file (Redis has the lease for that).
+        store.lock(&owner).map_err(Error::Store)?;
+        let mut producer = startup::producer(config, stop.clone());
+        startup::topic(&mut producer, config)?;
+        let stored = startup::stored_position(&mut store)?;
+        startup::start(
+            &mut producer,
+            config,
+            &store,
+            stored,
+            options.initial_position,
+        )?;
+        let gaps = GapTracker::new(gap_policy);
         let k = &config.kafka;
-        let mut producer = Producer::new(k.producer.clone()).with_cancel_flag(stop.clone());
-        let partitions = producer.check_topic(&k.topic).map_err(Error::Kafka)?;
-        log::info!(
-            "kafka: topic {} has {partitions} partitions; position store: {}",
-            k.topic,
-            store.describe()
-        );
-        // A lost position is found at start-up, not after a standby takes over.
-        let stored = store.read().map_err(Error::Store)?;
-        if stored.is_none() && options.initial_position.is_none() {
-            check_new_job(&mut producer, &k.topic, &store)?;
-        }
 
         let encoder =
             MessageEncoder::new(&config.name, &config.source.spec.table, source.columns());
@@ -163,7 +155,7 @@ impl Replicator {
             stop,
             incident: None,
             unacknowledged: None,
-            owner: owner_token(),
+            owner,
             lease: config.lease,
             active: false,
             committed: None,

@@ -224,6 +224,19 @@ impl Source {
         }
     }
 
+    /// About how many rows the table holds, for `repliqate check`: the database's own estimate
+    /// where it keeps one (no scan), an exact count for SQLite.
+    pub fn estimated_rows(&mut self) -> Result<RowCount, SourceError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Source::Sqlite(s) => s.count_rows(),
+            #[cfg(feature = "postgres")]
+            Source::Postgres(s) => s.estimated_rows(),
+            #[cfg(feature = "mysql")]
+            Source::Mysql(s) => s.estimated_rows(),
+        }
+    }
+
     /// How the database hands out primary-key values: the step between consecutive ids and
     /// whether sessions cache ranges of them. Used to tell a hole from the normal spacing.
     pub fn id_allocation(&mut self) -> Result<IdAllocation, SourceError> {
@@ -272,6 +285,17 @@ impl Source {
         };
         format!("table {} at {}", plan.table, plan.uri)
     }
+}
+
+/// How many rows a table holds, as far as the database tells without a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowCount {
+    /// `None`: the database does not know (a PostgreSQL table never analyzed).
+    pub rows: Option<u64>,
+    /// An exact count rather than the database's estimate.
+    pub exact: bool,
+    /// Where the number comes from, for messages.
+    pub source: &'static str,
 }
 
 /// How primary-key values are allocated, as far as holes in the sequence are concerned.

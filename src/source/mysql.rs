@@ -23,7 +23,7 @@ use super::tls_params::{self, DbTls, Use};
 use super::uri::ParsedUri;
 use super::{
     convert, plan_columns, quote_backtick, read_password, redact_uri, row_id, similar_names,
-    IdAllocation, Plan, SourceError, SourceSpec, Utf8Warnings,
+    IdAllocation, Plan, RowCount, SourceError, SourceSpec, Utf8Warnings,
 };
 use crate::secret::Secret;
 use crate::value::{Id, OpenTransactions, Value};
@@ -57,6 +57,8 @@ pub struct MysqlSource {
     sql: String,
     /// `SELECT MAX(key)`, as text (an unsigned key may be above i64::MAX).
     max_sql: String,
+    /// The database and the table as information_schema names them.
+    schema_table: (String, String),
     kinds: Vec<Kind>,
     user: String,
     /// `None` after an error: the next fetch connects again.
@@ -245,6 +247,7 @@ impl MysqlSource {
             connector,
             sql,
             max_sql,
+            schema_table: (schema, table),
             kinds,
             user,
             conn: Some((conn, stmt)),
@@ -296,6 +299,25 @@ impl MysqlSource {
                 SourceError::Query(format!("{what}: MAX returned {text:?}, not an integer"))
             }),
         }
+    }
+
+    /// The storage engine's estimate of the row count (`information_schema.TABLES.TABLE_ROWS`:
+    /// InnoDB samples it, and it may be off by half; NULL for a view).
+    pub(crate) fn estimated_rows(&mut self) -> Result<RowCount, SourceError> {
+        let what = format!("reading the row estimate of table {}", self.plan.table);
+        let (schema, table) = self.schema_table.clone();
+        let rows: Option<Option<u64>> = self.with_conn(&what, |c| {
+            c.exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (schema, table),
+            )
+        })?;
+        Ok(RowCount {
+            rows: rows.flatten(),
+            exact: false,
+            source: "information_schema.TABLES.TABLE_ROWS",
+        })
     }
 
     /// `auto_increment_increment` as the writers see it (the global value; a session may

@@ -26,7 +26,7 @@ use super::tls_params::{self, DbTls, Use};
 use super::uri::ParsedUri;
 use super::{
     clamp_i64, convert, plan_columns, quote_double, read_password, redact_uri, row_id,
-    similar_names, IdAllocation, Plan, SourceError, SourceSpec,
+    similar_names, IdAllocation, Plan, RowCount, SourceError, SourceSpec,
 };
 use crate::secret::Secret;
 use crate::value::{Id, OpenTransactions, Value};
@@ -310,6 +310,25 @@ impl PostgresSource {
         let what = format!("reading the highest id of table {}", self.plan.table);
         let max: Option<i64> = self.with_client(&what, |c| c.query_one(&sql, &[])?.try_get(0))?;
         Ok(max.map(Id::from))
+    }
+
+    /// The planner's estimate of the row count (`pg_class.reltuples`, as of the last VACUUM or
+    /// ANALYZE; -1 when the table was never analyzed).
+    pub(crate) fn estimated_rows(&mut self) -> Result<RowCount, SourceError> {
+        let table = self.table_sql.clone();
+        let what = format!("reading the row estimate of table {}", self.plan.table);
+        let tuples: f64 = self.with_client(&what, |c| {
+            c.query_one(
+                "SELECT reltuples::float8 FROM pg_class WHERE oid = $1::text::regclass",
+                &[&table],
+            )?
+            .try_get(0)
+        })?;
+        Ok(RowCount {
+            rows: (tuples >= 0.0).then_some(tuples as u64),
+            exact: false,
+            source: "pg_class.reltuples",
+        })
     }
 
     /// The key's sequence (serial or identity): its increment and whether sessions cache

@@ -14,8 +14,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::uri::ParsedUri;
 use super::{
-    convert, plan_columns, quote_double, row_id, similar_names, Plan, SourceError, SourceSpec,
-    Utf8Warnings,
+    convert, plan_columns, quote_double, row_id, similar_names, Plan, RowCount, SourceError,
+    SourceSpec, Utf8Warnings,
 };
 use crate::value::{Id, Value};
 
@@ -30,6 +30,8 @@ pub struct SqliteSource {
     sql: String,
     /// `SELECT MAX(key)`, for the highest id.
     max_sql: String,
+    /// `SELECT count(*)`, for the row count.
+    count_sql: String,
     /// `None` after an error: the next fetch opens the file again.
     conn: Option<Connection>,
     utf8_warnings: Utf8Warnings,
@@ -118,12 +120,14 @@ impl SqliteSource {
         // a view that fails) is reported at start-up.
         conn.prepare_cached(&sql).map_err(schema_err)?;
         let max_sql = format!("SELECT MAX({pk}) FROM {}", quote_double(&table));
+        let count_sql = format!("SELECT count(*) FROM {}", quote_double(&table));
         Ok(SqliteSource {
             plan,
             path,
             busy_timeout: spec.query_timeout,
             sql,
             max_sql,
+            count_sql,
             conn: Some(conn),
             utf8_warnings: Utf8Warnings::default(),
         })
@@ -147,20 +151,47 @@ impl SqliteSource {
 
     /// The highest key in the table (`None` when it is empty): one b-tree descent.
     pub(crate) fn max_id(&mut self) -> Result<Option<Id>, SourceError> {
-        let conn = match self.conn.take() {
-            Some(c) => c,
-            None => open(&self.path, self.busy_timeout)?,
-        };
         let what = format!(
             "reading the highest id of table {} in {}",
             self.plan.table, self.path
         );
-        let max: Option<i64> = conn
-            .prepare_cached(&self.max_sql)
-            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
-            .map_err(|e| map_err(&what, e))?;
-        self.conn = Some(conn);
+        let sql = self.max_sql.clone();
+        let max: Option<i64> = self.query_one(&what, &sql)?;
         Ok(max.map(Id::from))
+    }
+
+    /// The number of rows, counted: SQLite keeps no row count (`sqlite_stat1` only after an
+    /// ANALYZE), and a count of a table this tool reads is what the check is for.
+    pub(crate) fn count_rows(&mut self) -> Result<RowCount, SourceError> {
+        let what = format!(
+            "counting the rows of table {} in {}",
+            self.plan.table, self.path
+        );
+        let sql = self.count_sql.clone();
+        let rows: i64 = self.query_one(&what, &sql)?;
+        Ok(RowCount {
+            rows: u64::try_from(rows).ok(),
+            exact: true,
+            source: "count(*)",
+        })
+    }
+
+    /// The one value of a one-row query; a failure drops the connection.
+    fn query_one<T: rusqlite::types::FromSql>(
+        &mut self,
+        what: &str,
+        sql: &str,
+    ) -> Result<T, SourceError> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => open(&self.path, self.busy_timeout)?,
+        };
+        let value = conn
+            .prepare_cached(sql)
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+            .map_err(|e| map_err(what, e))?;
+        self.conn = Some(conn);
+        Ok(value)
     }
 
     fn query<E: From<SourceError>>(

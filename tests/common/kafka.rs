@@ -359,3 +359,21 @@ pub fn parse_dump_log(text: &str) -> Vec<DumpedBatch> {
     }
     batches
 }
+
+/// Each partition's end offset (high watermark) of `topic`, asked with librdkafka: what a test
+/// compares before and after a command that must not publish.
+pub fn end_offsets(broker: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", unique("watermarks"))
+        .create()
+        .expect("a librdkafka consumer");
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("watermarks of {topic} partition {p}: {e}"))
+                .1
+        })
+        .collect()
+}

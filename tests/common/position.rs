@@ -131,3 +131,28 @@ impl Drop for Sampler {
         self.stop.store(true, Ordering::SeqCst);
     }
 }
+
+/// The Redis key of a job's lease, spelled out (not through repliqate's own code).
+pub fn lease_key(position_key: &str) -> String {
+    position_key.replacen(":offset:", ":lease:", 1)
+}
+
+/// A lease held by `owner` for `ttl`, as another instance would hold it.
+pub fn hold_lease(position_key: &str, owner: &str, ttl: Duration) {
+    let _: () = redis::cmd("SET")
+        .arg(lease_key(position_key))
+        .arg(owner)
+        .arg("PX")
+        .arg(ttl.as_millis() as u64)
+        .query(&mut redis_conn())
+        .expect("redis SET lease");
+}
+
+/// The lease's holder and its remaining milliseconds (PTTL), if anyone holds it.
+pub fn lease_holder(position_key: &str) -> Option<(String, i64)> {
+    let key = lease_key(position_key);
+    let mut conn = redis_conn();
+    let holder: Option<String> = redis::cmd("GET").arg(&key).query(&mut conn).expect("GET");
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).expect("PTTL");
+    holder.map(|h| (h, ttl))
+}

@@ -71,6 +71,26 @@ pub(super) enum ProducerIdAnswer {
     },
 }
 
+/// One broker of the cluster's metadata as `repliqate check` reports it.
+#[derive(Debug)]
+pub struct BrokerReport {
+    pub node: i32,
+    /// host:port, as the metadata advertises it.
+    pub addr: String,
+    /// What a connection of its own negotiated, or why there is none.
+    pub result: Result<BrokerInfo, Error>,
+}
+
+/// What a connection to a broker negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    /// `TCP`, or the TLS version and cipher suite; then the SASL mechanism, if any.
+    pub security: String,
+    /// The version of each API we use, as negotiated; `None` for InitProducerId on a broker
+    /// without it (the producer then produces without idempotence).
+    pub versions: Vec<(&'static str, Option<i16>)>,
+}
+
 impl Cluster {
     pub fn new(bootstrap: Vec<String>, options: ConnOptions) -> Cluster {
         Cluster {
@@ -295,6 +315,47 @@ impl Cluster {
         }
         self.topics.insert(topic.to_string(), leaders);
         Ok(count)
+    }
+
+    /// Connects to every broker of the latest Metadata (a connection each, as sending would)
+    /// and reports what each negotiated: the security handshake and the versions of the APIs we
+    /// use. Nothing is sent but ApiVersions and the SASL exchange.
+    pub fn describe_brokers(&mut self) -> Vec<BrokerReport> {
+        let mut nodes: Vec<(i32, String)> =
+            self.brokers.iter().map(|(&n, a)| (n, a.clone())).collect();
+        nodes.sort();
+        nodes
+            .into_iter()
+            .map(|(node, addr)| {
+                let result = self.connect(node).and_then(|conn| {
+                    let mut versions = vec![
+                        ("Produce", Some(conn.negotiate::<ProduceRequest>(&PRODUCE)?)),
+                        (
+                            "Metadata",
+                            Some(conn.negotiate::<MetadataRequest>(&METADATA)?),
+                        ),
+                        (
+                            "ListOffsets",
+                            Some(conn.negotiate::<ListOffsetsRequest>(&LIST_OFFSETS)?),
+                        ),
+                        (
+                            "InitProducerId",
+                            conn.version::<InitProducerIdRequest>(INIT_PRODUCER_ID_MAX_VERSION),
+                        ),
+                    ];
+                    versions.extend(
+                        conn.sasl_versions()?
+                            .into_iter()
+                            .map(|(api, v)| (api, Some(v))),
+                    );
+                    Ok(BrokerInfo {
+                        security: conn.security(),
+                        versions,
+                    })
+                });
+                BrokerReport { node, addr, result }
+            })
+            .collect()
     }
 
     /// Whether any partition of `topic` (looked up before) holds records: its latest offset

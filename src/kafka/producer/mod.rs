@@ -23,6 +23,7 @@ use batches::{Batcher, Idempotence, Outgoing};
 use cluster::{Cluster, ProducerIdAnswer};
 use round::{Round, RoundOutcome, RoundSettings};
 
+pub use cluster::{BrokerInfo, BrokerReport};
 pub use config::{Acks, ProducerConfig};
 pub use results::{Delivery, SendError, Unsettled};
 
@@ -125,6 +126,12 @@ impl Producer {
     pub fn topic_has_records(&mut self, topic: &str) -> Result<bool, Error> {
         self.check_topic(topic)?;
         self.cluster.has_records(topic)
+    }
+
+    /// Every broker of the latest Metadata (`check_topic` looks it up), each connected to, with
+    /// its security handshake and API versions: for `repliqate check`. Empty before any Metadata.
+    pub fn brokers(&mut self) -> Vec<BrokerReport> {
+        self.cluster.describe_brokers()
     }
 
     /// Sends `records` to `topic` and returns when every one is acknowledged, with its partition
