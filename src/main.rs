@@ -297,8 +297,13 @@ fn main() -> ExitCode {
                 server.local_addr()
             ),
             Err(e) => {
-                // Taken by another process (maybe an instance still stopping): worth a restart.
-                let code = if e.kind() == std::io::ErrorKind::AddrInUse {
+                // Taken by another process (maybe an instance still stopping), or an address
+                // not up yet (at boot): worth a restart.
+                let transient = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+                );
+                let code = if transient {
                     exit::UNAVAILABLE
                 } else {
                     exit::CONFIG

@@ -179,6 +179,37 @@ fn metrics_move_as_rows_are_published_and_rows_behind_reaches_zero() {
         asked.elapsed()
     );
 
+    // One that trickles its request head, a byte every 200 ms, is cut off at the head's
+    // deadline (5 s for the whole head, not per read).
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    for byte in b"GET /metrics HTTP/1.1\r\n".iter().cycle() {
+        use std::io::{Read as _, Write as _};
+        if slow.write_all(&[*byte]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if !answer.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never cut off");
+    }
+    let cut = started.elapsed();
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(8)).contains(&cut),
+        "cut off after {cut:?}"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+
     // Other paths and methods.
     assert_eq!(get(&addr, "/nope").0, 404);
     let out = Command::new("curl")

@@ -505,17 +505,18 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
 }
 
 /// The longest a healthy turn of the loop can go between two heartbeats: the default
-/// `stall_timeout_sec`. A turn reads a batch (maybe on a new connection: connect, the open
-/// transactions, the fetch), publishes it while reading the next (Kafka's delivery timeout,
-/// plus the request in flight when it expires), and talks to Redis up to three times (lease,
-/// renewal, commit). Waits between retries beat, so they do not count. 305 s with the defaults.
+/// `stall_timeout_sec`. A turn reads a batch (maybe on a new connection: connect, then up to
+/// three queries: the open transactions before and after the fetch while holes are held, and
+/// the fetch), publishes it while reading the next (Kafka's delivery timeout, plus the request in
+/// flight when it expires), and talks to Redis up to three times (lease, renewal, commit). Waits
+/// between retries beat, so they do not count. 365 s with the defaults.
 pub fn longest_step(
     producer: &ProducerConfig,
     source_connect: Duration,
     query_timeout: Duration,
     redis_timeout: Option<Duration>,
 ) -> Duration {
-    2 * (source_connect + 2 * query_timeout)
+    2 * (source_connect + 3 * query_timeout)
         + producer.delivery_timeout
         + producer.request_timeout
         + 3 * redis_timeout.unwrap_or_default()
@@ -771,9 +772,9 @@ repliqate:
     fn metrics_addr_and_its_probe_thresholds() {
         let c = parse_str(OLD).unwrap();
         assert_eq!(c.metrics_addr, None);
-        // The default stall timeout adds up the longest healthy step: 2 × (10 + 2 × 30) + 120
+        // The default stall timeout adds up the longest healthy step: 2 × (10 + 3 × 30) + 120
         // + 30 + 3 × 5.
-        assert_eq!(c.health.stall_timeout, Duration::from_secs(305));
+        assert_eq!(c.health.stall_timeout, Duration::from_secs(365));
         assert_eq!(c.health.ready_lag, Duration::from_secs(60));
 
         let with = |extra: &str| {

@@ -47,10 +47,20 @@ pub fn check(path: &Path, options: &Options) -> Report {
     let mut report = Report { checks: Vec::new() };
     match config::load(path) {
         Ok(config) => {
+            // What the daemon would warn about at start-up is part of the line.
+            let warnings = config.warnings();
+            let mut detail = format!("{} (job {})", path.display(), config.name);
+            for w in &warnings {
+                detail.push_str("; warning: ");
+                detail.push_str(w);
+            }
             report.passed(
                 "config",
-                format!("{} (job {})", path.display(), config.name),
-                Map::from_iter([("job".into(), json!(config.name))]),
+                detail,
+                Map::from_iter([
+                    ("job".into(), json!(config.name)),
+                    ("warnings".into(), json!(warnings)),
+                ]),
             );
             report.job(&config, options);
         }

@@ -99,6 +99,8 @@ impl Replicator {
             .map(|s| (s.after, s.before))
             .collect();
         for (after, before) in holes {
+            // Each hole is a read and maybe a send: a heartbeat between them.
+            self.status.beat();
             let Some(reported) = self
                 .gaps
                 .watched(Instant::now())

@@ -29,7 +29,24 @@ impl Replicator {
             Lease::Held | Lease::Acquired => {}
         }
         self.lease_holder = None;
+        // Active only once the position is known: a failed read (a Redis timeout right after
+        // the lease script) leaves us standby, and the next turn takes the lease again.
+        let position = self.resume_position()?;
         self.active = true;
+        self.renewed = Some(std::time::Instant::now());
+        // A fresh look at the table's end for `rows_behind`, not one from before a standby.
+        self.max_id_read = None;
+        log::info!(
+            state = "active";
+            "active (lease owner {}): resuming after id {}",
+            self.owner,
+            show_position(position)
+        );
+        Ok(Some(position))
+    }
+
+    /// Where an instance that just took the lease resumes (see `take_lease`).
+    fn resume_position(&mut self) -> Result<Id, Error> {
         let stored = self.read_position()?;
         self.last_stored = stored;
         let position = match (stored, self.committed) {
@@ -62,13 +79,7 @@ impl Replicator {
                 }
             },
         };
-        log::info!(
-            state = "active";
-            "active (lease owner {}): resuming after id {}",
-            self.owner,
-            show_position(position)
-        );
-        Ok(Some(position))
+        Ok(position)
     }
 
     pub(super) fn release_lease(&mut self) {
@@ -84,12 +95,19 @@ impl Replicator {
     /// finding it lapsed, even though we now hold it again: another instance may have moved the
     /// position meanwhile, so the loop re-reads it (`take_lease`) before publishing again.
     pub(super) fn renew_lease(&mut self) -> Result<(), Error> {
-        let holder = match self
+        let lease = self
             .store
             .hold_lease(&self.owner, self.lease)
-            .map_err(Error::Store)?
-        {
-            Lease::Held => return Ok(()),
+            .map_err(|e| {
+                // Not renewed: the next caught-up step tries again (and fails while this lasts).
+                self.renewed = None;
+                Error::Store(e)
+            })?;
+        let holder = match lease {
+            Lease::Held => {
+                self.renewed = Some(std::time::Instant::now());
+                return Ok(());
+            }
             Lease::Acquired => "nobody: the lease had lapsed".to_string(),
             Lease::HeldBy(holder) => holder,
         };

@@ -72,6 +72,8 @@ pub struct Replicator {
     status: Arc<Status>,
     /// When `status` last got the table's highest id.
     max_id_read: Option<Instant>,
+    /// When the lease was last taken or renewed (`None`: a renewal failed since).
+    renewed: Option<Instant>,
     encoder: MessageEncoder,
     gaps: GapTracker,
     stop: Arc<AtomicBool>,
@@ -102,6 +104,8 @@ struct Unacknowledged {
     ids: Vec<Id>,
     holding: bool,
     send: Unsettled,
+    /// How many of `ids` (a prefix) were acknowledged, and counted, already.
+    counted: usize,
 }
 
 impl Replicator {
@@ -150,6 +154,7 @@ impl Replicator {
             metrics,
             status,
             max_id_read: None,
+            renewed: None,
             encoder,
             gaps,
             stop,
@@ -180,6 +185,7 @@ impl Replicator {
             self.status.beat();
             if self.active {
                 self.sample_max_id();
+                self.status.beat();
             }
             let step = if !self.active {
                 next = None;
@@ -205,11 +211,16 @@ impl Replicator {
                 })
             } else {
                 match position.as_mut() {
-                    // Only after a lost lease: take it again first.
-                    None => Ok(Step::Continue),
+                    // Not reached (the lease is taken with a position, and lost with it); if it
+                    // were, take the lease again rather than turn without one.
+                    None => {
+                        self.active = false;
+                        Ok(Step::Continue)
+                    }
                     Some(p) => self.replicate_batch(p, &mut next),
                 }
             };
+            self.status.beat();
             match step {
                 Ok(step) => {
                     failures = 0;
@@ -335,6 +346,12 @@ impl Replicator {
         };
         let Some(&last_id) = batch.ids.last() else {
             self.metrics.flush();
+            // Caught up, the loop would otherwise not talk to the store for as long as the
+            // table stays quiet: a renewal due (or failed, in `idle`) makes a store outage
+            // this step's error, not a recovery.
+            if self.renewed.is_none_or(|t| t.elapsed() >= self.lease / 3) {
+                self.renew_lease()?;
+            }
             return Ok(if batch.holding {
                 Step::Holding
             } else {
@@ -356,7 +373,7 @@ impl Replicator {
             None
         };
         let result = self.producer.finish(pending);
-        let ids = self.settle(position, batch.ids, batch.holding, published, result)?;
+        let ids = self.settle(position, (batch.ids, 0), batch.holding, published, result)?;
         let (read_ms, publish_ms) = (batch.read.as_millis(), published.elapsed().as_millis());
         log::info!(
             rows = ids.len(),
@@ -381,12 +398,18 @@ impl Replicator {
     /// Sends the batch Kafka did not acknowledge in full again, as it was.
     fn resend_batch(&mut self, position: &mut Id) -> Result<Step, Error> {
         self.renew_lease()?;
-        let Some(Unacknowledged { ids, holding, send }) = self.unacknowledged.take() else {
+        let Some(Unacknowledged {
+            ids,
+            holding,
+            send,
+            counted,
+        }) = self.unacknowledged.take()
+        else {
             return Ok(Step::Continue);
         };
         let published = Instant::now();
         let result = self.producer.resume(send);
-        let ids = self.settle(position, ids, holding, published, result)?;
+        let ids = self.settle(position, (ids, counted), holding, published, result)?;
         let publish_ms = published.elapsed().as_millis();
         log::info!(
             rows = ids.len(),
@@ -410,10 +433,11 @@ impl Replicator {
     /// What a publish of `ids` came to: counts it, commits what Kafka acknowledged (all of it,
     /// or after a failure the longest prefix in key order), and keeps a transient failure's
     /// unacknowledged batches to send again. Returns the ids when all were acknowledged.
+    /// `counted`: how many of `ids` an earlier send of the same batch had acknowledged.
     fn settle(
         &mut self,
         position: &mut Id,
-        ids: Vec<Id>,
+        (ids, counted): (Vec<Id>, usize),
         holding: bool,
         published: Instant,
         result: Result<Vec<Delivery>, SendError>,
@@ -425,7 +449,8 @@ impl Replicator {
             Ok(_) => ids.len(),
             Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
         };
-        self.status.published(took, acknowledged, result.is_ok());
+        self.status
+            .published(took, acknowledged.saturating_sub(counted), result.is_ok());
         let moved = acknowledged > 0 && ids[acknowledged - 1] > *position;
         if moved {
             let last = ids[acknowledged - 1];
@@ -444,7 +469,12 @@ impl Replicator {
                     );
                 }
                 if let Some(send) = e.take_unsettled() {
-                    self.unacknowledged = Some(Unacknowledged { ids, holding, send });
+                    self.unacknowledged = Some(Unacknowledged {
+                        ids,
+                        holding,
+                        send,
+                        counted: counted.max(acknowledged),
+                    });
                 }
                 Err(Error::Kafka(e.error))
             }
@@ -568,8 +598,9 @@ impl Replicator {
                         self.active = false;
                         self.status.set_active(false);
                     }
-                    // A Redis outage: the loop's next step reports and retries it.
-                    e => log::debug!("renewing the lease: {e}"),
+                    // A store outage: an incident now (not ready), and the next step renews
+                    // again, so that it fails too rather than look like a recovery.
+                    e => self.report_incident(&e),
                 }
                 break;
             }

@@ -6,8 +6,9 @@
 //! atomic, written at every step and at least once a second while the loop sleeps.
 //!
 //! systemd's watchdog is fed from the same heartbeat: when the unit sets `WatchdogSec=`, a
-//! beat sends `WATCHDOG=1` if half the watchdog time has passed since the last one, so pings
-//! come from the loop itself and stop when it is stuck.
+//! beat sends `WATCHDOG=1` if a second (or half the watchdog time, if shorter) has passed since
+//! the last one, so pings come from the loop itself, stop when it is stuck, and `WatchdogSec`
+//! need only exceed the longest step.
 //!
 //! Liveness: alive while the loop completed a step (or a second of a sleep) within
 //! `stall_timeout`. A healthy step never blocks longer than its calls' timeouts, which is what
@@ -155,7 +156,10 @@ impl Status {
         self.beat.store(ms, Ordering::Relaxed);
         if let Some((notifier, every)) = &self.watchdog {
             let last = self.pinged.load(Ordering::Relaxed);
-            if last == u64::MAX || ms.saturating_sub(last) >= every.as_millis() as u64 {
+            // At every beat, at most once a second (and at most twice per watchdog time): so
+            // the longest gap between pings is the longest step, plus at most a second.
+            let every = every.min(&WATCHDOG_PING).as_millis() as u64;
+            if last == u64::MAX || ms.saturating_sub(last) >= every {
                 self.pinged.store(ms, Ordering::Relaxed);
                 notifier.watchdog();
             }
@@ -466,6 +470,9 @@ impl Status {
         e.finish()
     }
 }
+
+/// The shortest time between two `WATCHDOG=1`.
+const WATCHDOG_PING: Duration = Duration::from_secs(1);
 
 /// The components of `repliqate_errors_total` (the replicator's `Error::component`).
 const COMPONENTS: [&str; 3] = ["source", "kafka", "position store"];
