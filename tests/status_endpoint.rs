@@ -1,7 +1,7 @@
 //! The HTTP endpoint of `metrics_addr`, against the real binary and the stack: `/metrics` read
 //! with curl and parsed by the Prometheus Python client's parser (an independent reader of the
 //! text format), `/healthz` and `/readyz` through their transitions — caught up, standby, the
-//! source down, the loop stuck on a locked table.
+//! source down, the loop stuck on a locked table, Redis down while caught up.
 
 mod common;
 
@@ -302,6 +302,15 @@ fn healthz_and_readyz_through_standby_source_down_and_a_stuck_loop() {
     );
     assert!(errors.unwrap() >= 1.0, "{errors:?}");
     postgres.start();
+    let body = wait_probe(&a, "/readyz", 200, Duration::from_secs(60), &active);
+    assert!(body.starts_with("active: caught up"), "{body}");
+
+    // Redis down while caught up: only the lease's renewal notices. Not ready, naming the store.
+    let mut redis = stop_service("redis");
+    let body = wait_probe(&a, "/readyz", 503, Duration::from_secs(30), &active);
+    assert!(body.starts_with("position store failing for"), "{body}");
+    assert_eq!(get(&a, "/healthz").0, 200);
+    redis.start();
     let body = wait_probe(&a, "/readyz", 200, Duration::from_secs(60), &active);
     assert!(body.starts_with("active: caught up"), "{body}");
     assert!(active.terminate(Duration::from_secs(10)).success());
