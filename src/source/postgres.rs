@@ -1,9 +1,16 @@
 //! PostgreSQL source. Column types are read from the catalog at start-up and each column gets a
 //! read plan (`Kind`): native binary decoding for integers, floats, booleans, text and bytea;
 //! a `::text` cast in the query for types whose exact text form is what we publish (numeric,
-//! dates and times, uuid, enums, json…). The casts are what keep us exact without the optional
-//! `postgres-types` features: `numeric::text` is every digit, and the session is set to ISO
-//! dates in UTC so the text of a timestamp is unambiguous.
+//! dates and times, uuid, enums, json, and every type without a rule of its own: ranges,
+//! composites, geometric types, tsvector…). The casts are what keep us exact without the
+//! optional `postgres-types` features: `numeric::text` is every digit, and the session fixes
+//! every setting a text form depends on (time zone UTC, ISO dates, `postgres` intervals,
+//! shortest-exact floats, hex bytea), so the same value always reads as the same text.
+//!
+//! Arrays are read in the binary array format (`postgres_protocol`), which carries every
+//! dimension and NULL element without the quoting of the text form; elements that follow a
+//! text rule arrive as `text[]` (`col::text[]`, cast element by element by the server), so each
+//! element is decoded exactly as a column of its type would be.
 //!
 //! The session is read-only (`default_transaction_read_only`) and bounded by
 //! `statement_timeout`, so a slow or stuck batch becomes a retriable error.
@@ -47,7 +54,10 @@ enum Kind {
     Bytea,
     /// json/jsonb, read as text and parsed.
     Json,
-    /// Read as `::text`, published as that string (numeric, uuid, date, enums, inet…).
+    /// `hstore` as `::json::text` (the extension's cast): an object of strings and nulls, as
+    /// psycopg2's hstore support (which SQLAlchemy registers) handed it to the old tool.
+    Hstore,
+    /// Read as `::text`, published as that string (numeric, uuid, date, enums, ranges…).
     AsText,
     /// `money` as `::numeric::text`: exact digits without the locale's currency symbol.
     Money,
@@ -58,13 +68,78 @@ enum Kind {
     Time,
     Timestamp,
     TimestampTz,
+    /// An array (of any number of dimensions), published as nested JSON arrays.
+    Array(Elem),
 }
 
-/// Types published as their PostgreSQL text form.
-const AS_TEXT: [&str; 14] = [
-    "numeric", "uuid", "date", "interval", "cidr", "macaddr", "macaddr8", "bit", "varbit", "xml",
-    "char", "citext", "tsvector", "pg_lsn",
-];
+/// How the elements of an array column are decoded: the element type's own rule, applied to
+/// the element as the binary array format carries it (native for the types read natively, text
+/// for the others, which the query casts to `text[]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Int2,
+    Int4,
+    Int8,
+    Oid,
+    Float4,
+    Float8,
+    Bool,
+    /// Text as is: text types natively, and every element published as its text form.
+    Text,
+    Bytea,
+    /// JSON text, parsed (json/jsonb, and hstore through its cast to json).
+    Json,
+    /// `inet::text` with the netmask of a single host dropped, as `abbrev()` writes it.
+    Inet,
+    Time,
+    Timestamp,
+    TimestampTz,
+}
+
+impl Kind {
+    /// The element rule of an array of this kind, and the cast that brings the array to it.
+    fn element(self) -> (Elem, &'static str) {
+        match self {
+            Kind::Int2 => (Elem::Int2, ""),
+            Kind::Int4 => (Elem::Int4, ""),
+            Kind::Int8 => (Elem::Int8, ""),
+            Kind::Oid => (Elem::Oid, ""),
+            Kind::Float4 => (Elem::Float4, ""),
+            Kind::Float8 => (Elem::Float8, ""),
+            Kind::Bool => (Elem::Bool, ""),
+            Kind::Text => (Elem::Text, ""),
+            Kind::Bytea => (Elem::Bytea, ""),
+            Kind::Json => (Elem::Json, "::text[]"),
+            Kind::Hstore => (Elem::Json, "::json[]::text[]"),
+            Kind::Money => (Elem::Text, "::numeric[]::text[]"),
+            Kind::Inet => (Elem::Inet, "::text[]"),
+            Kind::Time => (Elem::Time, "::text[]"),
+            Kind::Timestamp => (Elem::Timestamp, "::text[]"),
+            Kind::TimestampTz => (Elem::TimestampTz, "::text[]"),
+            // (`Array` cannot be an element: an array of arrays is planned as `AsText` elements.)
+            Kind::AsText | Kind::Array(_) => (Elem::Text, "::text[]"),
+        }
+    }
+
+    /// How a column of this kind (an array of it when `array`) is read: the kind to decode
+    /// it with and the select-list expression for `col` (quoted).
+    fn plan(self, array: bool, col: String) -> (Kind, String) {
+        if array {
+            let (elem, cast) = self.element();
+            return (Kind::Array(elem), format!("{col}{cast}"));
+        }
+        let select = match self {
+            Kind::Json | Kind::AsText | Kind::Time | Kind::Timestamp | Kind::TimestampTz => {
+                format!("{col}::text")
+            }
+            Kind::Hstore => format!("{col}::json::text"),
+            Kind::Money => format!("{col}::numeric::text"),
+            Kind::Inet => format!("abbrev({col})"),
+            _ => col,
+        };
+        (self, select)
+    }
+}
 
 pub struct PostgresSource {
     pub(crate) plan: Plan,
@@ -140,8 +215,15 @@ impl PostgresSource {
             config,
             tls,
             password: spec.password.clone(),
+            // Everything a text form depends on, fixed (PostgreSQL manual, "Client Connection
+            // Defaults"): timestamps with time zone in UTC, ISO dates, `postgres` intervals,
+            // floats (inside geometric types, composites, ranges) at their shortest exact
+            // spelling (any extra_float_digits > 0 since PostgreSQL 12), bytea (inside
+            // composites) in hex. Nothing else in a text form follows a session setting, except
+            // money's currency format (lc_monetary), which we read as numeric where we can.
             session_setup: format!(
                 "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+                 SET extra_float_digits = 1; SET bytea_output = 'hex'; \
                  SET default_transaction_read_only = on; SET statement_timeout = {}",
                 spec.query_timeout.as_millis()
             ),
@@ -176,69 +258,44 @@ impl PostgresSource {
                 similar_names(&spec.table, &names).unwrap_or_default()
             )));
         };
-        // Domains are read as their base type.
-        // (name, kind key, type as PostgreSQL spells it, base type name)
-        let columns: Vec<(String, String, String, String)> = client
+        // (name, type, type as PostgreSQL spells it)
+        let columns: Vec<(String, u32, String)> = client
             .query(
-                "SELECT a.attname::text, \
-                        CASE WHEN t.typtype = 'd' THEN bt.typname ELSE t.typname END::text, \
-                        CASE WHEN t.typtype = 'd' THEN bt.typtype ELSE t.typtype END::text, \
-                        CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END::text, \
-                        format_type(a.atttypid, a.atttypmod) \
-                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-                 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype \
+                "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a \
                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&oid],
             )
             .map_err(err)?
             .iter()
-            .map(|r| {
-                let (typname, typtype, category): (String, String, String) =
-                    (r.get(1), r.get(2), r.get(3));
-                (
-                    r.get::<_, String>(0),
-                    kind_key(&typname, &typtype, &category),
-                    r.get::<_, String>(4),
-                    typname,
-                )
-            })
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         let names: Vec<String> = columns.iter().map(|c| c.0.clone()).collect();
         let plan = plan_columns(spec, &names, false)?;
 
         let pk = &columns[plan.table_index[plan.pk]];
-        if !matches!(pk.3.as_str(), "int2" | "int4" | "int8") {
+        let pk_type = base_type(&mut client, pk.1).map_err(err)?;
+        if !matches!(kind_of(&pk_type), Kind::Int2 | Kind::Int4 | Kind::Int8) {
             return Err(SourceError::Schema(format!(
                 "{checking}: primary key {} has type {}; expected smallint, integer or bigint",
                 spec.primary_key, pk.2
             )));
         }
+        // Every type has a rule: its own, or its text form (its output function's, which
+        // PostgreSQL guarantees its input function reads back), so no column is refused.
         let mut kinds = Vec::with_capacity(plan.names.len());
         let mut select = Vec::with_capacity(plan.names.len());
-        for (name, &i) in plan.names.iter().zip(&plan.table_index) {
-            let (_, key, shown, _) = &columns[i];
-            let kind = kind_of(key).ok_or_else(|| {
-                SourceError::Schema(format!(
-                    "{checking}: column {name} has type {shown}, which cannot be published{}",
-                    if key.starts_with("array") {
-                        " (arrays are not supported)"
-                    } else {
-                        "; supported: integers, floats, boolean, text types, bytea, numeric, \
-                         money, date/time types, json/jsonb, uuid, enums, interval, inet, cidr, \
-                         macaddr, bit, xml"
-                    }
-                ))
-            })?;
-            let col = quote_double(&columns[i].0);
-            select.push(match kind {
-                Kind::Json | Kind::AsText | Kind::Time | Kind::Timestamp | Kind::TimestampTz => {
-                    format!("{col}::text")
-                }
-                Kind::Money => format!("{col}::numeric::text"),
-                Kind::Inet => format!("abbrev({col})"),
-                _ => col,
-            });
+        for &i in &plan.table_index {
+            let (name, type_oid, _) = &columns[i];
+            let ty = base_type(&mut client, *type_oid).map_err(err)?;
+            let (kind, expr) = if ty.elem != 0 {
+                let elem = base_type(&mut client, ty.elem).map_err(err)?;
+                kind_of(&elem).plan(true, quote_double(name))
+            } else {
+                kind_of(&ty).plan(false, quote_double(name))
+            };
             kinds.push(kind);
+            select.push(expr);
         }
         let table_sql = match &schema {
             Some(s) => format!("{}.{}", quote_double(s), quote_double(&table)),
@@ -401,8 +458,7 @@ impl PostgresSource {
         let mut count = 0;
         while let Some(r) = rows.next().map_err(|e| map_err(&reading, e))? {
             for (i, (kind, slot)) in self.kinds.iter().zip(&mut values).enumerate() {
-                self.decode(&r, i, *kind, slot)
-                    .map_err(|e| map_err(&reading, e))?;
+                self.decode(&r, i, *kind, slot, &reading)?;
             }
             row(row_id(&self.plan, &values)?, &values)?;
             count += 1;
@@ -419,73 +475,245 @@ impl PostgresSource {
         i: usize,
         kind: Kind,
         slot: &mut Value,
-    ) -> Result<(), postgres::Error> {
+        reading: &str,
+    ) -> Result<(), SourceError> {
         fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
             v.map_or(Value::Null, f)
         }
+        /// Column `i` of `r`, or an error saying what we were reading.
+        fn get<'a, T: postgres::types::FromSql<'a>>(
+            r: &'a postgres::Row,
+            i: usize,
+            reading: &str,
+        ) -> Result<Option<T>, SourceError> {
+            r.try_get(i).map_err(|e| map_err(reading, e))
+        }
         *slot = match kind {
-            Kind::Int2 => opt(r.try_get::<_, Option<i16>>(i)?, |v| Value::Int(v.into())),
-            Kind::Int4 => opt(r.try_get::<_, Option<i32>>(i)?, |v| Value::Int(v.into())),
-            Kind::Int8 => opt(r.try_get::<_, Option<i64>>(i)?, Value::Int),
-            Kind::Oid => opt(r.try_get::<_, Option<u32>>(i)?, |v| Value::Int(v.into())),
-            Kind::Float4 => opt(r.try_get::<_, Option<f32>>(i)?, |v| {
+            Kind::Int2 => opt(get::<i16>(r, i, reading)?, |v| Value::Int(v.into())),
+            Kind::Int4 => opt(get::<i32>(r, i, reading)?, |v| Value::Int(v.into())),
+            Kind::Int8 => opt(get::<i64>(r, i, reading)?, Value::Int),
+            Kind::Oid => opt(get::<u32>(r, i, reading)?, |v| Value::Int(v.into())),
+            Kind::Float4 => opt(get::<f32>(r, i, reading)?, |v| {
                 Value::Float(convert::f32_as_python(v))
             }),
-            Kind::Float8 => opt(r.try_get::<_, Option<f64>>(i)?, Value::Float),
-            Kind::Bool => opt(r.try_get::<_, Option<bool>>(i)?, Value::Bool),
+            Kind::Float8 => opt(get::<f64>(r, i, reading)?, Value::Float),
+            Kind::Bool => opt(get::<bool>(r, i, reading)?, Value::Bool),
             Kind::Text | Kind::AsText | Kind::Money | Kind::Inet => {
-                match r.try_get::<_, Option<&str>>(i)? {
+                match get::<&str>(r, i, reading)? {
                     Some(text) => super::set_str(slot, text),
                     None => *slot = Value::Null,
                 }
                 return Ok(());
             }
-            Kind::Bytea => opt(r.try_get::<_, Option<&[u8]>>(i)?, |v| {
+            Kind::Bytea => opt(get::<&[u8]>(r, i, reading)?, |v| {
                 Value::Str(convert::base64(v))
             }),
-            Kind::Json => opt(r.try_get::<_, Option<&str>>(i)?, |text| {
-                match serde_json::from_str(text) {
-                    Ok(v) => Value::Json(Box::new(v)),
-                    Err(e) => {
-                        // serde_json refuses numbers beyond f64 range that PostgreSQL accepts;
-                        // publishing the text beats stopping the replication.
-                        log::warn!(
-                            "reading table {}: column {} holds JSON we cannot parse ({e}); \
-                             published as a string",
-                            self.plan.table,
-                            self.plan.names[i]
-                        );
-                        Value::Str(text.to_string())
-                    }
-                }
+            Kind::Json | Kind::Hstore => opt(get::<&str>(r, i, reading)?, |text| {
+                self.parse_json(i, text).map_or_else(
+                    || Value::Str(text.to_string()),
+                    |j| Value::Json(Box::new(j)),
+                )
             }),
-            Kind::Time => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+            Kind::Time => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_time_text(t))
             }),
-            Kind::Timestamp => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+            Kind::Timestamp => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_datetime_text(t, Zone::Naive))
             }),
-            Kind::TimestampTz => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+            Kind::TimestampTz => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_datetime_text(t, Zone::Utc))
             }),
+            Kind::Array(elem) => match get::<BinaryArray>(r, i, reading)? {
+                Some(array) => {
+                    Value::Json(Box::new(self.array(i, elem, array.0).map_err(|e| {
+                        SourceError::Query(format!(
+                            "{reading}: column {}: the server sent an array we cannot decode: {e}",
+                            self.plan.names[i]
+                        ))
+                    })?))
+                }
+                None => Value::Null,
+            },
         };
         Ok(())
     }
-}
 
-/// A short key for the type: `enum`, `array:<name>`, or the base type's name.
-fn kind_key(typname: &str, typtype: &str, category: &str) -> String {
-    if category == "A" {
-        format!("array:{typname}")
-    } else if typtype == "e" {
-        "enum".to_string()
-    } else {
-        typname.to_string()
+    /// JSON text of column `i` as a document, or `None` (with a warning) when serde_json
+    /// refuses it: numbers beyond f64 range, which PostgreSQL accepts. The caller publishes the
+    /// text as a string instead, which beats stopping the replication.
+    fn parse_json(&self, i: usize, text: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(text)
+            .map_err(|e| {
+                log::warn!(
+                    "reading table {}: column {} holds JSON we cannot parse ({e}); published as \
+                     a string",
+                    self.plan.table,
+                    self.plan.names[i]
+                )
+            })
+            .ok()
+    }
+
+    /// An array in the binary format (`array_send`: dimensions, then the elements in row-major
+    /// order) as nested JSON arrays, each element by its type's rule and NULL as null. Lower
+    /// bounds other than 1 (`'[0:1]={1,2}'`) are not published: the elements are, in order, as
+    /// psycopg2 returned them.
+    fn array(&self, i: usize, elem: Elem, raw: &[u8]) -> Result<serde_json::Value, BoxError> {
+        let array = postgres_protocol::types::array_from_sql(raw)?;
+        let dims: Vec<usize> = array
+            .dimensions()
+            .map(|d| Ok(usize::try_from(d.len)?))
+            .collect()?;
+        let mut values = array.values();
+        if dims.is_empty() {
+            // An empty array has no dimensions at all.
+            return Ok(serde_json::Value::Array(Vec::new()));
+        }
+        let json = self.nest(i, elem, &dims, &mut values)?;
+        if values.next()?.is_some() {
+            return Err("more elements than its dimensions hold".into());
+        }
+        Ok(json)
+    }
+
+    /// The next `dims[0]` elements (arrays of the next dimensions' when there are more).
+    /// Vectors grow as elements arrive: lengths from the wire never size an allocation.
+    fn nest(
+        &self,
+        i: usize,
+        elem: Elem,
+        dims: &[usize],
+        values: &mut postgres_protocol::types::ArrayValues<'_>,
+    ) -> Result<serde_json::Value, BoxError> {
+        let Some((&len, inner)) = dims.split_first() else {
+            return Ok(serde_json::Value::Array(Vec::new()));
+        };
+        let mut items = Vec::new();
+        for _ in 0..len {
+            items.push(if inner.is_empty() {
+                match values
+                    .next()?
+                    .ok_or("fewer elements than its dimensions hold")?
+                {
+                    Some(raw) => self.element(i, elem, raw)?,
+                    None => serde_json::Value::Null,
+                }
+            } else {
+                self.nest(i, elem, inner, values)?
+            });
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    /// One non-NULL array element, by the rule a column of its type follows.
+    fn element(&self, i: usize, elem: Elem, raw: &[u8]) -> Result<serde_json::Value, BoxError> {
+        use postgres_protocol::types as wire;
+        use serde_json::Value as J;
+        let text = || wire::text_from_sql(raw);
+        Ok(match elem {
+            Elem::Int2 => wire::int2_from_sql(raw)?.into(),
+            Elem::Int4 => wire::int4_from_sql(raw)?.into(),
+            Elem::Int8 => wire::int8_from_sql(raw)?.into(),
+            Elem::Oid => wire::oid_from_sql(raw)?.into(),
+            // NaN and ±infinity have no JSON number: null, as for a float column.
+            Elem::Float4 => float_json(convert::f32_as_python(wire::float4_from_sql(raw)?)),
+            Elem::Float8 => float_json(wire::float8_from_sql(raw)?),
+            Elem::Bool => J::Bool(wire::bool_from_sql(raw)?),
+            Elem::Text => J::String(text()?.to_owned()),
+            Elem::Bytea => J::String(convert::base64(raw)),
+            Elem::Json => {
+                let text = text()?;
+                self.parse_json(i, text)
+                    .unwrap_or_else(|| J::String(text.to_owned()))
+            }
+            Elem::Inet => J::String(convert::inet_abbrev(text()?).to_owned()),
+            Elem::Time => J::String(convert::pg_time_text(text()?)),
+            Elem::Timestamp => J::String(convert::pg_datetime_text(text()?, Zone::Naive)),
+            Elem::TimestampTz => J::String(convert::pg_datetime_text(text()?, Zone::Utc)),
+        })
     }
 }
 
-fn kind_of(key: &str) -> Option<Kind> {
-    Some(match key {
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// A float as JSON: a number, or null for NaN and ±infinity (which JSON has no number for),
+/// as a float column is published (src/message.rs).
+fn float_json(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// An array column's value as the wire carries it, for `array_from_sql`.
+struct BinaryArray<'a>(&'a [u8]);
+
+impl<'a> postgres::types::FromSql<'a> for BinaryArray<'a> {
+    fn from_sql(_: &postgres::types::Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        Ok(BinaryArray(raw))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        matches!(ty.kind(), postgres::types::Kind::Array(_))
+    }
+}
+
+/// A type as the catalog describes it, domains followed to their base type.
+struct PgType {
+    name: String,
+    /// In `pg_catalog`: a built-in type, whose name means what we think it means.
+    builtin: bool,
+    /// `typtype`: `b` base, `c` composite, `e` enum, `r` range, `m` multirange, `d` domain…
+    typtype: String,
+    /// For an array type (`typcategory` `A`), its element type; else 0.
+    elem: u32,
+}
+
+/// The type `oid`, or the base type when it is a domain (over a domain, and so on).
+fn base_type(client: &mut Client, mut oid: u32) -> Result<PgType, postgres::Error> {
+    // A domain is created over an existing type, so the chain ends; the bound only keeps a
+    // corrupt catalog from looping (what is left is published as its text form).
+    for _ in 0..32 {
+        let r = client.query_one(
+            "SELECT t.typname::text, t.typnamespace = 'pg_catalog'::regnamespace, \
+                    t.typtype::text, t.typbasetype, \
+                    CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0::oid END \
+             FROM pg_type t WHERE t.oid = $1",
+            &[&oid],
+        )?;
+        let ty = PgType {
+            name: r.get(0),
+            builtin: r.get(1),
+            typtype: r.get(2),
+            elem: r.get(4),
+        };
+        if ty.typtype != "d" {
+            return Ok(ty);
+        }
+        oid = r.get(3);
+    }
+    Ok(PgType {
+        name: String::new(),
+        builtin: false,
+        typtype: "d".into(),
+        elem: 0,
+    })
+}
+
+/// The rule for a (non-array) column of type `ty`: a built-in type we read natively or
+/// re-spell, hstore, or else the type's text form.
+fn kind_of(ty: &PgType) -> Kind {
+    if ty.elem != 0 {
+        // An array as an array's element (an array of a domain over an array).
+        return Kind::AsText;
+    }
+    if !ty.builtin {
+        return if ty.name == "hstore" && ty.typtype == "b" {
+            Kind::Hstore
+        } else {
+            // Enums, composites, ranges and multiranges of user types, citext, other
+            // extensions' types.
+            Kind::AsText
+        };
+    }
+    match ty.name.as_str() {
         "int2" => Kind::Int2,
         "int4" => Kind::Int4,
         "int8" => Kind::Int8,
@@ -501,10 +729,10 @@ fn kind_of(key: &str) -> Option<Kind> {
         "time" | "timetz" => Kind::Time,
         "timestamp" => Kind::Timestamp,
         "timestamptz" => Kind::TimestampTz,
-        "enum" => Kind::AsText,
-        k if AS_TEXT.contains(&k) => Kind::AsText,
-        _ => return None,
-    })
+        // numeric, uuid, date, interval, ranges, multiranges, geometric types, tsvector,
+        // tsquery, cidr, macaddr, bit, xml, pg_lsn…
+        _ => Kind::AsText,
+    }
 }
 
 /// Finds a table or view: by `schema` when given, else as `search_path` resolves it.
