@@ -315,16 +315,7 @@ fn pg_columns(mood: &str, pair: &str) -> Vec<(&'static str, String, PgGen)> {
                 s(v)
             }),
         ),
-        (
-            "by",
-            t("bytea"),
-            Box::new(|i| {
-                let r = mix(i ^ 12);
-                let bytes: Vec<u8> = (0..r % 20).map(|k| mix(r ^ k) as u8).collect();
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                (format!("\\x{hex}"), json!(base64(&bytes)))
-            }),
-        ),
+        ("by", t("bytea"), Box::new(|i| pg_bytea(mix(i ^ 12), 20))),
         (
             "n",
             t("numeric(38,10)"),
@@ -622,13 +613,7 @@ fn pg_columns(mood: &str, pair: &str) -> Vec<(&'static str, String, PgGen)> {
         (
             "bya",
             t("bytea[]"),
-            Box::new(|i| {
-                pg_array(mix(i ^ 39), |r| {
-                    let bytes: Vec<u8> = (0..r % 7).map(|k| mix(r ^ k) as u8).collect();
-                    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                    (format!("\\x{hex}"), json!(base64(&bytes)))
-                })
-            }),
+            Box::new(|i| pg_array(mix(i ^ 39), |r| pg_bytea(r, 7))),
         ),
         (
             "jba",
@@ -845,6 +830,13 @@ fn pg_utc_text((secs, micros): (i64, u32)) -> String {
     } else {
         format!("{d} {tm}.{fraction}+00")
     }
+}
+
+/// Fewer than `max` bytes: bytea's hex input text and the base64 published for it.
+fn pg_bytea(r: u64, max: u64) -> (String, J) {
+    let bytes: Vec<u8> = (0..r % max).map(|k| mix(r ^ k) as u8).collect();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    (format!("\\x{hex}"), json!(base64(&bytes)))
 }
 
 /// A numeric value's text, which PostgreSQL prints back unchanged: NaN, large integers, and

@@ -11,6 +11,7 @@ use common::conformance::source_conformance_tests;
 use common::db::{Db, TableGuard};
 use common::env::unique;
 use common::source::{connect, connect_err, json, s, spec};
+use repliqate::source::Source;
 use repliqate::value::{Row, Value};
 
 fn uri() -> String {
@@ -352,29 +353,20 @@ fn arrays_become_json_arrays() {
             r#"["(1,\"a \"\"q\"\" b\\\\\")", "(,)"]"#,
         ),
     ];
-    let defs: Vec<String> = columns
-        .iter()
-        .map(|(name, ty, _, _)| format!("{name} {ty}"))
+    let columns: Vec<TypedColumn> = columns
+        .into_iter()
+        .map(|(name, ty, literal, want)| (name, ty, literal, json(want)))
         .collect();
-    let literals: Vec<&str> = columns.iter().map(|c| c.2).collect();
-    db.exec(&format!(
-        "CREATE TABLE {table} (id bigint PRIMARY KEY, {}); \
-         INSERT INTO {table} VALUES (1, {}); \
-         INSERT INTO {table} (id, i2, i4, i8, t, f8, j) VALUES (2, '{{}}', \
-             '{{{{{{1}},{{2}}}},{{{{3}},{{4}}}}}}', '[-5:-4]={{1,2}}', '{{{{a,b}},{{\"c\",NULL}}}}', \
-             '{{}}', '{{}}'); \
-         INSERT INTO {table} (id) VALUES (3)",
-        defs.join(", "),
-        literals.join(", ")
-    ));
-    let mut src = connect(&spec(&uri(), &table, "id", None));
-    let rows = src.fetch(0, 10).expect("fetch");
+    let (src, rows) = typed_table(
+        &table,
+        &columns,
+        &format!(
+            "INSERT INTO {table} (id, i2, i4, i8, t, f8, j) VALUES (2, '{{}}', \
+                 '{{{{{{1}},{{2}}}},{{{{3}},{{4}}}}}}', '[-5:-4]={{1,2}}', \
+                 '{{{{a,b}},{{\"c\",NULL}}}}', '{{}}', '{{}}')"
+        ),
+    );
     assert_eq!(rows.len(), 3);
-    for (k, (name, ty, _, want)) in columns.iter().enumerate() {
-        assert_eq!(src.columns()[k + 1], *name);
-        assert_eq!(rows[0].values[k + 1], json(want), "column {name} ({ty})");
-        assert_eq!(rows[2].values[k + 1], Value::Null, "column {name} ({ty})");
-    }
     let second: Vec<(&str, Value)> = src.columns()[1..]
         .iter()
         .map(String::as_str)
@@ -485,41 +477,63 @@ fn other_types_publish_their_text_form() {
         ("x", "xml", "'<a>x</a>'", "<a>x</a>"),
         ("x8", "xid8", "'42'", "42"),
     ];
+    let mut columns: Vec<TypedColumn> = columns
+        .into_iter()
+        .map(|(name, ty, literal, want)| (name, ty, literal, s(want)))
+        .collect();
+    // hstore keeps its own order: shorter keys first, then bytewise.
+    let hstore = r#"{"a": null, "b": "1", "k \"q\"": "v"}"#;
+    columns.extend([
+        (
+            "hs",
+            "hstore",
+            r#"'b=>1, a=>NULL, "k \"q\""=>"v"'"#,
+            json(hstore),
+        ),
+        (
+            "hsa",
+            "hstore[]",
+            "ARRAY['x=>1'::hstore, '']",
+            json(r#"[{"x": "1"}, {}]"#),
+        ),
+    ]);
+    let (_, rows) = typed_table(&table, &columns, "");
+    assert_eq!(rows.len(), 2);
+    let Value::Json(hs) = &rows[0].values[columns.len() - 1] else {
+        panic!("hstore column")
+    };
+    assert_eq!(hs.to_string(), r#"{"a":null,"b":"1","k \"q\"":"v"}"#);
+}
+
+/// One column of a types table: name, SQL type, the SQL expression row 1 holds, and the value
+/// it must be published as.
+type TypedColumn<'a> = (&'a str, &'a str, &'a str, Value);
+
+/// Creates `table` (an `id bigint` key, then `columns`) with row 1 holding each column's
+/// expression, then runs `more`, then adds a row of NULLs (id 1000); fetches every row and
+/// checks that row 1 holds each column's value and the last row nulls.
+fn typed_table(table: &str, columns: &[TypedColumn], more: &str) -> (Source, Vec<Row>) {
     let defs: Vec<String> = columns
         .iter()
         .map(|(name, ty, _, _)| format!("{name} {ty}"))
         .collect();
     let literals: Vec<&str> = columns.iter().map(|c| c.2).collect();
-    db.exec(&format!(
-        "CREATE TABLE {table} (id bigint PRIMARY KEY, {}, hs hstore, hsa hstore[]); \
-         INSERT INTO {table} VALUES (1, {}, 'b=>1, a=>NULL, \"k \\\"q\\\"\"=>\"v\"', \
-             ARRAY['x=>1'::hstore, '']); \
-         INSERT INTO {table} (id) VALUES (2)",
+    Db::Postgres.exec(&format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, {}); \
+         INSERT INTO {table} VALUES (1, {}); {more}; \
+         INSERT INTO {table} (id) VALUES (1000)",
         defs.join(", "),
         literals.join(", ")
     ));
-    let mut src = connect(&spec(&uri(), &table, "id", None));
+    let mut src = connect(&spec(&uri(), table, "id", None));
     let rows = src.fetch(0, 10).expect("fetch");
-    assert_eq!(rows.len(), 2);
+    let last = rows.last().expect("rows");
     for (k, (name, ty, _, want)) in columns.iter().enumerate() {
         assert_eq!(src.columns()[k + 1], *name);
-        assert_eq!(rows[0].values[k + 1], s(want), "column {name} ({ty})");
-        assert_eq!(rows[1].values[k + 1], Value::Null, "column {name} ({ty})");
+        assert_eq!(rows[0].values[k + 1], *want, "column {name} ({ty})");
+        assert_eq!(last.values[k + 1], Value::Null, "column {name} ({ty})");
     }
-    // hstore keeps its own order: shorter keys first, then bytewise.
-    let n = columns.len();
-    assert_eq!(
-        rows[0].values[n + 1..],
-        [
-            json(r#"{"a": null, "b": "1", "k \"q\"": "v"}"#),
-            json(r#"[{"x": "1"}, {}]"#)
-        ]
-    );
-    let Value::Json(hs) = &rows[0].values[n + 1] else {
-        panic!("hstore column")
-    };
-    assert_eq!(hs.to_string(), r#"{"a":null,"b":"1","k \"q\"":"v"}"#);
-    assert_eq!(rows[1].values[n + 1..], [Value::Null, Value::Null]);
+    (src, rows)
 }
 
 #[test]

@@ -68,65 +68,24 @@ enum Kind {
     Time,
     Timestamp,
     TimestampTz,
-    /// An array (of any number of dimensions), published as nested JSON arrays.
-    Array(Elem),
 }
 
-/// How the elements of an array column are decoded: the element type's own rule, applied to
-/// the element as the binary array format carries it (native for the types read natively, text
-/// for the others, which the query casts to `text[]`).
+/// How one column is read: a value of its kind, or an array (of any number of dimensions,
+/// published as nested JSON arrays) whose elements each follow their kind's rule. In the
+/// binary array format, elements of the kinds read natively arrive natively; the others arrive
+/// as text, the query casting the array to `text[]` (see `Kind::array_cast`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Elem {
-    Int2,
-    Int4,
-    Int8,
-    Oid,
-    Float4,
-    Float8,
-    Bool,
-    /// Text as is: text types natively, and every element published as its text form.
-    Text,
-    Bytea,
-    /// JSON text, parsed (json/jsonb, and hstore through its cast to json).
-    Json,
-    /// `inet::text` with the netmask of a single host dropped, as `abbrev()` writes it.
-    Inet,
-    Time,
-    Timestamp,
-    TimestampTz,
+enum Read {
+    Value(Kind),
+    Array(Kind),
 }
 
 impl Kind {
-    /// The element rule of an array of this kind, and the cast that brings the array to it.
-    fn element(self) -> (Elem, &'static str) {
-        match self {
-            Kind::Int2 => (Elem::Int2, ""),
-            Kind::Int4 => (Elem::Int4, ""),
-            Kind::Int8 => (Elem::Int8, ""),
-            Kind::Oid => (Elem::Oid, ""),
-            Kind::Float4 => (Elem::Float4, ""),
-            Kind::Float8 => (Elem::Float8, ""),
-            Kind::Bool => (Elem::Bool, ""),
-            Kind::Text => (Elem::Text, ""),
-            Kind::Bytea => (Elem::Bytea, ""),
-            Kind::Json => (Elem::Json, "::text[]"),
-            Kind::Hstore => (Elem::Json, "::json[]::text[]"),
-            Kind::Money => (Elem::Text, "::numeric[]::text[]"),
-            Kind::Inet => (Elem::Inet, "::text[]"),
-            Kind::Time => (Elem::Time, "::text[]"),
-            Kind::Timestamp => (Elem::Timestamp, "::text[]"),
-            Kind::TimestampTz => (Elem::TimestampTz, "::text[]"),
-            // (`Array` cannot be an element: an array of arrays is planned as `AsText` elements.)
-            Kind::AsText | Kind::Array(_) => (Elem::Text, "::text[]"),
-        }
-    }
-
-    /// How a column of this kind (an array of it when `array`) is read: the kind to decode
-    /// it with and the select-list expression for `col` (quoted).
-    fn plan(self, array: bool, col: String) -> (Kind, String) {
+    /// How a column of this kind (an array of it when `array`) is read, and the select-list
+    /// expression for `col` (quoted).
+    fn plan(self, array: bool, col: String) -> (Read, String) {
         if array {
-            let (elem, cast) = self.element();
-            return (Kind::Array(elem), format!("{col}{cast}"));
+            return (Read::Array(self), format!("{col}{}", self.array_cast()));
         }
         let select = match self {
             Kind::Json | Kind::AsText | Kind::Time | Kind::Timestamp | Kind::TimestampTz => {
@@ -137,7 +96,32 @@ impl Kind {
             Kind::Inet => format!("abbrev({col})"),
             _ => col,
         };
-        (self, select)
+        (Read::Value(self), select)
+    }
+
+    /// The cast that brings an array of this kind to elements `element` decodes: none for
+    /// the kinds read natively, else to `text[]` (through `json[]` for hstore, `numeric[]` for
+    /// money, as the columns are read).
+    fn array_cast(self) -> &'static str {
+        match self {
+            Kind::Int2
+            | Kind::Int4
+            | Kind::Int8
+            | Kind::Oid
+            | Kind::Float4
+            | Kind::Float8
+            | Kind::Bool
+            | Kind::Text
+            | Kind::Bytea => "",
+            Kind::Hstore => "::json[]::text[]",
+            Kind::Money => "::numeric[]::text[]",
+            Kind::Json
+            | Kind::AsText
+            | Kind::Inet
+            | Kind::Time
+            | Kind::Timestamp
+            | Kind::TimestampTz => "::text[]",
+        }
     }
 }
 
@@ -145,7 +129,7 @@ pub struct PostgresSource {
     pub(crate) plan: Plan,
     connector: Connector,
     sql: String,
-    kinds: Vec<Kind>,
+    reads: Vec<Read>,
     /// `None` after an error: the next fetch connects again.
     conn: Option<(Client, Statement)>,
     /// The table and key as SQL text (quoted), for `pg_get_serial_sequence`.
@@ -283,18 +267,18 @@ impl PostgresSource {
         }
         // Every type has a rule: its own, or its text form (its output function's, which
         // PostgreSQL guarantees its input function reads back), so no column is refused.
-        let mut kinds = Vec::with_capacity(plan.names.len());
+        let mut reads = Vec::with_capacity(plan.names.len());
         let mut select = Vec::with_capacity(plan.names.len());
         for &i in &plan.table_index {
             let (name, type_oid, _) = &columns[i];
             let ty = base_type(&mut client, *type_oid).map_err(err)?;
-            let (kind, expr) = if ty.elem != 0 {
+            let (read, expr) = if ty.elem != 0 {
                 let elem = base_type(&mut client, ty.elem).map_err(err)?;
                 kind_of(&elem).plan(true, quote_double(name))
             } else {
                 kind_of(&ty).plan(false, quote_double(name))
             };
-            kinds.push(kind);
+            reads.push(read);
             select.push(expr);
         }
         let table_sql = match &schema {
@@ -312,7 +296,7 @@ impl PostgresSource {
             plan,
             connector,
             sql,
-            kinds,
+            reads,
             conn: Some((client, stmt)),
             table_sql,
             pk_name: pk.0.clone(),
@@ -454,11 +438,11 @@ impl PostgresSource {
             .query_raw(&stmt, params)
             .map_err(|e| map_err(&reading, e))?;
         // One set of values, refilled for every row: text is copied into the same buffers.
-        let mut values = vec![Value::Null; self.kinds.len()];
+        let mut values = vec![Value::Null; self.reads.len()];
         let mut count = 0;
         while let Some(r) = rows.next().map_err(|e| map_err(&reading, e))? {
-            for (i, (kind, slot)) in self.kinds.iter().zip(&mut values).enumerate() {
-                self.decode(&r, i, *kind, slot, &reading)?;
+            for (i, (read, slot)) in self.reads.iter().zip(&mut values).enumerate() {
+                self.decode(&r, i, *read, slot, &reading)?;
             }
             row(row_id(&self.plan, &values)?, &values)?;
             count += 1;
@@ -473,7 +457,7 @@ impl PostgresSource {
         &self,
         r: &postgres::Row,
         i: usize,
-        kind: Kind,
+        read: Read,
         slot: &mut Value,
         reading: &str,
     ) -> Result<(), SourceError> {
@@ -488,6 +472,25 @@ impl PostgresSource {
         ) -> Result<Option<T>, SourceError> {
             r.try_get(i).map_err(|e| map_err(reading, e))
         }
+        let kind = match read {
+            Read::Value(kind) => kind,
+            Read::Array(kind) => {
+                let mut unparsed = |e: &serde_json::Error| self.unparsed_json(i, e);
+                *slot = match get::<BinaryArray>(r, i, reading)? {
+                    Some(array) => Value::Json(Box::new(
+                        array_json(kind, array.0, &mut unparsed).map_err(|e| {
+                            SourceError::Query(format!(
+                                "{reading}: column {}: the server sent an array we cannot \
+                                 decode: {e}",
+                                self.plan.names[i]
+                            ))
+                        })?,
+                    )),
+                    None => Value::Null,
+                };
+                return Ok(());
+            }
+        };
         *slot = match kind {
             Kind::Int2 => opt(get::<i16>(r, i, reading)?, |v| Value::Int(v.into())),
             Kind::Int4 => opt(get::<i32>(r, i, reading)?, |v| Value::Int(v.into())),
@@ -508,12 +511,18 @@ impl PostgresSource {
             Kind::Bytea => opt(get::<&[u8]>(r, i, reading)?, |v| {
                 Value::Str(convert::base64(v))
             }),
-            Kind::Json | Kind::Hstore => opt(get::<&str>(r, i, reading)?, |text| {
-                self.parse_json(i, text).map_or_else(
-                    || Value::Str(text.to_string()),
-                    |j| Value::Json(Box::new(j)),
+            Kind::Json | Kind::Hstore => {
+                opt(
+                    get::<&str>(r, i, reading)?,
+                    |text| match serde_json::from_str(text) {
+                        Ok(json) => Value::Json(Box::new(json)),
+                        Err(e) => {
+                            self.unparsed_json(i, &e);
+                            Value::Str(text.to_string())
+                        }
+                    },
                 )
-            }),
+            }
             Kind::Time => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_time_text(t))
             }),
@@ -523,115 +532,113 @@ impl PostgresSource {
             Kind::TimestampTz => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_datetime_text(t, Zone::Utc))
             }),
-            Kind::Array(elem) => match get::<BinaryArray>(r, i, reading)? {
-                Some(array) => {
-                    Value::Json(Box::new(self.array(i, elem, array.0).map_err(|e| {
-                        SourceError::Query(format!(
-                            "{reading}: column {}: the server sent an array we cannot decode: {e}",
-                            self.plan.names[i]
-                        ))
-                    })?))
-                }
-                None => Value::Null,
-            },
         };
         Ok(())
     }
 
-    /// JSON text of column `i` as a document, or `None` (with a warning) when serde_json
-    /// refuses it: numbers beyond f64 range, which PostgreSQL accepts. The caller publishes the
-    /// text as a string instead, which beats stopping the replication.
-    fn parse_json(&self, i: usize, text: &str) -> Option<serde_json::Value> {
-        serde_json::from_str(text)
-            .map_err(|e| {
-                log::warn!(
-                    "reading table {}: column {} holds JSON we cannot parse ({e}); published as \
-                     a string",
-                    self.plan.table,
-                    self.plan.names[i]
-                )
-            })
-            .ok()
+    /// serde_json refuses numbers beyond f64 range, which PostgreSQL accepts: such a document
+    /// (in column `i`) is published as its text, a string, which beats stopping the replication.
+    fn unparsed_json(&self, i: usize, e: &serde_json::Error) {
+        log::warn!(
+            "reading table {}: column {} holds JSON we cannot parse ({e}); published as a string",
+            self.plan.table,
+            self.plan.names[i]
+        );
     }
+}
 
-    /// An array in the binary format (`array_send`: dimensions, then the elements in row-major
-    /// order) as nested JSON arrays, each element by its type's rule and NULL as null. Lower
-    /// bounds other than 1 (`'[0:1]={1,2}'`) are not published: the elements are, in order, as
-    /// psycopg2 returned them.
-    fn array(&self, i: usize, elem: Elem, raw: &[u8]) -> Result<serde_json::Value, BoxError> {
-        let array = postgres_protocol::types::array_from_sql(raw)?;
-        let dims: Vec<usize> = array
-            .dimensions()
-            .map(|d| Ok(usize::try_from(d.len)?))
-            .collect()?;
-        let mut values = array.values();
-        if dims.is_empty() {
-            // An empty array has no dimensions at all.
-            return Ok(serde_json::Value::Array(Vec::new()));
-        }
-        let json = self.nest(i, elem, &dims, &mut values)?;
-        if values.next()?.is_some() {
-            return Err("more elements than its dimensions hold".into());
-        }
-        Ok(json)
+/// An array in the binary format (`array_send`: dimensions, then the elements in row-major
+/// order) as nested JSON arrays, each element by the rule of its kind and NULL as null; JSON
+/// elements serde_json refuses are strings, reported to `unparsed`. Lower bounds other than 1
+/// (`'[0:1]={1,2}'`) are not published: the elements are, in order, as psycopg2 returned them.
+fn array_json(
+    elem: Kind,
+    raw: &[u8],
+    unparsed: &mut dyn FnMut(&serde_json::Error),
+) -> Result<serde_json::Value, BoxError> {
+    let array = postgres_protocol::types::array_from_sql(raw)?;
+    let dims: Vec<usize> = array
+        .dimensions()
+        .map(|d| Ok(usize::try_from(d.len)?))
+        .collect()?;
+    let mut values = array.values();
+    if dims.is_empty() {
+        // An empty array has no dimensions at all.
+        return Ok(serde_json::Value::Array(Vec::new()));
     }
-
-    /// The next `dims[0]` elements (arrays of the next dimensions' when there are more).
-    /// Vectors grow as elements arrive: lengths from the wire never size an allocation.
-    fn nest(
-        &self,
-        i: usize,
-        elem: Elem,
-        dims: &[usize],
-        values: &mut postgres_protocol::types::ArrayValues<'_>,
-    ) -> Result<serde_json::Value, BoxError> {
-        let Some((&len, inner)) = dims.split_first() else {
-            return Ok(serde_json::Value::Array(Vec::new()));
-        };
-        let mut items = Vec::new();
-        for _ in 0..len {
-            items.push(if inner.is_empty() {
-                match values
-                    .next()?
-                    .ok_or("fewer elements than its dimensions hold")?
-                {
-                    Some(raw) => self.element(i, elem, raw)?,
-                    None => serde_json::Value::Null,
-                }
-            } else {
-                self.nest(i, elem, inner, values)?
-            });
-        }
-        Ok(serde_json::Value::Array(items))
+    // What PostgreSQL sends (MAXDIM is 6, and only an empty array has a zero length), so that
+    // each level of `nest` takes at least one element from the wire: its depth and its loops
+    // stay bounded by the message.
+    if dims.len() > 6 || dims.contains(&0) {
+        return Err(format!("dimensions {dims:?}").into());
     }
+    let json = nest(elem, &dims, &mut values, unparsed)?;
+    if values.next()?.is_some() {
+        return Err("more elements than its dimensions hold".into());
+    }
+    Ok(json)
+}
 
-    /// One non-NULL array element, by the rule a column of its type follows.
-    fn element(&self, i: usize, elem: Elem, raw: &[u8]) -> Result<serde_json::Value, BoxError> {
-        use postgres_protocol::types as wire;
-        use serde_json::Value as J;
-        let text = || wire::text_from_sql(raw);
-        Ok(match elem {
-            Elem::Int2 => wire::int2_from_sql(raw)?.into(),
-            Elem::Int4 => wire::int4_from_sql(raw)?.into(),
-            Elem::Int8 => wire::int8_from_sql(raw)?.into(),
-            Elem::Oid => wire::oid_from_sql(raw)?.into(),
-            // NaN and ±infinity have no JSON number: null, as for a float column.
-            Elem::Float4 => float_json(convert::f32_as_python(wire::float4_from_sql(raw)?)),
-            Elem::Float8 => float_json(wire::float8_from_sql(raw)?),
-            Elem::Bool => J::Bool(wire::bool_from_sql(raw)?),
-            Elem::Text => J::String(text()?.to_owned()),
-            Elem::Bytea => J::String(convert::base64(raw)),
-            Elem::Json => {
-                let text = text()?;
-                self.parse_json(i, text)
-                    .unwrap_or_else(|| J::String(text.to_owned()))
+/// The next `dims[0]` elements (arrays of the next dimensions' when there are more). Vectors
+/// grow as elements arrive: lengths from the wire never size an allocation.
+fn nest(
+    elem: Kind,
+    dims: &[usize],
+    values: &mut postgres_protocol::types::ArrayValues<'_>,
+    unparsed: &mut dyn FnMut(&serde_json::Error),
+) -> Result<serde_json::Value, BoxError> {
+    let Some((&len, inner)) = dims.split_first() else {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    };
+    let mut items = Vec::new();
+    for _ in 0..len {
+        items.push(if inner.is_empty() {
+            match values
+                .next()?
+                .ok_or("fewer elements than its dimensions hold")?
+            {
+                Some(raw) => element(elem, raw, unparsed)?,
+                None => serde_json::Value::Null,
             }
-            Elem::Inet => J::String(convert::inet_abbrev(text()?).to_owned()),
-            Elem::Time => J::String(convert::pg_time_text(text()?)),
-            Elem::Timestamp => J::String(convert::pg_datetime_text(text()?, Zone::Naive)),
-            Elem::TimestampTz => J::String(convert::pg_datetime_text(text()?, Zone::Utc)),
-        })
+        } else {
+            nest(elem, inner, values, unparsed)?
+        });
     }
+    Ok(serde_json::Value::Array(items))
+}
+
+/// One non-NULL array element, by the rule a column of its kind follows.
+fn element(
+    elem: Kind,
+    raw: &[u8],
+    unparsed: &mut dyn FnMut(&serde_json::Error),
+) -> Result<serde_json::Value, BoxError> {
+    use postgres_protocol::types as wire;
+    use serde_json::Value as J;
+    let text = || wire::text_from_sql(raw);
+    Ok(match elem {
+        Kind::Int2 => wire::int2_from_sql(raw)?.into(),
+        Kind::Int4 => wire::int4_from_sql(raw)?.into(),
+        Kind::Int8 => wire::int8_from_sql(raw)?.into(),
+        Kind::Oid => wire::oid_from_sql(raw)?.into(),
+        // NaN and ±infinity have no JSON number: null, as for a float column.
+        Kind::Float4 => float_json(convert::f32_as_python(wire::float4_from_sql(raw)?)),
+        Kind::Float8 => float_json(wire::float8_from_sql(raw)?),
+        Kind::Bool => J::Bool(wire::bool_from_sql(raw)?),
+        Kind::Text | Kind::AsText | Kind::Money => J::String(text()?.to_owned()),
+        Kind::Bytea => J::String(convert::base64(raw)),
+        Kind::Json | Kind::Hstore => {
+            let text = text()?;
+            serde_json::from_str(text).unwrap_or_else(|e| {
+                unparsed(&e);
+                J::String(text.to_owned())
+            })
+        }
+        Kind::Inet => J::String(convert::inet_abbrev(text()?).to_owned()),
+        Kind::Time => J::String(convert::pg_time_text(text()?)),
+        Kind::Timestamp => J::String(convert::pg_datetime_text(text()?, Zone::Naive)),
+        Kind::TimestampTz => J::String(convert::pg_datetime_text(text()?, Zone::Utc)),
+    })
 }
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
@@ -896,5 +903,100 @@ fn map_err(what: &str, e: postgres::Error) -> SourceError {
         }
         "Authentication" => SourceError::Refused(msg),
         _ => SourceError::Query(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// An array in `array_send`'s format, written by hand (PostgreSQL's `arrayfuncs.c`): the
+    /// number of dimensions, a has-NULLs flag, the element type, a (length, lower bound) per
+    /// dimension, then each element as its length (-1 for NULL) and bytes.
+    fn wire(dims: &[(i32, i32)], elements: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend((dims.len() as i32).to_be_bytes());
+        b.extend(i32::from(elements.contains(&None)).to_be_bytes());
+        b.extend(23u32.to_be_bytes());
+        for (len, lower) in dims {
+            b.extend(len.to_be_bytes());
+            b.extend(lower.to_be_bytes());
+        }
+        for e in elements {
+            match e {
+                Some(bytes) => {
+                    b.extend((bytes.len() as i32).to_be_bytes());
+                    b.extend(*bytes);
+                }
+                None => b.extend((-1i32).to_be_bytes()),
+            }
+        }
+        b
+    }
+
+    /// The array as JSON, and how many JSON elements could not be parsed.
+    fn decode(kind: Kind, raw: &[u8]) -> (Result<serde_json::Value, String>, usize) {
+        let mut unparsed = 0;
+        let json = array_json(kind, raw, &mut |_| unparsed += 1).map_err(|e| e.to_string());
+        (json, unparsed)
+    }
+
+    #[test]
+    fn dimensions_nest_in_row_major_order_and_lower_bounds_are_dropped() {
+        let (one, two, three) = (1i32.to_be_bytes(), 2i32.to_be_bytes(), 3i32.to_be_bytes());
+        let raw = wire(
+            &[(2, 0), (2, -3)],
+            &[Some(&one), Some(&two), Some(&three), None],
+        );
+        assert_eq!(decode(Kind::Int4, &raw).0, Ok(json!([[1, 2], [3, null]])));
+        assert_eq!(decode(Kind::Int4, &wire(&[], &[])).0, Ok(json!([])));
+    }
+
+    #[test]
+    fn elements_follow_their_kinds_rule() {
+        let f4 = [1.1f32.to_be_bytes(), f32::NAN.to_be_bytes()];
+        let raw = wire(&[(2, 1)], &[Some(&f4[0]), Some(&f4[1])]);
+        assert_eq!(decode(Kind::Float4, &raw).0, Ok(json!([1.1, null])));
+        let raw = wire(&[(2, 1)], &[Some(b"\x00\xff"), Some(b"")]);
+        assert_eq!(decode(Kind::Bytea, &raw).0, Ok(json!(["AP8=", ""])));
+        let raw = wire(&[(1, 1)], &[Some(b"2024-01-02 03:04:05.5+00")]);
+        assert_eq!(
+            decode(Kind::TimestampTz, &raw).0,
+            Ok(json!(["2024-01-02T03:04:05.500000Z"]))
+        );
+        // serde_json refuses numbers beyond f64; that element is published as its text.
+        let raw = wire(&[(2, 1)], &[Some(br#"{"b": [1]}"#), Some(b"1e400")]);
+        assert_eq!(
+            decode(Kind::Json, &raw),
+            (Ok(json!([{"b": [1]}, "1e400"])), 1)
+        );
+    }
+
+    #[test]
+    fn malformed_arrays_are_errors_not_panics() {
+        let one = 1i32.to_be_bytes();
+        let good = wire(&[(2, 1), (1, 1)], &[Some(&one), None]);
+        assert!(decode(Kind::Int4, &good).0.is_ok());
+        for cut in 0..good.len() {
+            assert!(decode(Kind::Int4, &good[..cut]).0.is_err(), "cut at {cut}");
+        }
+        let bad = [
+            // one element more than the dimensions hold
+            wire(&[(1, 1)], &[Some(&one), Some(&one)]),
+            // seven dimensions (PostgreSQL allows six)
+            wire(&[(1, 1); 7], &[Some(&one)]),
+            // a zero-length dimension in a non-empty array
+            wire(&[(2, 1), (0, 1)], &[]),
+            // a negative length
+            wire(&[(-1, 1)], &[]),
+            // an int4 of two bytes
+            wire(&[(1, 1)], &[Some(&[0, 1])]),
+        ];
+        for raw in &bad {
+            assert!(decode(Kind::Int4, raw).0.is_err(), "{raw:?}");
+        }
+        let raw = wire(&[(1, 1)], &[Some(b"\xff")]);
+        assert!(decode(Kind::Text, &raw).0.is_err());
     }
 }
