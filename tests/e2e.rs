@@ -722,6 +722,38 @@ fn pg_columns(mood: &str, pair: &str) -> Vec<(&'static str, String, PgGen)> {
             }),
         ),
         (
+            "hs",
+            t("hstore"),
+            Box::new(|i| {
+                let r = mix(i ^ 49);
+                const KEYS: [&str; 6] = ["a", "bb", "zz", "k \"q\"", "ünï", "é\\"];
+                let mut keys: Vec<&str> = KEYS
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| mix(r ^ *k as u64).is_multiple_of(2))
+                    .map(|(_, key)| *key)
+                    .collect();
+                let value = |key: &str| {
+                    let v = mix(r ^ key.len() as u64 ^ 50);
+                    (!v.is_multiple_of(5)).then(|| text_value(v, 51))
+                };
+                let text: Vec<String> = keys
+                    .iter()
+                    .map(|key| {
+                        let v = value(key).map_or("NULL".into(), |v| pg_quoted(&v, false));
+                        format!("{}=>{v}", pg_quoted(key, false))
+                    })
+                    .collect();
+                // hstore keeps its pairs ordered by the key's length in bytes, then bytewise.
+                keys.sort_by_key(|key| (key.len(), key.as_bytes()));
+                let want: Map<String, J> = keys
+                    .iter()
+                    .map(|key| (key.to_string(), value(key).map_or(J::Null, J::String)))
+                    .collect();
+                (text.join(", "), J::Object(want))
+            }),
+        ),
+        (
             "tsv",
             t("tsvector"),
             Box::new(|i| {
@@ -875,7 +907,8 @@ fn postgres_every_type_50k_rows() {
     client
         .batch_execute(&format!(
             "CREATE TYPE {mood} AS ENUM ('sad', 'happy', 'ünï x'); \
-             CREATE TYPE {pair} AS (n integer, s text)"
+             CREATE TYPE {pair} AS (n integer, s text); \
+             CREATE EXTENSION IF NOT EXISTS hstore"
         ))
         .expect("create types");
     let _cleanup = TableGuard::new(&Db::Postgres, &table)
