@@ -5,7 +5,7 @@
 //! composites, geometric types, tsvector…). The casts are what keep us exact without the
 //! optional `postgres-types` features: `numeric::text` is every digit, and the session fixes
 //! every setting a text form depends on (time zone UTC, ISO dates, `postgres` intervals,
-//! shortest-exact floats, hex bytea), so the same value always reads as the same text.
+//! exact floats, hex bytea), so the same value always reads as the same text.
 //!
 //! Arrays are read in the binary array format (`postgres_protocol`), which carries every
 //! dimension and NULL element without the quoting of the text form; elements that follow a
@@ -201,13 +201,15 @@ impl PostgresSource {
             password: spec.password.clone(),
             // Everything a text form depends on, fixed (PostgreSQL manual, "Client Connection
             // Defaults"): timestamps with time zone in UTC, ISO dates, `postgres` intervals,
-            // floats (inside geometric types, composites, ranges) at their shortest exact
-            // spelling (any extra_float_digits > 0 since PostgreSQL 12), bytea (inside
-            // composites) in hex. Nothing else in a text form follows a session setting, except
-            // money's currency format (lc_monetary), which we read as numeric where we can.
+            // floats (inside geometric types, composites) exact: extra_float_digits 3 is the
+            // shortest exact spelling since PostgreSQL 12 (any value above 0 is), and 17
+            // significant digits before it (where 1, the default, was not always exact);
+            // bytea (inside composites) in hex. Nothing else in a text form follows a session
+            // setting, except money's currency format (lc_monetary), which we read as numeric
+            // where we can.
             session_setup: format!(
                 "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
-                 SET extra_float_digits = 1; SET bytea_output = 'hex'; \
+                 SET extra_float_digits = 3; SET bytea_output = 'hex'; \
                  SET default_transaction_read_only = on; SET statement_timeout = {}",
                 spec.query_timeout.as_millis()
             ),
