@@ -2,8 +2,8 @@
 //! what it knows of the database's open transactions.
 //!
 //! Sources convert every database type into one of these variants (DECIMAL → exact decimal
-//! string, dates → ISO-8601 string, binary → base64 string, JSON columns → nested JSON), so that
-//! the encoder and the hash never need to know which database a row came from.
+//! string, dates → ISO-8601 string, binary → base64 string, JSON columns and arrays → nested
+//! JSON), so that the encoder and the hash never need to know which database a row came from.
 
 /// The write transactions open in the database at one moment, for proving a hole in the id
 /// sequence final (`gaps`).
@@ -27,8 +27,9 @@ pub enum Value {
     UInt(u64),
     Float(f64),
     Str(String),
-    /// A JSON/JSONB column: published as a nested document, not as a string. Boxed: inline,
-    /// it would triple the size of every value of every row (72 bytes instead of 32).
+    /// A JSON/JSONB (or hstore) column, or a PostgreSQL array as nested JSON arrays: published
+    /// as a nested document, not as a string. Boxed: inline, it would triple the size of every
+    /// value of every row (72 bytes instead of 32).
     Json(Box<serde_json::Value>),
 }
 

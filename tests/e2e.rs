@@ -223,9 +223,10 @@ fn sqlite_every_type_50k_rows() {
 
 type PgGen = Box<dyn Fn(u64) -> (String, J)>;
 
-/// Every PostgreSQL column type the source supports: name, SQL type, and per row the text the
-/// server parses (bound as a parameter, cast from text) with the JSON a consumer must see.
-fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
+/// Every PostgreSQL column type the source reads by a rule of its own, arrays of the main ones,
+/// and some published as their text form: name, SQL type, and per row the text the server
+/// parses (bound as a parameter, cast from text) with the JSON a consumer must see.
+fn pg_columns(mood: &str, pair: &str) -> Vec<(&'static str, String, PgGen)> {
     fn s(x: impl Into<String>) -> (String, J) {
         let x = x.into();
         (x.clone(), J::String(x))
@@ -314,16 +315,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
                 s(v)
             }),
         ),
-        (
-            "by",
-            t("bytea"),
-            Box::new(|i| {
-                let r = mix(i ^ 12);
-                let bytes: Vec<u8> = (0..r % 20).map(|k| mix(r ^ k) as u8).collect();
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                (format!("\\x{hex}"), json!(base64(&bytes)))
-            }),
-        ),
+        ("by", t("bytea"), Box::new(|i| pg_bytea(mix(i ^ 12), 20))),
         (
             "n",
             t("numeric(38,10)"),
@@ -341,30 +333,7 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
                 s(format!("{}{int}.{frac:010}", if neg { "-" } else { "" }))
             }),
         ),
-        (
-            "nn",
-            t("numeric"),
-            Box::new(|i| {
-                let r = mix(i ^ 14);
-                match r % 10 {
-                    0 => s("NaN"),
-                    1 => s(format!("{}{}", mix(r), "0".repeat((r % 40) as usize))),
-                    _ => {
-                        let digits = (r >> 8) % 25;
-                        let frac: String = (0..digits)
-                            .map(|k| char::from(b'0' + (mix(r ^ k) % 10) as u8))
-                            .collect();
-                        let sign = if r.is_multiple_of(4) { "-" } else { "" };
-                        let int = (r >> 20) % 100_000;
-                        if frac.is_empty() {
-                            s(format!("{sign}{int}"))
-                        } else {
-                            s(format!("{sign}{int}.{frac}"))
-                        }
-                    }
-                }
-            }),
-        ),
+        ("nn", t("numeric"), Box::new(|i| s(pg_numeric(mix(i ^ 14))))),
         (
             "m",
             t("money"),
@@ -450,27 +419,8 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
             "tstz",
             t("timestamptz"),
             Box::new(|i| {
-                let r = mix(i ^ 20);
-                // 1901 ..= 2100 in UTC, written in another offset
-                let secs = (r % (200 * 365 * 86_400)) as i64 - 69 * 365 * 86_400;
-                let micros = if r.is_multiple_of(2) {
-                    0
-                } else {
-                    ((r >> 20) % 1_000_000) as u32
-                };
-                let (off_min, off) = [
-                    (0, "+00:00"),
-                    (120, "+02:00"),
-                    (-330, "-05:30"),
-                    (345, "+05:45"),
-                    (-600, "-10:00"),
-                ][(r >> 40) as usize % 5];
-                let (ld, lt) = date_time(secs + off_min * 60);
-                let (d, tm) = date_time(secs);
-                (
-                    format!("{ld} {lt}.{micros:06}{off}"),
-                    json!(format!("{d}T{tm}{}Z", micros_suffix(micros))),
-                )
+                let (text, want, _) = pg_timestamptz(mix(i ^ 20));
+                (text, json!(want))
             }),
         ),
         (
@@ -593,22 +543,378 @@ fn pg_columns(mood: &str) -> Vec<(&'static str, String, PgGen)> {
                 (v.to_string(), json!(v))
             }),
         ),
+        // Arrays: hostile text elements, NULL elements, two dimensions, lower bounds.
+        (
+            "ta",
+            t("text[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 30), |r| {
+                    let v = text_value(r, 31);
+                    (v.clone(), json!(v))
+                })
+            }),
+        ),
+        (
+            "i8a",
+            t("bigint[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 32), |r| {
+                    let v = [i64::MIN, i64::MAX, mix(r) as i64][(r % 3) as usize];
+                    (v.to_string(), json!(v))
+                })
+            }),
+        ),
+        (
+            "f4a",
+            t("real[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 33), |r| {
+                    if r.is_multiple_of(13) {
+                        return ("NaN".into(), J::Null);
+                    }
+                    let x = float32_value(r, 34);
+                    (format!("{x:e}"), json_f64(f32_published(x)))
+                })
+            }),
+        ),
+        (
+            "f8a",
+            t("double precision[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 35), |r| {
+                    if r.is_multiple_of(13) {
+                        return ("-Infinity".into(), J::Null);
+                    }
+                    let x = float_value(r, 36);
+                    (format!("{x:e}"), json_f64(x))
+                })
+            }),
+        ),
+        (
+            "na",
+            t("numeric[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 37), |r| {
+                    let v = pg_numeric(r);
+                    (v.clone(), json!(v))
+                })
+            }),
+        ),
+        (
+            "tza",
+            t("timestamptz[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 38), |r| {
+                    let (text, want, _) = pg_timestamptz(r);
+                    (text, json!(want))
+                })
+            }),
+        ),
+        (
+            "bya",
+            t("bytea[]"),
+            Box::new(|i| pg_array(mix(i ^ 39), |r| pg_bytea(r, 7))),
+        ),
+        (
+            "jba",
+            t("jsonb[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 40), |r| {
+                    let doc = json_doc(r);
+                    (doc.to_string(), doc)
+                })
+            }),
+        ),
+        (
+            "ea",
+            format!("{mood}[]"),
+            Box::new(|i| {
+                pg_array(mix(i ^ 41), |r| {
+                    let v = ["sad", "happy", "ünï x"][(r % 3) as usize];
+                    (v.to_string(), json!(v))
+                })
+            }),
+        ),
+        // Types published as their text form, generated in the spelling PostgreSQL prints.
+        (
+            "ir",
+            t("int4range"),
+            Box::new(|i| {
+                let r = mix(i ^ 42);
+                let lo = (r % 2001) as i32 - 1000;
+                let hi = lo + 1 + ((r >> 20) % 100) as i32;
+                match r % 5 {
+                    0 => s("empty"),
+                    1 => s(format!("[{lo},)")),
+                    // [lo, hi] is canonicalised to [lo, hi + 1).
+                    2 => (format!("[{lo},{hi}]"), json!(format!("[{lo},{})", hi + 1))),
+                    _ => s(format!("[{lo},{hi})")),
+                }
+            }),
+        ),
+        (
+            "tzr",
+            t("tstzrange"),
+            Box::new(|i| {
+                let r = mix(i ^ 43);
+                let (lo_text, _, lo) = pg_timestamptz(r);
+                let hi = (lo.0 + 1 + ((r >> 30) % 86_400) as i64, lo.1);
+                let (lo_utc, hi_utc) = (pg_utc_text(lo), pg_utc_text(hi));
+                (
+                    format!("[\"{lo_text}\",\"{hi_utc}\")"),
+                    json!(format!("[\"{lo_utc}\",\"{hi_utc}\")")),
+                )
+            }),
+        ),
+        (
+            "pt",
+            t("point"),
+            Box::new(|i| {
+                let r = mix(i ^ 44);
+                let (x, y) = (eighths(r), eighths(r >> 20));
+                s(format!("({x},{y})"))
+            }),
+        ),
+        (
+            "bx",
+            t("box"),
+            Box::new(|i| {
+                let r = mix(i ^ 45);
+                let (x1, y1, x2, y2) = (
+                    eighths(r),
+                    eighths(r >> 16),
+                    eighths(r >> 32),
+                    eighths(r >> 48),
+                );
+                // Printed upper right corner first.
+                (
+                    format!("({x1},{y1}),({x2},{y2})"),
+                    json!(format!(
+                        "({},{}),({},{})",
+                        x1.max(x2),
+                        y1.max(y2),
+                        x1.min(x2),
+                        y1.min(y2)
+                    )),
+                )
+            }),
+        ),
+        (
+            "cmp",
+            pair.to_string(),
+            Box::new(|i| {
+                let r = mix(i ^ 46);
+                let n = (r % 1000) as i64 - 500;
+                let v = text_value(r, 47);
+                // record_out quotes a field that is empty or holds `"`, `\`, `(`, `)`, `,` or
+                // white space, and doubles `"` and `\` inside the quotes.
+                let needs_quotes =
+                    v.is_empty() || v.chars().any(|c| "\"\\(), \t\n\r\u{b}\u{c}".contains(c));
+                let want = if needs_quotes {
+                    pg_quoted(&v, true)
+                } else {
+                    v.clone()
+                };
+                (
+                    format!("({n},{})", pg_quoted(&v, false)),
+                    json!(format!("({n},{want})")),
+                )
+            }),
+        ),
+        (
+            "hs",
+            t("hstore"),
+            Box::new(|i| {
+                let r = mix(i ^ 49);
+                const KEYS: [&str; 6] = ["a", "bb", "zz", "k \"q\"", "ünï", "é\\"];
+                let mut keys: Vec<&str> = KEYS
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| mix(r ^ *k as u64).is_multiple_of(2))
+                    .map(|(_, key)| *key)
+                    .collect();
+                let value = |key: &str| {
+                    let v = mix(r ^ key.len() as u64 ^ 50);
+                    (!v.is_multiple_of(5)).then(|| text_value(v, 51))
+                };
+                let text: Vec<String> = keys
+                    .iter()
+                    .map(|key| {
+                        let v = value(key).map_or("NULL".into(), |v| pg_quoted(&v, false));
+                        format!("{}=>{v}", pg_quoted(key, false))
+                    })
+                    .collect();
+                // hstore keeps its pairs ordered by the key's length in bytes, then bytewise.
+                keys.sort_by_key(|key| (key.len(), key.as_bytes()));
+                let want: Map<String, J> = keys
+                    .iter()
+                    .map(|key| (key.to_string(), value(key).map_or(J::Null, J::String)))
+                    .collect();
+                (text.join(", "), J::Object(want))
+            }),
+        ),
+        (
+            "tsv",
+            t("tsvector"),
+            Box::new(|i| {
+                let r = mix(i ^ 48);
+                let words: Vec<&str> = (0..r % 5)
+                    .map(|k| {
+                        ["fat", "cat", "a", "mat", "sat", "on", "zebra"][(mix(r ^ k) % 7) as usize]
+                    })
+                    .collect();
+                let mut sorted = words.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                let quote = |w: &&str| format!("'{w}'");
+                (
+                    words.iter().map(quote).collect::<Vec<_>>().join(" "),
+                    json!(sorted.iter().map(quote).collect::<Vec<_>>().join(" ")),
+                )
+            }),
+        ),
     ]
+}
+
+/// A PostgreSQL array literal for a seed, with the JSON it is published as: zero to three
+/// elements from `element` (its input text and published JSON), one in seven NULL; every fifth
+/// array two-dimensional (2 × n), every seventh with explicit lower bounds (`[0:n-1]=`), which
+/// are not published. Every element is quoted, `"` and `\` escaped, so any text goes in.
+fn pg_array(r: u64, element: impl Fn(u64) -> (String, J)) -> (String, J) {
+    let items = |seed: u64, n: u64| -> (Vec<String>, Vec<J>) {
+        (0..n)
+            .map(|k| {
+                let e = mix(seed ^ k);
+                if e.is_multiple_of(7) {
+                    ("NULL".to_string(), J::Null)
+                } else {
+                    let (text, want) = element(e);
+                    (pg_quoted(&text, false), want)
+                }
+            })
+            .unzip()
+    };
+    let n = r % 4;
+    if r.is_multiple_of(5) {
+        let n = n.max(1);
+        let (a, ja) = items(r ^ 1, n);
+        let (b, jb) = items(r ^ 2, n);
+        return (
+            format!("{{{{{}}},{{{}}}}}", a.join(","), b.join(",")),
+            json!([ja, jb]),
+        );
+    }
+    let (a, ja) = items(r, n);
+    let bounds = if r.is_multiple_of(7) && n > 0 {
+        format!("[0:{}]=", n - 1)
+    } else {
+        String::new()
+    };
+    (format!("{bounds}{{{}}}", a.join(",")), J::Array(ja))
+}
+
+/// `text` in double quotes, `"` and `\` escaped with a backslash (array and composite input)
+/// or doubled (`doubled`: how a composite's text form writes them).
+fn pg_quoted(text: &str, doubled: bool) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push(if doubled { c } else { '\\' });
+        }
+        out.push(c);
+    }
+    out + "\""
+}
+
+/// A timestamptz between 1901 and 2100: its input text (in one of several offsets), the ISO
+/// form we publish for it, and its UTC epoch seconds and microseconds.
+fn pg_timestamptz(r: u64) -> (String, String, (i64, u32)) {
+    let secs = (r % (200 * 365 * 86_400)) as i64 - 69 * 365 * 86_400;
+    let micros = if r.is_multiple_of(2) {
+        0
+    } else {
+        ((r >> 20) % 1_000_000) as u32
+    };
+    let (off_min, off) = [
+        (0, "+00:00"),
+        (120, "+02:00"),
+        (-330, "-05:30"),
+        (345, "+05:45"),
+        (-600, "-10:00"),
+    ][(r >> 40) as usize % 5];
+    let (ld, lt) = date_time(secs + off_min * 60);
+    let (d, tm) = date_time(secs);
+    (
+        format!("{ld} {lt}.{micros:06}{off}"),
+        format!("{d}T{tm}{}Z", micros_suffix(micros)),
+        (secs, micros),
+    )
+}
+
+/// A timestamptz as PostgreSQL prints it in a UTC session with DateStyle ISO:
+/// `2024-01-02 03:04:05.5+00` (the fraction without trailing zeros).
+fn pg_utc_text((secs, micros): (i64, u32)) -> String {
+    let (d, tm) = date_time(secs);
+    let fraction = format!("{micros:06}");
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{d} {tm}+00")
+    } else {
+        format!("{d} {tm}.{fraction}+00")
+    }
+}
+
+/// Fewer than `max` bytes: bytea's hex input text and the base64 published for it.
+fn pg_bytea(r: u64, max: u64) -> (String, J) {
+    let bytes: Vec<u8> = (0..r % max).map(|k| mix(r ^ k) as u8).collect();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    (format!("\\x{hex}"), json!(base64(&bytes)))
+}
+
+/// A numeric value's text, which PostgreSQL prints back unchanged: NaN, large integers, and
+/// decimals with up to 24 fractional digits.
+fn pg_numeric(r: u64) -> String {
+    match r % 10 {
+        0 => "NaN".to_string(),
+        1 => format!("{}{}", mix(r), "0".repeat((r % 40) as usize)),
+        _ => {
+            let digits = (r >> 8) % 25;
+            let frac: String = (0..digits)
+                .map(|k| char::from(b'0' + (mix(r ^ k) % 10) as u8))
+                .collect();
+            let sign = if r.is_multiple_of(4) { "-" } else { "" };
+            let int = (r >> 20) % 100_000;
+            if frac.is_empty() {
+                format!("{sign}{int}")
+            } else {
+                format!("{sign}{int}.{frac}")
+            }
+        }
+    }
+}
+
+/// A multiple of 1/8 in -125..125: exact in binary, so PostgreSQL's shortest spelling of it is
+/// Rust's (`-3`, `12.375`).
+fn eighths(r: u64) -> f64 {
+    ((r % 2001) as f64 - 1000.0) / 8.0
 }
 
 #[test]
 fn postgres_every_type_50k_rows() {
     let mut client = pg_client();
     let table = unique("e2e_pg");
-    let mood = unique("mood");
+    let (mood, pair) = (unique("mood"), unique("pair"));
     client
         .batch_execute(&format!(
-            "CREATE TYPE {mood} AS ENUM ('sad', 'happy', 'ünï x')"
+            "CREATE TYPE {mood} AS ENUM ('sad', 'happy', 'ünï x'); \
+             CREATE TYPE {pair} AS (n integer, s text); \
+             CREATE EXTENSION IF NOT EXISTS hstore"
         ))
-        .expect("create type");
-    let _cleanup =
-        TableGuard::new(&Db::Postgres, &table).then(format!("DROP TYPE IF EXISTS {mood}"));
-    let cols = pg_columns(&mood);
+        .expect("create types");
+    let _cleanup = TableGuard::new(&Db::Postgres, &table)
+        .then(format!("DROP TYPE IF EXISTS {mood}"))
+        .then(format!("DROP TYPE IF EXISTS {pair}"));
+    let cols = pg_columns(&mood, &pair);
     let defs: Vec<String> = cols.iter().map(|(n, ty, _)| format!("{n} {ty}")).collect();
     client
         .batch_execute(&format!(
@@ -994,7 +1300,53 @@ fn mysql_columns() -> Vec<(&'static str, &'static str, MyGen)> {
                 (M::UInt(v), json!(v))
             }),
         ),
+        // Spatial types, bound as WKT (`ST_GeomFromText(?)`, see `placeholder`) in the
+        // spelling MariaDB prints.
+        (
+            "g",
+            "GEOMETRY",
+            Box::new(|i| {
+                let r = mix(i ^ 22);
+                let point =
+                    |k: u64| format!("{} {}", eighths(mix(r ^ k)), eighths(mix(r ^ k) >> 20));
+                s(match r % 4 {
+                    0 => format!("POINT({})", point(0)),
+                    1 => format!("LINESTRING({},{})", point(1), point(2)),
+                    2 => {
+                        let (x, y) = (eighths(r), eighths(r >> 20));
+                        format!(
+                            "POLYGON(({x} {y},{} {y},{} {},{x} {y}))",
+                            x + 1.0,
+                            x + 1.0,
+                            y + 1.0
+                        )
+                    }
+                    _ => format!(
+                        "GEOMETRYCOLLECTION(POINT({}),LINESTRING({},{}))",
+                        point(3),
+                        point(4),
+                        point(5)
+                    ),
+                })
+            }),
+        ),
+        (
+            "pt",
+            "POINT",
+            Box::new(|i| {
+                let r = mix(i ^ 23);
+                s(format!("POINT({} {})", eighths(r), eighths(r >> 20)))
+            }),
+        ),
     ]
+}
+
+/// The placeholder that binds a value of column type `ty`: spatial columns take WKT.
+fn placeholder(ty: &str) -> &'static str {
+    match ty {
+        "GEOMETRY" | "POINT" => "ST_GeomFromText(?)",
+        _ => "?",
+    }
 }
 
 #[test]
@@ -1020,7 +1372,10 @@ fn mysql_every_type_50k_rows() {
 
     let started = Instant::now();
     const PER_STATEMENT: u64 = 500;
-    let row_marks = format!("({})", vec!["?"; cols.len() + 1].join(", "));
+    let marks: Vec<&str> = std::iter::once("?")
+        .chain(cols.iter().map(|c| placeholder(c.1)))
+        .collect();
+    let row_marks = format!("({})", marks.join(", "));
     let names: Vec<String> = std::iter::once("id".to_string())
         .chain(cols.iter().map(|c| format!("`{}`", c.0)))
         .collect();

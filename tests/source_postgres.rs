@@ -1,7 +1,8 @@
 //! PostgreSQL source against a real server (REPLIQATE_TEST_PG_URI): the conformance tests every
 //! server source passes (names, start-up errors, credentials, timeouts, a large fetch: see
 //! common/conformance.rs), and PostgreSQL's own: every supported column type with edge values,
-//! pagination by an int4 key, arrays, a missing database, a session ended by the server.
+//! pagination by an int4 key, arrays, the types published as their text form, a
+//! missing database, a session ended by the server.
 #![cfg(feature = "postgres")]
 
 mod common;
@@ -10,6 +11,7 @@ use common::conformance::source_conformance_tests;
 use common::db::{Db, TableGuard};
 use common::env::unique;
 use common::source::{connect, connect_err, json, s, spec};
+use repliqate::source::Source;
 use repliqate::value::{Row, Value};
 
 fn uri() -> String {
@@ -164,32 +166,379 @@ fn pages_by_key_with_int4_key_and_fields() {
     assert_eq!(src.max_id().unwrap(), None);
 }
 
-/// Arrays are refused at start-up, named as such (the conformance tests cover the other
-/// start-up errors).
+/// Arrays of every element type become JSON arrays: nested for each dimension, NULL elements as
+/// null, each element by its type's rule; empty arrays as `[]`; lower bounds dropped (the
+/// elements, in order). Arrays of domains and domains over arrays too; text elements that
+/// would need quoting in the array's text form come through as they are.
 #[test]
-fn array_columns_cannot_be_published() {
+fn arrays_become_json_arrays() {
     let db = Db::Postgres;
     let table = unique("arrays");
-    let _table = TableGuard::new(&db, &table);
+    let (mood, posint, tags, pair) = (
+        unique("mood"),
+        unique("posint"),
+        unique("tags"),
+        unique("pair"),
+    );
+    let _table = TableGuard::new(&db, &table)
+        .then(format!("DROP TYPE {mood}"))
+        .then(format!("DROP DOMAIN {posint}"))
+        .then(format!("DROP DOMAIN {tags}"))
+        .then(format!("DROP TYPE {pair}"));
     db.exec(&format!(
-        "CREATE TABLE {table} (id int8 PRIMARY KEY, n integer, tags text[])"
+        "CREATE TYPE {mood} AS ENUM ('sad', 'happy'); \
+         CREATE DOMAIN {posint} AS integer CHECK (VALUE > 0); \
+         CREATE DOMAIN {tags} AS text[]; \
+         CREATE TYPE {pair} AS (n integer, s text)"
     ));
-    let e = connect_err(&spec(&uri(), &table, "id", Some(&["tags"])));
+    let (mood_array, posint_array, tags_array, pair_array) = (
+        format!("{mood}[]"),
+        format!("{posint}[]"),
+        format!("{tags}[]"),
+        format!("{pair}[]"),
+    );
+    let pairs = format!(r#"ARRAY[ROW(1, 'a "q" b\')::{pair}, ROW(NULL, NULL)::{pair}]"#);
+    let columns = [
+        (
+            "i2",
+            "smallint[]",
+            "ARRAY[-32768, 32767, NULL]::smallint[]",
+            "[-32768, 32767, null]",
+        ),
+        (
+            "i4",
+            "integer[]",
+            "'{{1,2},{3,NULL}}'",
+            "[[1, 2], [3, null]]",
+        ),
+        (
+            "i8",
+            "bigint[]",
+            "'[0:1]={-9223372036854775808,9223372036854775807}'",
+            "[-9223372036854775808, 9223372036854775807]",
+        ),
+        ("o", "oid[]", "'{0,4294967295}'", "[0, 4294967295]"),
+        // real 1.1 is published as 1.1 (its shortest decimal), NaN and infinities as null.
+        (
+            "f4",
+            "real[]",
+            "'{1.1,NaN,-Infinity,-0,3.4028235e38}'",
+            "[1.1, null, null, -0.0, 3.4028235e38]",
+        ),
+        (
+            "f8",
+            "float8[]",
+            "'{0.1,1e300,NaN,5e-324}'",
+            "[0.1, 1e300, null, 5e-324]",
+        ),
+        ("b", "boolean[]", "'{t,f,NULL}'", "[true, false, null]"),
+        (
+            "t",
+            "text[]",
+            r#"ARRAY['a"b', 'back\slash', 'comma,', '{brace}', '}', 'NULL', NULL, 'null', '  spaced  ', E'tab\tnew\nline', 'ünï 🎉', '']"#,
+            r#"["a\"b", "back\\slash", "comma,", "{brace}", "}", "NULL", null, "null", "  spaced  ", "tab\tnew\nline", "ünï 🎉", ""]"#,
+        ),
+        ("vc", "varchar(10)[]", "'{héllo,\"\"}'", r#"["héllo", ""]"#),
+        ("c", "char(3)[]", "'{ab,abc}'", r#"["ab ", "abc"]"#),
+        ("nm", "name[]", "'{nm}'", r#"["nm"]"#),
+        (
+            "by",
+            "bytea[]",
+            r"ARRAY['\x00ff00'::bytea, '\x'::bytea, NULL]",
+            r#"["AP8A", "", null]"#,
+        ),
+        (
+            "n",
+            "numeric[]",
+            "'{-1234567890123456789012345678.0123456789,NaN,0.10}'",
+            r#"["-1234567890123456789012345678.0123456789", "NaN", "0.10"]"#,
+        ),
+        ("m", "money[]", "'{12.34,-0.01}'", r#"["12.34", "-0.01"]"#),
+        (
+            "d",
+            "date[]",
+            "'{2024-01-02,0001-01-01,infinity}'",
+            r#"["2024-01-02", "0001-01-01", "infinity"]"#,
+        ),
+        (
+            "tm",
+            "time[]",
+            "'{03:04:05.5,24:00:00}'",
+            r#"["03:04:05.500000", "24:00:00"]"#,
+        ),
+        ("ttz", "timetz[]", "'{03:04:05+02}'", r#"["03:04:05+02"]"#),
+        (
+            "ts",
+            "timestamp[]",
+            "'{\"2024-01-02 03:04:05.123456\",\"2024-01-02 03:04:05\"}'",
+            r#"["2024-01-02T03:04:05.123456", "2024-01-02T03:04:05"]"#,
+        ),
+        (
+            "tstz",
+            "timestamptz[]",
+            "'{\"2024-01-02 03:04:05.5+02\"}'",
+            r#"["2024-01-02T01:04:05.500000Z"]"#,
+        ),
+        (
+            "iv",
+            "interval[]",
+            "'{\"1 day 02:03:04\",\"-1 mons\"}'",
+            r#"["1 day 02:03:04", "-1 mons"]"#,
+        ),
+        (
+            "j",
+            "json[]",
+            r#"ARRAY['{"b": 1, "a": [1, 2.5, null]}'::json, '"s"', 'null', NULL]"#,
+            r#"[{"b": 1, "a": [1, 2.5, null]}, "s", null, null]"#,
+        ),
+        (
+            "jb",
+            "jsonb[]",
+            r#"ARRAY['{"b": 1, "a": 2}'::jsonb]"#,
+            r#"[{"a": 2, "b": 1}]"#,
+        ),
+        (
+            "u",
+            "uuid[]",
+            "'{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}'",
+            r#"["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"]"#,
+        ),
+        (
+            "e",
+            mood_array.as_str(),
+            "'{happy,sad}'",
+            r#"["happy", "sad"]"#,
+        ),
+        (
+            "ip",
+            "inet[]",
+            "'{192.168.0.1/24,192.168.0.1,::1,::ffff:1.2.3.4/128}'",
+            r#"["192.168.0.1/24", "192.168.0.1", "::1", "::ffff:1.2.3.4"]"#,
+        ),
+        (
+            "net",
+            "cidr[]",
+            "'{10.0.0.0/8,::/0}'",
+            r#"["10.0.0.0/8", "::/0"]"#,
+        ),
+        (
+            "mac",
+            "macaddr[]",
+            "'{08:00:2B:01:02:03}'",
+            r#"["08:00:2b:01:02:03"]"#,
+        ),
+        ("bits", "bit(4)[]", "'{1010,0000}'", r#"["1010", "0000"]"#),
+        ("pos", posint_array.as_str(), "'{1,2}'", "[1, 2]"),
+        ("tg", tags.as_str(), "'{a,\"b c\"}'", r#"["a", "b c"]"#),
+        // An array of a domain over an array: each element's text form.
+        (
+            "tgs",
+            tags_array.as_str(),
+            r#"'{"{a,b}","{c}"}'"#,
+            r#"["{a,b}", "{c}"]"#,
+        ),
+        (
+            "r",
+            "int4range[]",
+            "'{\"[1,5]\",empty}'",
+            r#"["[1,6)", "empty"]"#,
+        ),
+        ("pt", "point[]", "'{\"(1.5,-2)\"}'", r#"["(1.5,-2)"]"#),
+        // box's array delimiter is `;`.
+        (
+            "bx",
+            "box[]",
+            "'{(0,0),(2,2);(1,1),(0,0)}'",
+            r#"["(2,2),(0,0)", "(1,1),(0,0)"]"#,
+        ),
+        (
+            "pr",
+            pair_array.as_str(),
+            pairs.as_str(),
+            r#"["(1,\"a \"\"q\"\" b\\\\\")", "(,)"]"#,
+        ),
+    ];
+    let columns: Vec<TypedColumn> = columns
+        .into_iter()
+        .map(|(name, ty, literal, want)| (name, ty, literal, json(want)))
+        .collect();
+    let (src, rows) = typed_table(
+        &table,
+        &columns,
+        &format!(
+            "INSERT INTO {table} (id, i2, i4, i8, t, f8, j) VALUES (2, '{{}}', \
+                 '{{{{{{1}},{{2}}}},{{{{3}},{{4}}}}}}', '[-5:-4]={{1,2}}', \
+                 '{{{{a,b}},{{\"c\",NULL}}}}', '{{}}', '{{}}')"
+        ),
+    );
+    assert_eq!(rows.len(), 3);
+    let second: Vec<(&str, Value)> = src.columns()[1..]
+        .iter()
+        .map(String::as_str)
+        .zip(rows[1].values[1..].iter().cloned())
+        .filter(|(_, v)| *v != Value::Null)
+        .collect();
     assert_eq!(
-        e.to_string(),
-        format!(
-            "checking source table {table}: column tags has type text[], which cannot be \
-             published (arrays are not supported)"
-        )
+        second,
+        [
+            ("i2", json("[]")),
+            ("i4", json("[[[1], [2]], [[3], [4]]]")),
+            ("i8", json("[1, 2]")),
+            ("f8", json("[]")),
+            ("t", json(r#"[["a", "b"], ["c", null]]"#)),
+            ("j", json("[]")),
+        ]
     );
-    let e = connect_err(&spec(&uri(), &table, "id", None));
-    assert!(
-        e.to_string().starts_with(&format!(
-            "checking source table {table}: column tags has type text[]"
-        )),
-        "{e}"
-    );
-    assert!(!e.is_retriable());
+    // json[] elements keep the document's key order (jsonb its own).
+    let Value::Json(j) = &rows[0].values[21] else {
+        panic!("json[] column")
+    };
+    assert_eq!(j[0].to_string(), r#"{"b":1,"a":[1,2.5,null]}"#);
+}
+
+/// Ranges, multiranges, composites, geometric types, text search types and the other types
+/// without a rule of their own are published as their PostgreSQL text form, under the session
+/// settings that fix it (UTC, ISO dates, shortest exact floats, hex bytea); hstore as the object
+/// psycopg2 made of it. Nothing is refused.
+#[test]
+fn other_types_publish_their_text_form() {
+    let db = Db::Postgres;
+    let table = unique("textforms");
+    let pair = unique("pair");
+    let _table = TableGuard::new(&db, &table).then(format!("DROP TYPE {pair}"));
+    // Trusted since PostgreSQL 13: a database owner may create it. Left in place for other
+    // runs (dropping it could pull it from under a test running in parallel).
+    db.exec("CREATE EXTENSION IF NOT EXISTS hstore");
+    db.exec(&format!(
+        "CREATE TYPE {pair} AS (n integer, f float8, b bytea, t timestamptz, s text)"
+    ));
+    let columns = [
+        ("r4", "int4range", "'[1,5]'", "[1,6)"),
+        ("r8", "int8range", "'(,10)'", "(,10)"),
+        ("rn", "numrange", "'(0.10,5.5]'", "(0.10,5.5]"),
+        (
+            "rts",
+            "tsrange",
+            "'[2024-01-02 03:04:05,)'",
+            r#"["2024-01-02 03:04:05",)"#,
+        ),
+        (
+            "rtz",
+            "tstzrange",
+            "'[2024-01-02 03:04:05+02,2024-01-03)'",
+            r#"["2024-01-02 01:04:05+00","2024-01-03 00:00:00+00")"#,
+        ),
+        (
+            "rd",
+            "daterange",
+            "'[2024-01-01,2024-01-31]'",
+            "[2024-01-01,2024-02-01)",
+        ),
+        ("re", "int4range", "'empty'", "empty"),
+        (
+            "mr",
+            "int4multirange",
+            "'{[1,3),[2,7),[9,10)}'",
+            "{[1,7),[9,10)}",
+        ),
+        (
+            "cmp",
+            pair.as_str(),
+            r#"ROW(1, 0.1, '\x00ff', '2024-01-02 03:04:05+02', 'a "q", b\')"#,
+            r#"(1,0.1,"\\x00ff","2024-01-02 01:04:05+00","a ""q"", b\\")"#,
+        ),
+        ("pt", "point", "'(1e300,0.1)'", "(1e+300,0.1)"),
+        ("ln", "line", "'{1,-1,0}'", "{1,-1,0}"),
+        ("ls", "lseg", "'[(0,0),(1,1)]'", "[(0,0),(1,1)]"),
+        ("bx", "box", "'(0,0),(2,2)'", "(2,2),(0,0)"),
+        ("pc", "path", "'((0,0),(1,1))'", "((0,0),(1,1))"),
+        ("po", "path", "'[(0,0),(1,1)]'", "[(0,0),(1,1)]"),
+        (
+            "pg",
+            "polygon",
+            "'((0,0),(1,0),(1,1))'",
+            "((0,0),(1,0),(1,1))",
+        ),
+        ("ci", "circle", "'<(0,0),1.5>'", "<(0,0),1.5>"),
+        (
+            "tv",
+            "tsvector",
+            "'a fat cat sat on a mat'",
+            "'a' 'cat' 'fat' 'mat' 'on' 'sat'",
+        ),
+        (
+            "tq",
+            "tsquery",
+            "'fat & (rat | !cat)'",
+            "'fat' & ( 'rat' | !'cat' )",
+        ),
+        (
+            "jp",
+            "jsonpath",
+            "'$.a[*] ? (@ > 1)'",
+            r#"$."a"[*]?(@ > 1)"#,
+        ),
+        ("lsn", "pg_lsn", "'0/16B3748'", "0/16B3748"),
+        ("x", "xml", "'<a>x</a>'", "<a>x</a>"),
+        ("x8", "xid8", "'42'", "42"),
+    ];
+    let mut columns: Vec<TypedColumn> = columns
+        .into_iter()
+        .map(|(name, ty, literal, want)| (name, ty, literal, s(want)))
+        .collect();
+    // hstore keeps its own order: shorter keys first, then bytewise.
+    let hstore = r#"{"a": null, "b": "1", "k \"q\"": "v"}"#;
+    columns.extend([
+        (
+            "hs",
+            "hstore",
+            r#"'b=>1, a=>NULL, "k \"q\""=>"v"'"#,
+            json(hstore),
+        ),
+        (
+            "hsa",
+            "hstore[]",
+            "ARRAY['x=>1'::hstore, '']",
+            json(r#"[{"x": "1"}, {}]"#),
+        ),
+    ]);
+    let (_, rows) = typed_table(&table, &columns, "");
+    assert_eq!(rows.len(), 2);
+    let Value::Json(hs) = &rows[0].values[columns.len() - 1] else {
+        panic!("hstore column")
+    };
+    assert_eq!(hs.to_string(), r#"{"a":null,"b":"1","k \"q\"":"v"}"#);
+}
+
+/// One column of a types table: name, SQL type, the SQL expression row 1 holds, and the value
+/// it must be published as.
+type TypedColumn<'a> = (&'a str, &'a str, &'a str, Value);
+
+/// Creates `table` (an `id bigint` key, then `columns`) with row 1 holding each column's
+/// expression, then runs `more`, then adds a row of NULLs (id 1000); fetches every row and
+/// checks that row 1 holds each column's value and the last row nulls.
+fn typed_table(table: &str, columns: &[TypedColumn], more: &str) -> (Source, Vec<Row>) {
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|(name, ty, _, _)| format!("{name} {ty}"))
+        .collect();
+    let literals: Vec<&str> = columns.iter().map(|c| c.2).collect();
+    Db::Postgres.exec(&format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, {}); \
+         INSERT INTO {table} VALUES (1, {}); {more}; \
+         INSERT INTO {table} (id) VALUES (1000)",
+        defs.join(", "),
+        literals.join(", ")
+    ));
+    let mut src = connect(&spec(&uri(), table, "id", None));
+    let rows = src.fetch(0, 10).expect("fetch");
+    let last = rows.last().expect("rows");
+    for (k, (name, ty, _, want)) in columns.iter().enumerate() {
+        assert_eq!(src.columns()[k + 1], *name);
+        assert_eq!(rows[0].values[k + 1], *want, "column {name} ({ty})");
+        assert_eq!(last.values[k + 1], Value::Null, "column {name} ({ty})");
+    }
+    (src, rows)
 }
 
 #[test]

@@ -133,6 +133,13 @@ pub fn pg_time_text(text: &str) -> String {
     out
 }
 
+/// `inet::text` (always with a netmask) as `abbrev(inet)` and inet's output function write it:
+/// without the netmask of a single host (`/32` for IPv4, `/128` for IPv6).
+pub fn inet_abbrev(text: &str) -> &str {
+    let host = if text.contains(':') { "/128" } else { "/32" };
+    text.strip_suffix(host).unwrap_or(text)
+}
+
 fn pad_fraction(out: &mut String, digits: usize) {
     for _ in digits..6 {
         out.push('0');
@@ -195,5 +202,14 @@ mod tests {
         assert_eq!(pg_time_text("03:04:05.5"), "03:04:05.500000");
         assert_eq!(pg_time_text("03:04:05.5+02"), "03:04:05.500000+02");
         assert_eq!(pg_time_text("24:00:00"), "24:00:00");
+    }
+
+    #[test]
+    fn inet_text_loses_a_single_hosts_netmask() {
+        assert_eq!(inet_abbrev("192.168.0.1/32"), "192.168.0.1");
+        assert_eq!(inet_abbrev("192.168.0.1/24"), "192.168.0.1/24");
+        assert_eq!(inet_abbrev("::1/128"), "::1");
+        assert_eq!(inet_abbrev("::ffff:1.2.3.4/128"), "::ffff:1.2.3.4");
+        assert_eq!(inet_abbrev("2001:db8::/32"), "2001:db8::/32");
     }
 }

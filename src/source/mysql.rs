@@ -2,6 +2,7 @@
 //! in the binary protocol already typed (integers as integers, dates as date structs) rather
 //! than as text we would have to re-parse. Column types are read from `information_schema` at
 //! start-up, which decides how each value is published (a BLOB and a TEXT both arrive as bytes).
+//! Spatial columns are the exception: selected as `ST_AsText(col)`, they arrive as WKT text.
 //!
 //! The session is set to UTC (`time_zone = '+00:00'`, so TIMESTAMP values are UTC), utf8mb4,
 //! read-only, and bounded by the server's statement timeout (`max_statement_time` on MariaDB,
@@ -39,6 +40,9 @@ enum Kind {
     Decimal,
     /// Character types, ENUM, SET (and MariaDB's UUID/INET types): UTF-8 text.
     Text,
+    /// GEOMETRY, POINT, LINESTRING, POLYGON, MULTI*, GEOMETRYCOLLECTION: selected as
+    /// `ST_AsText(col)`, the WKT text, published as a string.
+    Spatial,
     /// BINARY, VARBINARY, BLOBs: base64.
     Binary,
     Date,
@@ -220,14 +224,21 @@ impl MysqlSource {
                 SourceError::Schema(format!(
                     "{checking}: column {name} has type {shown}, which cannot be published; \
                      supported: integer types, FLOAT, DOUBLE, DECIMAL, character types, ENUM, \
-                     SET, BINARY/VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME, YEAR, BIT, JSON"
+                     SET, BINARY/VARBINARY/BLOB, DATE, DATETIME, TIMESTAMP, TIME, YEAR, BIT, \
+                     JSON, UUID, INET4, INET6, spatial types"
                 ))
             })?);
         }
         let select: Vec<String> = plan
             .table_index
             .iter()
-            .map(|&i| quote_backtick(&columns[i].0))
+            .zip(&kinds)
+            .map(|(&i, kind)| match kind {
+                // The server's WKT: the same text for any SRID and axis order (neither is part
+                // of WKT), coordinates at their shortest exact spelling.
+                Kind::Spatial => format!("ST_AsText({})", quote_backtick(&columns[i].0)),
+                _ => quote_backtick(&columns[i].0),
+            })
             .collect();
         let pk_sql = quote_backtick(pk_name);
         let sql = format!(
@@ -421,6 +432,9 @@ fn kind_of(data_type: &str) -> Option<Kind> {
         "time" => Kind::Time,
         "json" => Kind::Json,
         "bit" => Kind::Bit,
+        // `geomcollection` is MySQL 8's DATA_TYPE for GEOMETRYCOLLECTION.
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Spatial,
         _ => return None,
     })
 }

@@ -1,9 +1,16 @@
 //! PostgreSQL source. Column types are read from the catalog at start-up and each column gets a
 //! read plan (`Kind`): native binary decoding for integers, floats, booleans, text and bytea;
 //! a `::text` cast in the query for types whose exact text form is what we publish (numeric,
-//! dates and times, uuid, enums, json…). The casts are what keep us exact without the optional
-//! `postgres-types` features: `numeric::text` is every digit, and the session is set to ISO
-//! dates in UTC so the text of a timestamp is unambiguous.
+//! dates and times, uuid, enums, json, and every type without a rule of its own: ranges,
+//! composites, geometric types, tsvector…). The casts are what keep us exact without the
+//! optional `postgres-types` features: `numeric::text` is every digit, and the session fixes
+//! every setting a text form depends on (time zone UTC, ISO dates, `postgres` intervals,
+//! exact floats, hex bytea), so the same value always reads as the same text.
+//!
+//! Arrays are read in the binary array format (`postgres_protocol`), which carries every
+//! dimension and NULL element without the quoting of the text form; elements that follow a
+//! text rule arrive as `text[]` (`col::text[]`, cast element by element by the server), so each
+//! element is decoded exactly as a column of its type would be.
 //!
 //! The session is read-only (`default_transaction_read_only`) and bounded by
 //! `statement_timeout`, so a slow or stuck batch becomes a retriable error.
@@ -47,7 +54,10 @@ enum Kind {
     Bytea,
     /// json/jsonb, read as text and parsed.
     Json,
-    /// Read as `::text`, published as that string (numeric, uuid, date, enums, inet…).
+    /// `hstore` as `::json::text` (the extension's cast): an object of strings and nulls, as
+    /// psycopg2's hstore support (which SQLAlchemy registers) handed it to the old tool.
+    Hstore,
+    /// Read as `::text`, published as that string (numeric, uuid, date, enums, ranges…).
     AsText,
     /// `money` as `::numeric::text`: exact digits without the locale's currency symbol.
     Money,
@@ -60,17 +70,66 @@ enum Kind {
     TimestampTz,
 }
 
-/// Types published as their PostgreSQL text form.
-const AS_TEXT: [&str; 14] = [
-    "numeric", "uuid", "date", "interval", "cidr", "macaddr", "macaddr8", "bit", "varbit", "xml",
-    "char", "citext", "tsvector", "pg_lsn",
-];
+/// How one column is read: a value of its kind, or an array (of any number of dimensions,
+/// published as nested JSON arrays) whose elements each follow their kind's rule. In the
+/// binary array format, elements of the kinds read natively arrive natively; the others arrive
+/// as text, the query casting the array to `text[]` (see `Kind::array_cast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Value(Kind),
+    Array(Kind),
+}
+
+impl Kind {
+    /// How a column of this kind (an array of it when `array`) is read, and the select-list
+    /// expression for `col` (quoted).
+    fn plan(self, array: bool, col: String) -> (Read, String) {
+        if array {
+            return (Read::Array(self), format!("{col}{}", self.array_cast()));
+        }
+        let select = match self {
+            Kind::Json | Kind::AsText | Kind::Time | Kind::Timestamp | Kind::TimestampTz => {
+                format!("{col}::text")
+            }
+            Kind::Hstore => format!("{col}::json::text"),
+            Kind::Money => format!("{col}::numeric::text"),
+            Kind::Inet => format!("abbrev({col})"),
+            _ => col,
+        };
+        (Read::Value(self), select)
+    }
+
+    /// The cast that brings an array of this kind to elements `element` decodes: none for
+    /// the kinds read natively, else to `text[]` (through `json[]` for hstore, `numeric[]` for
+    /// money, as the columns are read).
+    fn array_cast(self) -> &'static str {
+        match self {
+            Kind::Int2
+            | Kind::Int4
+            | Kind::Int8
+            | Kind::Oid
+            | Kind::Float4
+            | Kind::Float8
+            | Kind::Bool
+            | Kind::Text
+            | Kind::Bytea => "",
+            Kind::Hstore => "::json[]::text[]",
+            Kind::Money => "::numeric[]::text[]",
+            Kind::Json
+            | Kind::AsText
+            | Kind::Inet
+            | Kind::Time
+            | Kind::Timestamp
+            | Kind::TimestampTz => "::text[]",
+        }
+    }
+}
 
 pub struct PostgresSource {
     pub(crate) plan: Plan,
     connector: Connector,
     sql: String,
-    kinds: Vec<Kind>,
+    reads: Vec<Read>,
     /// `None` after an error: the next fetch connects again.
     conn: Option<(Client, Statement)>,
     /// The table and key as SQL text (quoted), for `pg_get_serial_sequence`.
@@ -140,8 +199,17 @@ impl PostgresSource {
             config,
             tls,
             password: spec.password.clone(),
+            // Everything a text form depends on, fixed (PostgreSQL manual, "Client Connection
+            // Defaults"): timestamps with time zone in UTC, ISO dates, `postgres` intervals,
+            // floats (inside geometric types, composites) exact: extra_float_digits 3 is the
+            // shortest exact spelling since PostgreSQL 12 (any value above 0 is), and 17
+            // significant digits before it (where 1, the default, was not always exact);
+            // bytea (inside composites) in hex. Nothing else in a text form follows a session
+            // setting, except money's currency format (lc_monetary), which we read as numeric
+            // where we can.
             session_setup: format!(
                 "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+                 SET extra_float_digits = 3; SET bytea_output = 'hex'; \
                  SET default_transaction_read_only = on; SET statement_timeout = {}",
                 spec.query_timeout.as_millis()
             ),
@@ -176,69 +244,44 @@ impl PostgresSource {
                 similar_names(&spec.table, &names).unwrap_or_default()
             )));
         };
-        // Domains are read as their base type.
-        // (name, kind key, type as PostgreSQL spells it, base type name)
-        let columns: Vec<(String, String, String, String)> = client
+        // (name, type, type as PostgreSQL spells it)
+        let columns: Vec<(String, u32, String)> = client
             .query(
-                "SELECT a.attname::text, \
-                        CASE WHEN t.typtype = 'd' THEN bt.typname ELSE t.typname END::text, \
-                        CASE WHEN t.typtype = 'd' THEN bt.typtype ELSE t.typtype END::text, \
-                        CASE WHEN t.typtype = 'd' THEN bt.typcategory ELSE t.typcategory END::text, \
-                        format_type(a.atttypid, a.atttypmod) \
-                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-                 LEFT JOIN pg_type bt ON bt.oid = t.typbasetype \
+                "SELECT a.attname::text, a.atttypid, format_type(a.atttypid, a.atttypmod) \
+                 FROM pg_attribute a \
                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
                 &[&oid],
             )
             .map_err(err)?
             .iter()
-            .map(|r| {
-                let (typname, typtype, category): (String, String, String) =
-                    (r.get(1), r.get(2), r.get(3));
-                (
-                    r.get::<_, String>(0),
-                    kind_key(&typname, &typtype, &category),
-                    r.get::<_, String>(4),
-                    typname,
-                )
-            })
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect();
         let names: Vec<String> = columns.iter().map(|c| c.0.clone()).collect();
         let plan = plan_columns(spec, &names, false)?;
 
         let pk = &columns[plan.table_index[plan.pk]];
-        if !matches!(pk.3.as_str(), "int2" | "int4" | "int8") {
+        let pk_type = base_type(&mut client, pk.1).map_err(err)?;
+        if !matches!(kind_of(&pk_type), Kind::Int2 | Kind::Int4 | Kind::Int8) {
             return Err(SourceError::Schema(format!(
                 "{checking}: primary key {} has type {}; expected smallint, integer or bigint",
                 spec.primary_key, pk.2
             )));
         }
-        let mut kinds = Vec::with_capacity(plan.names.len());
+        // Every type has a rule: its own, or its text form (its output function's, which
+        // PostgreSQL guarantees its input function reads back), so no column is refused.
+        let mut reads = Vec::with_capacity(plan.names.len());
         let mut select = Vec::with_capacity(plan.names.len());
-        for (name, &i) in plan.names.iter().zip(&plan.table_index) {
-            let (_, key, shown, _) = &columns[i];
-            let kind = kind_of(key).ok_or_else(|| {
-                SourceError::Schema(format!(
-                    "{checking}: column {name} has type {shown}, which cannot be published{}",
-                    if key.starts_with("array") {
-                        " (arrays are not supported)"
-                    } else {
-                        "; supported: integers, floats, boolean, text types, bytea, numeric, \
-                         money, date/time types, json/jsonb, uuid, enums, interval, inet, cidr, \
-                         macaddr, bit, xml"
-                    }
-                ))
-            })?;
-            let col = quote_double(&columns[i].0);
-            select.push(match kind {
-                Kind::Json | Kind::AsText | Kind::Time | Kind::Timestamp | Kind::TimestampTz => {
-                    format!("{col}::text")
-                }
-                Kind::Money => format!("{col}::numeric::text"),
-                Kind::Inet => format!("abbrev({col})"),
-                _ => col,
-            });
-            kinds.push(kind);
+        for &i in &plan.table_index {
+            let (name, type_oid, _) = &columns[i];
+            let ty = base_type(&mut client, *type_oid).map_err(err)?;
+            let (read, expr) = if ty.elem != 0 {
+                let elem = base_type(&mut client, ty.elem).map_err(err)?;
+                kind_of(&elem).plan(true, quote_double(name))
+            } else {
+                kind_of(&ty).plan(false, quote_double(name))
+            };
+            reads.push(read);
+            select.push(expr);
         }
         let table_sql = match &schema {
             Some(s) => format!("{}.{}", quote_double(s), quote_double(&table)),
@@ -255,7 +298,7 @@ impl PostgresSource {
             plan,
             connector,
             sql,
-            kinds,
+            reads,
             conn: Some((client, stmt)),
             table_sql,
             pk_name: pk.0.clone(),
@@ -416,12 +459,11 @@ impl PostgresSource {
             .query_raw(&stmt, params)
             .map_err(|e| map_err(&reading, e))?;
         // One set of values, refilled for every row: text is copied into the same buffers.
-        let mut values = vec![Value::Null; self.kinds.len()];
+        let mut values = vec![Value::Null; self.reads.len()];
         let mut count = 0;
         while let Some(r) = rows.next().map_err(|e| map_err(&reading, e))? {
-            for (i, (kind, slot)) in self.kinds.iter().zip(&mut values).enumerate() {
-                self.decode(&r, i, *kind, slot)
-                    .map_err(|e| map_err(&reading, e))?;
+            for (i, (read, slot)) in self.reads.iter().zip(&mut values).enumerate() {
+                self.decode(&r, i, *read, slot, &reading)?;
             }
             row(row_id(&self.plan, &values)?, &values)?;
             count += 1;
@@ -436,75 +478,270 @@ impl PostgresSource {
         &self,
         r: &postgres::Row,
         i: usize,
-        kind: Kind,
+        read: Read,
         slot: &mut Value,
-    ) -> Result<(), postgres::Error> {
+        reading: &str,
+    ) -> Result<(), SourceError> {
         fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
             v.map_or(Value::Null, f)
         }
+        /// Column `i` of `r`, or an error saying what we were reading.
+        fn get<'a, T: postgres::types::FromSql<'a>>(
+            r: &'a postgres::Row,
+            i: usize,
+            reading: &str,
+        ) -> Result<Option<T>, SourceError> {
+            r.try_get(i).map_err(|e| map_err(reading, e))
+        }
+        let kind = match read {
+            Read::Value(kind) => kind,
+            Read::Array(kind) => {
+                let mut unparsed = |e: &serde_json::Error| self.unparsed_json(i, e);
+                *slot = match get::<BinaryArray>(r, i, reading)? {
+                    Some(array) => Value::Json(Box::new(
+                        array_json(kind, array.0, &mut unparsed).map_err(|e| {
+                            SourceError::Query(format!(
+                                "{reading}: column {}: the server sent an array we cannot \
+                                 decode: {e}",
+                                self.plan.names[i]
+                            ))
+                        })?,
+                    )),
+                    None => Value::Null,
+                };
+                return Ok(());
+            }
+        };
         *slot = match kind {
-            Kind::Int2 => opt(r.try_get::<_, Option<i16>>(i)?, |v| Value::Int(v.into())),
-            Kind::Int4 => opt(r.try_get::<_, Option<i32>>(i)?, |v| Value::Int(v.into())),
-            Kind::Int8 => opt(r.try_get::<_, Option<i64>>(i)?, Value::Int),
-            Kind::Oid => opt(r.try_get::<_, Option<u32>>(i)?, |v| Value::Int(v.into())),
-            Kind::Float4 => opt(r.try_get::<_, Option<f32>>(i)?, |v| {
+            Kind::Int2 => opt(get::<i16>(r, i, reading)?, |v| Value::Int(v.into())),
+            Kind::Int4 => opt(get::<i32>(r, i, reading)?, |v| Value::Int(v.into())),
+            Kind::Int8 => opt(get::<i64>(r, i, reading)?, Value::Int),
+            Kind::Oid => opt(get::<u32>(r, i, reading)?, |v| Value::Int(v.into())),
+            Kind::Float4 => opt(get::<f32>(r, i, reading)?, |v| {
                 Value::Float(convert::f32_as_python(v))
             }),
-            Kind::Float8 => opt(r.try_get::<_, Option<f64>>(i)?, Value::Float),
-            Kind::Bool => opt(r.try_get::<_, Option<bool>>(i)?, Value::Bool),
+            Kind::Float8 => opt(get::<f64>(r, i, reading)?, Value::Float),
+            Kind::Bool => opt(get::<bool>(r, i, reading)?, Value::Bool),
             Kind::Text | Kind::AsText | Kind::Money | Kind::Inet => {
-                match r.try_get::<_, Option<&str>>(i)? {
+                match get::<&str>(r, i, reading)? {
                     Some(text) => super::set_str(slot, text),
                     None => *slot = Value::Null,
                 }
                 return Ok(());
             }
-            Kind::Bytea => opt(r.try_get::<_, Option<&[u8]>>(i)?, |v| {
+            Kind::Bytea => opt(get::<&[u8]>(r, i, reading)?, |v| {
                 Value::Str(convert::base64(v))
             }),
-            Kind::Json => opt(r.try_get::<_, Option<&str>>(i)?, |text| {
-                match serde_json::from_str(text) {
-                    Ok(v) => Value::Json(Box::new(v)),
-                    Err(e) => {
-                        // serde_json refuses numbers beyond f64 range that PostgreSQL accepts;
-                        // publishing the text beats stopping the replication.
-                        log::warn!(
-                            "reading table {}: column {} holds JSON we cannot parse ({e}); \
-                             published as a string",
-                            self.plan.table,
-                            self.plan.names[i]
-                        );
-                        Value::Str(text.to_string())
-                    }
-                }
-            }),
-            Kind::Time => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+            Kind::Json | Kind::Hstore => {
+                opt(
+                    get::<&str>(r, i, reading)?,
+                    |text| match serde_json::from_str(text) {
+                        Ok(json) => Value::Json(Box::new(json)),
+                        Err(e) => {
+                            self.unparsed_json(i, &e);
+                            Value::Str(text.to_string())
+                        }
+                    },
+                )
+            }
+            Kind::Time => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_time_text(t))
             }),
-            Kind::Timestamp => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+            Kind::Timestamp => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_datetime_text(t, Zone::Naive))
             }),
-            Kind::TimestampTz => opt(r.try_get::<_, Option<&str>>(i)?, |t| {
+            Kind::TimestampTz => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_datetime_text(t, Zone::Utc))
             }),
         };
         Ok(())
     }
-}
 
-/// A short key for the type: `enum`, `array:<name>`, or the base type's name.
-fn kind_key(typname: &str, typtype: &str, category: &str) -> String {
-    if category == "A" {
-        format!("array:{typname}")
-    } else if typtype == "e" {
-        "enum".to_string()
-    } else {
-        typname.to_string()
+    /// serde_json refuses numbers beyond f64 range, which PostgreSQL accepts: such a document
+    /// (in column `i`) is published as its text, a string, which beats stopping the replication.
+    fn unparsed_json(&self, i: usize, e: &serde_json::Error) {
+        log::warn!(
+            "reading table {}: column {} holds JSON we cannot parse ({e}); published as a string",
+            self.plan.table,
+            self.plan.names[i]
+        );
     }
 }
 
-fn kind_of(key: &str) -> Option<Kind> {
-    Some(match key {
+/// An array in the binary format (`array_send`: dimensions, then the elements in row-major
+/// order) as nested JSON arrays, each element by the rule of its kind and NULL as null; JSON
+/// elements serde_json refuses are strings, reported to `unparsed`. Lower bounds other than 1
+/// (`'[0:1]={1,2}'`) are not published: the elements are, in order, as psycopg2 returned them.
+fn array_json(
+    elem: Kind,
+    raw: &[u8],
+    unparsed: &mut dyn FnMut(&serde_json::Error),
+) -> Result<serde_json::Value, BoxError> {
+    let array = postgres_protocol::types::array_from_sql(raw)?;
+    let dims: Vec<usize> = array
+        .dimensions()
+        .map(|d| Ok(usize::try_from(d.len)?))
+        .collect()?;
+    let mut values = array.values();
+    if dims.is_empty() {
+        // An empty array has no dimensions at all.
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    // What PostgreSQL sends (MAXDIM is 6, and only an empty array has a zero length), so that
+    // each level of `nest` takes at least one element from the wire: its depth and its loops
+    // stay bounded by the message.
+    if dims.len() > 6 || dims.contains(&0) {
+        return Err(format!("dimensions {dims:?}").into());
+    }
+    let json = nest(elem, &dims, &mut values, unparsed)?;
+    if values.next()?.is_some() {
+        return Err("more elements than its dimensions hold".into());
+    }
+    Ok(json)
+}
+
+/// The next `dims[0]` elements (arrays of the next dimensions' when there are more). Vectors
+/// grow as elements arrive: lengths from the wire never size an allocation.
+fn nest(
+    elem: Kind,
+    dims: &[usize],
+    values: &mut postgres_protocol::types::ArrayValues<'_>,
+    unparsed: &mut dyn FnMut(&serde_json::Error),
+) -> Result<serde_json::Value, BoxError> {
+    let Some((&len, inner)) = dims.split_first() else {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    };
+    let mut items = Vec::new();
+    for _ in 0..len {
+        items.push(if inner.is_empty() {
+            match values
+                .next()?
+                .ok_or("fewer elements than its dimensions hold")?
+            {
+                Some(raw) => element(elem, raw, unparsed)?,
+                None => serde_json::Value::Null,
+            }
+        } else {
+            nest(elem, inner, values, unparsed)?
+        });
+    }
+    Ok(serde_json::Value::Array(items))
+}
+
+/// One non-NULL array element, by the rule a column of its kind follows.
+fn element(
+    elem: Kind,
+    raw: &[u8],
+    unparsed: &mut dyn FnMut(&serde_json::Error),
+) -> Result<serde_json::Value, BoxError> {
+    use postgres_protocol::types as wire;
+    use serde_json::Value as J;
+    let text = || wire::text_from_sql(raw);
+    Ok(match elem {
+        Kind::Int2 => wire::int2_from_sql(raw)?.into(),
+        Kind::Int4 => wire::int4_from_sql(raw)?.into(),
+        Kind::Int8 => wire::int8_from_sql(raw)?.into(),
+        Kind::Oid => wire::oid_from_sql(raw)?.into(),
+        // NaN and ±infinity have no JSON number: null, as for a float column.
+        Kind::Float4 => float_json(convert::f32_as_python(wire::float4_from_sql(raw)?)),
+        Kind::Float8 => float_json(wire::float8_from_sql(raw)?),
+        Kind::Bool => J::Bool(wire::bool_from_sql(raw)?),
+        Kind::Text | Kind::AsText | Kind::Money => J::String(text()?.to_owned()),
+        Kind::Bytea => J::String(convert::base64(raw)),
+        Kind::Json | Kind::Hstore => {
+            let text = text()?;
+            serde_json::from_str(text).unwrap_or_else(|e| {
+                unparsed(&e);
+                J::String(text.to_owned())
+            })
+        }
+        Kind::Inet => J::String(convert::inet_abbrev(text()?).to_owned()),
+        Kind::Time => J::String(convert::pg_time_text(text()?)),
+        Kind::Timestamp => J::String(convert::pg_datetime_text(text()?, Zone::Naive)),
+        Kind::TimestampTz => J::String(convert::pg_datetime_text(text()?, Zone::Utc)),
+    })
+}
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// A float as JSON: a number, or null for NaN and ±infinity (which JSON has no number for),
+/// as a float column is published (src/message.rs).
+fn float_json(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// An array column's value as the wire carries it, for `array_from_sql`.
+struct BinaryArray<'a>(&'a [u8]);
+
+impl<'a> postgres::types::FromSql<'a> for BinaryArray<'a> {
+    fn from_sql(_: &postgres::types::Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        Ok(BinaryArray(raw))
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        matches!(ty.kind(), postgres::types::Kind::Array(_))
+    }
+}
+
+/// A type as the catalog describes it, domains followed to their base type.
+struct PgType {
+    name: String,
+    /// In `pg_catalog`: a built-in type, whose name means what we think it means.
+    builtin: bool,
+    /// `typtype`: `b` base, `c` composite, `e` enum, `r` range, `m` multirange, `d` domain…
+    typtype: String,
+    /// For an array type (`typcategory` `A`), its element type; else 0.
+    elem: u32,
+}
+
+/// The type `oid`, or the base type when it is a domain (over a domain, and so on).
+fn base_type(client: &mut Client, mut oid: u32) -> Result<PgType, postgres::Error> {
+    // A domain is created over an existing type, so the chain ends; the bound only keeps a
+    // corrupt catalog from looping (what is left is published as its text form).
+    for _ in 0..32 {
+        let r = client.query_one(
+            "SELECT t.typname::text, t.typnamespace = 'pg_catalog'::regnamespace, \
+                    t.typtype::text, t.typbasetype, \
+                    CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0::oid END \
+             FROM pg_type t WHERE t.oid = $1",
+            &[&oid],
+        )?;
+        let ty = PgType {
+            name: r.get(0),
+            builtin: r.get(1),
+            typtype: r.get(2),
+            elem: r.get(4),
+        };
+        if ty.typtype != "d" {
+            return Ok(ty);
+        }
+        oid = r.get(3);
+    }
+    Ok(PgType {
+        name: String::new(),
+        builtin: false,
+        typtype: "d".into(),
+        elem: 0,
+    })
+}
+
+/// The rule for a (non-array) column of type `ty`: a built-in type we read natively or
+/// re-spell, hstore, or else the type's text form.
+fn kind_of(ty: &PgType) -> Kind {
+    if ty.elem != 0 {
+        // An array as an array's element (an array of a domain over an array).
+        return Kind::AsText;
+    }
+    if !ty.builtin {
+        return if ty.name == "hstore" && ty.typtype == "b" {
+            Kind::Hstore
+        } else {
+            // Enums, composites, ranges and multiranges of user types, citext, other
+            // extensions' types.
+            Kind::AsText
+        };
+    }
+    match ty.name.as_str() {
         "int2" => Kind::Int2,
         "int4" => Kind::Int4,
         "int8" => Kind::Int8,
@@ -520,10 +757,10 @@ fn kind_of(key: &str) -> Option<Kind> {
         "time" | "timetz" => Kind::Time,
         "timestamp" => Kind::Timestamp,
         "timestamptz" => Kind::TimestampTz,
-        "enum" => Kind::AsText,
-        k if AS_TEXT.contains(&k) => Kind::AsText,
-        _ => return None,
-    })
+        // numeric, uuid, date, interval, ranges, multiranges, geometric types, tsvector,
+        // tsquery, cidr, macaddr, bit, xml, pg_lsn…
+        _ => Kind::AsText,
+    }
 }
 
 /// Finds a table or view: by `schema` when given, else as `search_path` resolves it.
@@ -687,5 +924,100 @@ fn map_err(what: &str, e: postgres::Error) -> SourceError {
         }
         "Authentication" => SourceError::Refused(msg),
         _ => SourceError::Query(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// An array in `array_send`'s format, written by hand (PostgreSQL's `arrayfuncs.c`): the
+    /// number of dimensions, a has-NULLs flag, the element type, a (length, lower bound) per
+    /// dimension, then each element as its length (-1 for NULL) and bytes.
+    fn wire(dims: &[(i32, i32)], elements: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend((dims.len() as i32).to_be_bytes());
+        b.extend(i32::from(elements.contains(&None)).to_be_bytes());
+        b.extend(23u32.to_be_bytes());
+        for (len, lower) in dims {
+            b.extend(len.to_be_bytes());
+            b.extend(lower.to_be_bytes());
+        }
+        for e in elements {
+            match e {
+                Some(bytes) => {
+                    b.extend((bytes.len() as i32).to_be_bytes());
+                    b.extend(*bytes);
+                }
+                None => b.extend((-1i32).to_be_bytes()),
+            }
+        }
+        b
+    }
+
+    /// The array as JSON, and how many JSON elements could not be parsed.
+    fn decode(kind: Kind, raw: &[u8]) -> (Result<serde_json::Value, String>, usize) {
+        let mut unparsed = 0;
+        let json = array_json(kind, raw, &mut |_| unparsed += 1).map_err(|e| e.to_string());
+        (json, unparsed)
+    }
+
+    #[test]
+    fn dimensions_nest_in_row_major_order_and_lower_bounds_are_dropped() {
+        let (one, two, three) = (1i32.to_be_bytes(), 2i32.to_be_bytes(), 3i32.to_be_bytes());
+        let raw = wire(
+            &[(2, 0), (2, -3)],
+            &[Some(&one), Some(&two), Some(&three), None],
+        );
+        assert_eq!(decode(Kind::Int4, &raw).0, Ok(json!([[1, 2], [3, null]])));
+        assert_eq!(decode(Kind::Int4, &wire(&[], &[])).0, Ok(json!([])));
+    }
+
+    #[test]
+    fn elements_follow_their_kinds_rule() {
+        let f4 = [1.1f32.to_be_bytes(), f32::NAN.to_be_bytes()];
+        let raw = wire(&[(2, 1)], &[Some(&f4[0]), Some(&f4[1])]);
+        assert_eq!(decode(Kind::Float4, &raw).0, Ok(json!([1.1, null])));
+        let raw = wire(&[(2, 1)], &[Some(b"\x00\xff"), Some(b"")]);
+        assert_eq!(decode(Kind::Bytea, &raw).0, Ok(json!(["AP8=", ""])));
+        let raw = wire(&[(1, 1)], &[Some(b"2024-01-02 03:04:05.5+00")]);
+        assert_eq!(
+            decode(Kind::TimestampTz, &raw).0,
+            Ok(json!(["2024-01-02T03:04:05.500000Z"]))
+        );
+        // serde_json refuses numbers beyond f64; that element is published as its text.
+        let raw = wire(&[(2, 1)], &[Some(br#"{"b": [1]}"#), Some(b"1e400")]);
+        assert_eq!(
+            decode(Kind::Json, &raw),
+            (Ok(json!([{"b": [1]}, "1e400"])), 1)
+        );
+    }
+
+    #[test]
+    fn malformed_arrays_are_errors_not_panics() {
+        let one = 1i32.to_be_bytes();
+        let good = wire(&[(2, 1), (1, 1)], &[Some(&one), None]);
+        assert!(decode(Kind::Int4, &good).0.is_ok());
+        for cut in 0..good.len() {
+            assert!(decode(Kind::Int4, &good[..cut]).0.is_err(), "cut at {cut}");
+        }
+        let bad = [
+            // one element more than the dimensions hold
+            wire(&[(1, 1)], &[Some(&one), Some(&one)]),
+            // seven dimensions (PostgreSQL allows six)
+            wire(&[(1, 1); 7], &[Some(&one)]),
+            // a zero-length dimension in a non-empty array
+            wire(&[(2, 1), (0, 1)], &[]),
+            // a negative length
+            wire(&[(-1, 1)], &[]),
+            // an int4 of two bytes
+            wire(&[(1, 1)], &[Some(&[0, 1])]),
+        ];
+        for raw in &bad {
+            assert!(decode(Kind::Int4, raw).0.is_err(), "{raw:?}");
+        }
+        let raw = wire(&[(1, 1)], &[Some(b"\xff")]);
+        assert!(decode(Kind::Text, &raw).0.is_err());
     }
 }
