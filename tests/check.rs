@@ -259,7 +259,7 @@ fn an_unreachable_source_is_exit_3_and_the_rest_is_still_checked() {
 }
 
 #[test]
-fn a_missing_table_or_a_refused_column_type_is_exit_2() {
+fn a_missing_table_or_a_refused_key_type_is_exit_2() {
     let f = Fixture::new();
     let mut job = f.job.clone();
     job.source.table = "nosuch".into();
@@ -272,10 +272,11 @@ fn a_missing_table_or_a_refused_column_type_is_exit_2() {
         &skipped,
     );
 
-    let table = unique("check_array");
+    // PostgreSQL publishes every column type; a key that is not an integer is still refused.
+    let table = unique("check_textkey");
     let _table = TableGuard::new(&Db::Postgres, &table);
     Db::Postgres.exec(&format!(
-        "CREATE TABLE {table} (id bigint PRIMARY KEY, tags text[])"
+        "CREATE TABLE {table} (id text PRIMARY KEY, tags text[])"
     ));
     let mut job = f.job.clone();
     job.source.uri = pg_uri();
@@ -284,7 +285,10 @@ fn a_missing_table_or_a_refused_column_type_is_exit_2() {
     expect(
         &check(&f.write(&job), &[]),
         2,
-        &[("source", "column tags has type text[]")],
+        &[(
+            "source",
+            "primary key id has type text; expected smallint, integer or bigint",
+        )],
         &skipped,
     );
 }
