@@ -280,8 +280,10 @@ return holder
 
 /// Writes the position only for the lease holder. A lease nobody holds lapsed: another instance
 /// may have held it and moved the position meanwhile, so it is taken here only if the position
-/// is still the one the writer last saw (ARGV[4], empty for none); otherwise the caller must read
-/// it again before writing (else it could move the position backwards).
+/// is still the one the writer last saw (ARGV[4], empty for none), or is missing with the lease
+/// (a Redis that came back empty: nobody wrote since, as every writer writes the position, and
+/// the writer's acknowledged position is what it would restore anyway); otherwise the caller
+/// must read it again before writing (else it could move the position backwards).
 const WRITE_FENCED: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
@@ -291,7 +293,7 @@ if holder == ARGV[1] then
 end
 if holder == false then
   local stored = redis.call('GET', KEYS[2])
-  if (ARGV[4] == '' and stored == false) or stored == ARGV[4] then
+  if stored == false or stored == ARGV[4] then
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
     redis.call('SET', KEYS[2], ARGV[2])
     return 2

@@ -166,7 +166,8 @@ fn a_silent_server_times_out_as_retriable() {
 
 /// A Kafka call that outlives the lease must not cost a republished batch when nobody else
 /// wanted the job: a lapsed lease is taken again by the write if the position is still the one
-/// the writer last saw, and refused if anyone moved it meanwhile.
+/// the writer last saw (or missing with the lease: an emptied Redis), and refused if anyone moved
+/// it meanwhile.
 #[test]
 fn a_lapsed_lease_is_retaken_by_the_write_only_if_the_position_did_not_move() {
     use repliqate::store::{StoreError, Written};
@@ -206,6 +207,17 @@ fn a_lapsed_lease_is_retaken_by_the_write_only_if_the_position_did_not_move() {
     let err = store.write_fenced(40, Some(30), "a", short).unwrap_err();
     assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
     assert_eq!(raw(&["GET", &key]).as_deref(), Some("30"));
+    // Redis came back empty (no lease, no position) while a batch was being committed: nobody
+    // wrote since, so the acknowledged position is written and the lease taken, rather than
+    // the batch republished.
+    raw(&["DEL", &key]);
+    raw(&["DEL", &lease]);
+    assert_eq!(
+        store.write_fenced(50, Some(30), "a", short).unwrap(),
+        Written::LeaseRetaken
+    );
+    assert_eq!(raw(&["GET", &key]).as_deref(), Some("50"));
+    assert_eq!(raw(&["GET", &lease]).as_deref(), Some("a"));
     raw(&["DEL", &key]);
     raw(&["DEL", &lease]);
 }
