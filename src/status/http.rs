@@ -110,24 +110,25 @@ fn answer(stream: TcpStream, status: &Status) -> io::Result<()> {
         ),
         Err(Refused(why)) => (String::new(), why),
     };
-    let mut out = &stream;
     let allow = if response.status.starts_with("405") {
         "Allow: GET, HEAD\r\n"
     } else {
         ""
     };
-    write!(
-        out,
+    // Head and body in one write: one segment for a small answer, never a torn status line.
+    let mut out = format!(
         "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
          {allow}Connection: close\r\n\r\n",
         response.status,
         response.content_type,
         response.body.len()
-    )?;
+    );
     if method != "HEAD" {
-        out.write_all(response.body.as_bytes())?;
+        out.push_str(&response.body);
     }
-    out.flush()
+    let mut stream = &stream;
+    stream.write_all(out.as_bytes())?;
+    stream.flush()
 }
 
 /// Why a request head was not read: the answer to give (a 400 or 431), if any can be given.
