@@ -371,10 +371,6 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             path: state_file_path(state_file.map(|s| s.into_string()), origin, &name),
         },
     };
-    let redis_timeout = match &position_store {
-        PositionStoreConfig::Redis { timeout, .. } => Some(*timeout),
-        PositionStoreConfig::File { .. } => None,
-    };
     let metrics_addr = raw.metrics_addr.map(Checked::into_string);
     for (set, key) in [
         (raw.stall_timeout_sec.is_some(), "stall_timeout_sec"),
@@ -461,18 +457,15 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
         retry_backoff_max: d.retry_backoff_max,
         security: from_properties.security,
     };
-    let source_connect = secs_or(src.connect_timeout_sec, DEFAULT_CONNECT_TIMEOUT);
-    let query_timeout = secs_or(src.query_timeout_sec, DEFAULT_QUERY_TIMEOUT);
-    let longest = longest_step(&producer, source_connect, query_timeout, redis_timeout);
-    let health = Thresholds {
-        stall_timeout: raw.stall_timeout_sec.map_or(longest, |s| s.0),
-        ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
-    };
-    Ok(Config {
+    let mut config = Config {
         name,
         statsd_addr: raw.statsd_addr.map(Checked::into_string),
         metrics_addr,
-        health,
+        // The stall timeout's default is derived from the settings below, once they are built.
+        health: Thresholds {
+            stall_timeout: Duration::ZERO,
+            ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
+        },
         position_store,
         poll_interval: rep.poll_interval_sec.0,
         retry_backoff_max: secs_or(rep.retry_backoff_max_sec, DEFAULT_RETRY_BACKOFF_MAX),
@@ -488,8 +481,8 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
                 fields: src
                     .fields
                     .map(|list| list.0.into_iter().map(Checked::into_string).collect()),
-                query_timeout,
-                connect_timeout: source_connect,
+                query_timeout: secs_or(src.query_timeout_sec, DEFAULT_QUERY_TIMEOUT),
+                connect_timeout: secs_or(src.connect_timeout_sec, DEFAULT_CONNECT_TIMEOUT),
             },
             limit: src.limit.map_or(DEFAULT_LIMIT, |l| l.0),
             gap_timeout: src.gap_timeout_sec.map_or(DEFAULT_GAP_TIMEOUT, |g| g.0),
@@ -501,7 +494,12 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             producer,
         },
         log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
-    })
+    };
+    config.health.stall_timeout = match raw.stall_timeout_sec {
+        Some(s) => s.0,
+        None => config.longest_step(),
+    };
+    Ok(config)
 }
 
 /// The longest a healthy turn of the loop can go between two heartbeats: the default
@@ -510,7 +508,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
 /// the fetch), publishes it while reading the next (Kafka's delivery timeout, plus the request in
 /// flight when it expires), and talks to Redis up to three times (lease, renewal, commit). Waits
 /// between retries beat, so they do not count. 365 s with the defaults.
-pub fn longest_step(
+fn longest_step(
     producer: &ProducerConfig,
     source_connect: Duration,
     query_timeout: Duration,
