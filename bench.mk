@@ -3,7 +3,7 @@
 # stack is up (`make stack-up`); they read its addresses from `scripts/stack env`.
 #
 # Smaller runs: make bench-kafka BENCH_RECORDS=100000 BENCH_RUNS=1
-#               make bench BENCH_ROWS=100000 BENCH_SOURCES=sqlite
+#               make bench BENCH_ROWS=100000 BENCH_SOURCES=sqlite BENCH_BUILDS=glibc
 # Numbers are printed, not checked: this machine is noisy, compare medians.
 
 BENCH_STACK_ENV = if [ -x scripts/stack ]; then eval "$$(scripts/stack env)"; fi; \
@@ -12,9 +12,11 @@ BENCH_STACK_ENV = if [ -x scripts/stack ]; then eval "$$(scripts/stack env)"; fi
 		exit 1; \
 	fi
 
-# The repliqate binary `make bench` runs: the glibc release build by default; the static musl
-# one from `make release` with BENCH_REPLIQATE=target/x86_64-unknown-linux-musl/release/repliqate.
-BENCH_REPLIQATE ?= target/release/repliqate
+# The repliqate builds `make bench` runs, interleaved: the glibc release build and the static musl
+# one from `make release` (what users deploy); BENCH_BUILDS=glibc for one. BENCH_REPLIQATE=PATH
+# runs one given binary instead.
+BENCH_BUILDS ?= glibc,musl
+BENCH_REPLIQATE ?=
 
 .PHONY: bench-kafka bench
 
@@ -25,16 +27,24 @@ bench-kafka:
 	BENCH_RUNS="$(BENCH_RUNS)" BENCH_SIZE="$(BENCH_SIZE)" \
 	target/release/examples/bench_kafka
 
+# /usr/bin/time measures each run; the C clients' headers (libpq-dev, libmariadb-dev) build the
+# PostgreSQL and MariaDB scan references (examples/scan/). As root on Debian they are installed.
+
 bench:
-	@if [ ! -x /usr/bin/time ]; then \
+	@missing=""; \
+	[ -x /usr/bin/time ] || missing="$$missing time"; \
+	[ -f /usr/include/postgresql/libpq-fe.h ] || missing="$$missing libpq-dev"; \
+	command -v mariadb_config >/dev/null 2>&1 || missing="$$missing libmariadb-dev"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			apt-get install -y -q time >/dev/null || exit 1; \
+			apt-get install -y -q $$missing >/dev/null || exit 1; \
 		else \
-			echo "/usr/bin/time is missing: install the 'time' package (apt-get install time)" >&2; exit 1; \
+			echo "make bench needs:$$missing (apt-get install$$missing)" >&2; exit 1; \
 		fi; \
 	fi
+	@case ",$(BENCH_BUILDS)," in *,musl,*) [ -n "$(BENCH_REPLIQATE)" ] || $(MAKE) --no-print-directory release ;; esac
 	@$(BENCH_STACK_ENV); \
 	cargo build --release --bin repliqate --example bench_replication && \
 	BENCH_ROWS="$(BENCH_ROWS)" BENCH_LIMIT="$(BENCH_LIMIT)" BENCH_SOURCES="$(BENCH_SOURCES)" \
-	BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
+	BENCH_BUILDS="$(BENCH_BUILDS)" BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
 	target/release/examples/bench_replication

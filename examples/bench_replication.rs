@@ -1,16 +1,26 @@
-//! `make bench`: the daemon end to end, source table → Kafka, for SQLite, PostgreSQL and MariaDB
-//! (issue 3, "Benchmark"). For each source it fills a table of typical columns, runs the release
-//! binary `repliqate --once` from empty to caught up under `/usr/bin/time` (wall, CPU, peak RSS),
-//! checks the topic holds every row, and then has librdkafka produce the same number of messages
-//! of the same size (a sample of the messages repliqate wrote, cycled) to the same broker: the
-//! reference rate. Three such rounds per source, interleaved; the ratio reported is the median
-//! of the rounds' ratios (this machine's noise moves both rates by tens of percent).
+//! `make bench`: the daemon end to end, source table → Kafka, for SQLite, PostgreSQL and MariaDB.
+//! For each source it fills a table of typical columns, and in each round runs every build of
+//! `repliqate --once` (the glibc release build and the static musl one users deploy) from empty
+//! to caught up under `/usr/bin/time` (wall, CPU, peak RSS), checking the topic holds every row;
+//! then has librdkafka produce the same number of messages of the same size (a sample of the
+//! messages repliqate wrote, cycled) to the same broker: the reference rate; and, for PostgreSQL
+//! and MariaDB, reads the table with the database's own C client in the same primary-key
+//! batches (examples/scan/*.c): the reference for the database's share. Three such rounds per
+//! source, interleaved; every ratio reported is the median of the rounds' ratios (this
+//! machine's noise moves all rates by tens of percent).
+//!
+//! The ratios: `vs rdkafka` = librdkafka's time / repliqate's (above 1: faster than librdkafka
+//! producing the same messages); `vs scan+rd` = (C client scan + librdkafka) / repliqate (above
+//! 1: faster than reading with the C client and then producing, one after the other);
+//! `musl/glibc` = the musl build's rate over the glibc build's in the same round.
 //!
 //! Settings (argument or environment variable, arguments win):
 //!   --rows N     BENCH_ROWS      rows per source (default 1000000)
 //!   --limit N    BENCH_LIMIT     repliqate's batch size, `limit` (default 10000)
 //!   BENCH_SOURCES    comma-separated subset of sqlite,postgres,mysql (default all three)
-//!   BENCH_REPLIQATE  the binary to run (default target/release/repliqate)
+//!   BENCH_BUILDS     comma-separated subset of glibc,musl (default both): target/release/repliqate
+//!                    and target/x86_64-unknown-linux-musl/release/repliqate (`make release`)
+//!   BENCH_REPLIQATE  instead of the builds: one binary to run
 //!   servers: REPLIQATE_TEST_KAFKA, REPLIQATE_TEST_REDIS, REPLIQATE_TEST_PG_URI,
 //!   REPLIQATE_TEST_MYSQL_URI (from `scripts/stack env`)
 
@@ -48,9 +58,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// One source's results.
+/// One build's results on one source.
 struct Outcome {
     source: &'static str,
+    build: &'static str,
     rows: usize,
     wall: f64,
     cpu: f64,
@@ -59,8 +70,61 @@ struct Outcome {
     publish_s: f64,
     avg_message: f64,
     reference_rate: f64,
-    /// repliqate's rate over librdkafka's, per round.
+    /// librdkafka's time over repliqate's, per round.
     ratios: Vec<f64>,
+    /// (C client scan + librdkafka) over repliqate, per round (PostgreSQL and MariaDB).
+    scan_ratios: Vec<f64>,
+    /// The C client's scan, median seconds.
+    scan_s: Option<f64>,
+    /// This build's rate over the first build's, per round (the first build: empty).
+    vs_first: Vec<f64>,
+}
+
+/// A repliqate binary the bench runs.
+struct Build {
+    name: &'static str,
+    path: PathBuf,
+}
+
+/// The builds of BENCH_BUILDS (or the one binary of BENCH_REPLIQATE), each checked to exist.
+fn builds() -> Result<Vec<Build>, String> {
+    if let Some(path) = std::env::var("BENCH_REPLIQATE")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        return Ok(vec![Build {
+            name: "given",
+            path: PathBuf::from(path),
+        }]);
+    }
+    let names = std::env::var("BENCH_BUILDS")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "glibc,musl".into());
+    let mut out = Vec::new();
+    for name in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, path, how) = match name {
+            "glibc" => ("glibc", "target/release/repliqate", "cargo build --release"),
+            "musl" => (
+                "musl",
+                "target/x86_64-unknown-linux-musl/release/repliqate",
+                "make release",
+            ),
+            other => {
+                return Err(format!(
+                    "BENCH_BUILDS: unknown build {other:?}; expected glibc or musl"
+                ))
+            }
+        };
+        if !Path::new(path).exists() {
+            return Err(format!("{path} not found: build it with `{how}`"));
+        }
+        out.push(Build {
+            name,
+            path: PathBuf::from(path),
+        });
+    }
+    Ok(out)
 }
 
 fn run() -> Result<(), String> {
@@ -71,18 +135,7 @@ fn run() -> Result<(), String> {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "sqlite,postgres,mysql".into());
-    let binary = PathBuf::from(
-        std::env::var("BENCH_REPLIQATE")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "target/release/repliqate".into()),
-    );
-    if !binary.exists() {
-        return Err(format!(
-            "{} not found: build it with `cargo build --release`",
-            binary.display()
-        ));
-    }
+    let builds = builds()?;
     if !Path::new("/usr/bin/time").exists() {
         return Err("/usr/bin/time not found: install it with `apt-get install time`".into());
     }
@@ -94,7 +147,7 @@ fn run() -> Result<(), String> {
     let settings = Settings {
         rows,
         limit,
-        binary: &binary,
+        builds: &builds,
         broker: &broker,
         redis: &redis,
         dir: &dir,
@@ -117,104 +170,178 @@ fn run() -> Result<(), String> {
                 ))
             }
         };
-        outcomes.push(bench_source(&settings, name, &uri)?);
+        let scan = match source {
+            "postgres" => Some(Scan::postgres(&dir, &uri)?),
+            "mysql" => Some(Scan::mariadb(&dir, &uri)?),
+            _ => None,
+        };
+        outcomes.extend(bench_source(&settings, name, &uri, scan.as_ref())?);
     }
     let _ = std::fs::remove_dir_all(&dir);
 
+    print_table(&outcomes, rows, limit);
+    Ok(())
+}
+
+/// The one table `make bench` prints: source × build.
+fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
+    let rounds = |xs: &[f64]| {
+        xs.iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let ratio = |xs: &[f64]| {
+        if xs.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", median(xs))
+        }
+    };
     println!();
-    println!("repliqate --once, {rows} rows per source, limit {limit}, acks=all, idempotent, 3 partitions");
     println!(
-        "{:<11} {:>7} {:>8} {:>6} {:>7} {:>7} {:>8} {:>9} {:>11} {:>6}  rounds",
-        "source",
-        "wall s",
-        "rows/s",
-        "CPU s",
-        "RSS MB",
-        "read s",
-        "publ. s",
-        "msg bytes",
-        "rdkafka r/s",
-        "ratio"
+        "repliqate --once, {rows} rows per source, limit {limit}, acks=all, idempotent, 3 partitions"
     );
-    for o in &outcomes {
-        let rate = o.rows as f64 / o.wall;
+    println!(
+        "{:<11} {:<6} {:>8} {:>10} {:>10} {:>10} {:>12} {:>7} {:>9} {:>7} {:>7}  vs rdkafka rounds",
+        "source",
+        "build",
+        "rows/s",
+        "vs rdkafka",
+        "vs scan+rd",
+        "musl/glibc",
+        "CPU s/1M rows",
+        "RSS MB",
+        "msg bytes",
+        "read s",
+        "publ. s"
+    );
+    for o in outcomes {
         println!(
-            "{:<11} {:>7.2} {:>8.0} {:>6.2} {:>7.1} {:>7.2} {:>8.2} {:>9.0} {:>11.0} {:>6.2}  {}",
+            "{:<11} {:<6} {:>8.0} {:>10} {:>10} {:>10} {:>12.2} {:>7.1} {:>9.0} {:>7.2} {:>7.2}  {}",
             o.source,
-            o.wall,
-            rate,
-            o.cpu,
+            o.build,
+            o.rows as f64 / o.wall,
+            ratio(&o.ratios),
+            ratio(&o.scan_ratios),
+            ratio(&o.vs_first),
+            o.cpu * 1e6 / o.rows as f64,
             o.rss_mb,
+            o.avg_message,
             o.read_s,
             o.publish_s,
-            o.avg_message,
-            o.reference_rate,
-            median(&o.ratios),
-            o.ratios
-                .iter()
-                .map(|r| format!("{r:.2}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            rounds(&o.ratios)
         );
     }
-    println!("targets: ratio >= 0.80 for SQLite; peak RSS <= 32 MB at limit 10000");
-    println!("({ROUNDS} rounds per source, each repliqate then librdkafka: wall, CPU, read, publish and rdkafka r/s are medians, RSS the highest, ratio the median of the rounds' ratios)");
+    println!();
+    println!(
+        "{:<11} {:>12} {:>12}",
+        "reference", "rdkafka r/s", "C scan s"
+    );
+    let mut seen = Vec::new();
+    for o in outcomes.iter().filter(|o| {
+        let first = !seen.contains(&o.source);
+        seen.push(o.source);
+        first
+    }) {
+        println!(
+            "{:<11} {:>12.0} {:>12}",
+            o.source,
+            o.reference_rate,
+            o.scan_s.map_or("-".into(), |s| format!("{s:.2}"))
+        );
+    }
+    println!(
+        "targets: musl/glibc >= 0.95 and vs rdkafka >= 1.0 on SQLite; vs scan+rd >= 1.0 for \
+         PostgreSQL and MariaDB; peak RSS <= 32 MB at limit 10000"
+    );
+    println!("({ROUNDS} rounds per source, each: every build, librdkafka, the C client scan; rates, CPU, read and publish are medians, RSS the highest, ratios the medians of the rounds' ratios)");
     println!("(wall, CPU and RSS of the whole repliqate process, start-up included; read (fetch + encode) and publish summed from its batch lines; publish includes the Redis commit)");
-    Ok(())
 }
 
 /// What every source's runs share.
 struct Settings<'a> {
     rows: usize,
     limit: usize,
-    binary: &'a Path,
+    builds: &'a [Build],
     broker: &'a str,
     redis: &'a str,
     /// Config files (and the SQLite database).
     dir: &'a Path,
 }
 
-fn bench_source(bench: &Settings<'_>, name: &'static str, uri: &str) -> Result<Outcome, String> {
+fn bench_source(
+    bench: &Settings<'_>,
+    name: &'static str,
+    uri: &str,
+    scan: Option<&Scan>,
+) -> Result<Vec<Outcome>, String> {
     let rows = bench.rows;
-    // Rounds interleave repliqate and librdkafka, so that both see the same moments of this
-    // noisy machine; the ratio is the median of the rounds' ratios.
+    // Rounds interleave the builds, librdkafka and the scan, so that all see the same moments
+    // of this noisy machine; each ratio is the median of the rounds' ratios.
     let keys: Vec<Bytes> = (1..=rows).map(|i| Bytes::from(i.to_string())).collect();
     let mut sample = Vec::new();
-    let mut runs = Vec::new();
+    let builds = bench.builds;
+    let mut runs: Vec<Vec<Run>> = builds.iter().map(|_| Vec::new()).collect();
     let mut reference = Vec::new();
-    let mut ratios = Vec::new();
+    let mut scans = Vec::new();
     for round in 1..=ROUNDS {
-        // librdkafka sends real messages repliqate wrote (the first round's), cycled, keyed by id.
-        let mut run = run_repliqate(bench, name, uri, round == 1)?;
-        if let Some(messages) = run.sample.take() {
-            sample = messages;
+        for (b, build) in builds.iter().enumerate() {
+            // librdkafka sends real messages repliqate wrote (the first run's), cycled.
+            let mut run = run_repliqate(bench, name, uri, build, round == 1 && b == 0)?;
+            if let Some(messages) = run.sample.take() {
+                sample = messages;
+            }
+            runs[b].push(run);
         }
         let secs = run_librdkafka(bench.broker, &keys, &sample)?;
-        let ratio = secs / run.wall;
-        eprintln!(
-            "{name}: round {round}: repliqate {:.0} rows/s, librdkafka (same count and size) {:.0} \
-             msgs/s, ratio {ratio:.2}",
-            rows as f64 / run.wall,
-            rows as f64 / secs,
-        );
         reference.push(secs);
-        ratios.push(ratio);
-        runs.push(run);
+        let scanned = scan.map(|s| s.run(rows, bench.limit)).transpose()?;
+        scans.push(scanned);
+        for (b, build) in builds.iter().enumerate() {
+            let wall = runs[b][round - 1].wall;
+            eprintln!(
+                "{name}: round {round}: {} {:.0} rows/s; librdkafka {:.0} msgs/s (ratio {:.2}){}",
+                build.name,
+                rows as f64 / wall,
+                rows as f64 / secs,
+                secs / wall,
+                scanned.map_or(String::new(), |s| format!(
+                    "; C scan {s:.2} s (scan + librdkafka / repliqate {:.2})",
+                    (s + secs) / wall
+                ))
+            );
+        }
     }
     let avg_message = sample.iter().map(Bytes::len).sum::<usize>() as f64 / sample.len() as f64;
-    let of = |f: fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
-    Ok(Outcome {
-        source: name,
-        rows,
-        wall: of(|r| r.wall),
-        cpu: of(|r| r.cpu),
-        rss_mb: runs.iter().map(|r| r.rss_mb).fold(0.0, f64::max),
-        read_s: of(|r| r.read_s),
-        publish_s: of(|r| r.publish_s),
-        avg_message,
-        reference_rate: rows as f64 / median(&reference),
-        ratios,
-    })
+    let scan_s = scan.map(|_| median(&scans.iter().flatten().copied().collect::<Vec<_>>()));
+    let mut out = Vec::new();
+    for (b, build) in builds.iter().enumerate() {
+        let runs_b = &runs[b];
+        let of = |f: fn(&Run) -> f64| median(&runs_b.iter().map(f).collect::<Vec<_>>());
+        let per_round = |f: &dyn Fn(usize) -> Option<f64>| (0..ROUNDS).filter_map(f).collect();
+        out.push(Outcome {
+            source: name,
+            build: build.name,
+            rows,
+            wall: of(|r| r.wall),
+            cpu: of(|r| r.cpu),
+            rss_mb: runs_b.iter().map(|r| r.rss_mb).fold(0.0, f64::max),
+            read_s: of(|r| r.read_s),
+            publish_s: of(|r| r.publish_s),
+            avg_message,
+            reference_rate: rows as f64 / median(&reference),
+            ratios: per_round(&|i| Some(reference[i] / runs_b[i].wall)),
+            scan_ratios: per_round(&|i| scans[i].map(|s| (s + reference[i]) / runs_b[i].wall)),
+            scan_s,
+            vs_first: if b == 0 {
+                Vec::new()
+            } else {
+                per_round(&|i| Some(runs[0][i].wall / runs_b[i].wall))
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// Interleaved rounds of repliqate and librdkafka per source.
@@ -233,15 +360,22 @@ struct Run {
 
 /// Runs repliqate on a fresh topic and job, checks the topic holds every row, and returns the
 /// run's figures and, if `sample`, some of the messages it wrote.
-fn run_repliqate(bench: &Settings<'_>, name: &str, uri: &str, sample: bool) -> Result<Run, String> {
+fn run_repliqate(
+    bench: &Settings<'_>,
+    name: &str,
+    uri: &str,
+    build: &Build,
+    sample: bool,
+) -> Result<Run, String> {
     let Settings {
         rows,
         limit,
-        binary,
         broker,
         redis,
         dir,
+        ..
     } = *bench;
+    let binary = &build.path;
     let topic = fresh_topic(broker, &format!("bench-{}", name.to_lowercase()))?;
     // A job name never used before: the Redis position key is fresh, replication starts at 0.
     let job = topic.clone();
@@ -253,7 +387,7 @@ fn run_repliqate(bench: &Settings<'_>, name: &str, uri: &str, sample: bool) -> R
         .yaml();
     std::fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
 
-    eprintln!("{name}: repliqate --once → {topic}");
+    eprintln!("{name}: repliqate ({}) --once → {topic}", build.name);
     let output = Command::new("/usr/bin/time")
         .args(["-f", "BENCH-TIME %e %U %S %M"])
         .arg(binary)
@@ -371,6 +505,105 @@ fn sample_messages(broker: &str, topic: &str, count: usize) -> Result<Vec<Bytes>
         }
     }
     Ok(out)
+}
+
+/// The database's own C client reading the bench table in primary-key batches
+/// (examples/scan/*.c, compiled here with `cc`): the reference for the database's share.
+struct Scan {
+    program: PathBuf,
+    /// The connection arguments, before TABLE KEY LIMIT.
+    args: Vec<String>,
+}
+
+impl Scan {
+    fn postgres(dir: &Path, uri: &str) -> Result<Scan, String> {
+        let program = compile(
+            dir,
+            "pg_scan",
+            &["-I/usr/include/postgresql", "-lpq"],
+            "libpq-dev",
+        )?;
+        // libpq takes the URI as it is.
+        Ok(Scan {
+            program,
+            args: vec![uri.to_string()],
+        })
+    }
+
+    fn mariadb(dir: &Path, uri: &str) -> Result<Scan, String> {
+        let flags = Command::new("mariadb_config")
+            .args(["--cflags", "--libs"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .ok_or(
+                "mariadb_config not found: install the MariaDB C client library's headers \
+                    (apt-get install libmariadb-dev)",
+            )?;
+        let flags: Vec<&str> = flags.split_whitespace().collect();
+        let program = compile(dir, "mariadb_scan", &flags, "libmariadb-dev")?;
+        let opts =
+            mysql::Opts::from_url(uri).map_err(|e| format!("REPLIQATE_TEST_MYSQL_URI: {e}"))?;
+        Ok(Scan {
+            program,
+            args: vec![
+                opts.get_ip_or_hostname().to_string(),
+                opts.get_tcp_port().to_string(),
+                opts.get_user().unwrap_or_default().to_string(),
+                opts.get_pass().unwrap_or_default().to_string(),
+                opts.get_db_name().unwrap_or_default().to_string(),
+            ],
+        })
+    }
+
+    /// Reads the whole table; returns the seconds it took (the program's own clock, from its
+    /// first query to its last row: connecting is not counted).
+    fn run(&self, rows: usize, limit: usize) -> Result<f64, String> {
+        let out = Command::new(&self.program)
+            .args(&self.args)
+            .args([TABLE, "id", &limit.to_string()])
+            .output()
+            .map_err(|e| format!("running {}: {e}", self.program.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let fields: Vec<&str> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("SCAN "))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        match (out.status.success(), &fields[..]) {
+            (true, [n, _bytes, secs]) if n.parse() == Ok(rows) => secs
+                .parse()
+                .map_err(|_| format!("{}: bad time {secs:?}", self.program.display())),
+            _ => Err(format!(
+                "{} failed or read the wrong number of rows (expected {rows}): {}{}",
+                self.program.display(),
+                text.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    }
+}
+
+/// Compiles examples/scan/NAME.c into `dir` with `cc -O2`.
+fn compile(dir: &Path, name: &str, flags: &[&str], package: &str) -> Result<PathBuf, String> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/scan/{name}.c"));
+    let program = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .args(flags)
+        .output()
+        .map_err(|e| format!("running cc: {e} (apt-get install build-essential)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "compiling {}: {} (needs {package}: apt-get install {package})",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(program)
 }
 
 fn env(var: &str) -> Result<String, String> {
