@@ -18,7 +18,7 @@ BENCH_STACK_ENV = if [ -x scripts/stack ]; then eval "$$(scripts/stack env)"; fi
 BENCH_BUILDS ?= glibc,musl
 BENCH_REPLIQATE ?=
 
-.PHONY: bench-kafka bench
+.PHONY: bench-kafka bench bench-latency
 
 bench-kafka:
 	@$(BENCH_STACK_ENV); \
@@ -48,3 +48,11 @@ bench:
 	BENCH_ROWS="$(BENCH_ROWS)" BENCH_LIMIT="$(BENCH_LIMIT)" BENCH_SOURCES="$(BENCH_SOURCES)" \
 	BENCH_BUILDS="$(BENCH_BUILDS)" BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
 	target/release/examples/bench_replication
+
+# Insert-to-consumer latency at a steady write rate, per poll interval (examples/bench_latency.rs).
+bench-latency:
+	@$(BENCH_STACK_ENV); \
+	cargo build --release --example bench_latency && \
+	BENCH_RATE="$(BENCH_RATE)" BENCH_SECONDS="$(BENCH_SECONDS)" BENCH_POLLS="$(BENCH_POLLS)" \
+	BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
+	target/release/examples/bench_latency
