@@ -18,7 +18,7 @@ BENCH_STACK_ENV = if [ -x scripts/stack ]; then eval "$$(scripts/stack env)"; fi
 BENCH_BUILDS ?= glibc,musl
 BENCH_REPLIQATE ?=
 
-.PHONY: bench-kafka bench bench-latency
+.PHONY: bench-kafka bench bench-latency bench-scale
 
 bench-kafka:
 	@$(BENCH_STACK_ENV); \
@@ -56,3 +56,18 @@ bench-latency:
 	BENCH_RATE="$(BENCH_RATE)" BENCH_SECONDS="$(BENCH_SECONDS)" BENCH_POLLS="$(BENCH_POLLS)" \
 	BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
 	target/release/examples/bench_latency
+
+# Rows/s, CPU per row and peak RSS as the table grows and as rows grow: SQLite, the musl build,
+# limit 10000. Each line: rows and payload bytes (rows of ~100 B, ~300 B, ~1 KB, ~10 KB).
+BENCH_SCALE ?= 1000000:200 10000000:200 1000000:40 1000000:900 100000:9900
+
+bench-scale:
+	@$(MAKE) --no-print-directory release
+	@$(BENCH_STACK_ENV); \
+	cargo build --release --example bench_replication && \
+	for spec in $(BENCH_SCALE); do \
+		echo "=== $${spec%%:*} rows, payload $${spec##*:} bytes"; \
+		BENCH_ROWS=$${spec%%:*} BENCH_PAYLOAD=$${spec##*:} BENCH_SOURCES=sqlite BENCH_BUILDS=musl \
+		BENCH_LIMIT="$(BENCH_LIMIT)" target/release/examples/bench_replication 2>/dev/null \
+			| grep -E '^(source|SQLite)' || exit 1; \
+	done

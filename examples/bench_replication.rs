@@ -17,6 +17,8 @@
 //! Settings (argument or environment variable, arguments win):
 //!   --rows N     BENCH_ROWS      rows per source (default 1000000)
 //!   --limit N    BENCH_LIMIT     repliqate's batch size, `limit` (default 10000)
+//!   --payload N  BENCH_PAYLOAD   bytes of the `payload` text column (default 200: rows of ~300 B,
+//!                                messages of ~500 B); `make bench-scale` varies it
 //!   BENCH_SOURCES    comma-separated subset of sqlite,postgres,mysql (default all three)
 //!   BENCH_BUILDS     comma-separated subset of glibc,musl (default both): target/release/repliqate
 //!                    and target/x86_64-unknown-linux-musl/release/repliqate (`make release`)
@@ -131,6 +133,7 @@ fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rows = setting(&args, "rows", "BENCH_ROWS", 1_000_000)?.max(1);
     let limit = setting(&args, "limit", "BENCH_LIMIT", 10_000)?.max(1);
+    let payload_len = setting(&args, "payload", "BENCH_PAYLOAD", 200)?;
     let sources = std::env::var("BENCH_SOURCES")
         .ok()
         .filter(|s| !s.is_empty())
@@ -155,14 +158,14 @@ fn run() -> Result<(), String> {
     let mut outcomes = Vec::new();
     for source in sources.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, uri): (&'static str, String) = match source {
-            "sqlite" => ("SQLite", fill_sqlite(&dir, rows)?),
+            "sqlite" => ("SQLite", fill_sqlite(&dir, rows, payload_len)?),
             "postgres" => (
                 "PostgreSQL",
-                fill_postgres(&env("REPLIQATE_TEST_PG_URI")?, rows)?,
+                fill_postgres(&env("REPLIQATE_TEST_PG_URI")?, rows, payload_len)?,
             ),
             "mysql" => (
                 "MariaDB",
-                fill_mysql(&env("REPLIQATE_TEST_MYSQL_URI")?, rows)?,
+                fill_mysql(&env("REPLIQATE_TEST_MYSQL_URI")?, rows, payload_len)?,
             ),
             other => {
                 return Err(format!(
@@ -612,22 +615,22 @@ fn env(var: &str) -> Result<String, String> {
     })
 }
 
-/// The `payload` column: ~200 bytes of text that varies per row.
-fn payload(i: usize) -> String {
-    let mut s = String::with_capacity(200);
+/// The `payload` column: `len` bytes of text that varies per row.
+fn payload(i: usize, len: usize) -> String {
+    let mut s = String::with_capacity(len + 16);
     let mut x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    while s.len() < 200 {
+    while s.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         s.push_str(&format!("{x:016x}"));
     }
-    s.truncate(200);
+    s.truncate(len);
     s
 }
 
 /// A fresh SQLite file, filled in one transaction through one prepared statement.
-fn fill_sqlite(dir: &Path, rows: usize) -> Result<String, String> {
+fn fill_sqlite(dir: &Path, rows: usize, payload_len: usize) -> Result<String, String> {
     let path = dir.join("bench.db");
     let _ = std::fs::remove_file(&path);
     let started = Instant::now();
@@ -661,7 +664,7 @@ fn fill_sqlite(dir: &Path, rows: usize) -> Result<String, String> {
                     KINDS[i % 4],
                     (i % 100_000) as f64 / 100.0,
                     created,
-                    payload(i)
+                    payload(i, payload_len)
                 ])
                 .map_err(e)?;
         }
@@ -676,8 +679,9 @@ fn fill_sqlite(dir: &Path, rows: usize) -> Result<String, String> {
 }
 
 /// PostgreSQL: one INSERT … SELECT over generate_series.
-fn fill_postgres(uri: &str, rows: usize) -> Result<String, String> {
+fn fill_postgres(uri: &str, rows: usize, payload_len: usize) -> Result<String, String> {
     let started = Instant::now();
+    let repeats = payload_len / 32 + 1;
     let e = |e: postgres::Error| format!("filling PostgreSQL table {TABLE}: {e}");
     let mut client = postgres::Client::connect(uri, postgres::NoTls).map_err(e)?;
     client
@@ -688,7 +692,7 @@ fn fill_postgres(uri: &str, rows: usize) -> Result<String, String> {
              INSERT INTO {TABLE}
                SELECT g, g % 100000, (ARRAY['purchase','refund','signup','login'])[1 + g % 4],
                       (g % 100000) / 100.0, timestamp '2026-01-01' + g * interval '1 second',
-                      repeat(md5(g::text), 6) || left(md5((g + 1)::text), 8)
+                      left(repeat(md5(g::text), {repeats}), {payload_len})
                FROM generate_series(1, {rows}) AS g;
              ANALYZE {TABLE};"
         ))
@@ -701,9 +705,10 @@ fn fill_postgres(uri: &str, rows: usize) -> Result<String, String> {
 }
 
 /// MariaDB: one INSERT … SELECT over the SEQUENCE engine's seq_1_to_N.
-fn fill_mysql(uri: &str, rows: usize) -> Result<String, String> {
+fn fill_mysql(uri: &str, rows: usize, payload_len: usize) -> Result<String, String> {
     use mysql::prelude::Queryable;
     let started = Instant::now();
+    let repeats = payload_len / 32 + 1;
     let e = |e: mysql::Error| format!("filling MariaDB table {TABLE}: {e}");
     let opts = mysql::Opts::from_url(uri).map_err(|e| format!("REPLIQATE_TEST_MYSQL_URI: {e}"))?;
     let mut conn = mysql::Conn::new(opts).map_err(e)?;
@@ -717,7 +722,7 @@ fn fill_mysql(uri: &str, rows: usize) -> Result<String, String> {
     conn.query_drop(format!(
         "INSERT INTO {TABLE} SELECT seq, seq % 100000, ELT(1 + seq % 4, 'purchase','refund','signup','login'), \
          (seq % 100000) / 100, TIMESTAMP('2026-01-01') + INTERVAL seq SECOND, \
-         CONCAT(REPEAT(MD5(seq), 6), LEFT(MD5(seq + 1), 8)) FROM seq_1_to_{rows}"
+         LEFT(REPEAT(MD5(seq), {repeats}), {payload_len}) FROM seq_1_to_{rows}"
     ))
     .map_err(e)?;
     eprintln!(
