@@ -68,10 +68,15 @@ struct Outcome {
     wall: f64,
     cpu: f64,
     rss_mb: f64,
+    /// The broker's CPU seconds during the run (median), when its pid is known.
+    broker_cpu: Option<f64>,
     read_s: f64,
     publish_s: f64,
     avg_message: f64,
     reference_rate: f64,
+    /// librdkafka's own CPU seconds, and the broker's, while it produced (medians).
+    reference_cpu: f64,
+    reference_broker_cpu: Option<f64>,
     /// librdkafka's time over repliqate's, per round.
     ratios: Vec<f64>,
     /// (C client scan + librdkafka) over repliqate, per round (PostgreSQL and MariaDB).
@@ -206,7 +211,7 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
         "repliqate --once, {rows} rows per source, limit {limit}, acks=all, idempotent, 3 partitions"
     );
     println!(
-        "{:<11} {:<6} {:>8} {:>10} {:>10} {:>10} {:>12} {:>7} {:>9} {:>7} {:>7}  vs rdkafka rounds",
+        "{:<11} {:<6} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>7} {:>9} {:>7} {:>7}  vs rdkafka rounds",
         "source",
         "build",
         "rows/s",
@@ -214,6 +219,7 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
         "vs scan+rd",
         "musl/glibc",
         "CPU s/1M rows",
+        "broker CPU",
         "RSS MB",
         "msg bytes",
         "read s",
@@ -221,7 +227,7 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
     );
     for o in outcomes {
         println!(
-            "{:<11} {:<6} {:>8.0} {:>10} {:>10} {:>10} {:>12.2} {:>7.1} {:>9.0} {:>7.2} {:>7.2}  {}",
+            "{:<11} {:<6} {:>8.0} {:>10} {:>10} {:>10} {:>12.2} {:>10} {:>7.1} {:>9.0} {:>7.2} {:>7.2}  {}",
             o.source,
             o.build,
             o.rows as f64 / o.wall,
@@ -229,6 +235,7 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
             ratio(&o.scan_ratios),
             ratio(&o.vs_first),
             o.cpu * 1e6 / o.rows as f64,
+            per_million(o.broker_cpu, o.rows),
             o.rss_mb,
             o.avg_message,
             o.read_s,
@@ -238,8 +245,8 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
     }
     println!();
     println!(
-        "{:<11} {:>12} {:>12}",
-        "reference", "rdkafka r/s", "C scan s"
+        "{:<11} {:>12} {:>14} {:>10} {:>12}",
+        "reference", "rdkafka r/s", "CPU s/1M msgs", "broker CPU", "C scan s"
     );
     let mut seen = Vec::new();
     for o in outcomes.iter().filter(|o| {
@@ -248,9 +255,11 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
         first
     }) {
         println!(
-            "{:<11} {:>12.0} {:>12}",
+            "{:<11} {:>12.0} {:>14.2} {:>10} {:>12}",
             o.source,
             o.reference_rate,
+            o.reference_cpu * 1e6 / o.rows as f64,
+            per_million(o.reference_broker_cpu, o.rows),
             o.scan_s.map_or("-".into(), |s| format!("{s:.2}"))
         );
     }
@@ -259,7 +268,13 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize) {
          PostgreSQL and MariaDB; peak RSS <= 32 MB at limit 10000"
     );
     println!("({ROUNDS} rounds per source, each: every build, librdkafka, the C client scan; rates, CPU, read and publish are medians, RSS the highest, ratios the medians of the rounds' ratios)");
+    println!("(broker CPU: the local broker's CPU seconds per 1M rows during the run, from /proc; both share this machine's cores)");
     println!("(wall, CPU and RSS of the whole repliqate process, start-up included; read (fetch + encode) and publish summed from its batch lines; publish includes the Redis commit)");
+}
+
+/// CPU seconds per 1M rows, or `-` when not measured.
+fn per_million(cpu: Option<f64>, rows: usize) -> String {
+    cpu.map_or("-".into(), |c| format!("{:.2}", c * 1e6 / rows as f64))
 }
 
 /// What every source's runs share.
@@ -287,6 +302,7 @@ fn bench_source(
     let builds = bench.builds;
     let mut runs: Vec<Vec<Run>> = builds.iter().map(|_| Vec::new()).collect();
     let mut reference = Vec::new();
+    let (mut reference_cpu, mut reference_broker) = (Vec::new(), Vec::new());
     let mut scans = Vec::new();
     for round in 1..=ROUNDS {
         for (b, build) in builds.iter().enumerate() {
@@ -297,8 +313,11 @@ fn bench_source(
             }
             runs[b].push(run);
         }
+        let (own_before, broker_before) = (own_cpu(), broker_cpu());
         let secs = run_librdkafka(bench.broker, &keys, &sample)?;
         reference.push(secs);
+        reference_cpu.push(own_cpu() - own_before);
+        reference_broker.extend(broker_before.zip(broker_cpu()).map(|(a, b)| b - a));
         let scanned = scan.map(|s| s.run(rows, bench.limit)).transpose()?;
         scans.push(scanned);
         for (b, build) in builds.iter().enumerate() {
@@ -330,10 +349,21 @@ fn bench_source(
             wall: of(|r| r.wall),
             cpu: of(|r| r.cpu),
             rss_mb: runs_b.iter().map(|r| r.rss_mb).fold(0.0, f64::max),
+            broker_cpu: (!runs_b.iter().any(|r| r.broker_cpu.is_none())).then(|| {
+                median(
+                    &runs_b
+                        .iter()
+                        .filter_map(|r| r.broker_cpu)
+                        .collect::<Vec<_>>(),
+                )
+            }),
             read_s: of(|r| r.read_s),
             publish_s: of(|r| r.publish_s),
             avg_message,
             reference_rate: rows as f64 / median(&reference),
+            reference_cpu: median(&reference_cpu),
+            reference_broker_cpu: (reference_broker.len() == ROUNDS)
+                .then(|| median(&reference_broker)),
             ratios: per_round(&|i| Some(reference[i] / runs_b[i].wall)),
             scan_ratios: per_round(&|i| scans[i].map(|s| (s + reference[i]) / runs_b[i].wall)),
             scan_s,
@@ -355,6 +385,7 @@ struct Run {
     wall: f64,
     cpu: f64,
     rss_mb: f64,
+    broker_cpu: Option<f64>,
     read_s: f64,
     publish_s: f64,
     /// Messages it wrote, when asked for.
@@ -391,6 +422,7 @@ fn run_repliqate(
     std::fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
 
     eprintln!("{name}: repliqate ({}) --once → {topic}", build.name);
+    let broker_before = broker_cpu();
     let output = Command::new("/usr/bin/time")
         .args(["-f", "BENCH-TIME %e %U %S %M"])
         .arg(binary)
@@ -401,6 +433,7 @@ fn run_repliqate(
         .stderr(Stdio::piped())
         .output()
         .map_err(|e| format!("running {}: {e}", binary.display()))?;
+    let broker_cpu = broker_before.zip(broker_cpu()).map(|(a, b)| b - a);
     let log = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
         let tail: Vec<&str> = log.lines().rev().take(10).collect();
@@ -441,10 +474,35 @@ fn run_repliqate(
         wall,
         cpu,
         rss_mb,
+        broker_cpu,
         read_s,
         publish_s,
         sample,
     })
+}
+
+/// The CPU seconds (user + system, all threads) /proc reports for a process so far; the
+/// figures are in clock ticks, 100 per second on Linux for every architecture we run.
+fn proc_cpu(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// This process's CPU seconds (librdkafka's threads included).
+fn own_cpu() -> f64 {
+    proc_cpu("self").unwrap_or(0.0)
+}
+
+/// The local broker's CPU seconds, from the stack's pid file (`$REPLIQATE_STACK_DIR/kafka/pid`);
+/// `None` when it is not known. The two cores are shared: whatever CPU a client takes, the
+/// broker has less.
+fn broker_cpu() -> Option<f64> {
+    let dir = std::env::var("REPLIQATE_STACK_DIR").ok()?;
+    let pid = std::fs::read_to_string(Path::new(&dir).join("kafka/pid")).ok()?;
+    proc_cpu(pid.trim())
 }
 
 /// `BENCH-TIME wall user sys maxrss_kb`, the last line /usr/bin/time writes.

@@ -327,6 +327,44 @@ fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it()
 }
 
 #[test]
+fn a_send_writes_up_to_five_requests_per_partition_before_any_answer() {
+    // A send of about 8 requests per partition (64 KiB each) over 3 partitions, behind a proxy
+    // that holds the broker's answers until the client stops writing: what the client wrote
+    // without an answer is its pipeline. The broker's deduplication bounds it per partition
+    // (its last five batches), not per connection; five per connection left the broker idle
+    // while the loop read the next batch.
+    let (broker, proxy) = common::proxy::private_broker();
+    let topic = unique("pipelined");
+    create_topic(&broker.listen, &topic, 3);
+    let mut p = producer(&proxy.addr, Duration::from_secs(30));
+    p.check_topic(&topic).unwrap();
+    let batch = records(12_000);
+    proxy.hold_produce_responses.store(true, Ordering::SeqCst);
+    let delivered = p
+        .send(&topic, &batch)
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    assert_eq!(delivered.len(), batch.len());
+    let requests = proxy.produce_requests.load(Ordering::SeqCst);
+    assert!(
+        requests >= 18,
+        "{requests} Produce requests: expected 6 or more per partition"
+    );
+    assert_eq!(
+        proxy.most_held.load(Ordering::SeqCst),
+        15,
+        "requests written before the first answer: five per partition"
+    );
+    let consumed = consume_all(
+        &proxy.addr,
+        &topic,
+        3,
+        batch.len() + 1,
+        Duration::from_secs(20),
+    );
+    assert_exactly_once(&consumed, batch.len());
+}
+
+#[test]
 fn split_and_new_producer_id_re_encode_from_the_batches_after_start_dropped_the_records() {
     // start() keeps only the encoded batches; a split (MESSAGE_TOO_LARGE) and a new producer id
     // (UNKNOWN_PRODUCER_ID) must rebuild batches from those encodings.
@@ -389,6 +427,7 @@ fn a_broker_refusing_a_producer_id_gets_a_non_idempotent_producer_that_still_del
         batch.len() + 1,
         Duration::from_secs(10),
     );
-    // Without idempotence one request is in flight at a time: order is kept, also on the mock.
+    // Without idempotence one request per partition is in flight: order is kept, also on the
+    // mock.
     assert_exactly_once(&consumed, batch.len());
 }

@@ -14,6 +14,11 @@ pub struct Proxy {
     pub drop_produce_responses: Arc<AtomicUsize>,
     /// Produce requests forwarded so far.
     pub produce_requests: Arc<AtomicUsize>,
+    /// While set, Produce responses are held back until the client has written nothing for
+    /// 300 ms, then released in order: `most_held` is then the most requests one connection
+    /// wrote without an answer (how deep the client pipelines).
+    pub hold_produce_responses: Arc<AtomicBool>,
+    pub most_held: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
     stalled: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
@@ -72,6 +77,9 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
     let stalled = Arc::new(AtomicBool::new(false));
     let open = Arc::new(Mutex::new(Vec::new()));
     let (drops, count) = (drop_produce_responses.clone(), produce_requests.clone());
+    let hold_produce_responses = Arc::new(AtomicBool::new(false));
+    let most_held = Arc::new(AtomicUsize::new(0));
+    let (hold, held) = (hold_produce_responses.clone(), most_held.clone());
     let is_stalled = stalled.clone();
     let (is_down, tracked) = (down.clone(), open.clone());
     std::thread::spawn(move || {
@@ -84,6 +92,10 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
             let (upstream, drops, count) = (upstream.clone(), drops.clone(), count.clone());
             let tracked = tracked.clone();
             let stall = is_stalled.clone();
+            let holding = Holding {
+                on: hold.clone(),
+                most: held.clone(),
+            };
             std::thread::spawn(move || {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     return;
@@ -91,7 +103,7 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
                 if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
                     tracked.lock().unwrap().extend([c, s]);
                 }
-                let _ = forward(client, server, &drops, &count, &stall);
+                let _ = forward(client, server, &drops, &count, &stall, &holding);
             });
         }
     });
@@ -99,6 +111,8 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
         addr,
         drop_produce_responses,
         produce_requests,
+        hold_produce_responses,
+        most_held,
         down,
         stalled,
         open,
@@ -118,14 +132,47 @@ fn write_frame(s: &mut TcpStream, frame: &[u8]) -> std::io::Result<()> {
     s.write_all(frame)
 }
 
+/// The proxy's `hold_produce_responses` switch and `most_held` figure, for one connection.
+struct Holding {
+    on: Arc<AtomicBool>,
+    most: Arc<AtomicUsize>,
+}
+
+/// Whether the client writes again within 300 ms (peeked, nothing consumed).
+fn writes_again(client: &TcpStream) -> std::io::Result<bool> {
+    client.set_read_timeout(Some(std::time::Duration::from_millis(300)))?;
+    let more = match client.peek(&mut [0u8; 1]) {
+        Ok(n) => n > 0,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            false
+        }
+        Err(e) => return Err(e),
+    };
+    client.set_read_timeout(None)?;
+    Ok(more)
+}
+
 fn forward(
     mut client: TcpStream,
     mut server: TcpStream,
     drops: &AtomicUsize,
     count: &AtomicUsize,
     stalled: &AtomicBool,
+    holding: &Holding,
 ) -> std::io::Result<()> {
+    let mut held: Vec<Vec<u8>> = Vec::new();
     loop {
+        if !held.is_empty() && !writes_again(&client)? {
+            holding.most.fetch_max(held.len(), Ordering::SeqCst);
+            for response in held.drain(..) {
+                write_frame(&mut client, &response)?;
+            }
+        }
         let request = read_frame(&mut client)?;
         if stalled.load(Ordering::SeqCst) {
             while stalled.load(Ordering::SeqCst) {
@@ -148,6 +195,12 @@ fn forward(
                 return Ok(());
             }
         }
-        write_frame(&mut client, &response)?;
+        if is_produce && holding.on.load(Ordering::SeqCst) {
+            held.push(response);
+            continue;
+        }
+        for response in held.drain(..).chain([response]) {
+            write_frame(&mut client, &response)?;
+        }
     }
 }

@@ -15,8 +15,9 @@ use crate::kafka::produce::ProduceBody;
 
 /// What a round needs to know of the producer's settings.
 pub(super) struct RoundSettings {
-    /// Requests in flight per connection: up to 5 for an idempotent producer (the broker keeps
-    /// the last five batches per partition for deduplication), else 1 to keep order.
+    /// Batches of one partition in flight on its leader's connection: up to 5 for an idempotent
+    /// producer (the broker keeps the last five batches per partition for deduplication), else
+    /// 1 to keep order. Requests for other partitions are written past them.
     pub max_in_flight: usize,
     pub acks: i16,
     pub timeout_ms: i32,
@@ -81,6 +82,23 @@ struct LeaderQueue {
 }
 
 impl LeaderQueue {
+    /// Whether `request` may be written now: each of its partitions has fewer than `max`
+    /// batches in flight on this connection. The limit is per partition, not per connection:
+    /// what the broker's deduplication bounds (the last five batches of each partition) and
+    /// what keeps a partition in order (one at a time without idempotence). A send of more
+    /// requests than that, over several partitions, is written at once.
+    fn has_room(&self, request: &[usize], batches: &[RecordBatch], max: usize) -> bool {
+        request.iter().all(|&i| {
+            let partition = batches[i].partition;
+            let in_flight = self
+                .in_flight
+                .iter()
+                .filter(|(_, r)| r.iter().any(|&j| batches[j].partition == partition))
+                .count();
+            in_flight < max
+        })
+    }
+
     /// The connection broke: everything queued or in flight on it is retried next round.
     fn abandon(&mut self, current: Vec<usize>, batches: &[RecordBatch], failed: &mut HashSet<i32>) {
         let all = std::iter::once(current)
@@ -194,7 +212,11 @@ impl Round {
         loop {
             let mut busy = false;
             for q in queues.iter_mut() {
-                while q.in_flight.len() < max_in_flight {
+                while q
+                    .queue
+                    .front()
+                    .is_some_and(|next| q.has_room(next, &out.batches, max_in_flight))
+                {
                     let Some(mut request) = q.queue.pop_front() else {
                         break;
                     };
