@@ -61,19 +61,28 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+/// An environment setting: unset or empty is `default`; anything else must parse.
+fn env_setting(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn number(name: &str, text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| format!("{name}: {text:?} is not a positive number"))
+}
+
 fn run() -> Result<(), String> {
-    let rate: f64 = std::env::var("BENCH_RATE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000.0);
-    let seconds: f64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30.0);
-    let polls: Vec<f64> = std::env::var("BENCH_POLLS")
-        .unwrap_or_else(|_| "0.1,1".into())
+    let rate = number("BENCH_RATE", &env_setting("BENCH_RATE", "1000"))?;
+    let seconds = number("BENCH_SECONDS", &env_setting("BENCH_SECONDS", "30"))?;
+    let polls: Vec<f64> = env_setting("BENCH_POLLS", "0.1,1")
         .split(',')
-        .map(|p| p.trim().parse().map_err(|_| format!("BENCH_POLLS: {p:?}")))
+        .map(|p| number("BENCH_POLLS", p))
         .collect::<Result<_, _>>()?;
     let binary = std::env::var("BENCH_REPLIQATE")
         .ok()

@@ -1657,3 +1657,110 @@ fn old_tool_config_runs_unchanged() {
     python_check(&pairs, "processes", "processes", t0, t1);
     assert_eq!(redis_get(&key).as_deref(), Some("250"));
 }
+
+/// Every command Redis receives that names `key`, as MONITOR prints them, from when this is
+/// made until `finish`.
+struct RedisMonitor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl RedisMonitor {
+    fn start(key: &str) -> RedisMonitor {
+        use std::io::{BufRead, Write};
+        let addr = redis_addr();
+        let mut sock = std::net::TcpStream::connect(&addr).unwrap_or_else(|e| {
+            panic!("connecting to the test Redis at {addr}: {e}; run `scripts/stack up`")
+        });
+        sock.write_all(b"*1\r\n$7\r\nMONITOR\r\n").expect("MONITOR");
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut reader = std::io::BufReader::new(sock);
+        let mut ok = String::new();
+        reader.read_line(&mut ok).expect("MONITOR's answer");
+        assert_eq!(ok.trim_end(), "+OK", "MONITOR refused");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, key) = (stop.clone(), format!("\"{key}\""));
+        let handle = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut line = String::new();
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                match reader.read_line(&mut line) {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if line.contains(&key) {
+                            lines.push(line.trim_end().to_string());
+                        }
+                        line.clear();
+                    }
+                    // A timeout keeps what it read so far in `line`.
+                    Err(_) => {}
+                }
+            }
+            lines
+        });
+        RedisMonitor { stop, handle }
+    }
+
+    fn finish(self) -> Vec<String> {
+        // MONITOR lags the commands by a moment.
+        std::thread::sleep(Duration::from_millis(300));
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.join().expect("the monitor thread")
+    }
+}
+
+#[test]
+fn a_batch_costs_one_redis_round_trip_the_fenced_commit_that_also_renews_the_lease() {
+    // 20 batches of 100 rows. The commit of each is one script over the lease and the position
+    // (two keys), which extends the lease too: renewing it again before every batch (one key)
+    // would double the round trips to Redis, which are most of a batch's cost when Redis is
+    // remote.
+    let dir = TempDir::new("round_trips");
+    let db = dir.path().join("source.db");
+    let c = rusqlite::Connection::open(&db).expect("create the source");
+    c.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO t SELECT i, 'row ' || i FROM n;",
+    )
+    .expect("fill the source");
+    let job = stack_job("round_trips", &format!("sqlite:///{}", db.display()), "t").limit(100);
+    create_topic(&broker(), &job.kafka.topic, 1);
+    let key = job.key();
+    let lease = key.replacen(":offset:", ":lease:", 1);
+    let _guards = (RedisKeyGuard(key.clone()), RedisKeyGuard(lease.clone()));
+    let config = dir.write("config.yaml", &job.yaml());
+
+    let monitor = RedisMonitor::start(&lease);
+    let output = run(
+        &["--config", config.to_str().unwrap(), "--once"],
+        Duration::from_secs(60),
+    );
+    let lines = monitor.finish();
+    assert_exit(&output, 0, "replicating 2,000 rows");
+    assert_eq!(redis_get(&key).as_deref(), Some("2000"));
+    // The scripts' own calls are listed too, as `[0 lua]`: only the client's commands count.
+    let (writes, lease_only): (Vec<&String>, Vec<&String>) = lines
+        .iter()
+        .filter(|l| !l.contains(" [0 lua] "))
+        .partition(|l| l.contains(&format!("\"2\" \"{lease}\" \"{key}\"")));
+    assert_eq!(
+        writes.len(),
+        20,
+        "one fenced write per batch:\n{}",
+        lines.join("\n")
+    );
+    // Taking the lease at start-up and releasing it at the end; a renewal if the run took a
+    // third of the lease (5 s).
+    assert!(
+        lease_only.len() <= 3,
+        "{} calls on the lease alone for 20 batches (a renewal before every batch?):\n{}",
+        lease_only.len(),
+        lease_only
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -349,9 +349,7 @@ impl Replicator {
             // Caught up, the loop would otherwise not talk to the store for as long as the
             // table stays quiet: a renewal due (or failed, in `idle`) makes a store outage
             // this step's error, not a recovery.
-            if self.renewed.is_none_or(|t| t.elapsed() >= self.lease / 3) {
-                self.renew_lease()?;
-            }
+            self.renew_lease_if_due()?;
             return Ok(if batch.holding {
                 Step::Holding
             } else {
@@ -360,7 +358,7 @@ impl Replicator {
         };
         // Only the lease holder publishes: an instance that was paused past its lease finds out
         // here, before sending (or at the fenced commit, if it lost the lease mid-send).
-        self.renew_lease()?;
+        self.renew_lease_if_due()?;
 
         let published = Instant::now();
         let full = !batch.holding && batch.ids.len() == self.limit;
@@ -525,6 +523,10 @@ impl Replicator {
                     }
                     self.committed = Some(position);
                     self.last_stored = Some(position);
+                    // The fenced write extended the lease (from no earlier than `started`).
+                    if self.store.has_lease() {
+                        self.renewed = Some(started);
+                    }
                     self.status.position(Position::At(position));
                     let p = position.to_string();
                     self.metrics.gauge(
