@@ -19,7 +19,6 @@
 #[allow(dead_code)]
 #[path = "bench_kafka.rs"]
 mod bench_kafka;
-#[allow(dead_code)]
 #[path = "../tests/common/job.rs"]
 mod job;
 
