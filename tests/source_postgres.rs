@@ -166,6 +166,126 @@ fn pages_by_key_with_int4_key_and_fields() {
     assert_eq!(src.max_id().unwrap(), None);
 }
 
+/// Timestamps are read in the binary format and spelled as the server's ISO text would be:
+/// edge values by hand (infinities, BC, year 0, the first and last representable instants,
+/// leap days, before 1970 and 2000), then 40,000 instants spread over the whole range compared
+/// with the server's own text of each (`::text`, re-spelled here: `T`, six fractional digits,
+/// `Z` for the UTC offset, ` BC` last). A domain over timestamptz reads the same.
+#[test]
+fn timestamps_read_in_binary_match_the_servers_text() {
+    let db = Db::Postgres;
+    let table = unique("stamps");
+    let domain = unique("stamp_domain");
+    let _table = TableGuard::new(&db, &table).then(format!("DROP DOMAIN {domain}"));
+    db.exec(&format!("CREATE DOMAIN {domain} AS timestamptz"));
+    db.exec(&format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, ts timestamp, tz timestamptz, dz {domain})"
+    ));
+    let edges = [
+        ("2000-01-01 00:00:00", "2000-01-01T00:00:00"),
+        ("1999-12-31 23:59:59.999999", "1999-12-31T23:59:59.999999"),
+        ("1969-12-31 23:59:59.5", "1969-12-31T23:59:59.500000"),
+        ("2024-02-29 12:34:56.000001", "2024-02-29T12:34:56.000001"),
+        ("1900-03-01 00:00:00", "1900-03-01T00:00:00"),
+        ("2100-02-28 23:00:00", "2100-02-28T23:00:00"),
+        ("0044-03-15 12:00:00 BC", "0044-03-15T12:00:00 BC"),
+        ("0001-01-01 00:00:00 BC", "0001-01-01T00:00:00 BC"),
+        (
+            "0001-12-31 23:59:59.999999 BC",
+            "0001-12-31T23:59:59.999999 BC",
+        ),
+        ("4713-01-01 00:00:00 BC", "4713-01-01T00:00:00 BC"),
+        (
+            "294276-12-31 23:59:59.999999",
+            "294276-12-31T23:59:59.999999",
+        ),
+        ("infinity", "infinity"),
+        ("-infinity", "-infinity"),
+    ];
+    for (n, (input, _)) in edges.iter().enumerate() {
+        db.exec(&format!(
+            "INSERT INTO {table} VALUES ({n}, '{input}', '{input}+00', '{input}+00')"
+        ));
+    }
+    let mut src = connect(&spec(&uri(), &table, "id", None));
+    let rows = src.fetch(-1, 100).expect("fetch");
+    assert_eq!(rows.len(), edges.len());
+    for (row, (input, expected)) in rows.iter().zip(edges) {
+        let zulu = match expected {
+            "infinity" | "-infinity" => expected.to_string(),
+            _ => match expected.strip_suffix(" BC") {
+                Some(date) => format!("{date}Z BC"),
+                None => format!("{expected}Z"),
+            },
+        };
+        assert_eq!(
+            row.values[1..],
+            [s(expected), s(&zulu), s(&zulu)],
+            "timestamp '{input}'"
+        );
+    }
+
+    // 40,000 instants from 4713 BC to 294276 AD, at odd steps so that every field varies.
+    db.exec(&format!(
+        "DELETE FROM {table};
+         INSERT INTO {table} (id, ts, tz)
+           SELECT g, t, t AT TIME ZONE 'UTC' FROM (
+             SELECT g, timestamp '4713-01-01 00:00:00 BC'
+                    + g * interval '7 years 5 months 3 days 13:07:11.123457' AS t
+             FROM generate_series(0, 39999) g) s"
+    ));
+    let mut client = common::db::pg_client();
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'")
+        .expect("session settings");
+    let texts: Vec<(String, String)> = client
+        .query(
+            &format!("SELECT ts::text, tz::text FROM {table} ORDER BY id"),
+            &[],
+        )
+        .expect("the server's text")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    // The server's ISO text as the old tool's driver published it: `T`, six fractional digits
+    // (or none), `Z` for the session's UTC offset, ` BC` at the end.
+    let respell = |text: &str, utc: bool| {
+        let (body, bc) = match text.strip_suffix(" BC") {
+            Some(b) => (b, " BC"),
+            None => (text, ""),
+        };
+        let body = if utc {
+            body.strip_suffix("+00").expect("a UTC offset")
+        } else {
+            body
+        };
+        let (date, time) = body.split_once(' ').expect("date and time");
+        let time = match time.split_once('.') {
+            Some((hms, fraction)) => format!("{hms}.{fraction:0<6}"),
+            None => time.to_string(),
+        };
+        format!("{date}T{time}{}{bc}", if utc { "Z" } else { "" })
+    };
+    let mut after = -1;
+    let mut compared = 0;
+    loop {
+        let rows = src.fetch(after, 10_000).expect("fetch");
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for row in &rows {
+            let (ts, tz) = &texts[row.id as usize];
+            assert_eq!(
+                row.values[1..3],
+                [s(&respell(ts, false)), s(&respell(tz, true))],
+                "row {}: the server says {ts:?} / {tz:?}",
+                row.id
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 40_000);
+}
+
 /// Arrays of every element type become JSON arrays: nested for each dimension, NULL elements as
 /// null, each element by its type's rule; empty arrays as `[]`; lower bounds dropped (the
 /// elements, in order). Arrays of domains and domains over arrays too; text elements that

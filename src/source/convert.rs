@@ -109,6 +109,84 @@ pub fn pg_datetime_text(text: &str, zone: Zone) -> String {
     out
 }
 
+/// Microseconds in a day.
+const DAY_MICROS: i64 = 86_400_000_000;
+/// Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
+const PG_EPOCH_DAYS: i64 = 10_957;
+
+/// A `timestamp` or `timestamptz` in PostgreSQL's binary format (microseconds since
+/// 2000-01-01 00:00:00, UTC for `timestamptz`; `i64::MAX` and `i64::MIN` are ±infinity), written
+/// into `out` as `pg_datetime_text` spells the server's ISO text of the same value: the
+/// proleptic Gregorian date with at least four year digits, `T`, the time, six fractional
+/// digits unless there are none, `Z` for `timestamptz`, and ` BC` for years before 1 (year 0
+/// is 1 BC).
+pub fn pg_timestamp(out: &mut String, micros: i64, zone: Zone) {
+    out.clear();
+    match micros {
+        i64::MAX => return out.push_str("infinity"),
+        i64::MIN => return out.push_str("-infinity"),
+        _ => {}
+    }
+    let (days, time) = (micros.div_euclid(DAY_MICROS), micros.rem_euclid(DAY_MICROS));
+    let (year, month, day) = civil_from_days(days + PG_EPOCH_DAYS);
+    let (bc, year) = if year <= 0 {
+        (true, 1 - year)
+    } else {
+        (false, year)
+    };
+    push_padded(out, year, 4);
+    out.push('-');
+    push_padded(out, month, 2);
+    out.push('-');
+    push_padded(out, day, 2);
+    out.push('T');
+    let seconds = time / 1_000_000;
+    push_padded(out, seconds / 3600, 2);
+    out.push(':');
+    push_padded(out, seconds / 60 % 60, 2);
+    out.push(':');
+    push_padded(out, seconds % 60, 2);
+    let fraction = time % 1_000_000;
+    if fraction != 0 {
+        out.push('.');
+        push_padded(out, fraction, 6);
+    }
+    if zone == Zone::Utc {
+        out.push('Z');
+    }
+    if bc {
+        out.push_str(" BC");
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01; year 0 is 1 BC
+/// (Howard Hinnant's `civil_from_days`, exact over all of i64's range divided by a day).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `value` (not negative) in decimal, zero-padded to at least `width` digits.
+fn push_padded(out: &mut String, value: i64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut n = value.unsigned_abs();
+    let mut at = digits.len();
+    while n > 0 || digits.len() - at < width {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 /// Pads a time-of-day text (`03:04:05.1`, `03:04:05.1+02`) to six fractional digits.
 pub fn pg_time_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 6);
@@ -202,6 +280,38 @@ mod tests {
         assert_eq!(pg_time_text("03:04:05.5"), "03:04:05.500000");
         assert_eq!(pg_time_text("03:04:05.5+02"), "03:04:05.500000+02");
         assert_eq!(pg_time_text("24:00:00"), "24:00:00");
+    }
+
+    #[test]
+    fn binary_timestamps_are_spelled_like_the_text_form() {
+        let spell = |micros: i64, zone: Zone| {
+            // A reused buffer holding something else first, as a slot would.
+            let mut out = String::from("left over from the row before");
+            pg_timestamp(&mut out, micros, zone);
+            out
+        };
+        const SECOND: i64 = 1_000_000;
+        const DAY: i64 = 86_400 * SECOND;
+        assert_eq!(spell(0, Zone::Naive), "2000-01-01T00:00:00");
+        assert_eq!(spell(0, Zone::Utc), "2000-01-01T00:00:00Z");
+        assert_eq!(spell(-1, Zone::Naive), "1999-12-31T23:59:59.999999");
+        assert_eq!(spell(SECOND / 2, Zone::Utc), "2000-01-01T00:00:00.500000Z");
+        // 2000-02-29 (a leap day in a year divisible by 400) and the day after it.
+        assert_eq!(spell(59 * DAY, Zone::Naive), "2000-02-29T00:00:00");
+        assert_eq!(spell(60 * DAY, Zone::Naive), "2000-03-01T00:00:00");
+        // 1970-01-01, PostgreSQL's epoch minus 10957 days.
+        assert_eq!(spell(-10_957 * DAY, Zone::Naive), "1970-01-01T00:00:00");
+        // 0001-01-01 is 730119 days before 2000-01-01; the day before is in year 0, 1 BC.
+        assert_eq!(spell(-730_119 * DAY, Zone::Naive), "0001-01-01T00:00:00");
+        assert_eq!(spell(-730_120 * DAY, Zone::Naive), "0001-12-31T00:00:00 BC");
+        assert_eq!(spell(-730_120 * DAY, Zone::Utc), "0001-12-31T00:00:00Z BC");
+        assert_eq!(spell(i64::MAX, Zone::Utc), "infinity");
+        assert_eq!(spell(i64::MIN, Zone::Naive), "-infinity");
+        // PostgreSQL's last instant, 294276-12-31 23:59:59.999999 (its END_TIMESTAMP - 1).
+        assert_eq!(
+            spell(9_223_371_331_200_000_000 - 1, Zone::Naive),
+            "294276-12-31T23:59:59.999999"
+        );
     }
 
     #[test]

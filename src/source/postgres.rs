@@ -66,6 +66,9 @@ enum Kind {
     Inet,
     /// `time`/`timetz` as text, fraction padded to six digits.
     Time,
+    /// `timestamp` and `timestamptz` in the binary format (microseconds), spelled here as the
+    /// text form would be (`convert::pg_timestamp`): no cast, and no date formatting for the
+    /// server. In arrays, as text.
     Timestamp,
     TimestampTz,
 }
@@ -88,9 +91,7 @@ impl Kind {
             return (Read::Array(self), format!("{col}{}", self.array_cast()));
         }
         let select = match self {
-            Kind::Json | Kind::AsText | Kind::Time | Kind::Timestamp | Kind::TimestampTz => {
-                format!("{col}::text")
-            }
+            Kind::Json | Kind::AsText | Kind::Time => format!("{col}::text"),
             Kind::Hstore => format!("{col}::json::text"),
             Kind::Money => format!("{col}::numeric::text"),
             Kind::Inet => format!("abbrev({col})"),
@@ -547,12 +548,25 @@ impl PostgresSource {
             Kind::Time => opt(get::<&str>(r, i, reading)?, |t| {
                 Value::Str(convert::pg_time_text(t))
             }),
-            Kind::Timestamp => opt(get::<&str>(r, i, reading)?, |t| {
-                Value::Str(convert::pg_datetime_text(t, Zone::Naive))
-            }),
-            Kind::TimestampTz => opt(get::<&str>(r, i, reading)?, |t| {
-                Value::Str(convert::pg_datetime_text(t, Zone::Utc))
-            }),
+            Kind::Timestamp | Kind::TimestampTz => {
+                let zone = if kind == Kind::Timestamp {
+                    Zone::Naive
+                } else {
+                    Zone::Utc
+                };
+                match get::<Micros>(r, i, reading)? {
+                    Some(Micros(t)) => {
+                        if !matches!(slot, Value::Str(_)) {
+                            *slot = Value::Str(String::new());
+                        }
+                        if let Value::Str(text) = slot {
+                            convert::pg_timestamp(text, t, zone);
+                        }
+                    }
+                    None => *slot = Value::Null,
+                }
+                return Ok(());
+            }
         };
         Ok(())
     }
@@ -668,6 +682,20 @@ type BoxError = Box<dyn std::error::Error + Sync + Send>;
 /// as a float column is published (src/message.rs).
 fn float_json(x: f64) -> serde_json::Value {
     serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// A `timestamp` or `timestamptz` (or a domain over one: the catalog decided the kind) in the
+/// binary format: microseconds since 2000-01-01.
+struct Micros(i64);
+
+impl<'a> postgres::types::FromSql<'a> for Micros {
+    fn from_sql(_: &postgres::types::Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        postgres_protocol::types::timestamp_from_sql(raw).map(Micros)
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
 }
 
 /// An array column's value as the wire carries it, for `array_from_sql`.
