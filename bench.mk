@@ -69,5 +69,5 @@ bench-scale:
 		echo "=== $${spec%%:*} rows, payload $${spec##*:} bytes"; \
 		BENCH_ROWS=$${spec%%:*} BENCH_PAYLOAD=$${spec##*:} BENCH_SOURCES=sqlite BENCH_BUILDS=musl \
 		BENCH_LIMIT="$(BENCH_LIMIT)" target/release/examples/bench_replication 2>/dev/null \
-			| grep -E '^(source|SQLite)' || exit 1; \
+			| grep -E '^(source|reference|SQLite)' || exit 1; \
 	done
