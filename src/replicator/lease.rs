@@ -17,6 +17,9 @@ impl Replicator {
     /// above it would skip; the other way there (a Redis failed over to a replica that lagged)
     /// republishes rows, which at-least-once allows.
     pub(super) fn take_lease(&mut self) -> Result<Option<Id>, Error> {
+        // Before the script: the lease runs from no earlier than this, and the checks below
+        // (a new job's look at its topic) may take a while.
+        let asked = std::time::Instant::now();
         match self
             .store
             .hold_lease(&self.owner, self.lease)
@@ -33,7 +36,7 @@ impl Replicator {
         // the lease script) leaves us standby, and the next turn takes the lease again.
         let position = self.resume_position()?;
         self.active = true;
-        self.renewed = Some(std::time::Instant::now());
+        self.renewed = Some(asked);
         // A fresh look at the table's end for `rows_behind`, not one from before a standby.
         self.max_id_read = None;
         log::info!(
@@ -92,10 +95,13 @@ impl Replicator {
     }
 
     /// Renews the lease unless it was renewed less than a third of its time ago (a fenced
-    /// commit renews it too): one round trip to the store per batch instead of two. A pause
-    /// longer than that (the instance stopped, the call that outlived its lease) is seen
-    /// here, since the monotonic clock counts it, and the lease is renewed or found lost
-    /// before anything more is published.
+    /// commit renews it too): one round trip to the store per batch instead of two. Times are
+    /// taken before the request that renewed, so the lease has at least two thirds of its time
+    /// left when this skips. A pause of the process longer than that (stopped, or a call that
+    /// outlived its lease) is seen here, since the monotonic clock counts it, and the lease is
+    /// renewed or found lost before anything more is published. A suspend of the whole machine
+    /// is not counted (`Instant` stops with it): one more batch may then go out before the
+    /// fenced commit refuses it, a duplicate, which at-least-once allows.
     pub(super) fn renew_lease_if_due(&mut self) -> Result<(), Error> {
         if self.renewed.is_some_and(|t| t.elapsed() < self.lease / 3) {
             return Ok(());
@@ -107,6 +113,7 @@ impl Replicator {
     /// finding it lapsed, even though we now hold it again: another instance may have moved the
     /// position meanwhile, so the loop re-reads it (`take_lease`) before publishing again.
     pub(super) fn renew_lease(&mut self) -> Result<(), Error> {
+        let asked = std::time::Instant::now();
         let lease = self
             .store
             .hold_lease(&self.owner, self.lease)
@@ -117,7 +124,7 @@ impl Replicator {
             })?;
         let holder = match lease {
             Lease::Held => {
-                self.renewed = Some(std::time::Instant::now());
+                self.renewed = Some(asked);
                 return Ok(());
             }
             Lease::Acquired => "nobody: the lease had lapsed".to_string(),

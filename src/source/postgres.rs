@@ -1,7 +1,8 @@
 //! PostgreSQL source. Column types are read from the catalog at start-up and each column gets a
 //! read plan (`Kind`): native binary decoding for integers, floats, booleans, text and bytea;
-//! a `::text` cast in the query for types whose exact text form is what we publish (numeric,
-//! dates and times, uuid, enums, json, and every type without a rule of its own: ranges,
+//! timestamps in the binary format, spelled as their text form (`convert::pg_timestamp`); a
+//! `::text` cast in the query for types whose exact text form is what we publish (numeric,
+//! dates, times, uuid, enums, json, and every type without a rule of its own: ranges,
 //! composites, geometric types, tsvector…). The casts are what keep us exact without the
 //! optional `postgres-types` features: `numeric::text` is every digit, and the session fixes
 //! every setting a text form depends on (time zone UTC, ISO dates, `postgres` intervals,
@@ -684,8 +685,8 @@ fn float_json(x: f64) -> serde_json::Value {
     serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
-/// A `timestamp` or `timestamptz` (or a domain over one: the catalog decided the kind) in the
-/// binary format: microseconds since 2000-01-01.
+/// A `timestamp` or `timestamptz` in the binary format: microseconds since 2000-01-01. (A
+/// domain's column is described with its base type, so domains over them read the same.)
 struct Micros(i64);
 
 impl<'a> postgres::types::FromSql<'a> for Micros {
@@ -693,8 +694,13 @@ impl<'a> postgres::types::FromSql<'a> for Micros {
         postgres_protocol::types::timestamp_from_sql(raw).map(Micros)
     }
 
-    fn accepts(_: &postgres::types::Type) -> bool {
-        true
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        // Only these: a column whose type changed under a running daemon is then an error that
+        // names it, never another 8-byte value read as a date.
+        matches!(
+            *ty,
+            postgres::types::Type::TIMESTAMP | postgres::types::Type::TIMESTAMPTZ
+        )
     }
 }
 

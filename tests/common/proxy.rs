@@ -15,7 +15,7 @@ pub struct Proxy {
     /// Produce requests forwarded so far.
     pub produce_requests: Arc<AtomicUsize>,
     /// While set, Produce responses are held back until the client has written nothing for
-    /// 300 ms, then released in order: `most_held` is then the most requests one connection
+    /// a second, then released in order: `most_held` is then the most requests one connection
     /// wrote without an answer (how deep the client pipelines).
     pub hold_produce_responses: Arc<AtomicBool>,
     pub most_held: Arc<AtomicUsize>,
@@ -138,9 +138,10 @@ struct Holding {
     most: Arc<AtomicUsize>,
 }
 
-/// Whether the client writes again within 300 ms (peeked, nothing consumed).
+/// Whether the client writes again within a second (peeked, nothing consumed): a client that
+/// writes without waiting does so within microseconds, even on a busy machine.
 fn writes_again(client: &TcpStream) -> std::io::Result<bool> {
-    client.set_read_timeout(Some(std::time::Duration::from_millis(300)))?;
+    client.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
     let more = match client.peek(&mut [0u8; 1]) {
         Ok(n) => n > 0,
         Err(e)

@@ -78,6 +78,8 @@ struct LeaderQueue {
     queue: VecDeque<Vec<usize>>,
     /// (correlation id, request).
     in_flight: VecDeque<(i32, Vec<usize>)>,
+    /// How many batches of each partition are in `in_flight`.
+    partitions_in_flight: HashMap<i32, usize>,
     version: i16,
 }
 
@@ -90,13 +92,32 @@ impl LeaderQueue {
     fn has_room(&self, request: &[usize], batches: &[RecordBatch], max: usize) -> bool {
         request.iter().all(|&i| {
             let partition = batches[i].partition;
-            let in_flight = self
-                .in_flight
-                .iter()
-                .filter(|(_, r)| r.iter().any(|&j| batches[j].partition == partition))
-                .count();
-            in_flight < max
+            self.partitions_in_flight
+                .get(&partition)
+                .is_none_or(|&n| n < max)
         })
+    }
+
+    /// `request` was written, under correlation id `id`.
+    fn written(&mut self, id: i32, request: Vec<usize>, batches: &[RecordBatch]) {
+        for &i in &request {
+            *self
+                .partitions_in_flight
+                .entry(batches[i].partition)
+                .or_default() += 1;
+        }
+        self.in_flight.push_back((id, request));
+    }
+
+    /// The oldest request in flight, taken out to read its answer.
+    fn oldest(&mut self, batches: &[RecordBatch]) -> Option<(i32, Vec<usize>)> {
+        let (id, request) = self.in_flight.pop_front()?;
+        for &i in &request {
+            if let Some(n) = self.partitions_in_flight.get_mut(&batches[i].partition) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        Some((id, request))
     }
 
     /// The connection broke: everything queued or in flight on it is retried next round.
@@ -104,6 +125,7 @@ impl LeaderQueue {
         let all = std::iter::once(current)
             .chain(self.in_flight.drain(..).map(|(_, r)| r))
             .chain(self.queue.drain(..));
+        self.partitions_in_flight.clear();
         for request in all {
             failed.extend(request.iter().map(|&i| batches[i].partition));
         }
@@ -181,6 +203,7 @@ impl Round {
                     leader,
                     queue,
                     in_flight: VecDeque::new(),
+                    partitions_in_flight: HashMap::new(),
                     version,
                 }),
                 Err(e) => {
@@ -238,7 +261,7 @@ impl Round {
                         break;
                     };
                     match conn.write_produce(&body, q.version) {
-                        Ok(id) => q.in_flight.push_back((id, request)),
+                        Ok(id) => q.written(id, request, &out.batches),
                         Err(e) => {
                             cluster.disconnect(q.leader);
                             q.abandon(request, &out.batches, &mut self.failed_partitions);
@@ -251,7 +274,7 @@ impl Round {
                 if until == Until::Written {
                     continue;
                 }
-                let Some((id, request)) = q.in_flight.pop_front() else {
+                let Some((id, request)) = q.oldest(&out.batches) else {
                     continue;
                 };
                 busy = true;
