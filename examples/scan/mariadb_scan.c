@@ -13,25 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void) {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void quote(char *out, size_t size, const char *name) {
-	size_t n = 0;
-	out[n++] = '`';
-	for (const char *p = name; *p && n + 3 < size; p++) {
-		if (*p == '`')
-			out[n++] = '`';
-		out[n++] = *p;
-	}
-	out[n++] = '`';
-	out[n] = 0;
-}
+#include "scan.h"
 
 int main(int argc, char **argv) {
 	if (argc != 9) {
@@ -44,8 +27,8 @@ int main(int argc, char **argv) {
 		return 1;
 	}
 	char table[512], key[512], sql[2048];
-	quote(table, sizeof table, argv[6]);
-	quote(key, sizeof key, argv[7]);
+	quote(table, sizeof table, argv[6], '`');
+	quote(key, sizeof key, argv[7], '`');
 	long long limit = atoll(argv[8]), rows = 0, bytes = 0;
 	char after[32] = "-9223372036854775808";
 	double started = now();

@@ -10,25 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now(void) {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void quote(char *out, size_t size, const char *name) {
-	size_t n = 0;
-	out[n++] = '"';
-	for (const char *p = name; *p && n + 3 < size; p++) {
-		if (*p == '"')
-			out[n++] = '"';
-		out[n++] = *p;
-	}
-	out[n++] = '"';
-	out[n] = 0;
-}
+#include "scan.h"
 
 int main(int argc, char **argv) {
 	if (argc != 5) {
@@ -41,8 +24,8 @@ int main(int argc, char **argv) {
 		return 1;
 	}
 	char table[512], key[512], sql[2048];
-	quote(table, sizeof table, argv[2]);
-	quote(key, sizeof key, argv[3]);
+	quote(table, sizeof table, argv[2], '"');
+	quote(key, sizeof key, argv[3], '"');
 	snprintf(sql, sizeof sql,
 		 "SELECT * FROM %s WHERE %s > $1::int8 ORDER BY %s LIMIT $2::int8", table, key, key);
 	PGresult *res = PQprepare(conn, "batch", sql, 2, NULL);
