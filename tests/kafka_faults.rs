@@ -384,7 +384,17 @@ fn split_and_new_producer_id_re_encode_from_the_batches_after_start_dropped_the_
     );
     let batch = records(3_000);
     let n = batch.len();
-    let pending = p.start(&topic, batch);
+    // Written straight into their record batches, as the replicator writes its messages.
+    let mut batches = p.batches(&topic, 0).unwrap();
+    for r in &batch {
+        batches
+            .push(r.key.as_deref(), r.timestamp_ms, |buf| {
+                buf.extend_from_slice(&r.value);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+    let pending = p.start(batches);
     let deliveries = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
     assert_eq!(deliveries.len(), n);
     let consumed = consume_all(&bootstrap, &topic, 2, n + 1, Duration::from_secs(10));

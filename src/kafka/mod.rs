@@ -26,8 +26,8 @@ mod wire;
 pub use error::Error;
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{
-    Acks, BrokerInfo, BrokerReport, Delivery, Pending, Producer, ProducerConfig, SendError,
-    Unsettled,
+    Acks, Batches, BrokerInfo, BrokerReport, Delivery, Pending, Producer, ProducerConfig,
+    SendError, Unsettled,
 };
 pub use records::{Compression, Record};
 pub use sasl::{Sasl, ScramHash, TokenSource};

@@ -1,11 +1,13 @@
-//! Our records, and the record batches (RecordBatch v2) made of them: written, re-stamped,
-//! split and compressed here, never through the codec's record types.
+//! Our records, and the record batches (RecordBatch v2) made of them: written in place,
+//! re-stamped, split and compressed here, never through the codec's record types.
 //!
 //! The codec's `RecordBatchEncoder` wants its own `Record` type: building one per record (two
-//! reference-counted clones and a header map) cost as much as writing the batch itself. This
-//! module writes the same bytes (unit tests compare them with the codec's, compressed or not)
-//! straight from our `Record`s. Everything a retry needs is then made from a batch already
-//! written, so the caller's records can go once a batch is encoded:
+//! reference-counted clones and a header map) cost as much as writing the batch itself. A
+//! `Section` is a batch being written: room for its header, then each record framed as it is
+//! appended, its value written straight into the batch by the caller (the replicator encodes
+//! each message there: no copy of it before the socket). Unit tests compare the bytes with the
+//! codec's, compressed or not. Everything a retry needs is then made from a batch already
+//! sealed, so the caller's data can go once a batch is written:
 //! - a new producer id or sequence (`restamp`) patches the header and its CRC;
 //! - a batch the broker found too large (`split`) is read back record by record (we wrote it,
 //!   so only its framing is parsed: each record's fields are copied as they are) and written
@@ -18,19 +20,17 @@
 //! attributes i16, lastOffsetDelta i32, baseTimestamp i64, maxTimestamp i64, producerId i64,
 //! producerEpoch i16, baseSequence i32, record count i32, then per record: length varint,
 //! attributes i8, timestampDelta varlong, offsetDelta varint, key, value (length varint, -1 for
-//! null), header count varint and headers.
+//! null), header count varint and headers. The base timestamp is the first record's, as the
+//! Java producer writes it; later records' deltas may be negative.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
 
 use super::error::Error;
-use super::wire::{bytes_len, get_varint, put_bytes, put_varint, varint_len};
+use super::wire::{bytes_len, get_varint, put_bytes, put_varint, put_varint_in, varint_len};
 
 /// The size of a batch's header, everything before its first record.
 pub(super) const BATCH_OVERHEAD: usize = 61;
-/// Worst case for a record's varint framing (length, attributes, deltas, key/value lengths,
-/// header count).
-const RECORD_OVERHEAD: usize = 40;
 
 // Offsets of the header's fields.
 const LENGTH: usize = 8;
@@ -54,25 +54,67 @@ pub struct Record {
 }
 
 impl Record {
-    /// An upper bound of the record's size in a batch: the batching budget, and buffer sizes.
-    pub fn size_bound(&self) -> usize {
-        RECORD_OVERHEAD
-            + self.key.as_ref().map_or(0, Bytes::len)
-            + self.value.len()
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 10)
-                .sum::<usize>()
+    /// The record's size as the only record of a batch (the smallest it can be in one).
+    pub(super) fn size_alone(&self) -> usize {
+        record_len(
+            0,
+            0,
+            self.key.as_deref(),
+            self.value.len(),
+            headers_len(&self.headers),
+        )
     }
 
     /// The key as an operator would recognise it in an error.
     pub(super) fn describe_key(&self) -> String {
-        match &self.key {
-            Some(k) => format!("{:?}", String::from_utf8_lossy(&k[..k.len().min(64)])),
-            None => "(none)".into(),
-        }
+        describe_key(self.key.as_deref())
     }
+}
+
+/// A record's key as an operator would recognise it in an error.
+pub(super) fn describe_key(key: Option<&[u8]>) -> String {
+    match key {
+        Some(k) => format!("{:?}", String::from_utf8_lossy(&k[..k.len().min(64)])),
+        None => "(none)".into(),
+    }
+}
+
+/// The bytes a record takes in a batch, its length's varint included.
+fn record_len(
+    timestamp_delta: i64,
+    offset_delta: i64,
+    key: Option<&[u8]>,
+    value: usize,
+    headers: usize,
+) -> usize {
+    let body = record_body_len(timestamp_delta, offset_delta, key, value, headers);
+    varint_len(body as i64) + body
+}
+
+/// A record's bytes after its length: attributes, the deltas, the key, the value (with its
+/// length) and `headers` bytes of headers.
+fn record_body_len(
+    timestamp_delta: i64,
+    offset_delta: i64,
+    key: Option<&[u8]>,
+    value: usize,
+    headers: usize,
+) -> usize {
+    1 + varint_len(timestamp_delta)
+        + varint_len(offset_delta)
+        + bytes_len(key)
+        + varint_len(value as i64)
+        + value
+        + headers
+}
+
+/// The bytes of a header count and headers.
+fn headers_len(headers: &[(String, Bytes)]) -> usize {
+    varint_len(headers.len() as i64)
+        + headers
+            .iter()
+            .map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(Some(v)))
+            .sum::<usize>()
 }
 
 /// Evaluates `$body` with `$codec` naming the codec's compressor type for `$compression`.
@@ -214,33 +256,197 @@ pub(super) fn wrap_sequence(n: i64) -> i32 {
     (n % (i32::MAX as i64 + 1)) as i32
 }
 
-/// The records `indices` of `records` as one batch: offsets from 0, under `stamp`, compressed
-/// with `compression`.
-pub(super) fn write(
-    records: &[Record],
-    indices: &[u32],
-    stamp: Stamp,
-    compression: Compression,
-) -> Result<Bytes, Error> {
-    let chosen: Vec<&Record> = indices
-        .iter()
-        .map(|&i| records.get(i as usize))
-        .collect::<Option<_>>()
-        .ok_or_else(|| local("a batch names a record the send does not have"))?;
-    let plain = write_plain(&chosen, stamp)?;
-    compress(plain, compression)
+/// A record batch being written: room for its header, then its records, each framed as it
+/// is appended. `seal` fills in the header. A value is written in place by the caller: the two
+/// lengths before it are given the room the previous value's needed, and the value is moved in
+/// the rare case that was wrong (its length's varint needs another number of bytes).
+#[derive(Debug)]
+pub(super) struct Section {
+    buf: Vec<u8>,
+    count: usize,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    /// The max timestamp before the last record: what `remove_last` goes back to.
+    max_before_last: i64,
+    /// The last value's length, for guessing the next one's.
+    last_value: usize,
+}
+
+impl Section {
+    /// An empty batch in a buffer of `capacity` bytes (it grows if it must).
+    pub fn with_capacity(capacity: usize) -> Section {
+        let mut buf = Vec::with_capacity(capacity.max(BATCH_OVERHEAD));
+        buf.resize(BATCH_OVERHEAD, 0);
+        Section {
+            buf,
+            count: 0,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            max_before_last: 0,
+            last_value: 0,
+        }
+    }
+
+    /// The batch's size so far, its header included.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The timestamp delta of a record at `timestamp` appended next.
+    fn timestamp_delta(&self, timestamp: i64) -> i64 {
+        if self.count == 0 {
+            0
+        } else {
+            timestamp.wrapping_sub(self.base_timestamp)
+        }
+    }
+
+    fn counted(&mut self, timestamp: i64) {
+        self.max_before_last = self.max_timestamp;
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+            self.max_timestamp = timestamp;
+        } else {
+            self.max_timestamp = self.max_timestamp.max(timestamp);
+        }
+        self.count += 1;
+    }
+
+    /// Appends a record of `key` and `headers` whose value `value` appends to the buffer it is
+    /// given. When `value` fails, nothing is appended.
+    pub fn append<E>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        headers: &[(String, Bytes)],
+        value: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.buf.len();
+        let timestamp_delta = self.timestamp_delta(timestamp);
+        let offset_delta = self.count as i64;
+        let headers_size = headers_len(headers);
+        let body = |value: usize| {
+            record_body_len(timestamp_delta, offset_delta, key, value, headers_size) as i64
+        };
+        let length_room = varint_len(body(self.last_value));
+        let value_room = varint_len(self.last_value as i64);
+        self.buf.resize(start + length_room, 0);
+        self.buf.push(0); // attributes
+        put_varint(&mut self.buf, timestamp_delta);
+        put_varint(&mut self.buf, offset_delta);
+        put_bytes(&mut self.buf, key);
+        let value_length_at = self.buf.len();
+        self.buf.resize(value_length_at + value_room, 0);
+        let value_at = self.buf.len();
+        if let Err(e) = value(&mut self.buf) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        let value_len = self.buf.len() - value_at;
+        put_varint(&mut self.buf, headers.len() as i64);
+        for (k, v) in headers {
+            put_bytes(&mut self.buf, Some(k.as_bytes()));
+            put_bytes(&mut self.buf, Some(v));
+        }
+        // The later length first: moving what follows it does not move the earlier one's place.
+        fill_varint(&mut self.buf, value_length_at, value_room, value_len as i64);
+        fill_varint(&mut self.buf, start, length_room, body(value_len));
+        self.last_value = value_len;
+        self.counted(timestamp);
+        Ok(())
+    }
+
+    /// Appends a record whose fields after its offset delta (key, value and headers) are
+    /// `fields`, as another batch has them.
+    pub fn append_fields(&mut self, timestamp: i64, fields: &[u8]) {
+        let timestamp_delta = self.timestamp_delta(timestamp);
+        let offset_delta = self.count as i64;
+        let body = 1 + varint_len(timestamp_delta) + varint_len(offset_delta) + fields.len();
+        put_varint(&mut self.buf, body as i64);
+        self.buf.push(0); // attributes
+        put_varint(&mut self.buf, timestamp_delta);
+        put_varint(&mut self.buf, offset_delta);
+        self.buf.extend_from_slice(fields);
+        self.counted(timestamp);
+    }
+
+    /// Takes the last record appended, which starts at byte `start`, out again (it goes to
+    /// another batch, or none); returns its timestamp and its fields after the offset delta,
+    /// for `append_fields`.
+    /// It is gone from the batch even when it cannot be read back (which would be our bug).
+    pub fn remove_last(&mut self, start: usize) -> Result<(i64, Vec<u8>), Error> {
+        let taken =
+            read_records(&self.buf[start..], self.base_timestamp).and_then(|records| match records
+                .as_slice()
+            {
+                [last] => Ok((last.timestamp, last.fields.to_vec())),
+                _ => Err(local("a batch's last record is not where it was written")),
+            });
+        self.buf.truncate(start);
+        self.count -= 1;
+        self.max_timestamp = self.max_before_last;
+        taken
+    }
+
+    /// Keeps the records before byte `at` (where one starts): `count` of them, whose latest
+    /// timestamp is `max_timestamp`.
+    pub fn truncate(&mut self, at: usize, count: usize, max_timestamp: i64) {
+        self.buf.truncate(at);
+        self.count = count;
+        self.max_timestamp = max_timestamp;
+        self.max_before_last = max_timestamp;
+    }
+
+    /// The batch, under `stamp` and compressed with `compression`: header filled in, sealed.
+    pub fn seal(self, stamp: Stamp, compression: Compression) -> Result<Bytes, Error> {
+        let count = i32::try_from(self.count)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| local(format!("cannot write a batch of {} records", self.count)))?;
+        let mut buf = self.buf;
+        let mut header = &mut buf[..BATCH_OVERHEAD];
+        header.put_i64(0); // baseOffset
+        header.put_i32(0); // batchLength, by `seal`
+        header.put_i32(-1); // partitionLeaderEpoch
+        header.put_i8(2); // magic
+        header.put_u32(0); // crc, by `seal`
+        header.put_i16(0); // attributes: no compression, CreateTime, not transactional
+        header.put_i32(count - 1); // lastOffsetDelta
+        header.put_i64(self.base_timestamp);
+        header.put_i64(self.max_timestamp);
+        header.put_i64(stamp.producer_id);
+        header.put_i16(stamp.epoch);
+        header.put_i32(stamp.base_sequence);
+        header.put_i32(count);
+        compress(buf, compression)
+    }
+}
+
+/// Writes `v` at `at` of `buf`, over the `room` bytes left for it there: moves what follows
+/// when it needs another number of bytes.
+fn fill_varint(buf: &mut Vec<u8>, at: usize, room: usize, v: i64) {
+    let size = varint_len(v);
+    if size != room {
+        buf.splice(at..at + room, std::iter::repeat_n(0, size));
+    }
+    put_varint_in(&mut buf[at..at + size], v);
 }
 
 /// `batch` under another stamp: the header patched, the records untouched (compressed or not).
 pub(super) fn restamp(batch: &[u8], stamp: Stamp) -> Bytes {
-    let mut out = BytesMut::from(batch);
+    let mut out = batch.to_vec();
     out[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&stamp.producer_id.to_be_bytes());
     out[PRODUCER_ID + 8..PRODUCER_ID + 10].copy_from_slice(&stamp.epoch.to_be_bytes());
     out[PRODUCER_ID + 10..PRODUCER_ID + 14].copy_from_slice(&stamp.base_sequence.to_be_bytes());
-    seal(out)
+    seal(&mut out);
+    Bytes::from(out)
 }
 
-/// `batch` (written by `write`) as two: its first `at` records, and the rest under the stamp
+/// `batch` (written by `Section`) as two: its first `at` records, and the rest under the stamp
 /// that follows, compressed as it was. Order and every record's fields are kept; offsets and
 /// timestamps are re-based.
 pub(super) fn split(batch: &Bytes, at: usize) -> Result<(Bytes, Bytes), Error> {
@@ -258,128 +464,40 @@ pub(super) fn split(batch: &Bytes, at: usize) -> Result<(Bytes, Bytes), Error> {
     let records = compression
         .decompress(batch.slice(BATCH_OVERHEAD..))
         .map_err(|e| local(format!("cannot decompress our own record batch: {e}")))?;
-    let written = read_records(
-        &records,
-        be_i64(&batch[BASE_TIMESTAMP..]),
-        be_i32(&batch[RECORD_COUNT..]),
-    )?;
+    let written = read_records(&records, be_i64(&batch[BASE_TIMESTAMP..]))?;
+    if written.len() != be_i32(&batch[RECORD_COUNT..]) as usize {
+        return Err(local(
+            "a batch to split does not hold the records its header counts",
+        ));
+    }
     if at == 0 || at >= written.len() {
         return Err(local("a batch to split has fewer than two records"));
     }
     let (first, second) = written.split_at(at);
-    let first = compress(write_plain(first, stamp)?, compression)?;
-    let second = compress(write_plain(second, stamp.advanced(at))?, compression)?;
-    Ok((first, second))
-}
-
-/// What the writer needs of a record: its timestamp, and its fields after the offset delta
-/// (key, value, headers).
-trait Entry {
-    fn timestamp(&self) -> i64;
-    /// At least the record's size in the batch, cheaply: for sizing the buffer.
-    fn size_bound(&self) -> usize;
-    fn fields_len(&self) -> usize;
-    fn put_fields(&self, buf: &mut BytesMut);
-}
-
-impl Entry for &Record {
-    fn timestamp(&self) -> i64 {
-        self.timestamp_ms
-    }
-
-    fn size_bound(&self) -> usize {
-        Record::size_bound(self)
-    }
-
-    fn fields_len(&self) -> usize {
-        bytes_len(self.key.as_deref())
-            + bytes_len(Some(&self.value))
-            + varint_len(self.headers.len() as i64)
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| bytes_len(Some(k.as_bytes())) + bytes_len(Some(v)))
-                .sum::<usize>()
-    }
-
-    fn put_fields(&self, buf: &mut BytesMut) {
-        put_bytes(buf, self.key.as_deref());
-        put_bytes(buf, Some(&self.value));
-        put_varint(buf, self.headers.len() as i64);
-        for (k, v) in &self.headers {
-            put_bytes(buf, Some(k.as_bytes()));
-            put_bytes(buf, Some(v));
+    let half = |records: &[Written], stamp| {
+        let size = records.iter().map(|r| r.fields.len() + 32).sum::<usize>();
+        let mut section = Section::with_capacity(BATCH_OVERHEAD + size);
+        for r in records {
+            section.append_fields(r.timestamp, r.fields);
         }
-    }
+        section.seal(stamp, compression)
+    };
+    Ok((half(first, stamp)?, half(second, stamp.advanced(at))?))
 }
 
-/// A record read back from a batch we wrote: its timestamp, and its fields as they were written.
+/// A record read back from a batch we wrote: its timestamp, and its fields after the offset
+/// delta as they were written.
 struct Written<'a> {
     timestamp: i64,
     fields: &'a [u8],
 }
 
-impl Entry for Written<'_> {
-    fn timestamp(&self) -> i64 {
-        self.timestamp
-    }
-
-    fn size_bound(&self) -> usize {
-        RECORD_OVERHEAD + self.fields.len()
-    }
-
-    fn fields_len(&self) -> usize {
-        self.fields.len()
-    }
-
-    fn put_fields(&self, buf: &mut BytesMut) {
-        buf.put_slice(self.fields);
-    }
-}
-
-/// One uncompressed batch of `entries` (in order, offsets from 0) under `stamp`, its length
-/// and CRC not yet filled in (`seal` does that).
-fn write_plain<E: Entry>(entries: &[E], stamp: Stamp) -> Result<BytesMut, Error> {
-    let (base_timestamp, max_timestamp) =
-        entries.iter().fold((i64::MAX, i64::MIN), |(min, max), e| {
-            (min.min(e.timestamp()), max.max(e.timestamp()))
-        });
-    let count = i32::try_from(entries.len())
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| local(format!("cannot write a batch of {} records", entries.len())))?;
-    let body: usize = entries.iter().map(E::size_bound).sum();
-    let mut buf = BytesMut::with_capacity(BATCH_OVERHEAD + body);
-    buf.put_i64(0); // baseOffset
-    buf.put_i32(0); // batchLength, by `seal`
-    buf.put_i32(-1); // partitionLeaderEpoch
-    buf.put_i8(2); // magic
-    buf.put_u32(0); // crc, by `seal`
-    buf.put_i16(0); // attributes: no compression, CreateTime, not transactional
-    buf.put_i32(count - 1); // lastOffsetDelta
-    buf.put_i64(base_timestamp);
-    buf.put_i64(max_timestamp);
-    buf.put_i64(stamp.producer_id);
-    buf.put_i16(stamp.epoch);
-    buf.put_i32(stamp.base_sequence);
-    buf.put_i32(count);
-    for (offset_delta, e) in entries.iter().enumerate() {
-        let timestamp_delta = e.timestamp() - base_timestamp;
-        let offset_delta = offset_delta as i64;
-        let len = 1 + varint_len(timestamp_delta) + varint_len(offset_delta) + e.fields_len();
-        put_varint(&mut buf, len as i64);
-        buf.put_i8(0); // attributes
-        put_varint(&mut buf, timestamp_delta);
-        put_varint(&mut buf, offset_delta);
-        e.put_fields(&mut buf);
-    }
-    Ok(buf)
-}
-
-/// `plain` (from `write_plain`) with its records compressed, its length and CRC filled in.
-fn compress(plain: BytesMut, compression: Compression) -> Result<Bytes, Error> {
+/// `plain` (a batch with its header filled in) with its records compressed, its length and
+/// CRC filled in.
+fn compress(mut plain: Vec<u8>, compression: Compression) -> Result<Bytes, Error> {
     if compression == Compression::None {
-        return Ok(seal(plain));
+        seal(&mut plain);
+        return Ok(Bytes::from(plain));
     }
     let mut out = BytesMut::with_capacity(plain.len() / 2 + BATCH_OVERHEAD);
     out.put_slice(&plain[..BATCH_OVERHEAD]);
@@ -389,28 +507,24 @@ fn compress(plain: BytesMut, compression: Compression) -> Result<Bytes, Error> {
     compression
         .compress(&plain[BATCH_OVERHEAD..], &mut out)
         .map_err(|e| local(format!("cannot compress a record batch: {e}")))?;
-    Ok(seal(out))
+    seal(&mut out);
+    Ok(out.freeze())
 }
 
 /// Fills in `batchLength` and the CRC.
-fn seal(mut buf: BytesMut) -> Bytes {
+fn seal(buf: &mut [u8]) {
     let length = (buf.len() - LENGTH - 4) as i32;
     buf[LENGTH..LENGTH + 4].copy_from_slice(&length.to_be_bytes());
     let crc = crc32c::crc32c(&buf[ATTRIBUTES..]);
     buf[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
-    buf.freeze()
 }
 
-/// The `count` records of an uncompressed records section.
-fn read_records(
-    records: &[u8],
-    base_timestamp: i64,
-    count: i32,
-) -> Result<Vec<Written<'_>>, Error> {
+/// The records of an uncompressed records section, to its end.
+fn read_records(records: &[u8], base_timestamp: i64) -> Result<Vec<Written<'_>>, Error> {
     let bad = || local("cannot read back our own record batch");
     let mut rest = records;
-    let mut written = Vec::with_capacity(count.max(0) as usize);
-    for _ in 0..count {
+    let mut written = Vec::new();
+    while !rest.is_empty() {
         let len = usize::try_from(get_varint(&mut rest).ok_or_else(bad)?).map_err(|_| bad())?;
         let mut record = rest.get(..len).ok_or_else(bad)?;
         rest = &rest[len..];
@@ -419,12 +533,9 @@ fn read_records(
         let timestamp_delta = get_varint(&mut record).ok_or_else(bad)?;
         let _offset_delta = get_varint(&mut record).ok_or_else(bad)?;
         written.push(Written {
-            timestamp: base_timestamp + timestamp_delta,
+            timestamp: base_timestamp.wrapping_add(timestamp_delta),
             fields: record,
         });
-    }
-    if !rest.is_empty() {
-        return Err(bad());
     }
     Ok(written)
 }
@@ -489,6 +600,29 @@ mod tests {
         buf.freeze()
     }
 
+    /// The records `indices` of `records` as one batch, written as a producer's send writes
+    /// them (values through `Section::append`), under `stamp` and compressed.
+    fn write(
+        records: &[Record],
+        indices: &[u32],
+        stamp: Stamp,
+        compression: Compression,
+    ) -> Result<Bytes, Error> {
+        let mut section = Section::with_capacity(0);
+        for &i in indices {
+            let r = records
+                .get(i as usize)
+                .ok_or_else(|| local("no such record"))?;
+            section
+                .append(r.timestamp_ms, r.key.as_deref(), &r.headers, |buf| {
+                    buf.extend_from_slice(&r.value);
+                    Ok::<(), Error>(())
+                })
+                .unwrap();
+        }
+        section.seal(stamp, compression)
+    }
+
     fn sample() -> Vec<Record> {
         let big = Bytes::from(vec![b'x'; 300]);
         (0..200)
@@ -507,9 +641,10 @@ mod tests {
                 } else {
                     Vec::new()
                 },
-                // Not in order: the base is the smallest, and deltas may be of either sign
-                // relative to the first record.
-                timestamp_ms: 1_700_000_000_000 + (i * 37 % 1000),
+                // Growing: the codec takes the smallest as the base, we (and the Java
+                // producer) the first, so only in order are the bytes the same
+                // (`out_of_order_timestamps_read_back_as_written` for the rest).
+                timestamp_ms: 1_700_000_000_000 + i * 37,
             })
             .collect()
     }
@@ -628,6 +763,123 @@ mod tests {
                 assert!(split(&whole, 0).is_err());
                 assert!(split(&whole, 200).is_err());
             }
+        }
+    }
+
+    #[test]
+    fn values_written_in_place_are_framed_right_whatever_their_length() {
+        // Each length's varint needs another number of bytes than the one before: the room
+        // guessed from the previous value is too small, then too large.
+        let lengths = [0, 63, 64, 8191, 8192, 200_000, 5, 70_000, 64, 63, 1];
+        let records: Vec<Record> = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Record {
+                key: (i % 2 == 0).then(|| Bytes::from(vec![b'k'; n % 300])),
+                value: Bytes::from(vec![b'v'; n]),
+                headers: vec![],
+                timestamp_ms: 1_700_000_000_000 + i as i64,
+            })
+            .collect();
+        let all: Vec<u32> = (0..records.len() as u32).collect();
+        for (ours, theirs) in compressions() {
+            assert_eq!(
+                write(&records, &all, STAMPS[1], ours).unwrap(),
+                codec_bytes(&records, STAMPS[1], theirs),
+                "{ours:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_that_fails_leaves_nothing_behind() {
+        let records = sample();
+        let mut section = Section::with_capacity(0);
+        for (i, r) in records.iter().enumerate() {
+            if i % 10 == 3 {
+                let before = section.len();
+                let failed = section.append(r.timestamp_ms, r.key.as_deref(), &[], |buf| {
+                    buf.extend_from_slice(b"half a message");
+                    Err("the row cannot be encoded")
+                });
+                assert_eq!(failed, Err("the row cannot be encoded"));
+                assert_eq!(section.len(), before);
+            }
+            section
+                .append(r.timestamp_ms, r.key.as_deref(), &r.headers, |buf| {
+                    buf.extend_from_slice(&r.value);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+        }
+        assert_eq!(
+            section.seal(STAMPS[2], Compression::None).unwrap(),
+            codec_bytes(&records, STAMPS[2], Codec::None)
+        );
+    }
+
+    #[test]
+    fn a_record_taken_back_and_appended_elsewhere_is_as_if_written_there() {
+        let records = sample();
+        let (first, second) = records.split_at(150);
+        let mut section = Section::with_capacity(0);
+        let append = |section: &mut Section, r: &Record| {
+            section
+                .append(r.timestamp_ms, r.key.as_deref(), &r.headers, |buf| {
+                    buf.extend_from_slice(&r.value);
+                    Ok::<(), ()>(())
+                })
+                .unwrap()
+        };
+        for r in first {
+            append(&mut section, r);
+        }
+        let start = section.len();
+        append(&mut section, &second[0]);
+        let (timestamp, fields) = section.remove_last(start).unwrap();
+        assert_eq!(timestamp, second[0].timestamp_ms);
+        let mut next = Section::with_capacity(0);
+        next.append_fields(timestamp, &fields);
+        for r in &second[1..] {
+            append(&mut next, r);
+        }
+        assert_eq!(
+            section.seal(STAMPS[1], Compression::None).unwrap(),
+            codec_bytes(first, STAMPS[1], Codec::None)
+        );
+        assert_eq!(
+            next.seal(STAMPS[1], Compression::None).unwrap(),
+            codec_bytes(second, STAMPS[1], Codec::None)
+        );
+    }
+
+    #[test]
+    fn out_of_order_timestamps_read_back_as_written() {
+        let mut records = sample();
+        for (i, r) in records.iter_mut().enumerate() {
+            r.timestamp_ms = 1_700_000_000_000 + (i as i64 * 37 % 1000) - 500;
+        }
+        let all: Vec<u32> = (0..records.len() as u32).collect();
+        for (ours, _) in compressions() {
+            let batch = write(&records, &all, STAMPS[1], ours).unwrap();
+            let max = records.iter().map(|r| r.timestamp_ms).max().unwrap();
+            assert_eq!(
+                be_i64(&batch[BASE_TIMESTAMP + 8..]),
+                max,
+                "{ours:?}: maxTimestamp"
+            );
+            let decoded = RecordBatchDecoder::decode(&mut batch.clone()).unwrap();
+            let timestamps: Vec<i64> = decoded.records.iter().map(|r| r.timestamp).collect();
+            let written: Vec<i64> = records.iter().map(|r| r.timestamp_ms).collect();
+            assert_eq!(timestamps, written, "{ours:?}");
+            // And a split re-bases each half on its own first record.
+            let (a, b) = split(&batch, 77).unwrap();
+            let mut both: Vec<i64> = Vec::new();
+            for half in [a, b] {
+                let decoded = RecordBatchDecoder::decode(&mut half.clone()).unwrap();
+                both.extend(decoded.records.iter().map(|r| r.timestamp));
+            }
+            assert_eq!(both, written, "{ours:?} split");
         }
     }
 

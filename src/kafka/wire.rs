@@ -4,10 +4,10 @@
 //! Records use zig-zag varints for every length and delta; flexible request versions use
 //! unsigned varints for compact lengths. Both are 7 bits per byte, low bits first.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 /// Unsigned varint: the compact lengths of flexible request versions, and the base of `put_varint`.
-pub(super) fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
+pub(super) fn put_uvarint(buf: &mut impl BufMut, mut v: u64) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;
@@ -16,13 +16,25 @@ pub(super) fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
 }
 
 /// Zig-zag varint, as Kafka's records use for every length and delta.
-pub(super) fn put_varint(buf: &mut BytesMut, v: i64) {
+pub(super) fn put_varint(buf: &mut impl BufMut, v: i64) {
     put_uvarint(buf, zigzag(v));
 }
 
 /// How many bytes `put_varint(v)` writes.
 pub(super) fn varint_len(v: i64) -> usize {
     (64 - zigzag(v).leading_zeros() as usize).max(1).div_ceil(7)
+}
+
+/// Writes `v` as a zig-zag varint over all of `slot`, which must be `varint_len(v)` bytes: the
+/// length of something written after the room left for it.
+pub(super) fn put_varint_in(slot: &mut [u8], v: i64) {
+    debug_assert_eq!(slot.len(), varint_len(v));
+    let mut z = zigzag(v);
+    let last = slot.len() - 1;
+    for (i, byte) in slot.iter_mut().enumerate() {
+        *byte = if i == last { z as u8 } else { (z as u8) | 0x80 };
+        z >>= 7;
+    }
 }
 
 /// Reads a zig-zag varint from the front of `buf`, advancing it; None when `buf` ends inside
@@ -41,7 +53,7 @@ pub(super) fn get_varint(buf: &mut &[u8]) -> Option<i64> {
 }
 
 /// Nullable bytes with a zig-zag varint length (-1 for null), as in a record.
-pub(super) fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
+pub(super) fn put_bytes(buf: &mut impl BufMut, b: Option<&[u8]>) {
     match b {
         Some(b) => {
             put_varint(buf, b.len() as i64);
@@ -58,7 +70,7 @@ pub(super) fn bytes_len(b: Option<&[u8]>) -> usize {
 
 /// An array count or a bytes length in a request: i32 before the flexible versions, unsigned
 /// varint of n + 1 in them.
-pub(super) fn put_len(buf: &mut BytesMut, flexible: bool, n: usize) {
+pub(super) fn put_len(buf: &mut impl BufMut, flexible: bool, n: usize) {
     if flexible {
         put_uvarint(buf, n as u64 + 1);
     } else {
@@ -90,9 +102,12 @@ mod tests {
             i64::MAX,
             i64::MIN,
         ] {
-            let mut buf = BytesMut::new();
+            let mut buf = Vec::new();
             put_varint(&mut buf, v);
             assert_eq!(buf.len(), varint_len(v), "{v}");
+            let mut slot = vec![0; varint_len(v)];
+            put_varint_in(&mut slot, v);
+            assert_eq!(slot, buf, "{v} written in place");
             let mut read: &[u8] = &buf;
             assert_eq!(get_varint(&mut read), Some(v));
             assert!(read.is_empty());

@@ -115,7 +115,8 @@ impl Replicator {
                 .unwrap_or(usize::MAX)
                 .min(self.limit);
             // Usually nothing is late: no buffers sized for a batch.
-            let mut late = MessageBuffer::new(0, 0, self.key_mode);
+            let batches = self.producer.batches(&self.topic, 0);
+            let mut late = MessageBuffer::new(batches.map_err(Error::Kafka)?, self.key_mode);
             let encoder = &mut self.encoder;
             self.source.fetch_each(after, room.max(1), |id, values| {
                 if id < before && !reported.contains(&id) {
@@ -138,9 +139,10 @@ impl Replicator {
                 &[("table", &self.table)],
                 late.ids.len() as u64,
             );
-            let (ids, records) = late.finish();
+            let (ids, batches) = late.finish();
+            let pending = self.producer.start(batches);
             self.producer
-                .send(&self.topic, &records)
+                .finish(pending)
                 .map_err(|e| Error::Kafka(e.error))?;
             self.status.published_late(ids.len());
             if let Some(watched) = self

@@ -318,12 +318,12 @@ impl Replicator {
         let mut batch = self.read(position)?;
         let full = batch.ids.len() == self.limit;
         let holding = self.hold_at_gaps(position, &mut batch, before)?;
-        let (ids, records) = batch.finish();
+        let (ids, batches) = batch.finish();
         let read = started.elapsed();
         self.status.read(read, full && !holding);
         Ok(Batch {
             ids,
-            records,
+            batches,
             holding,
             read,
         })
@@ -362,7 +362,7 @@ impl Replicator {
 
         let published = Instant::now();
         let full = !batch.holding && batch.ids.len() == self.limit;
-        let pending = self.producer.start(&self.topic, batch.records);
+        let pending = self.producer.start(batch.batches);
         // Same thread, overlapping work: the broker writes this batch while we read and encode
         // the next one. Its rows are published only after this batch is committed.
         let following = if full {
@@ -483,7 +483,9 @@ impl Replicator {
     /// batch never holds rows, only their messages.
     fn read(&mut self, position: Id) -> Result<MessageBuffer, Error> {
         let started = Instant::now();
-        let mut batch = MessageBuffer::new(self.limit, self.message_size, self.key_mode);
+        let expected = self.limit * (self.message_size + 16);
+        let batches = self.producer.batches(&self.topic, expected);
+        let mut batch = MessageBuffer::new(batches.map_err(Error::Kafka)?, self.key_mode);
         let encoder = &mut self.encoder;
         let result = self.source.fetch_each(position, self.limit, |id, values| {
             batch.push(encoder, id, values)
@@ -494,7 +496,7 @@ impl Replicator {
         let count = result?;
         let tags = [("success", "true"), ("table", self.table.as_str())];
         self.metrics.count("source.rows_read", &tags, count as u64);
-        if let Some(average) = batch.values.len().checked_div(count) {
+        if let Some(average) = batch.bytes().checked_div(count) {
             self.message_size = average;
         }
         Ok(batch)

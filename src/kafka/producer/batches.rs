@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use super::results::Delivery;
+use super::writer::{Batches, OpenBatch};
 use crate::kafka::error::Error;
-use crate::kafka::partitioner::partition_for_key;
-use crate::kafka::records::{self, wrap_sequence, Compression, Record, Stamp, BATCH_OVERHEAD};
+use crate::kafka::records::{self, wrap_sequence, Compression, Record, Stamp};
 
 /// A group of records for one partition, sent as one Kafka record batch (RecordBatch v2).
 #[derive(Debug)]
@@ -44,6 +44,9 @@ pub(super) struct Outgoing {
     pub batches: Vec<RecordBatch>,
     /// One entry per record of the send, in input order.
     pub delivered: Vec<Option<Delivery>>,
+    /// The record that can never be sent, which the send's records end with: the send fails
+    /// with this once the records before it are delivered.
+    pub refused: Option<Error>,
 }
 
 impl Outgoing {
@@ -52,6 +55,7 @@ impl Outgoing {
             topic: topic.to_string(),
             batches: Vec::new(),
             delivered: vec![None; records],
+            refused: None,
         }
     }
 
@@ -145,8 +149,85 @@ impl Batcher {
         }
     }
 
-    /// Splits `records` into batches: per partition (of `partitions`), in input order, each
-    /// within `budget` bytes; stamps and encodes them.
+    /// The next send to `topic`, for `partitions` partitions, each batch within `budget`
+    /// bytes; `expected` bytes of records size its buffers.
+    pub fn batches(
+        &self,
+        topic: &str,
+        partitions: usize,
+        (budget, max_request_size): (usize, usize),
+        expected: usize,
+    ) -> Batches {
+        Batches::new(
+            topic,
+            partitions,
+            budget,
+            max_request_size,
+            self.round_robin,
+            expected,
+        )
+    }
+
+    /// `records` as the next send to `topic` (see `batches`).
+    pub fn write_records(
+        &self,
+        topic: &str,
+        records: &[Record],
+        partitions: usize,
+        limits: (usize, usize),
+    ) -> Batches {
+        let expected = records.iter().map(|r| r.size_alone() + 8).sum();
+        let mut batches = self.batches(topic, partitions, limits, expected);
+        for r in records {
+            let value = |buf: &mut Vec<u8>| {
+                buf.extend_from_slice(&r.value);
+                Ok::<(), std::convert::Infallible>(())
+            };
+            let Ok(()) =
+                batches.push_with_headers(r.key.as_deref(), r.timestamp_ms, &r.headers, value);
+        }
+        batches
+    }
+
+    /// Stamps and seals a send's batches, in order per partition. Returns them, and the record
+    /// the send refused (the one its records end with), if any.
+    pub fn seal(&mut self, batches: Batches) -> Result<(Vec<RecordBatch>, Option<Error>), Error> {
+        self.round_robin = batches.round_robin;
+        let Batches {
+            topic,
+            batches: mut open,
+            refused,
+            ..
+        } = batches;
+        // Stable: within a partition, the order they were written in.
+        open.sort_by_key(|b| b.partition);
+        let mut sealed = Vec::with_capacity(open.len());
+        for OpenBatch {
+            partition,
+            section,
+            records,
+        } in open
+        {
+            let pieces = self.idempotence.allocate(&topic, partition, records.len());
+            let stamp = pieces[0].0;
+            sealed.push(RecordBatch {
+                partition,
+                records,
+                stamp,
+                encoded: section.seal(stamp, self.compression)?,
+                done: false,
+            });
+            // The sequence wraps inside the batch: two batches, the second from 0.
+            if let [(_, first), _] = pieces[..] {
+                let last = sealed.len() - 1;
+                self.split_at(&mut sealed, last, first)?;
+            }
+        }
+        Ok((sealed, refused))
+    }
+
+    /// `records` planned into sealed batches, as a send of them would be.
+    #[cfg(test)]
     pub fn plan(
         &mut self,
         topic: &str,
@@ -154,52 +235,9 @@ impl Batcher {
         partitions: usize,
         budget: usize,
     ) -> Result<Vec<RecordBatch>, Error> {
-        let partitions = partitions.max(1);
-        let mut per_partition: Vec<Vec<u32>> = vec![Vec::new(); partitions];
-        let mut unkeyed = 0usize;
-        for (i, record) in records.iter().enumerate() {
-            let partition = match &record.key {
-                Some(key) => partition_for_key(key, partitions),
-                None => {
-                    unkeyed += 1;
-                    (self.round_robin + unkeyed) % partitions
-                }
-            };
-            per_partition[partition].push(i as u32);
-        }
-        self.round_robin = self.round_robin.wrapping_add(unkeyed);
-
-        let mut batches = Vec::new();
-        for (partition, indices) in per_partition.into_iter().enumerate() {
-            let partition = partition as i32;
-            let mut groups = Vec::new();
-            let mut current = Vec::new();
-            let mut size = BATCH_OVERHEAD;
-            for i in indices {
-                let s = records[i as usize].size_bound();
-                if !current.is_empty() && size + s > budget {
-                    groups.push(std::mem::take(&mut current));
-                    size = BATCH_OVERHEAD;
-                }
-                current.push(i);
-                size += s;
-            }
-            groups.extend((!current.is_empty()).then_some(current));
-            for mut group in groups {
-                for (stamp, n) in self.idempotence.allocate(topic, partition, group.len()) {
-                    let rest = group.split_off(n);
-                    let encoded = records::write(records, &group, stamp, self.compression)?;
-                    batches.push(RecordBatch {
-                        partition,
-                        records: std::mem::replace(&mut group, rest),
-                        stamp,
-                        encoded,
-                        done: false,
-                    });
-                }
-            }
-        }
-        Ok(batches)
+        let batches = self.write_records(topic, records, partitions, (budget, budget));
+        let (sealed, refused) = self.seal(batches)?;
+        refused.map_or(Ok(sealed), Err)
     }
 
     /// Stamps every pending batch that was not stamped under the current producer id (a new
@@ -256,6 +294,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::partitioner::partition_for_key;
     use crate::kafka::records::test_record as record;
     use kafka_protocol::records::RecordBatchDecoder;
 
@@ -302,13 +341,17 @@ mod tests {
             .plan("t", &records, 3, budget)
             .unwrap();
         for b in &batches {
-            let size: usize = BATCH_OVERHEAD
-                + b.records
-                    .iter()
-                    .map(|&i| records[i as usize].size_bound())
-                    .sum::<usize>();
+            let size = b.encoded.len();
             assert!(size <= budget, "batch of {size} bytes over budget {budget}");
-            assert!(b.encoded.len() <= size, "the size bound is an upper bound");
+            // Full, unless it is its partition's last: the next record (~110 bytes) did not fit.
+            let last = batches
+                .iter()
+                .rfind(|o| o.partition == b.partition)
+                .unwrap();
+            assert!(
+                size + 120 > budget || std::ptr::eq(b, last),
+                "batch of {size} bytes closed early"
+            );
             assert!(b.records.windows(2).all(|w| w[0] < w[1]));
             for &i in &b.records {
                 assert_eq!(

@@ -52,6 +52,8 @@ pub(super) struct Cluster {
     bootstrap_conn: Option<Connection>,
     /// topic → leader node id per partition (-1: no leader right now).
     topics: HashMap<String, Vec<i32>>,
+    /// topic → partition count, from the latest Metadata that named it (kept by `forget`).
+    partition_counts: HashMap<String, usize>,
 }
 
 /// What a broker said to InitProducerId.
@@ -100,12 +102,19 @@ impl Cluster {
             conns: HashMap::new(),
             bootstrap_conn: None,
             topics: HashMap::new(),
+            partition_counts: HashMap::new(),
         }
     }
 
     /// The leader of each partition of `topic`, from the latest Metadata (-1: none right now).
     pub fn leaders(&self, topic: &str) -> Option<&[i32]> {
         self.topics.get(topic).map(Vec::as_slice)
+    }
+
+    /// How many partitions `topic` has, by the latest Metadata that named it (even when its
+    /// leaders have been forgotten since).
+    pub fn partition_count(&self, topic: &str) -> Option<usize> {
+        self.partition_counts.get(topic).copied()
     }
 
     /// Whether `node` is a broker of the latest Metadata.
@@ -313,6 +322,8 @@ impl Cluster {
             );
             leaders[p.partition_index as usize] = if leader_ok { p.leader_id.0 } else { -1 };
         }
+        self.partition_counts
+            .insert(topic.to_string(), leaders.len());
         self.topics.insert(topic.to_string(), leaders);
         Ok(count)
     }

@@ -1,19 +1,22 @@
 //! The synchronous producer: the send and its retries, on top of rooms of its own:
 //! - `config` — `ProducerConfig` and the defaults of every producer setting;
 //! - `cluster` — brokers, topic leaders and connections (Metadata, ListOffsets, InitProducerId);
-//! - `batches` — planning per partition, sequence numbers, re-stamping and splitting;
+//! - `writer` — `Batches`: a send's records written into their partitions' record batches;
+//! - `batches` — sealing those, sequence numbers, re-stamping and splitting;
 //! - `round` — one round of Produce requests and the retry decision per partition;
 //! - `results` — what a send returns.
 //!
 //! `Producer::send` takes a topic and a slice of records and returns only when every record is
 //! acknowledged, or with an error that says which records were not. Retries happen inside, until
-//! the delivery deadline.
+//! the delivery deadline. `Producer::batches`, `start` and `finish` do the same for records the
+//! caller writes straight into their record batches, and let it work while the broker does.
 
 mod batches;
 mod cluster;
 mod config;
 mod results;
 mod round;
+mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use round::{Round, RoundOutcome, RoundSettings};
 pub use cluster::{BrokerInfo, BrokerReport};
 pub use config::{Acks, ProducerConfig};
 pub use results::{Delivery, SendError, Unsettled};
+pub use writer::Batches;
 
 use super::error::Error;
 use super::records::{Record, BATCH_OVERHEAD};
@@ -55,11 +59,20 @@ pub struct Producer {
 /// `Producer::start`).
 pub struct Pending {
     out: Outgoing,
-    /// The records, until they are planned into batches (which hold them encoded).
-    records: Vec<Record>,
+    /// The batches, until they are sealed (stamped, compressed).
+    unsealed: Option<Batches>,
     started: Instant,
-    /// The first round, when `start` could begin it.
-    round: Option<Round>,
+    /// The first round, when `start` could begin it, or why sealing failed.
+    round: Option<Result<Round, Error>>,
+}
+
+/// What a send has not sealed into its batches yet.
+// One per send, on the stack, moved out once: its size is of no consequence.
+#[allow(clippy::large_enum_variant)]
+enum Unplanned<'a> {
+    Nothing,
+    Records(&'a [Record]),
+    Batches(Batches),
 }
 
 impl Producer {
@@ -143,6 +156,31 @@ impl Producer {
         self.conclude(out, result)
     }
 
+    /// An empty send to `topic`, whose records the caller writes straight into their record
+    /// batches (`Batches::push`) and then sends with `start` and `finish`. The topic must have
+    /// been looked up (`check_topic`, or an earlier send): its partition count decides where
+    /// keyed records go. `expected`: about how many bytes the records take, to size buffers.
+    /// Talks to no broker, so it may come between `start` and `finish`.
+    pub fn batches(&self, topic: &str, expected: usize) -> Result<Batches, Error> {
+        let partitions = self.cluster.partition_count(topic).ok_or_else(|| {
+            Error::protocol(
+                "(local)",
+                format!("topic {topic} was not looked up before records were written for it"),
+            )
+        })?;
+        Ok(self
+            .batcher
+            .batches(topic, partitions, self.limits(topic), expected))
+    }
+
+    /// (batch budget, request limit) for sends to `topic`.
+    fn limits(&self, topic: &str) -> (usize, usize) {
+        (
+            self.config.batch_budget(topic),
+            self.config.max_request_size,
+        )
+    }
+
     /// Sends a failed send's unacknowledged batches again, as they were, and returns like
     /// `send` for all of that send's records (those acknowledged before included). The delivery
     /// deadline starts afresh. Must come before any other send on this producer.
@@ -151,7 +189,7 @@ impl Producer {
         let Unsettled(mut out) = unsettled;
         // Leaders have likely moved during whatever failed the send.
         self.cluster.forget(&out.topic);
-        let result = self.retry(&mut out, &[], None, Instant::now());
+        let result = self.retry(&mut out, &mut Unplanned::Nothing, None, Instant::now());
         self.conclude(out, result)
     }
 
@@ -163,38 +201,33 @@ impl Producer {
         }
     }
 
-    /// The first half of a send that lets the caller work while the broker does: writes the
-    /// produce requests (as many as the in-flight limits allow) and returns without waiting
-    /// for acknowledgements. `finish` must be called next, before any other call on this
-    /// producer; together they behave exactly like `send`.
-    pub fn start(&mut self, topic: &str, records: Vec<Record>) -> Pending {
+    /// The first half of a send that lets the caller work while the broker does: seals the
+    /// batches and writes the produce requests (as many as the in-flight limits allow), and
+    /// returns without waiting for acknowledgements. `finish` must be called next, before any
+    /// other call on this producer but `batches`; together they behave like `send`.
+    pub fn start(&mut self, batches: Batches) -> Pending {
         self.give_up_unsettled();
         let mut pending = Pending {
-            out: Outgoing::new(topic, records.len()),
-            records,
+            out: Outgoing::new(&batches.topic, batches.len()),
+            unsealed: Some(batches),
             started: Instant::now(),
             round: None,
         };
-        // Anything unusual (an oversized record, no producer id or metadata yet, shutdown) is
-        // left to `finish`, which takes the ordinary path with its retries.
-        let budget = self.config.batch_budget(topic);
-        let ready = !pending.records.is_empty()
-            && pending
-                .records
-                .iter()
-                .all(|r| r.size_bound() + BATCH_OVERHEAD <= budget)
+        // Anything unusual (no producer id or metadata yet, shutdown) is left to `finish`,
+        // which takes the ordinary path with its retries.
+        let ready = pending.unsealed.as_ref().is_some_and(|b| b.bytes() > 0)
             && self.check_cancelled().is_ok()
             && self.ensure_producer_id().is_ok()
-            && (self.cluster.leaders(topic).is_some()
-                || self.cluster.refresh_metadata(topic).is_ok());
-        if ready && self.plan(&mut pending.out, &pending.records).is_ok() {
-            // The batches hold the records encoded, which is all a retry needs: the caller's
-            // copy of the values can go, so one batch in flight is held once in memory.
-            pending.records = Vec::new();
-            let settings = self.round_settings(topic);
-            let mut round = Round::begin(&mut self.cluster, &pending.out, settings);
-            round.write(&mut self.cluster, &mut pending.out);
-            pending.round = Some(round);
+            && (self.cluster.leaders(&pending.out.topic).is_some()
+                || self.cluster.refresh_metadata(&pending.out.topic).is_ok());
+        if ready {
+            let mut unplanned = Unplanned::Batches(pending.unsealed.take().expect("checked"));
+            pending.round = Some(self.plan(&mut pending.out, &mut unplanned).map(|()| {
+                let settings = self.round_settings(&pending.out.topic);
+                let mut round = Round::begin(&mut self.cluster, &pending.out, settings);
+                round.write(&mut self.cluster, &mut pending.out);
+                round
+            }));
         }
         pending
     }
@@ -204,18 +237,20 @@ impl Producer {
     pub fn finish(&mut self, pending: Pending) -> Result<Vec<Delivery>, SendError> {
         let Pending {
             mut out,
-            records,
+            unsealed,
             started,
             round,
         } = pending;
-        let result = match round {
-            None => self.send_new(&mut out, &records),
-            Some(mut round) => {
+        let mut unplanned = unsealed.map_or(Unplanned::Nothing, Unplanned::Batches);
+        let first = match round {
+            None => None,
+            Some(Err(e)) => Some(Err(e)),
+            Some(Ok(mut round)) => {
                 round.complete(&mut self.cluster, &mut out);
-                let first = self.outcome_result(round.end(&self.batcher, &mut out), &out);
-                self.retry(&mut out, &records, Some(first), started)
+                Some(self.outcome_result(round.end(&self.batcher, &mut out), &out))
             }
         };
+        let result = self.retry(&mut out, &mut unplanned, first, started);
         self.conclude(out, result)
     }
 
@@ -226,7 +261,9 @@ impl Producer {
         out: Outgoing,
         result: Result<(), Error>,
     ) -> Result<Vec<Delivery>, SendError> {
+        let mut out = out;
         let error = match result {
+            Ok(()) if out.refused.is_some() => out.refused.take().expect("checked"),
             Ok(()) => match out.delivered.iter().copied().collect::<Option<Vec<_>>>() {
                 Some(all) => return Ok(all),
                 // Never reached while every record is in a batch: a record in none was never
@@ -258,30 +295,34 @@ impl Producer {
         })
     }
 
-    /// A send of records not planned yet: what comes before a record that can never be sent is
+    /// A send of records not planned yet. A record that can never be sent (too large even
+    /// alone in a batch) is found before any broker is asked: what comes before it is
     /// delivered, so that the caller can commit up to it; then the send fails naming it.
     fn send_new(&mut self, out: &mut Outgoing, records: &[Record]) -> Result<(), Error> {
-        if records.is_empty() {
-            return Ok(());
-        }
         let budget = self.config.batch_budget(&out.topic);
         let oversized = records
             .iter()
-            .map(Record::size_bound)
+            .map(Record::size_alone)
             .enumerate()
             .find(|&(_, s)| s + BATCH_OVERHEAD > budget);
         let Some((i, size)) = oversized else {
-            return self.retry(out, records, None, Instant::now());
+            return self.retry(out, &mut Unplanned::Records(records), None, Instant::now());
         };
-        if i > 0 {
-            self.retry(out, &records[..i], None, Instant::now())?;
-        }
-        Err(Error::RecordTooLarge {
+        out.refused = Some(Error::RecordTooLarge {
             topic: out.topic.clone(),
             key: records[i].describe_key(),
-            size,
+            size: size + BATCH_OVERHEAD,
             limit: Some(self.config.max_request_size),
-        })
+        });
+        if i == 0 {
+            return Ok(());
+        }
+        self.retry(
+            out,
+            &mut Unplanned::Records(&records[..i]),
+            None,
+            Instant::now(),
+        )
     }
 
     /// Attempts until every record is acknowledged, a non-retriable error, or the deadline.
@@ -289,15 +330,18 @@ impl Producer {
     fn retry(
         &mut self,
         out: &mut Outgoing,
-        records: &[Record],
+        unplanned: &mut Unplanned,
         mut first: Option<Result<(), Error>>,
         started: Instant,
     ) -> Result<(), Error> {
+        if out.delivered.is_empty() {
+            return Ok(());
+        }
         let mut retries = Retries::new(&out.topic, started);
         loop {
             let result = match first.take() {
                 Some(result) => result,
-                None => self.attempt(out, records),
+                None => self.attempt(out, unplanned),
             };
             let e = match result {
                 Ok(()) => return Ok(()),
@@ -321,17 +365,15 @@ impl Producer {
         }
     }
 
-    /// One attempt: make sure we have a producer id and metadata, plan the batches on first use,
-    /// then send every pending batch once.
-    fn attempt(&mut self, out: &mut Outgoing, records: &[Record]) -> Result<(), Error> {
+    /// One attempt: make sure we have a producer id and metadata, seal the batches on first
+    /// use, then send every pending batch once.
+    fn attempt(&mut self, out: &mut Outgoing, unplanned: &mut Unplanned) -> Result<(), Error> {
         self.check_cancelled()?;
         self.ensure_producer_id()?;
         if self.cluster.leaders(&out.topic).is_none() {
             self.cluster.refresh_metadata(&out.topic)?;
         }
-        if out.batches.is_empty() {
-            self.plan(out, records)?;
-        }
+        self.plan(out, unplanned)?;
         self.batcher.restamp(&out.topic, &mut out.batches)?;
         let settings = self.round_settings(&out.topic);
         let mut round = Round::begin(&mut self.cluster, out, settings);
@@ -340,11 +382,22 @@ impl Producer {
         self.outcome_result(outcome, out)
     }
 
-    /// Plans `records` into `out`'s batches, for the partitions the metadata shows.
-    fn plan(&mut self, out: &mut Outgoing, records: &[Record]) -> Result<(), Error> {
-        let partitions = self.cluster.leaders(&out.topic).map_or(1, <[i32]>::len);
-        let budget = self.config.batch_budget(&out.topic);
-        out.batches = self.batcher.plan(&out.topic, records, partitions, budget)?;
+    /// Seals what is not yet into `out`'s batches: records are first written for the
+    /// partitions the metadata shows. Nothing to do once sealed.
+    fn plan(&mut self, out: &mut Outgoing, unplanned: &mut Unplanned) -> Result<(), Error> {
+        let batches = match std::mem::replace(unplanned, Unplanned::Nothing) {
+            Unplanned::Nothing => return Ok(()),
+            Unplanned::Batches(batches) => batches,
+            Unplanned::Records(records) => {
+                let partitions = self.cluster.leaders(&out.topic).map_or(1, <[i32]>::len);
+                let limits = self.limits(&out.topic);
+                self.batcher
+                    .write_records(&out.topic, records, partitions, limits)
+            }
+        };
+        let (sealed, refused) = self.batcher.seal(batches)?;
+        out.batches = sealed;
+        out.refused = out.refused.take().or(refused);
         Ok(())
     }
 

@@ -1,0 +1,444 @@
+//! `Batches`: a send's records written straight into their partitions' record batches as the
+//! caller pushes them, so that a value is encoded once, in the place it is sent from.
+//!
+//! Each record goes to its partition (the key's murmur2, or the partitions in turn without a
+//! key) and is appended to that partition's open batch (`records::Section`); a record that takes
+//! a batch over the request budget starts the partition's next one. A record too large for any
+//! batch is refused: the send ends before it (the records before it are sent, and the send then
+//! fails naming its key). Stamping and compression wait for `Batcher::seal`, when the send
+//! starts, so everything sealed batches allow (re-stamping, splitting on MESSAGE_TOO_LARGE) is
+//! unchanged.
+
+use bytes::Bytes;
+
+use crate::kafka::error::Error;
+use crate::kafka::partitioner::partition_for_key;
+use crate::kafka::records::{describe_key, Section, BATCH_OVERHEAD};
+
+/// The records of one send to one topic, encoded into record batches as they are pushed. Made
+/// by `Producer::batches`, sent by `Producer::start`.
+#[derive(Debug)]
+pub struct Batches {
+    pub(super) topic: String,
+    partitions: usize,
+    budget: usize,
+    max_request_size: usize,
+    /// Where the next unkeyed record goes, counted on from the producer's last send.
+    pub(super) round_robin: usize,
+    /// What a new batch's buffer is sized for.
+    capacity: usize,
+    pub(super) batches: Vec<OpenBatch>,
+    /// Per partition, the batch its records are appended to: its last.
+    open: Vec<Option<usize>>,
+    /// Per record pushed, in order: its batch, where it starts there, and its timestamp.
+    rows: Vec<Row>,
+    /// The record that could not be sent (too large), which ends the send.
+    pub(super) refused: Option<Error>,
+}
+
+/// One record batch of a send, not stamped yet.
+#[derive(Debug)]
+pub(super) struct OpenBatch {
+    pub partition: i32,
+    pub section: Section,
+    /// Which of the send's records it holds, in order.
+    pub records: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    batch: u32,
+    start: u32,
+    timestamp: i64,
+}
+
+impl Batches {
+    /// `expected`: about how many bytes the send's records take, to size the buffers (0 when
+    /// unknown: they grow).
+    pub(super) fn new(
+        topic: &str,
+        partitions: usize,
+        budget: usize,
+        max_request_size: usize,
+        round_robin: usize,
+        expected: usize,
+    ) -> Batches {
+        let partitions = partitions.max(1);
+        // A partition's share, with room for an uneven spread, but never above one batch.
+        let share = expected / partitions + expected / partitions / 8 + 1024;
+        Batches {
+            topic: topic.to_string(),
+            partitions,
+            budget,
+            max_request_size,
+            round_robin,
+            capacity: (BATCH_OVERHEAD + share).min(budget),
+            batches: Vec::new(),
+            open: vec![None; partitions],
+            rows: Vec::new(),
+            refused: None,
+        }
+    }
+
+    /// Appends a record of `key`, created at `timestamp_ms`, whose value `value` appends to the
+    /// buffer it is given (in place: the buffer is the record batch's). When `value` fails,
+    /// nothing is appended and its error is returned. A record too large to send is counted
+    /// but refused (`refused`): the send ends with it, and later pushes are ignored.
+    pub fn push<E>(
+        &mut self,
+        key: Option<&[u8]>,
+        timestamp_ms: i64,
+        value: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.push_with_headers(key, timestamp_ms, &[], value)
+    }
+
+    pub(super) fn push_with_headers<E>(
+        &mut self,
+        key: Option<&[u8]>,
+        timestamp_ms: i64,
+        headers: &[(String, Bytes)],
+        value: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.refused.is_some() {
+            return Ok(());
+        }
+        let partition = match key {
+            Some(key) => partition_for_key(key, self.partitions),
+            None => {
+                self.round_robin = self.round_robin.wrapping_add(1);
+                self.round_robin % self.partitions
+            }
+        };
+        let index = self.rows.len() as u32;
+        let b = match self.open[partition] {
+            Some(b) => b,
+            None => self.open_batch(partition),
+        };
+        let section = &mut self.batches[b].section;
+        let start = section.len();
+        section.append(timestamp_ms, key, headers, value)?;
+        if section.len() <= self.budget {
+            self.batches[b].records.push(index);
+            self.rows.push(Row {
+                batch: b as u32,
+                start: start as u32,
+                timestamp: timestamp_ms,
+            });
+            return Ok(());
+        }
+        // Over the budget: the record goes to the partition's next batch, where it is first;
+        // if it is already first, it fits in none.
+        let alone = section.count() == 1;
+        let taken = section.remove_last(start);
+        if alone {
+            self.drop_last_batch(partition);
+        }
+        let (timestamp, fields) = match taken {
+            Ok(taken) if !alone => taken,
+            Ok((_, fields)) => {
+                self.refuse(key, fields.len());
+                return Ok(());
+            }
+            Err(e) => {
+                self.refused = Some(e);
+                return Ok(());
+            }
+        };
+        let b = self.open_batch(partition);
+        let section = &mut self.batches[b].section;
+        section.append_fields(timestamp, &fields);
+        if section.len() > self.budget {
+            self.drop_last_batch(partition);
+            self.refuse(key, fields.len());
+            return Ok(());
+        }
+        self.batches[b].records.push(index);
+        self.rows.push(Row {
+            batch: b as u32,
+            start: BATCH_OVERHEAD as u32,
+            timestamp,
+        });
+        Ok(())
+    }
+
+    fn open_batch(&mut self, partition: usize) -> usize {
+        self.batches.push(OpenBatch {
+            partition: partition as i32,
+            section: Section::with_capacity(self.capacity),
+            records: Vec::new(),
+        });
+        let b = self.batches.len() - 1;
+        self.open[partition] = Some(b);
+        b
+    }
+
+    /// Drops the batch opened last, which is `partition`'s and empty.
+    fn drop_last_batch(&mut self, partition: usize) {
+        self.batches.pop();
+        self.open[partition] = self
+            .batches
+            .iter()
+            .rposition(|b| b.partition as usize == partition);
+    }
+
+    /// Refuses a record of `key` whose key, value and headers take `fields` bytes.
+    fn refuse(&mut self, key: Option<&[u8]>, fields: usize) {
+        self.refused = Some(Error::RecordTooLarge {
+            topic: self.topic.clone(),
+            key: describe_key(key),
+            size: BATCH_OVERHEAD + fields,
+            limit: Some(self.max_request_size),
+        });
+    }
+
+    /// How many records were pushed (a refused one included).
+    pub fn len(&self) -> usize {
+        self.rows.len() + usize::from(self.refused.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a record was refused (see `push`): nothing after it is taken.
+    pub fn is_closed(&self) -> bool {
+        self.refused.is_some()
+    }
+
+    /// The bytes of the batches written so far.
+    pub fn bytes(&self) -> usize {
+        self.batches.iter().map(|b| b.section.len()).sum()
+    }
+
+    /// Keeps the first `n` records pushed.
+    pub fn truncate(&mut self, n: usize) {
+        if n >= self.len() {
+            return;
+        }
+        self.refused = None;
+        if n >= self.rows.len() {
+            return;
+        }
+        // Batches are opened in the order of their first records: those whose first record
+        // goes form the tail; in the others, the records from the first that goes are cut.
+        let keep = self
+            .batches
+            .iter()
+            .position(|b| b.records[0] as usize >= n)
+            .unwrap_or(self.batches.len());
+        self.batches.truncate(keep);
+        let mut cut = vec![None; keep];
+        for row in &self.rows[n..] {
+            let b = row.batch as usize;
+            if b < keep && cut[b].is_none() {
+                cut[b] = Some(row.start as usize);
+            }
+        }
+        let mut latest = vec![i64::MIN; keep];
+        for row in &self.rows[..n] {
+            let b = row.batch as usize;
+            latest[b] = latest[b].max(row.timestamp);
+        }
+        for (b, batch) in self.batches.iter_mut().enumerate() {
+            if let Some(at) = cut[b] {
+                let count = batch.records.partition_point(|&i| (i as usize) < n);
+                batch.records.truncate(count);
+                batch.section.truncate(at, count, latest[b]);
+            }
+        }
+        self.rows.truncate(n);
+        for (partition, open) in self.open.iter_mut().enumerate() {
+            *open = self
+                .batches
+                .iter()
+                .rposition(|b| b.partition as usize == partition);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::records::RecordBatchDecoder;
+
+    use super::*;
+    use crate::kafka::producer::batches::{Batcher, Idempotence, RecordBatch};
+    use crate::kafka::records::Compression;
+
+    /// Record `i`: key `i` (or none), a value whose length varies from 0 to ~1 KB.
+    fn value(i: usize) -> Vec<u8> {
+        format!("{i}:{}", "v".repeat(i * 37 % 1000)).into_bytes()
+    }
+
+    fn push(batches: &mut Batches, i: usize, keyed: bool) {
+        let key = i.to_string();
+        batches
+            .push(keyed.then_some(key.as_bytes()), 1_000 + i as i64, |buf| {
+                buf.extend_from_slice(&value(i));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+
+    fn seal(batches: Batches) -> (Vec<RecordBatch>, Option<Error>) {
+        let idempotence = Idempotence::On {
+            producer_id: 7,
+            epoch: 0,
+            sequences: Default::default(),
+        };
+        Batcher::new(idempotence, Compression::None)
+            .seal(batches)
+            .unwrap()
+    }
+
+    /// Every sealed batch decoded by the codec: its records are the pushed ones it names, in
+    /// order, with their keys, values and timestamps (record `n` of the send was pushed by
+    /// `push(…, pushed(n), …)`); returns what `pushed` gives for the records, in the order the
+    /// batches hold them.
+    fn check_pushed(
+        sealed: &[RecordBatch],
+        budget: usize,
+        keyed: bool,
+        partitions: usize,
+        pushed: impl Fn(u32) -> usize,
+    ) -> Vec<usize> {
+        let mut seen = Vec::new();
+        for b in sealed {
+            assert!(b.encoded.len() <= budget, "{} > {budget}", b.encoded.len());
+            let decoded = RecordBatchDecoder::decode(&mut b.encoded.clone()).unwrap();
+            assert_eq!(decoded.records.len(), b.records.len());
+            // The header's maxTimestamp (bytes 35..43) is the latest record's.
+            let max = i64::from_be_bytes(b.encoded[35..43].try_into().unwrap());
+            assert_eq!(Some(max), decoded.records.iter().map(|r| r.timestamp).max());
+            for (r, &n) in decoded.records.iter().zip(&b.records) {
+                let i = pushed(n);
+                assert_eq!(r.value.as_deref(), Some(&value(i)[..]));
+                assert_eq!(r.timestamp, 1_000 + i as i64);
+                if keyed {
+                    assert_eq!(r.key.as_deref(), Some(i.to_string().as_bytes()));
+                    assert_eq!(
+                        partition_for_key(i.to_string().as_bytes(), partitions) as i32,
+                        b.partition
+                    );
+                } else {
+                    assert_eq!(r.key, None);
+                }
+            }
+            seen.extend(b.records.iter().map(|&n| pushed(n)));
+        }
+        // In order within each partition.
+        for p in 0..partitions as i32 {
+            let mine: Vec<u32> = sealed
+                .iter()
+                .filter(|b| b.partition == p)
+                .flat_map(|b| b.records.iter().copied())
+                .collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "partition {p}: {mine:?}"
+            );
+        }
+        seen
+    }
+
+    fn check(sealed: &[RecordBatch], budget: usize, keyed: bool, partitions: usize) -> Vec<usize> {
+        check_pushed(sealed, budget, keyed, partitions, |n| n as usize)
+    }
+
+    #[test]
+    fn records_go_to_their_partitions_in_order_and_each_batch_stays_within_the_budget() {
+        let budget = 16 * 1024;
+        for keyed in [true, false] {
+            let mut batches = Batches::new("t", 3, budget, budget, 0, 0);
+            for i in 0..500 {
+                push(&mut batches, i, keyed);
+            }
+            assert_eq!(batches.len(), 500);
+            let (sealed, refused) = seal(batches);
+            assert!(refused.is_none());
+            let mut seen = check(&sealed, budget, keyed, 3);
+            seen.sort_unstable();
+            assert_eq!(seen, (0..500).collect::<Vec<_>>());
+            // Batches are cut only where the next record would not fit: ~16 KB, not fewer.
+            assert!(
+                sealed.len() <= 3 * (500 * 530 / budget + 2),
+                "{}",
+                sealed.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_too_large_for_any_batch_ends_the_send() {
+        let budget = 2048;
+        let mut batches = Batches::new("t", 2, budget, 2100, 0, 0);
+        for i in 0..5 {
+            push(&mut batches, i, true);
+        }
+        batches
+            .push(Some(b"big"), 0, |buf| {
+                buf.extend_from_slice(&[b'x'; 4000]);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert!(batches.is_closed());
+        push(&mut batches, 6, true);
+        assert_eq!(
+            batches.len(),
+            6,
+            "the refused record counts, the one after it is ignored"
+        );
+        let (sealed, refused) = seal(batches);
+        let refused = refused.unwrap().to_string();
+        assert!(refused.contains("key \"big\""), "{refused}");
+        assert!(refused.contains("2100-byte request limit"), "{refused}");
+        let mut seen = check(&sealed, budget, true, 2);
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_value_that_fails_is_not_pushed() {
+        let mut batches = Batches::new("t", 1, 1 << 20, 1 << 20, 0, 0);
+        push(&mut batches, 0, true);
+        let failed = batches.push(Some(b"1"), 0, |buf| {
+            buf.extend_from_slice(b"partial");
+            Err("bad row")
+        });
+        assert_eq!(failed, Err("bad row"));
+        push(&mut batches, 1, true);
+        assert_eq!(batches.len(), 2);
+        let (sealed, _) = seal(batches);
+        assert_eq!(check(&sealed, 1 << 20, true, 1), [0, 1]);
+    }
+
+    #[test]
+    fn truncated_batches_hold_exactly_the_records_kept() {
+        let budget = 8 * 1024;
+        for n in [0, 1, 137, 299] {
+            let mut batches = Batches::new("t", 3, budget, budget, 0, 0);
+            for i in 0..300 {
+                push(&mut batches, i, true);
+            }
+            batches.truncate(n);
+            assert_eq!(batches.len(), n);
+            // Records pushed after a truncation go after the ones kept.
+            for i in 300..320 {
+                push(&mut batches, i, true);
+            }
+            let (sealed, _) = seal(batches);
+            // Record n of the send is the n-th pushed of those kept: 0..n, then 300...
+            let pushed = |i: u32| {
+                if (i as usize) < n {
+                    i as usize
+                } else {
+                    i as usize - n + 300
+                }
+            };
+            let mut seen = check_pushed(&sealed, budget, true, 3, pushed);
+            seen.sort_unstable();
+            let expected: Vec<usize> = (0..n).chain(300..320).collect();
+            assert_eq!(seen, expected, "truncated to {n}");
+        }
+    }
+}
