@@ -1542,6 +1542,52 @@ fn sigterm_mid_stream_then_restart_loses_nothing() {
     );
 }
 
+/// A row whose message no request can hold: the rows before it are published and their
+/// position committed, then the job stops naming the row (by its key, the id) and the limit;
+/// nothing after it is published. Messages are written straight into their record batches,
+/// so the refusal is found while the batch is encoded, not at send time.
+#[test]
+fn a_row_too_large_to_publish_stops_the_job_after_committing_the_rows_before_it() {
+    let dir = TempDir::new("oversized");
+    let db = dir.path().join("source.db");
+    let conn = rusqlite::Connection::open(&db).expect("open sqlite");
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        .unwrap();
+    for i in 1..=50i64 {
+        let v = if i == 37 {
+            "x".repeat(100 * 1024)
+        } else {
+            format!("row {i}")
+        };
+        conn.execute("INSERT INTO t VALUES (?, ?)", rusqlite::params![i, v])
+            .unwrap();
+    }
+    let job = job("e2e_oversized", &format!("sqlite:///{}", db.display()), "t")
+        .limit(20)
+        .set("replication.kafka_target.max_request_size", 64 * 1024);
+    create_topic(&broker(), &job.kafka.topic, PARTITIONS);
+    let key = job.key();
+    let _guard = RedisKeyGuard(key.clone());
+    let config = dir.write("config.yaml", &job.yaml());
+
+    let output = run(
+        &["--config", config.to_str().unwrap(), "--once"],
+        Duration::from_secs(120),
+    );
+    assert_exit(&output, 1, "a row too large to publish");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("key \"37\"") && last.contains("kafka_target.max_request_size"),
+        "the last line names the row and the setting: {last}"
+    );
+    assert_eq!(redis_get(&key).as_deref(), Some("36"), "stderr:\n{stderr}");
+    let ids = ids_in_topic(&job.kafka.topic, 36);
+    let mut published: Vec<i64> = ids.keys().copied().collect();
+    published.sort_unstable();
+    assert_eq!(published, (1..=36).collect::<Vec<i64>>());
+}
+
 #[test]
 fn sigterm_when_idle_exits_within_one_second() {
     let dir = TempDir::new("idle");

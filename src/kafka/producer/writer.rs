@@ -15,6 +15,10 @@ use crate::kafka::error::Error;
 use crate::kafka::partitioner::partition_for_key;
 use crate::kafka::records::{describe_key, Section, BATCH_OVERHEAD};
 
+/// Room in each batch's buffer beyond its budget, for the record that takes it over (which
+/// then moves to the partition's next batch).
+const OVERFLOW_ROOM: usize = 64 * 1024;
+
 /// The records of one send to one topic, encoded into record batches as they are pushed. Made
 /// by `Producer::batches`, sent by `Producer::start`.
 #[derive(Debug)]
@@ -25,8 +29,8 @@ pub struct Batches {
     max_request_size: usize,
     /// Where the next unkeyed record goes, counted on from the producer's last send.
     pub(super) round_robin: usize,
-    /// What a new batch's buffer is sized for.
-    capacity: usize,
+    /// What each partition's records are expected to take, to size its batches' buffers.
+    share: usize,
     pub(super) batches: Vec<OpenBatch>,
     /// Per partition, the batch its records are appended to: its last.
     open: Vec<Option<usize>>,
@@ -64,15 +68,14 @@ impl Batches {
         expected: usize,
     ) -> Batches {
         let partitions = partitions.max(1);
-        // A partition's share, with room for an uneven spread, but never above one batch.
-        let share = expected / partitions + expected / partitions / 8 + 1024;
         Batches {
             topic: topic.to_string(),
             partitions,
             budget,
             max_request_size,
             round_robin,
-            capacity: (BATCH_OVERHEAD + share).min(budget),
+            // With room for an uneven spread.
+            share: expected / partitions + expected / partitions / 8,
             batches: Vec::new(),
             open: vec![None; partitions],
             rows: Vec::new(),
@@ -163,9 +166,19 @@ impl Batches {
     }
 
     fn open_batch(&mut self, partition: usize) -> usize {
+        // What the partition's share leaves, within one batch; and room for the record that
+        // takes a batch over the budget before it moves to the next one. The buffer is never
+        // regrown (and copied) while the estimate holds.
+        let written: usize = self
+            .batches
+            .iter()
+            .filter(|b| b.partition as usize == partition)
+            .map(|b| b.section.len())
+            .sum();
+        let capacity = self.share.saturating_sub(written).clamp(4096, self.budget) + OVERFLOW_ROOM;
         self.batches.push(OpenBatch {
             partition: partition as i32,
-            section: Section::with_capacity(self.capacity),
+            section: Section::with_capacity(capacity),
             records: Vec::new(),
         });
         let b = self.batches.len() - 1;
