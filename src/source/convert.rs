@@ -134,28 +134,77 @@ pub fn pg_timestamp(out: &mut String, micros: i64, zone: Zone) {
     } else {
         (false, year)
     };
-    push_padded(out, year, 4);
-    out.push('-');
-    push_padded(out, month, 2);
-    out.push('-');
-    push_padded(out, day, 2);
-    out.push('T');
+    // Written on the stack and appended once: a push per character cost as much as the rest.
+    let mut text = Ascii::default();
+    text.padded(year, 4);
+    text.push(b'-');
+    text.padded(month, 2);
+    text.push(b'-');
+    text.padded(day, 2);
+    text.push(b'T');
     let seconds = time / 1_000_000;
-    push_padded(out, seconds / 3600, 2);
-    out.push(':');
-    push_padded(out, seconds / 60 % 60, 2);
-    out.push(':');
-    push_padded(out, seconds % 60, 2);
+    text.padded(seconds / 3600, 2);
+    text.push(b':');
+    text.padded(seconds / 60 % 60, 2);
+    text.push(b':');
+    text.padded(seconds % 60, 2);
     let fraction = time % 1_000_000;
     if fraction != 0 {
-        out.push('.');
-        push_padded(out, fraction, 6);
+        text.push(b'.');
+        text.padded(fraction, 6);
     }
     if zone == Zone::Utc {
-        out.push('Z');
+        text.push(b'Z');
     }
     if bc {
-        out.push_str(" BC");
+        text.push_all(b" BC");
+    }
+    out.push_str(text.as_str());
+}
+
+/// A short ASCII text built on the stack: long enough for any timestamp (a year of at most
+/// 19 digits, and 30 more bytes).
+struct Ascii {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Ascii {
+    fn default() -> Ascii {
+        Ascii {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl Ascii {
+    fn push(&mut self, b: u8) {
+        self.bytes[self.len] = b;
+        self.len += 1;
+    }
+
+    fn push_all(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    /// `value` (not negative) in decimal, zero-padded to at least `width` digits.
+    fn padded(&mut self, value: i64, width: usize) {
+        let mut digits = [0u8; 20];
+        let mut n = value.unsigned_abs();
+        let mut at = digits.len();
+        while n > 0 || digits.len() - at < width {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.push_all(&digits[at..]);
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
@@ -172,19 +221,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
-}
-
-/// `value` (not negative) in decimal, zero-padded to at least `width` digits.
-fn push_padded(out: &mut String, value: i64, width: usize) {
-    let mut digits = [0u8; 20];
-    let mut n = value.unsigned_abs();
-    let mut at = digits.len();
-    while n > 0 || digits.len() - at < width {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// Pads a time-of-day text (`03:04:05.1`, `03:04:05.1+02`) to six fractional digits.

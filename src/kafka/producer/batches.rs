@@ -1,6 +1,7 @@
-//! The batches of a send: planned per partition within the request budget, stamped with the
-//! idempotent producer's sequence numbers, encoded once (`records`), re-stamped under a new
-//! producer id and split when the broker finds one too large, always from their own encoding.
+//! The batches of a send: written per partition within the request budget (`writer`), sealed
+//! here under the idempotent producer's sequence numbers and the compression, re-stamped under a
+//! new producer id and split when the broker finds one too large, always from their own
+//! encoding (`records`).
 
 use std::collections::HashMap;
 
