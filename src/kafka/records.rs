@@ -56,13 +56,14 @@ pub struct Record {
 impl Record {
     /// The record's size as the only record of a batch (the smallest it can be in one).
     pub(super) fn size_alone(&self) -> usize {
-        record_len(
+        let body = record_body_len(
             0,
             0,
             self.key.as_deref(),
             self.value.len(),
             headers_len(&self.headers),
-        )
+        );
+        varint_len(body as i64) + body
     }
 
     /// The key as an operator would recognise it in an error.
@@ -77,18 +78,6 @@ pub(super) fn describe_key(key: Option<&[u8]>) -> String {
         Some(k) => format!("{:?}", String::from_utf8_lossy(&k[..k.len().min(64)])),
         None => "(none)".into(),
     }
-}
-
-/// The bytes a record takes in a batch, its length's varint included.
-fn record_len(
-    timestamp_delta: i64,
-    offset_delta: i64,
-    key: Option<&[u8]>,
-    value: usize,
-    headers: usize,
-) -> usize {
-    let body = record_body_len(timestamp_delta, offset_delta, key, value, headers);
-    varint_len(body as i64) + body
 }
 
 /// A record's bytes after its length: attributes, the deltas, the key, the value (with its
