@@ -24,12 +24,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::config::SslMode;
-use postgres::fallible_iterator::FallibleIterator as _;
-use postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{Config, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::convert::Zone;
+use super::pg_client::{Client, ConnectError};
 use super::tls_params::{self, DbTls, Use};
 use super::uri::ParsedUri;
 use super::{
@@ -333,7 +333,7 @@ impl PostgresSource {
     fn with_client<T>(
         &mut self,
         what: &str,
-        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut Client) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, SourceError> {
         let (client, _) = self.connection()?;
         match f(client) {
@@ -456,21 +456,17 @@ impl PostgresSource {
         // Out of `self` while rows stream in; put back only if the whole read worked.
         let (mut client, stmt) = self.take_connection()?;
         let after = clamp_i64(after);
-        let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&after, &limit];
-        let mut rows = client
-            .query_raw(&stmt, params)
-            .map_err(|e| map_err(&reading, e))?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&after, &limit];
         // One set of values, refilled for every row: text is copied into the same buffers.
         let mut values = vec![Value::Null; self.reads.len()];
-        let mut count = 0;
-        while let Some(r) = rows.next().map_err(|e| map_err(&reading, e))? {
-            for (i, (read, slot)) in self.reads.iter().zip(&mut values).enumerate() {
-                self.decode(&r, i, *read, slot, &reading)?;
-            }
-            row(row_id(&self.plan, &values)?, &values)?;
-            count += 1;
-        }
-        drop(rows);
+        let count = client
+            .for_each_row(&stmt, &params, |r| {
+                for (i, (read, slot)) in self.reads.iter().zip(&mut values).enumerate() {
+                    self.decode(r, i, *read, slot, &reading)?;
+                }
+                row(row_id(&self.plan, &values)?, &values)
+            })
+            .map_err(|e| map_err(&reading, e))??;
         self.conn = Some((client, stmt));
         Ok(count)
     }
@@ -478,7 +474,7 @@ impl PostgresSource {
     /// Decodes column `i` of `r` into `slot` (text reuses the slot's buffer).
     fn decode(
         &self,
-        r: &postgres::Row,
+        r: &tokio_postgres::Row,
         i: usize,
         read: Read,
         slot: &mut Value,
@@ -488,8 +484,8 @@ impl PostgresSource {
             v.map_or(Value::Null, f)
         }
         /// Column `i` of `r`, or an error saying what we were reading.
-        fn get<'a, T: postgres::types::FromSql<'a>>(
-            r: &'a postgres::Row,
+        fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+            r: &'a tokio_postgres::Row,
             i: usize,
             reading: &str,
         ) -> Result<Option<T>, SourceError> {
@@ -689,17 +685,17 @@ fn float_json(x: f64) -> serde_json::Value {
 /// domain's column is described with its base type, so domains over them read the same.)
 struct Micros(i64);
 
-impl<'a> postgres::types::FromSql<'a> for Micros {
-    fn from_sql(_: &postgres::types::Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+impl<'a> tokio_postgres::types::FromSql<'a> for Micros {
+    fn from_sql(_: &tokio_postgres::types::Type, raw: &'a [u8]) -> Result<Self, BoxError> {
         postgres_protocol::types::timestamp_from_sql(raw).map(Micros)
     }
 
-    fn accepts(ty: &postgres::types::Type) -> bool {
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
         // Only these: a column whose type changed under a running daemon is then an error that
         // names it, never another 8-byte value read as a date.
         matches!(
             *ty,
-            postgres::types::Type::TIMESTAMP | postgres::types::Type::TIMESTAMPTZ
+            tokio_postgres::types::Type::TIMESTAMP | tokio_postgres::types::Type::TIMESTAMPTZ
         )
     }
 }
@@ -707,13 +703,13 @@ impl<'a> postgres::types::FromSql<'a> for Micros {
 /// An array column's value as the wire carries it, for `array_from_sql`.
 struct BinaryArray<'a>(&'a [u8]);
 
-impl<'a> postgres::types::FromSql<'a> for BinaryArray<'a> {
-    fn from_sql(_: &postgres::types::Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+impl<'a> tokio_postgres::types::FromSql<'a> for BinaryArray<'a> {
+    fn from_sql(_: &tokio_postgres::types::Type, raw: &'a [u8]) -> Result<Self, BoxError> {
         Ok(BinaryArray(raw))
     }
 
-    fn accepts(ty: &postgres::types::Type) -> bool {
-        matches!(ty.kind(), postgres::types::Kind::Array(_))
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        matches!(ty.kind(), tokio_postgres::types::Kind::Array(_))
     }
 }
 
@@ -729,7 +725,7 @@ struct PgType {
 }
 
 /// The type `oid`, or the base type when it is a domain (over a domain, and so on).
-fn base_type(client: &mut Client, mut oid: u32) -> Result<PgType, postgres::Error> {
+fn base_type(client: &mut Client, mut oid: u32) -> Result<PgType, tokio_postgres::Error> {
     // A domain is created over an existing type, so the chain ends; the bound only keeps a
     // corrupt catalog from looping (what is left is published as its text form).
     for _ in 0..32 {
@@ -802,7 +798,7 @@ fn find_table(
     client: &mut Client,
     schema: Option<&str>,
     table: &str,
-) -> Result<Option<(u32, Option<String>, String)>, postgres::Error> {
+) -> Result<Option<(u32, Option<String>, String)>, tokio_postgres::Error> {
     let row = client.query_opt(
         "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -866,20 +862,25 @@ impl Connector {
     ) -> Result<Client, SourceError> {
         config.ssl_mode(mode);
         let result = if mode == SslMode::Disable {
-            config.connect(NoTls)
+            Client::connect(config, NoTls)
         } else {
             // Built from the files as they are now: a rotated CA or client certificate is
             // used from the next connection on.
             let tls = self.tls.settings.client_config().map_err(|e| {
                 SourceError::Refused(format!("{connecting}: {e} ({})", self.tls.mode))
             })?;
-            config.connect(MakeRustlsConnect::new(Arc::unwrap_or_clone(tls)))
+            Client::connect(config, MakeRustlsConnect::new(Arc::unwrap_or_clone(tls)))
         };
-        result.map_err(|e| self.connect_error(connecting, e))
+        result.map_err(|e| match e {
+            ConnectError::Postgres(e) => self.connect_error(connecting, e),
+            ConnectError::Runtime(e) => {
+                SourceError::Unavailable(format!("{connecting}: cannot start its I/O: {e}"))
+            }
+        })
     }
 
     /// Why connecting failed: a credential, a TLS handshake, or the network.
-    fn connect_error(&self, connecting: &str, e: postgres::Error) -> SourceError {
+    fn connect_error(&self, connecting: &str, e: tokio_postgres::Error) -> SourceError {
         let user = &self.user;
         match e.code().map(|c| c.code()) {
             // invalid_authorization_specification, invalid_password
@@ -918,7 +919,7 @@ impl Connector {
 }
 
 /// The driver's error kind (private to it; its Debug form names it).
-fn driver_kind(e: &postgres::Error) -> String {
+fn driver_kind(e: &tokio_postgres::Error) -> String {
     let debug = format!("{e:?}");
     debug
         .strip_prefix("Error { kind: ")
@@ -928,7 +929,7 @@ fn driver_kind(e: &postgres::Error) -> String {
 }
 
 /// The one place a postgres error becomes a `SourceError`, and the retry decision.
-fn map_err(what: &str, e: postgres::Error) -> SourceError {
+fn map_err(what: &str, e: tokio_postgres::Error) -> SourceError {
     if let Some(db) = e.as_db_error() {
         let msg = format!("{what}: {}", db.message());
         // SQLSTATE classes, PostgreSQL manual appendix A.
