@@ -314,9 +314,6 @@ impl Producer {
             size: size + BATCH_OVERHEAD,
             limit: Some(self.config.max_request_size),
         });
-        if i == 0 {
-            return Ok(());
-        }
         self.retry(
             out,
             &mut Unplanned::Records(&records[..i]),
@@ -334,7 +331,14 @@ impl Producer {
         mut first: Option<Result<(), Error>>,
         started: Instant,
     ) -> Result<(), Error> {
-        if out.delivered.is_empty() {
+        // Nothing to send (no records, or the first refused): no broker need be asked.
+        if first.is_none() && matches!(unplanned, Unplanned::Batches(b) if b.bytes() == 0) {
+            self.plan(out, unplanned)?;
+        }
+        if first.is_none()
+            && matches!(unplanned, Unplanned::Nothing | Unplanned::Records([]))
+            && out.batches.iter().all(|b| b.done)
+        {
             return Ok(());
         }
         let mut retries = Retries::new(&out.topic, started);

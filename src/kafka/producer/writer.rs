@@ -18,6 +18,8 @@ use crate::kafka::records::{describe_key, Section, BATCH_OVERHEAD};
 /// Room in each batch's buffer beyond its budget, for the record that takes it over (which
 /// then moves to the partition's next batch).
 const OVERFLOW_ROOM: usize = 64 * 1024;
+/// The smallest buffer a batch starts with (it grows if it must).
+const MIN_CAPACITY: usize = 4096;
 
 /// The records of one send to one topic, encoded into record batches as they are pushed. Made
 /// by `Producer::batches`, sent by `Producer::start`.
@@ -85,7 +87,7 @@ impl Batches {
 
     /// Appends a record of `key`, created at `timestamp_ms`, whose value `value` appends to the
     /// buffer it is given (in place: the buffer is the record batch's). When `value` fails,
-    /// nothing is appended and its error is returned. A record too large to send is counted
+    /// the record is not pushed (whatever `value` wrote goes) and its error is returned. A record too large to send is counted
     /// but refused (`refused`): the send ends with it, and later pushes are ignored.
     pub fn push<E>(
         &mut self,
@@ -120,7 +122,14 @@ impl Batches {
         };
         let section = &mut self.batches[b].section;
         let start = section.len();
-        section.append(timestamp_ms, key, headers, value)?;
+        if let Err(e) = section.append(timestamp_ms, key, headers, value) {
+            // A batch opened for this record goes with it: no batch is ever empty.
+            if section.count() == 0 {
+                self.drop_last_batch(partition);
+            }
+            return Err(e);
+        }
+        let size = section.len() - start;
         if section.len() <= self.budget {
             self.batches[b].records.push(index);
             self.rows.push(Row {
@@ -139,8 +148,8 @@ impl Batches {
         }
         let (timestamp, fields) = match taken {
             Ok(taken) if !alone => taken,
-            Ok((_, fields)) => {
-                self.refuse(key, fields.len());
+            Ok(_) => {
+                self.refuse(key, size);
                 return Ok(());
             }
             Err(e) => {
@@ -152,8 +161,9 @@ impl Batches {
         let section = &mut self.batches[b].section;
         section.append_fields(timestamp, &fields);
         if section.len() > self.budget {
+            let size = section.len() - BATCH_OVERHEAD;
             self.drop_last_batch(partition);
-            self.refuse(key, fields.len());
+            self.refuse(key, size);
             return Ok(());
         }
         self.batches[b].records.push(index);
@@ -166,16 +176,22 @@ impl Batches {
     }
 
     fn open_batch(&mut self, partition: usize) -> usize {
-        // What the partition's share leaves, within one batch; and room for the record that
-        // takes a batch over the budget before it moves to the next one. The buffer is never
-        // regrown (and copied) while the estimate holds.
+        // What the partition's share leaves, within one batch; and, for a batch expected to
+        // fill, room for the record that takes it over the budget before it moves to the next
+        // one. The buffer is not regrown (and copied) while the estimate holds (and records
+        // are smaller than that room).
         let written: usize = self
             .batches
             .iter()
             .filter(|b| b.partition as usize == partition)
             .map(|b| b.section.len())
             .sum();
-        let capacity = self.share.saturating_sub(written).clamp(4096, self.budget) + OVERFLOW_ROOM;
+        let left = self.share.saturating_sub(written);
+        let capacity = if left >= self.budget {
+            self.budget + OVERFLOW_ROOM
+        } else {
+            left.max(MIN_CAPACITY)
+        };
         self.batches.push(OpenBatch {
             partition: partition as i32,
             section: Section::with_capacity(capacity),
@@ -186,8 +202,12 @@ impl Batches {
         b
     }
 
-    /// Drops the batch opened last, which is `partition`'s and empty.
+    /// Drops the batch opened last, which is `partition`'s and holds no record pushed.
     fn drop_last_batch(&mut self, partition: usize) {
+        debug_assert!(self
+            .batches
+            .last()
+            .is_some_and(|b| b.partition as usize == partition && b.records.is_empty()));
         self.batches.pop();
         self.open[partition] = self
             .batches
@@ -195,12 +215,12 @@ impl Batches {
             .rposition(|b| b.partition as usize == partition);
     }
 
-    /// Refuses a record of `key` whose key, value and headers take `fields` bytes.
-    fn refuse(&mut self, key: Option<&[u8]>, fields: usize) {
+    /// Refuses a record of `key` that takes `size` bytes alone in a batch.
+    fn refuse(&mut self, key: Option<&[u8]>, size: usize) {
         self.refused = Some(Error::RecordTooLarge {
             topic: self.topic.clone(),
             key: describe_key(key),
-            size: BATCH_OVERHEAD + fields,
+            size: BATCH_OVERHEAD + size,
             limit: Some(self.max_request_size),
         });
     }
@@ -314,6 +334,7 @@ mod tests {
         keyed: bool,
         partitions: usize,
         pushed: impl Fn(u32) -> usize,
+        cut: usize,
     ) -> Vec<usize> {
         let mut seen = Vec::new();
         for b in sealed {
@@ -325,7 +346,8 @@ mod tests {
             assert_eq!(Some(max), decoded.records.iter().map(|r| r.timestamp).max());
             for (r, &n) in decoded.records.iter().zip(&b.records) {
                 let i = pushed(n);
-                assert_eq!(r.value.as_deref(), Some(&value(i)[..]));
+                let value = value(i);
+                assert_eq!(r.value.as_deref(), Some(&value[..cut.min(value.len())]));
                 assert_eq!(r.timestamp, 1_000 + i as i64);
                 if keyed {
                     assert_eq!(r.key.as_deref(), Some(i.to_string().as_bytes()));
@@ -355,7 +377,24 @@ mod tests {
     }
 
     fn check(sealed: &[RecordBatch], budget: usize, keyed: bool, partitions: usize) -> Vec<usize> {
-        check_pushed(sealed, budget, keyed, partitions, |n| n as usize)
+        check_pushed(
+            sealed,
+            budget,
+            keyed,
+            partitions,
+            |n| n as usize,
+            usize::MAX,
+        )
+    }
+
+    /// `check` for records pushed by `push_len(…, cut)`.
+    fn check_cut(
+        sealed: &[RecordBatch],
+        budget: usize,
+        partitions: usize,
+        cut: usize,
+    ) -> Vec<usize> {
+        check_pushed(sealed, budget, true, partitions, |n| n as usize, cut)
     }
 
     #[test]
@@ -425,6 +464,126 @@ mod tests {
         assert_eq!(check(&sealed, 1 << 20, true, 1), [0, 1]);
     }
 
+    /// Pushes record `i`, keyed `i`, with `value(i)` cut to at most `len` bytes (`check`
+    /// then takes `len` as its value length).
+    fn push_len(batches: &mut Batches, i: usize, len: usize) {
+        let value = value(i);
+        batches
+            .push(Some(i.to_string().as_bytes()), 1_000 + i as i64, |buf| {
+                buf.extend_from_slice(&value[..len.min(value.len())]);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn the_smallest_request_limit_works() {
+        // max_request_size 1024 (the least the config takes): a budget of ~900 bytes.
+        let budget = 1024 - 128 - 1;
+        let mut batches = Batches::new("t", 2, budget, 1024, 0, 0);
+        for i in 0..40 {
+            push_len(&mut batches, i, 100);
+        }
+        let (sealed, refused) = seal(batches);
+        assert!(refused.is_none());
+        assert!(sealed.len() >= 6, "{} batches", sealed.len());
+        let mut seen: Vec<usize> = sealed
+            .iter()
+            .flat_map(|b| {
+                assert!(b.encoded.len() <= budget);
+                b.records.iter().map(|&i| i as usize)
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_value_that_fails_in_a_new_batch_leaves_no_empty_batch_behind() {
+        let budget = 2048;
+        // Keys 0..: find one per partition of 3.
+        let mut batches = Batches::new("t", 3, budget, budget, 0, 0);
+        let failed = batches.push(Some(b"0"), 0, |buf| {
+            buf.extend_from_slice(b"partial");
+            Err("bad row")
+        });
+        assert_eq!(failed, Err("bad row"));
+        assert_eq!(batches.bytes(), 0, "the batch opened for it went with it");
+        // Others partitions' records, then one too large for its partition: refused alone,
+        // without touching the other partitions' batches.
+        let keys: Vec<usize> = (1..40)
+            .filter(|i| {
+                partition_for_key(i.to_string().as_bytes(), 3) != partition_for_key(b"0", 3)
+            })
+            .take(5)
+            .collect();
+        for (n, &k) in keys.iter().enumerate() {
+            assert_eq!(batches.len(), n);
+            push_len(&mut batches, k, 50);
+        }
+        batches
+            .push(Some(b"0"), 0, |buf| {
+                buf.resize(buf.len() + 4000, b'x');
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert!(batches.is_closed());
+        let (sealed, refused) = seal(batches);
+        assert!(refused.is_some());
+        assert_eq!(sealed.iter().map(|b| b.records.len()).sum::<usize>(), 5);
+    }
+
+    #[test]
+    fn a_record_too_large_behind_others_in_its_batch_is_refused_at_its_own_size() {
+        let budget = 2048;
+        let mut batches = Batches::new("t", 1, budget, 2100, 0, 0);
+        for i in 0..5 {
+            push_len(&mut batches, i, 100);
+        }
+        batches
+            .push(Some(b"big"), 0, |buf| {
+                buf.resize(buf.len() + 3000, b'x');
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert!(batches.is_closed());
+        assert_eq!(batches.len(), 6);
+        let (sealed, refused) = seal(batches);
+        let Some(Error::RecordTooLarge { size, key, .. }) = refused else {
+            panic!("refused: {refused:?}");
+        };
+        assert_eq!(key, "\"big\"");
+        // Alone in a batch: the header, and ~3,010 bytes of record (not counting the five
+        // records it came after).
+        assert!(
+            (3000 + BATCH_OVERHEAD..3030 + BATCH_OVERHEAD).contains(&size),
+            "{size}"
+        );
+        assert_eq!(check_cut(&sealed, budget, 1, 100), [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_truncation_before_a_refused_record_takes_the_refusal_back() {
+        let mut batches = Batches::new("t", 1, 2048, 2048, 0, 0);
+        for i in 0..3 {
+            push_len(&mut batches, i, 100);
+        }
+        batches
+            .push(Some(b"3"), 0, |buf| {
+                buf.resize(buf.len() + 4000, b'x');
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        assert!(batches.is_closed());
+        batches.truncate(3);
+        assert!(!batches.is_closed());
+        assert_eq!(batches.len(), 3);
+        push_len(&mut batches, 3, 100);
+        let (sealed, refused) = seal(batches);
+        assert!(refused.is_none());
+        assert_eq!(check_cut(&sealed, 2048, 1, 100), [0, 1, 2, 3]);
+    }
+
     #[test]
     fn truncated_batches_hold_exactly_the_records_kept() {
         let budget = 8 * 1024;
@@ -448,7 +607,7 @@ mod tests {
                     i as usize - n + 300
                 }
             };
-            let mut seen = check_pushed(&sealed, budget, true, 3, pushed);
+            let mut seen = check_pushed(&sealed, budget, true, 3, pushed, usize::MAX);
             seen.sort_unstable();
             let expected: Vec<usize> = (0..n).chain(300..320).collect();
             assert_eq!(seen, expected, "truncated to {n}");
