@@ -17,10 +17,12 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Config, Error, Row, Socket, Statement};
 
-/// One session.
+/// One session. Dropping it ends the session as the protocol asks (a Terminate message), so the
+/// server does not log an unexpected end of file.
 pub(super) struct Client {
     runtime: Runtime,
-    client: tokio_postgres::Client,
+    /// Only `Drop` takes it.
+    client: Option<tokio_postgres::Client>,
     connection: Box<dyn Drive + Send>,
 }
 
@@ -57,29 +59,43 @@ impl Client {
             .map_err(ConnectError::Postgres)?;
         Ok(Client {
             runtime,
-            client,
+            client: Some(client),
             connection: Box::new(connection),
         })
     }
 
+    /// The runtime, the connection and the client, apart, so that the client's futures can be
+    /// driven with the connection.
+    fn parts(&mut self) -> (&Runtime, &mut (dyn Drive + Send), &tokio_postgres::Client) {
+        let client = self
+            .client
+            .as_ref()
+            .expect("the client is only taken by Drop");
+        (&self.runtime, &mut *self.connection, client)
+    }
+
     pub fn prepare(&mut self, query: &str) -> Result<Statement, Error> {
-        let client = &self.client;
-        block_on(&self.runtime, &mut *self.connection, client.prepare(query))
+        let (runtime, connection, client) = self.parts();
+        block_on(runtime, connection, client.prepare(query))
     }
 
     pub fn batch_execute(&mut self, query: &str) -> Result<(), Error> {
-        let client = &self.client;
-        block_on(&self.runtime, &mut *self.connection, client.batch_execute(query))
+        let (runtime, connection, client) = self.parts();
+        block_on(runtime, connection, client.batch_execute(query))
     }
 
-    pub fn query(&mut self, query: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error> {
-        let client = &self.client;
-        block_on(&self.runtime, &mut *self.connection, client.query(query, params))
+    pub fn query(
+        &mut self,
+        query: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        let (runtime, connection, client) = self.parts();
+        block_on(runtime, connection, client.query(query, params))
     }
 
     pub fn query_one(&mut self, query: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, Error> {
-        let client = &self.client;
-        block_on(&self.runtime, &mut *self.connection, client.query_one(query, params))
+        let (runtime, connection, client) = self.parts();
+        block_on(runtime, connection, client.query_one(query, params))
     }
 
     pub fn query_opt(
@@ -87,8 +103,8 @@ impl Client {
         query: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, Error> {
-        let client = &self.client;
-        block_on(&self.runtime, &mut *self.connection, client.query_opt(query, params))
+        let (runtime, connection, client) = self.parts();
+        block_on(runtime, connection, client.query_opt(query, params))
     }
 
     /// Runs `statement` and hands each row to `row` as it arrives, all under one `block_on`.
@@ -100,7 +116,7 @@ impl Client {
         params: &[&(dyn ToSql + Sync)],
         mut row: impl FnMut(&Row) -> Result<(), E>,
     ) -> Result<Result<usize, E>, Error> {
-        let client = &self.client;
+        let (runtime, connection, client) = self.parts();
         let rows = async move {
             let mut rows = pin!(client.query_raw(statement, params.iter().copied()).await?);
             let mut count = 0;
@@ -113,7 +129,22 @@ impl Client {
             }
             Ok(Ok(count))
         };
-        block_on(&self.runtime, &mut *self.connection, rows)
+        block_on(runtime, connection, rows)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // Without its client, the connection sends Terminate and ends once driven.
+        drop(self.client.take());
+        let connection = &mut self.connection;
+        self.runtime.block_on(poll_fn(|cx| loop {
+            match connection.poll_message(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(None | Some(Err(_))) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }));
     }
 }
 

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::config::SslMode;
+use tokio_postgres::fallible_iterator::FallibleIterator as _;
 use tokio_postgres::{Config, NoTls, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
