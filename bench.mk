@@ -3,7 +3,7 @@
 # stack is up (`make stack-up`); they read its addresses from `scripts/stack env`.
 #
 # Smaller runs: make bench-kafka BENCH_RECORDS=100000 BENCH_RUNS=1
-#               make bench BENCH_ROWS=100000 BENCH_SOURCES=sqlite BENCH_BUILDS=glibc
+#               make bench BENCH_ROWS=100000 BENCH_SOURCES=sqlite BENCH_BUILDS=glibc BENCH_ROUNDS=3
 # Numbers are printed, not checked: this machine is noisy, compare medians.
 
 BENCH_STACK_ENV = if [ -x scripts/stack ]; then eval "$$(scripts/stack env)"; fi; \
@@ -46,7 +46,7 @@ bench:
 	@$(BENCH_STACK_ENV); \
 	cargo build --release --bin repliqate --example bench_replication && \
 	BENCH_ROWS="$(BENCH_ROWS)" BENCH_LIMIT="$(BENCH_LIMIT)" BENCH_SOURCES="$(BENCH_SOURCES)" \
-	BENCH_BUILDS="$(BENCH_BUILDS)" BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
+	BENCH_ROUNDS="$(BENCH_ROUNDS)" BENCH_BUILDS="$(BENCH_BUILDS)" BENCH_REPLIQATE="$(BENCH_REPLIQATE)" \
 	target/release/examples/bench_replication
 
 # Insert-to-consumer latency at a steady write rate, per poll interval (examples/bench_latency.rs).
@@ -68,6 +68,7 @@ bench-scale:
 	for spec in $(BENCH_SCALE); do \
 		echo "=== $${spec%%:*} rows, payload $${spec##*:} bytes"; \
 		BENCH_ROWS=$${spec%%:*} BENCH_PAYLOAD=$${spec##*:} BENCH_SOURCES=sqlite BENCH_BUILDS=musl \
-		BENCH_LIMIT="$(BENCH_LIMIT)" target/release/examples/bench_replication 2>/dev/null \
+		BENCH_LIMIT="$(BENCH_LIMIT)" BENCH_ROUNDS="$(or $(BENCH_ROUNDS),3)" \
+		target/release/examples/bench_replication 2>/dev/null \
 			| grep -E '^(source|reference|SQLite)' || exit 1; \
 	done

@@ -39,12 +39,44 @@ pub fn f32_as_python(x: f32) -> f64 {
     format!("{x}").parse().unwrap_or(f64::from(x))
 }
 
-/// Appends `.ffffff` when there are microseconds, as Python's `isoformat()` does (six digits,
-/// nothing at all for zero).
-pub fn push_micros(out: &mut String, micros: u32) {
-    if micros != 0 {
-        out.push_str(&format!(".{micros:06}"));
+/// A MySQL `DATE`, `DATETIME` or `TIMESTAMP` as Python's `isoformat()` spells the value the
+/// old tool read: `2024-01-02`, or `2024-01-02T03:04:05` with `.ffffff` when there are
+/// microseconds, and `Z` for `TIMESTAMP` (read in a UTC session). Written into `out` (cleared
+/// first), so that a row's buffer is reused from row to row.
+pub fn mysql_datetime(
+    out: &mut String,
+    (y, mo, d): (u16, u8, u8),
+    time: Option<(u8, u8, u8, u32)>,
+    utc: bool,
+) {
+    out.clear();
+    let mut text = Ascii::default();
+    text.padded(i64::from(y), 4);
+    text.push(b'-');
+    text.padded(i64::from(mo), 2);
+    text.push(b'-');
+    text.padded(i64::from(d), 2);
+    if let Some((h, mi, s, us)) = time {
+        text.push(b'T');
+        text.clock(u64::from(h), mi, s, us);
+        if utc {
+            text.push(b'Z');
+        }
     }
+    out.push_str(text.as_str());
+}
+
+/// A MySQL `TIME` (-838:59:59 to 838:59:59, sent as days and hours) as MySQL writes it: hours
+/// past 24 in the hours, `.ffffff` when there are microseconds. Written into `out`, cleared
+/// first.
+pub fn mysql_time(out: &mut String, negative: bool, (days, h, mi, s, us): (u32, u8, u8, u8, u32)) {
+    out.clear();
+    let mut text = Ascii::default();
+    if negative {
+        text.push(b'-');
+    }
+    text.clock(u64::from(days) * 24 + u64::from(h), mi, s, us);
+    out.push_str(text.as_str());
 }
 
 /// Which kind of PostgreSQL date/time value a text is.
@@ -142,17 +174,14 @@ pub fn pg_timestamp(out: &mut String, micros: i64, zone: Zone) {
     text.push(b'-');
     text.padded(day, 2);
     text.push(b'T');
+    // `time` is within one day: every part fits its type.
     let seconds = time / 1_000_000;
-    text.padded(seconds / 3600, 2);
-    text.push(b':');
-    text.padded(seconds / 60 % 60, 2);
-    text.push(b':');
-    text.padded(seconds % 60, 2);
-    let fraction = time % 1_000_000;
-    if fraction != 0 {
-        text.push(b'.');
-        text.padded(fraction, 6);
-    }
+    text.clock(
+        (seconds / 3600) as u64,
+        (seconds / 60 % 60) as u8,
+        (seconds % 60) as u8,
+        (time % 1_000_000) as u32,
+    );
     if zone == Zone::Utc {
         text.push(b'Z');
     }
@@ -187,6 +216,19 @@ impl Ascii {
     fn push_all(&mut self, bytes: &[u8]) {
         self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
+    }
+
+    /// `hh:mm:ss`, and `.ffffff` when there are microseconds (as Python's `isoformat()`).
+    fn clock(&mut self, hours: u64, minutes: u8, seconds: u8, micros: u32) {
+        self.padded(i64::try_from(hours).unwrap_or(i64::MAX), 2);
+        self.push(b':');
+        self.padded(i64::from(minutes), 2);
+        self.push(b':');
+        self.padded(i64::from(seconds), 2);
+        if micros != 0 {
+            self.push(b'.');
+            self.padded(i64::from(micros), 6);
+        }
     }
 
     /// `value` (not negative) in decimal, zero-padded to at least `width` digits.
@@ -316,6 +358,55 @@ mod tests {
         assert_eq!(pg_time_text("03:04:05.5"), "03:04:05.500000");
         assert_eq!(pg_time_text("03:04:05.5+02"), "03:04:05.500000+02");
         assert_eq!(pg_time_text("24:00:00"), "24:00:00");
+    }
+
+    /// The MySQL spellings, written on the stack into a reused buffer, against `format!` of the
+    /// same parts (the way they were written before) over every field's range.
+    #[test]
+    fn mysql_dates_and_times_are_spelled_as_isoformat() {
+        let mut out = String::from("left over from the previous row");
+        for (y, mo, d) in [
+            (0, 0, 0),
+            (1, 1, 1),
+            (999, 12, 31),
+            (2024, 2, 29),
+            (9999, 12, 31),
+        ] {
+            mysql_datetime(&mut out, (y, mo, d), None, false);
+            assert_eq!(out, format!("{y:04}-{mo:02}-{d:02}"));
+            for (h, mi, s) in [(0, 0, 0), (9, 5, 7), (23, 59, 59)] {
+                for us in [0, 1, 120_000, 999_999] {
+                    let fraction = if us == 0 {
+                        String::new()
+                    } else {
+                        format!(".{us:06}")
+                    };
+                    let want = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{fraction}");
+                    mysql_datetime(&mut out, (y, mo, d), Some((h, mi, s, us)), false);
+                    assert_eq!(out, want);
+                    mysql_datetime(&mut out, (y, mo, d), Some((h, mi, s, us)), true);
+                    assert_eq!(out, format!("{want}Z"));
+                }
+            }
+        }
+        for negative in [false, true] {
+            for (days, h) in [(0, 0), (0, 9), (1, 3), (34, 22)] {
+                for us in [0, 7, 500_000] {
+                    mysql_time(&mut out, negative, (days, h, 4, 59, us));
+                    let hours = days * 24 + u32::from(h);
+                    let fraction = if us == 0 {
+                        String::new()
+                    } else {
+                        format!(".{us:06}")
+                    };
+                    let sign = if negative { "-" } else { "" };
+                    assert_eq!(out, format!("{sign}{hours:02}:04:59{fraction}"));
+                }
+            }
+        }
+        // TIME's limits, as MySQL writes them.
+        mysql_time(&mut out, true, (34, 22, 59, 59, 0));
+        assert_eq!(out, "-838:59:59");
     }
 
     #[test]

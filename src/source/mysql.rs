@@ -392,10 +392,15 @@ impl MysqlSource {
         let mut count = 0;
         for r in conn.exec_iter(&stmt, (after, limit)).map_err(err)? {
             let raw = r.map_err(err)?.unwrap();
-            values.clear();
+            values.resize(self.kinds.len(), Value::Null);
             let mut bad_text = Vec::new();
-            for (i, (v, kind)) in raw.into_iter().zip(&self.kinds).enumerate() {
-                values.push(convert_value(v, *kind, || bad_text.push(i)));
+            for (i, ((v, kind), slot)) in raw
+                .into_iter()
+                .zip(&self.kinds)
+                .zip(&mut values)
+                .enumerate()
+            {
+                convert_value(v, *kind, slot, || bad_text.push(i));
             }
             let id = row_id(&self.plan, &values)?;
             self.utf8_warnings
@@ -439,9 +444,10 @@ fn kind_of(data_type: &str) -> Option<Kind> {
     })
 }
 
-/// Turns one binary-protocol value into its published form. `bad_utf8` is called when text had
-/// to be repaired, so the caller can warn with the row's key.
-fn convert_value(v: mysql::Value, kind: Kind, bad_utf8: impl FnOnce()) -> Value {
+/// Turns one binary-protocol value into its published form, in `slot` (the previous row's
+/// value of the column, whose text buffer a date or time is written into). `bad_utf8` is
+/// called when text had to be repaired, so the caller can warn with the row's key.
+fn convert_value(v: mysql::Value, kind: Kind, slot: &mut Value, bad_utf8: impl FnOnce()) {
     use mysql::Value as M;
     let text = |bytes: Vec<u8>| match String::from_utf8(bytes) {
         Ok(s) => s,
@@ -450,7 +456,7 @@ fn convert_value(v: mysql::Value, kind: Kind, bad_utf8: impl FnOnce()) -> Value 
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
     };
-    match (v, kind) {
+    *slot = match (v, kind) {
         (M::NULL, _) => Value::Null,
         (M::Int(i), _) => Value::Int(i),
         (M::UInt(u), _) => i64::try_from(u).map_or(Value::UInt(u), Value::Int),
@@ -472,26 +478,25 @@ fn convert_value(v: mysql::Value, kind: Kind, bad_utf8: impl FnOnce()) -> Value 
         }
         (M::Bytes(b), _) => Value::Str(text(b)),
         (M::Date(y, mo, d, h, mi, s, us), kind) => {
-            let mut out = format!("{y:04}-{mo:02}-{d:02}");
-            if kind != Kind::Date {
-                out.push_str(&format!("T{h:02}:{mi:02}:{s:02}"));
-                convert::push_micros(&mut out, us);
-                if kind == Kind::Timestamp {
-                    out.push('Z');
-                }
-            }
+            let mut out = take_text(slot);
+            let time = (kind != Kind::Date).then_some((h, mi, s, us));
+            convert::mysql_datetime(&mut out, (y, mo, d), time, kind == Kind::Timestamp);
             Value::Str(out)
         }
         (M::Time(negative, days, h, mi, s, us), _) => {
-            // TIME spans -838:59:59 to 838:59:59; written as MySQL writes it.
-            let hours = u64::from(days) * 24 + u64::from(h);
-            let mut out = format!(
-                "{}{hours:02}:{mi:02}:{s:02}",
-                if negative { "-" } else { "" }
-            );
-            convert::push_micros(&mut out, us);
+            let mut out = take_text(slot);
+            convert::mysql_time(&mut out, negative, (days, h, mi, s, us));
             Value::Str(out)
         }
+    };
+}
+
+/// The text buffer of the previous row's value, to be written again (empty if it had none): a
+/// date column's text is rewritten in place row after row, without allocating.
+fn take_text(slot: &mut Value) -> String {
+    match std::mem::replace(slot, Value::Null) {
+        Value::Str(s) => s,
+        _ => String::new(),
     }
 }
 
