@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::env::unique;
@@ -21,7 +21,7 @@ fn records(n: usize) -> Vec<Record> {
             key: Some(Bytes::from(i.to_string())),
             value: Bytes::from(format!("value-{i}-{}", "v".repeat(100))),
             headers: vec![],
-            timestamp_ms: 1_700_000_000_000,
+            timestamp_ms: now_ms(),
         })
         .collect()
 }
@@ -362,6 +362,74 @@ fn a_send_writes_up_to_five_requests_per_partition_before_any_answer() {
         Duration::from_secs(20),
     );
     assert_exactly_once(&consumed, batch.len());
+}
+
+#[test]
+fn start_returns_while_the_broker_reads_nothing_and_the_rest_goes_out_later() {
+    // A send of ~15 MB: five 1 MiB requests per partition over 3 partitions, more than the
+    // sockets hold. `start` must hand over what they take and return (the loop reads the next
+    // batch meanwhile), not wait for the broker to read the rest; `push` must not wait either.
+    // Behind a proxy that reads nothing for a while (a broker slow to read), a `start` that
+    // waited would wait as long; then the rest goes out on the same connection, once.
+    let (broker, proxy) = common::proxy::private_broker();
+    let topic = unique("unsent");
+    create_topic(&broker.listen, &topic, 3);
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec![proxy.addr.clone()],
+        delivery_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(5),
+        ..ProducerConfig::default()
+    });
+    p.check_topic(&topic).unwrap();
+    // Producer id and the leader's connection first, while the proxy forwards.
+    let warm = records(10);
+    p.send(&topic, &warm)
+        .unwrap_or_else(|e| panic!("first send: {e}"));
+
+    let value = "x".repeat(1000);
+    let n = 15_000;
+    let mut batches = p.batches(&topic, n * 1100).unwrap();
+    for i in 0..n {
+        let key = (warm.len() + i).to_string();
+        batches
+            .push(Some(key.as_bytes()), now_ms(), |buf| {
+                buf.extend_from_slice(value.as_bytes());
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+    proxy.set_paused(true);
+    let (mut pending, took) = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(5));
+            proxy.set_paused(false);
+        });
+        let started = Instant::now();
+        let mut pending = p.start(batches);
+        for _ in 0..10 {
+            p.push(&mut pending);
+        }
+        (pending, started.elapsed())
+    });
+    assert!(
+        took < Duration::from_secs(3),
+        "start and push waited {took:?} for a broker that read nothing for 5 s"
+    );
+    p.push(&mut pending);
+    let delivered = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
+    assert_eq!(delivered.len(), n);
+    let total = warm.len() + n;
+    let consumed = consume_all(&proxy.addr, &topic, 3, total + 1, Duration::from_secs(20));
+    assert_exactly_once(&consumed, total);
+}
+
+/// Now, as a record timestamp: records of long ago would be past the broker's retention, and
+/// a segment of them may be deleted under a test that runs long enough.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[test]

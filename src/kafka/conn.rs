@@ -8,7 +8,7 @@
 //! error, timeout, garbage) must be dropped by the caller: after a partial read or write the
 //! byte stream no longer lines up with the correlation ids, so it is never reused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +86,9 @@ pub struct Connection {
     out: BytesMut,
     /// Requests written whose responses are not read yet.
     in_flight: usize,
+    /// The bytes of requests queued by `queue_produce` that the socket has not taken yet, in
+    /// order. Written before anything else is written or read.
+    unsent: VecDeque<Bytes>,
     sasl: Option<Arc<SaslClient>>,
     /// When to authenticate again (KIP-368), if the broker limits the session.
     reauthenticate_at: Option<Instant>,
@@ -106,6 +109,7 @@ impl Connection {
             max_response_size: opts.max_response_size,
             out: BytesMut::with_capacity(64 * 1024),
             in_flight: 0,
+            unsent: VecDeque::new(),
             sasl: opts.sasl.clone(),
             reauthenticate_at: None,
         };
@@ -291,9 +295,13 @@ impl Connection {
         Ok(correlation_id)
     }
 
-    /// Like `write`, for a Produce request: its record batches go out from where they are, in
-    /// one vectored write with the rest, instead of being copied into the request buffer.
-    pub(super) fn write_produce(
+    /// Writes a Produce request, whose record batches go out from where they are (not copied
+    /// into the request buffer), without waiting for the socket: what it does not take at once
+    /// is queued, and goes out with `push_unsent` (which does not wait either), or before
+    /// anything else is written or read on this connection. So a caller that wrote more than
+    /// the socket holds can do other work while the broker reads the requests in turn, instead
+    /// of waiting until it has read all but what the socket holds.
+    pub(super) fn queue_produce(
         &mut self,
         body: &ProduceBody<'_>,
         version: i16,
@@ -301,8 +309,49 @@ impl Connection {
         self.reauthenticate_if_due()?;
         let correlation_id = self.begin::<ProduceRequest>(version)?;
         let batches = body.write(version, &mut self.out);
-        self.send(&batches)?;
+        self.patch_length(&batches)?;
+        // The frame's own bytes (header and framing) leave `out`; the batches are shared.
+        let head = self.out.split().freeze();
+        let mut at = 0;
+        for (offset, bytes) in batches {
+            self.unsent.push_back(head.slice(at..offset));
+            self.unsent.push_back(bytes);
+            at = offset;
+        }
+        self.unsent.push_back(head.slice(at..));
+        self.in_flight += 1;
+        self.push_unsent()?;
         Ok(correlation_id)
+    }
+
+    /// Hands the socket what it takes now of the requests queued by `queue_produce`, without
+    /// waiting. An error means the connection is broken (and must be dropped).
+    pub fn push_unsent(&mut self) -> Result<(), Error> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        let result = self.stream.set_nonblocking(true).and_then(|()| {
+            match write_queued(&mut self.stream, &mut self.unsent) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                other => other,
+            }
+        });
+        // Back to blocking whatever happened: every other write and read waits, with the
+        // socket's timeouts.
+        let restored = self.stream.set_nonblocking(false);
+        result
+            .and(restored)
+            .map_err(|e| Error::io(&self.addr, "sending request", e))
+    }
+
+    /// Writes every queued byte, waiting for the socket (up to its write timeout).
+    fn flush_unsent(&mut self) -> Result<(), Error> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        write_queued(&mut self.stream, &mut self.unsent)
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| Error::io(&self.addr, "sending request", timed_out(e)))
     }
 
     /// Starts a frame in `out`: a length placeholder and the request header.
@@ -322,13 +371,21 @@ impl Connection {
         Ok(correlation_id)
     }
 
-    /// Sends the frame in `out`, with `inserts` (offset in `out`, bytes) spliced in, in order.
-    fn send(&mut self, inserts: &[(usize, Bytes)]) -> Result<(), Error> {
+    /// Fills in the length of the frame in `out`, with `inserts` spliced in.
+    fn patch_length(&mut self, inserts: &[(usize, Bytes)]) -> Result<(), Error> {
         let len = self.out.len() - 4 + inserts.iter().map(|(_, b)| b.len()).sum::<usize>();
         let len = i32::try_from(len).map_err(|_| {
             Error::protocol(&self.addr, format!("request of {len} bytes is too large"))
         })?;
         self.out[..4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// Sends the frame in `out`, with `inserts` (offset in `out`, bytes) spliced in, in order,
+    /// after any request still queued.
+    fn send(&mut self, inserts: &[(usize, Bytes)]) -> Result<(), Error> {
+        self.flush_unsent()?;
+        self.patch_length(inserts)?;
         let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * inserts.len() + 1);
         let mut at = 0;
         for (offset, bytes) in inserts {
@@ -377,6 +434,8 @@ impl Connection {
     }
 
     fn read_frame(&mut self) -> Result<Bytes, Error> {
+        // The request answered may still be (partly) queued.
+        self.flush_unsent()?;
         self.in_flight = self.in_flight.saturating_sub(1);
         let mut len = [0u8; 4];
         self.stream
@@ -484,6 +543,44 @@ fn write_all_vectored(out: &mut impl Write, mut pieces: &[&[u8]]) -> io::Result<
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Writes `queue` front to back, dropping what was written, until it is empty or the writer
+/// fails (`WouldBlock` from a non-blocking socket: the rest stays queued).
+fn write_queued(out: &mut impl Write, queue: &mut VecDeque<Bytes>) -> io::Result<()> {
+    loop {
+        while queue.front().is_some_and(Bytes::is_empty) {
+            queue.pop_front();
+        }
+        if queue.is_empty() {
+            return Ok(());
+        }
+        let slices: Vec<IoSlice<'_>> = queue.iter().take(64).map(|b| IoSlice::new(b)).collect();
+        let mut written = match out.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while let Some(front) = queue.front_mut() {
+            let n = written.min(front.len());
+            front.advance(n);
+            written -= n;
+            if written == 0 {
+                break;
+            }
+            queue.pop_front();
+        }
+    }
+}
+
+/// A blocking socket's write timeout surfaces as `WouldBlock` (EAGAIN); say what it is.
+fn timed_out(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        io::Error::new(io::ErrorKind::TimedOut, "timed out")
+    } else {
+        e
     }
 }
 

@@ -117,6 +117,17 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// Puts the socket in or out of non-blocking mode (for TLS, the socket under it: rustls
+    /// buffers what it cannot hand over, and writes it at the next call).
+    pub fn set_nonblocking(&mut self, on: bool) -> io::Result<()> {
+        match self {
+            Transport::Plain(sock) => sock.set_nonblocking(on),
+            Transport::Tls(t) => t.sock.set_nonblocking(on),
+        }
+    }
+}
+
 impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::backoff::{sleep_until, Backoff};
 use crate::config::{Config, KeyMode};
 use crate::gaps::GapTracker;
-use crate::kafka::{Delivery, Producer, SendError, Unsettled};
+use crate::kafka::{Delivery, Pending, Producer, SendError, Unsettled};
 use crate::message::MessageEncoder;
 use crate::metrics::Metrics;
 use crate::source::Source;
@@ -40,6 +40,10 @@ pub use startup::Start;
 /// The loop's first wait after a failure; it doubles per consecutive failure up to
 /// `retry_backoff_max_sec`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+
+/// While a batch is read, the previous batch's requests still queued for the sockets are
+/// handed over every this many rows (`Producer::push`).
+const PUSH_EVERY_ROWS: usize = 128;
 
 /// Run until stopped, or only until caught up (`--once`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,7 +310,9 @@ impl Replicator {
 
     /// Reads the rows after `position`, cuts them at a hole that may still fill, and encodes
     /// them. The rows themselves are dropped here: only ids and messages go on.
-    fn prepare(&mut self, position: Id) -> Result<Batch, Error> {
+    /// `in_flight`: the send of the previous batch, if it is still going on; its requests are
+    /// handed to the sockets as they take them while the rows are read.
+    fn prepare(&mut self, position: Id, in_flight: Option<&mut Pending>) -> Result<Batch, Error> {
         let started = Instant::now();
         // While holes are held, the open transactions are looked at before the fetch too: the
         // proof that a hole is final needs a look taken before the rows it publishes (`gaps`).
@@ -315,7 +321,7 @@ impl Replicator {
         } else {
             None
         };
-        let mut batch = self.read(position)?;
+        let mut batch = self.read(position, in_flight)?;
         let full = batch.ids.len() == self.limit;
         let holding = self.hold_at_gaps(position, &mut batch, before)?;
         let (ids, batches) = batch.finish();
@@ -342,7 +348,7 @@ impl Replicator {
         }
         let batch = match next.take() {
             Some(batch) => batch,
-            None => self.prepare(*position)?,
+            None => self.prepare(*position, None)?,
         };
         let Some(&last_id) = batch.ids.last() else {
             self.metrics.flush();
@@ -362,11 +368,11 @@ impl Replicator {
 
         let published = Instant::now();
         let full = !batch.holding && batch.ids.len() == self.limit;
-        let pending = self.producer.start(batch.batches);
+        let mut pending = self.producer.start(batch.batches);
         // Same thread, overlapping work: the broker writes this batch while we read and encode
         // the next one. Its rows are published only after this batch is committed.
         let following = if full {
-            Some(self.prepare(last_id))
+            Some(self.prepare(last_id, Some(&mut pending)))
         } else {
             None
         };
@@ -481,13 +487,25 @@ impl Replicator {
 
     /// Reads the rows above `position` and encodes each message as its row streams in: the
     /// batch never holds rows, only their messages.
-    fn read(&mut self, position: Id) -> Result<MessageBuffer, Error> {
+    fn read(
+        &mut self,
+        position: Id,
+        mut in_flight: Option<&mut Pending>,
+    ) -> Result<MessageBuffer, Error> {
         let started = Instant::now();
         let expected = self.limit * (self.message_size + 16);
         let batches = self.producer.batches(&self.topic, expected);
         let mut batch = MessageBuffer::new(batches.map_err(Error::Kafka)?, self.key_mode);
-        let encoder = &mut self.encoder;
+        let (encoder, producer) = (&mut self.encoder, &mut self.producer);
         let result = self.source.fetch_each(position, self.limit, |id, values| {
+            // The previous batch's requests that did not fit the sockets go out as the broker
+            // reads them, not all at `finish`: checked every so many rows (a few system calls
+            // while some are left, none after).
+            if batch.ids.len().is_multiple_of(PUSH_EVERY_ROWS) {
+                if let Some(pending) = in_flight.as_deref_mut() {
+                    producer.push(pending);
+                }
+            }
             batch.push(encoder, id, values)
         });
         let tags = [("table", self.table.as_str())];

@@ -21,6 +21,7 @@ pub struct Proxy {
     pub most_held: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
     stalled: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
@@ -41,6 +42,13 @@ impl Proxy {
     /// connection closed when the stall ends (`false`), as a client would have given up on it.
     pub fn set_stalled(&self, stalled: bool) {
         self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
+    /// Simulates a broker that is slow to read (`true`): no further request is read from any
+    /// client (what a client writes piles up in the sockets) until `false`, when forwarding
+    /// goes on as before, on the same connections.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
     }
 }
 
@@ -75,12 +83,13 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
     let produce_requests = Arc::new(AtomicUsize::new(0));
     let down = Arc::new(AtomicBool::new(false));
     let stalled = Arc::new(AtomicBool::new(false));
+    let paused = Arc::new(AtomicBool::new(false));
     let open = Arc::new(Mutex::new(Vec::new()));
     let (drops, count) = (drop_produce_responses.clone(), produce_requests.clone());
     let hold_produce_responses = Arc::new(AtomicBool::new(false));
     let most_held = Arc::new(AtomicUsize::new(0));
     let (hold, held) = (hold_produce_responses.clone(), most_held.clone());
-    let is_stalled = stalled.clone();
+    let (is_stalled, is_paused) = (stalled.clone(), paused.clone());
     let (is_down, tracked) = (down.clone(), open.clone());
     std::thread::spawn(move || {
         for client in listener.incoming() {
@@ -91,7 +100,7 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
             }
             let (upstream, drops, count) = (upstream.clone(), drops.clone(), count.clone());
             let tracked = tracked.clone();
-            let stall = is_stalled.clone();
+            let (stall, pause) = (is_stalled.clone(), is_paused.clone());
             let holding = Holding {
                 on: hold.clone(),
                 most: held.clone(),
@@ -103,7 +112,12 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
                 if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
                     tracked.lock().unwrap().extend([c, s]);
                 }
-                let _ = forward(client, server, &drops, &count, &stall, &holding);
+                let faults = Faults {
+                    drops: &drops,
+                    stalled: &stall,
+                    paused: &pause,
+                };
+                let _ = forward(client, server, &count, &faults, &holding);
             });
         }
     });
@@ -115,6 +129,7 @@ pub fn start(listener: TcpListener, upstream: String) -> Proxy {
         most_held,
         down,
         stalled,
+        paused,
         open,
     }
 }
@@ -158,16 +173,31 @@ fn writes_again(client: &TcpStream) -> std::io::Result<bool> {
     Ok(more)
 }
 
+/// The proxy's switches that make a connection misbehave.
+struct Faults<'a> {
+    /// Produce responses still to swallow.
+    drops: &'a AtomicUsize,
+    stalled: &'a AtomicBool,
+    paused: &'a AtomicBool,
+}
+
 fn forward(
     mut client: TcpStream,
     mut server: TcpStream,
-    drops: &AtomicUsize,
     count: &AtomicUsize,
-    stalled: &AtomicBool,
+    faults: &Faults<'_>,
     holding: &Holding,
 ) -> std::io::Result<()> {
+    let Faults {
+        drops,
+        stalled,
+        paused,
+    } = *faults;
     let mut held: Vec<Vec<u8>> = Vec::new();
     loop {
+        while paused.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         if !held.is_empty() && !writes_again(&client)? {
             holding.most.fetch_max(held.len(), Ordering::SeqCst);
             for response in held.drain(..) {

@@ -202,8 +202,9 @@ impl Producer {
     }
 
     /// The first half of a send that lets the caller work while the broker does: seals the
-    /// batches and writes the produce requests (as many as the in-flight limits allow), and
-    /// returns without waiting for acknowledgements. `finish` must be called next, before any
+    /// batches and writes the produce requests (as many as the in-flight limits allow; what the
+    /// sockets do not take at once goes out with `push` or `finish`), and returns without
+    /// waiting for the sockets or the acknowledgements. `finish` must be called next, before any
     /// other call on this producer but `batches`; together they behave like `send`.
     pub fn start(&mut self, batches: Batches) -> Pending {
         self.give_up_unsettled();
@@ -230,6 +231,17 @@ impl Producer {
             }));
         }
         pending
+    }
+
+    /// Between `start` and `finish`: hands the sockets more of the send's requests, without
+    /// waiting. `start` writes what the sockets take at once, and a send may be larger than
+    /// that; the caller calls this now and then while it works, so that the broker reads the
+    /// rest as it is ready for it, not only once `finish` is called. Cheap when everything is
+    /// written.
+    pub fn push(&mut self, pending: &mut Pending) {
+        if let Some(Ok(round)) = pending.round.as_mut() {
+            round.push_unsent(&mut self.cluster, &pending.out);
+        }
     }
 
     /// The second half of `start`: reads the acknowledgements, retries what failed, and returns

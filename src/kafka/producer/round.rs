@@ -223,6 +223,23 @@ impl Round {
         self.pump(cluster, out, Until::Written);
     }
 
+    /// Hands the sockets more of the requests written, without waiting for them (see
+    /// `Connection::queue_produce`). A connection that fails is dropped, and its requests are
+    /// retried in the next round, as when a read fails.
+    pub fn push_unsent(&mut self, cluster: &mut Cluster, out: &Outgoing) {
+        for q in self.queues.iter_mut() {
+            let Some(conn) = cluster.connection(q.leader) else {
+                continue;
+            };
+            if let Err(e) = conn.push_unsent() {
+                cluster.disconnect(q.leader);
+                q.abandon(Vec::new(), &out.batches, &mut self.failed_partitions);
+                self.outcome.refresh_metadata = true;
+                self.outcome.fail(e);
+            }
+        }
+    }
+
     /// Writes and reads until every request of the round is answered (or failed).
     pub fn complete(&mut self, cluster: &mut Cluster, out: &mut Outgoing) {
         self.pump(cluster, out, Until::Answered);
@@ -260,7 +277,7 @@ impl Round {
                     let Some(conn) = cluster.connection(q.leader) else {
                         break;
                     };
-                    match conn.write_produce(&body, q.version) {
+                    match conn.queue_produce(&body, q.version) {
                         Ok(id) => q.written(id, request, &out.batches),
                         Err(e) => {
                             cluster.disconnect(q.leader);
