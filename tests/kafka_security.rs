@@ -202,6 +202,47 @@ fn replicates_end_to_end(what: &str, access: Access) {
 }
 
 #[test]
+fn sasl_ssl_batches_larger_than_the_sockets_hold_go_out_on_one_connection() {
+    // Batches of ~15 MB (100,000 rows): more than the socket and rustls's buffer take at once,
+    // so the producer writes them without waiting and hands over the rest while it reads the
+    // next batch, through rustls over a socket switched to non-blocking and back. Every row
+    // must arrive once, and no connection may be lost on the way: a dropped connection would
+    // show as a retry in the log (idempotence would keep the topic exact anyway). The case of
+    // a full rustls buffer (`Ok(0)`, not a broken connection) is a race this cannot force; the
+    // unit test of `write_queued` pins it.
+    const ROWS: u64 = 300_000;
+    let what = "sec_large_batches";
+    let dir = TempDir::new(what);
+    let access = Access::sasl_ssl("PLAIN");
+    let (_db, job) = job(&dir, what, &access, ROWS);
+    let job = job.limit(100_000);
+    let config = dir.write("config.yaml", &job.yaml());
+    let output = run(
+        &["--config", config.to_str().unwrap(), "--once", "-vv"],
+        Duration::from_secs(180),
+    );
+    assert_exit(&output, 0, what);
+    let log = String::from_utf8_lossy(&output.stderr);
+    let retried: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("retrying") || l.contains("sending request"))
+        .collect();
+    assert!(
+        retried.is_empty(),
+        "{what}: the producer lost a connection and retried:\n{}",
+        retried.join("\n")
+    );
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        &job.kafka.topic,
+        ROWS as usize,
+        Duration::from_secs(120),
+    );
+    assert_rows(what, &read, ROWS);
+}
+
+#[test]
 fn ssl_with_a_client_certificate_replicates_end_to_end() {
     replicates_end_to_end("sec_mtls", Access::mutual_tls());
 }

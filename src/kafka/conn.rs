@@ -324,17 +324,20 @@ impl Connection {
         Ok(correlation_id)
     }
 
-    /// Hands the socket what it takes now of the requests queued by `queue_produce`, without
-    /// waiting. An error means the connection is broken (and must be dropped).
+    /// Hands the socket what it takes now of the requests queued by `queue_produce` (and, over
+    /// TLS, of what rustls has encrypted), without waiting. An error means the connection is
+    /// broken (and must be dropped).
     pub fn push_unsent(&mut self) -> Result<(), Error> {
-        if self.unsent.is_empty() {
+        if self.unsent.is_empty() && !self.stream.has_pending_output() {
             return Ok(());
         }
         let result = self.stream.set_nonblocking(true).and_then(|()| {
-            match write_queued(&mut self.stream, &mut self.unsent) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-                other => other,
-            }
+            write_queued(&mut self.stream, &mut self.unsent, Wait::No)
+                .and_then(|()| self.stream.flush())
+                .or_else(|e| match e.kind() {
+                    io::ErrorKind::WouldBlock => Ok(()),
+                    _ => Err(e),
+                })
         });
         // Back to blocking whatever happened: every other write and read waits, with the
         // socket's timeouts.
@@ -347,9 +350,10 @@ impl Connection {
     /// Writes every queued byte, waiting for the socket (up to its write timeout).
     fn flush_unsent(&mut self) -> Result<(), Error> {
         if self.unsent.is_empty() {
+            // What rustls may still hold goes out before its next read or write.
             return Ok(());
         }
-        write_queued(&mut self.stream, &mut self.unsent)
+        write_queued(&mut self.stream, &mut self.unsent, Wait::Yes)
             .and_then(|()| self.stream.flush())
             .map_err(|e| Error::io(&self.addr, "sending request", timed_out(e)))
     }
@@ -546,9 +550,18 @@ fn write_all_vectored(out: &mut impl Write, mut pieces: &[&[u8]]) -> io::Result<
     }
 }
 
+/// Whether `write_queued` writes to a blocking or a non-blocking stream.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wait {
+    Yes,
+    No,
+}
+
 /// Writes `queue` front to back, dropping what was written, until it is empty or the writer
-/// fails (`WouldBlock` from a non-blocking socket: the rest stays queued).
-fn write_queued(out: &mut impl Write, queue: &mut VecDeque<Bytes>) -> io::Result<()> {
+/// fails. Without waiting, `WouldBlock` means the rest stays queued for later; so does a write
+/// that takes nothing (rustls over a non-blocking socket takes no plaintext while its buffer
+/// of ciphertext is full, and says `Ok(0)`), which a blocking writer never does but when broken.
+fn write_queued(out: &mut impl Write, queue: &mut VecDeque<Bytes>, wait: Wait) -> io::Result<()> {
     loop {
         while queue.front().is_some_and(Bytes::is_empty) {
             queue.pop_front();
@@ -558,6 +571,7 @@ fn write_queued(out: &mut impl Write, queue: &mut VecDeque<Bytes>) -> io::Result
         }
         let slices: Vec<IoSlice<'_>> = queue.iter().take(64).map(|b| IoSlice::new(b)).collect();
         let mut written = match out.write_vectored(&slices) {
+            Ok(0) if wait == Wait::No => return Err(io::ErrorKind::WouldBlock.into()),
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -656,6 +670,73 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A scripted stream: each call takes the next step's bytes (at most), from the buffers in
+    /// turn, or fails as the step says.
+    struct Scripted {
+        written: Vec<u8>,
+        steps: VecDeque<io::Result<usize>>,
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            unreachable!("write_queued writes vectored")
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut n = self.steps.pop_front().unwrap_or(Ok(usize::MAX))?;
+            let mut taken = 0;
+            for b in bufs {
+                let k = n.min(b.len());
+                self.written.extend_from_slice(&b[..k]);
+                (n, taken) = (n - k, taken + k);
+            }
+            Ok(taken)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn queued_bytes_go_out_once_and_in_order_across_blocked_and_partial_writes() {
+        let pieces = [
+            "head-1",
+            "",
+            "batch-one",
+            "tail-1",
+            "head-2",
+            "batch-two",
+            "tail-2",
+        ];
+        let all: String = pieces.concat();
+        let mut queue: VecDeque<Bytes> = pieces.iter().map(|p| Bytes::from(*p)).collect();
+        let mut out = Scripted {
+            written: Vec::new(),
+            steps: VecDeque::from([
+                Ok(3),
+                Err(io::ErrorKind::Interrupted.into()),
+                Ok(7), // ends inside "batch-one"
+                Err(io::ErrorKind::WouldBlock.into()),
+            ]),
+        };
+        let e = write_queued(&mut out, &mut queue, Wait::No).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(out.written, all.as_bytes()[..10]);
+        // rustls with a full buffer takes nothing: not an error without waiting …
+        out.steps = VecDeque::from([Ok(5), Ok(0)]);
+        let e = write_queued(&mut out, &mut queue, Wait::No).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(out.written, all.as_bytes()[..15]);
+        // … but a broken stream when waiting.
+        out.steps = VecDeque::from([Ok(0)]);
+        let e = write_queued(&mut out, &mut queue, Wait::Yes).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WriteZero);
+        // The rest, piece boundaries and all, exactly once.
+        out.steps = VecDeque::from([Ok(6), Ok(9), Ok(1)]);
+        write_queued(&mut out, &mut queue, Wait::Yes).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.written), all);
+        assert!(queue.is_empty());
     }
 
     #[test]

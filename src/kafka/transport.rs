@@ -126,6 +126,15 @@ impl Transport {
             Transport::Tls(t) => t.sock.set_nonblocking(on),
         }
     }
+
+    /// Whether bytes accepted are still held here, not yet handed to the socket (TLS: what
+    /// rustls encrypted and could not write without waiting).
+    pub fn has_pending_output(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.conn.wants_write(),
+        }
+    }
 }
 
 impl Read for Transport {

@@ -497,15 +497,17 @@ impl Replicator {
         let batches = self.producer.batches(&self.topic, expected);
         let mut batch = MessageBuffer::new(batches.map_err(Error::Kafka)?, self.key_mode);
         let (encoder, producer) = (&mut self.encoder, &mut self.producer);
+        let mut fetched = 0usize;
         let result = self.source.fetch_each(position, self.limit, |id, values| {
             // The previous batch's requests that did not fit the sockets go out as the broker
             // reads them, not all at `finish`: checked every so many rows (a few system calls
             // while some are left, none after).
-            if batch.ids.len().is_multiple_of(PUSH_EVERY_ROWS) {
+            if fetched.is_multiple_of(PUSH_EVERY_ROWS) {
                 if let Some(pending) = in_flight.as_deref_mut() {
                     producer.push(pending);
                 }
             }
+            fetched += 1;
             batch.push(encoder, id, values)
         });
         let tags = [("table", self.table.as_str())];
