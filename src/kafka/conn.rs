@@ -291,7 +291,7 @@ impl Connection {
                 format!("cannot encode request: {e}"),
             ));
         }
-        self.send(&[])?;
+        self.send()?;
         Ok(correlation_id)
     }
 
@@ -309,17 +309,7 @@ impl Connection {
         self.reauthenticate_if_due()?;
         let correlation_id = self.begin::<ProduceRequest>(version)?;
         let batches = body.write(version, &mut self.out);
-        self.patch_length(&batches)?;
-        // The frame's own bytes (header and framing) leave `out`; the batches are shared.
-        let head = self.out.split().freeze();
-        let mut at = 0;
-        for (offset, bytes) in batches {
-            self.unsent.push_back(head.slice(at..offset));
-            self.unsent.push_back(bytes);
-            at = offset;
-        }
-        self.unsent.push_back(head.slice(at..));
-        self.in_flight += 1;
+        self.queue_frame(batches)?;
         self.push_unsent()?;
         Ok(correlation_id)
     }
@@ -375,34 +365,31 @@ impl Connection {
         Ok(correlation_id)
     }
 
-    /// Fills in the length of the frame in `out`, with `inserts` spliced in.
-    fn patch_length(&mut self, inserts: &[(usize, Bytes)]) -> Result<(), Error> {
+    /// Queues the frame in `out`, with `inserts` (offset in `out`, bytes) spliced in, in order,
+    /// after any request still queued: its own bytes (header and framing) leave `out`, the
+    /// inserted ones (record batches) are shared, not copied.
+    fn queue_frame(&mut self, inserts: Vec<(usize, Bytes)>) -> Result<(), Error> {
         let len = self.out.len() - 4 + inserts.iter().map(|(_, b)| b.len()).sum::<usize>();
         let len = i32::try_from(len).map_err(|_| {
             Error::protocol(&self.addr, format!("request of {len} bytes is too large"))
         })?;
         self.out[..4].copy_from_slice(&len.to_be_bytes());
+        let head = self.out.split().freeze();
+        let mut at = 0;
+        for (offset, bytes) in inserts {
+            self.unsent.push_back(head.slice(at..offset));
+            self.unsent.push_back(bytes);
+            at = offset;
+        }
+        self.unsent.push_back(head.slice(at..));
+        self.in_flight += 1;
         Ok(())
     }
 
-    /// Sends the frame in `out`, with `inserts` (offset in `out`, bytes) spliced in, in order,
-    /// after any request still queued.
-    fn send(&mut self, inserts: &[(usize, Bytes)]) -> Result<(), Error> {
-        self.flush_unsent()?;
-        self.patch_length(inserts)?;
-        let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * inserts.len() + 1);
-        let mut at = 0;
-        for (offset, bytes) in inserts {
-            pieces.push(self.out.get(at..*offset).unwrap_or_default());
-            pieces.push(bytes);
-            at = *offset;
-        }
-        pieces.push(self.out.get(at..).unwrap_or_default());
-        write_all_vectored(&mut self.stream, &pieces)
-            .and_then(|()| self.stream.flush())
-            .map_err(|e| Error::io(&self.addr, "sending request", e))?;
-        self.in_flight += 1;
-        Ok(())
+    /// Sends the frame in `out` (after any request still queued), waiting for the socket.
+    fn send(&mut self) -> Result<(), Error> {
+        self.queue_frame(Vec::new())?;
+        self.flush_unsent()
     }
 
     /// Reads the response to the request written with `correlation_id` (which must be the
@@ -519,34 +506,6 @@ impl Connection {
         decode_guarded(&self.addr, "ApiVersions", || {
             ApiVersionsResponse::decode(&mut frame, version)
         })
-    }
-}
-
-/// `Write::write_all` for several buffers at once (`write_all_vectored` is not stable).
-fn write_all_vectored(out: &mut impl Write, mut pieces: &[&[u8]]) -> io::Result<()> {
-    // Bytes of `pieces[0]` already written.
-    let mut done = 0;
-    loop {
-        // Drop what is fully written (and empty pieces).
-        while let Some(first) = pieces.first() {
-            if done < first.len() {
-                break;
-            }
-            done -= first.len();
-            pieces = &pieces[1..];
-        }
-        let Some(first) = pieces.first() else {
-            return Ok(());
-        };
-        let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&first[done..]))
-            .chain(pieces[1..].iter().map(|p| IoSlice::new(p)))
-            .collect();
-        match out.write_vectored(&slices) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
     }
 }
 
@@ -755,12 +714,16 @@ mod tests {
                 step,
                 calls: 0,
             };
-            write_all_vectored(&mut out, &pieces).unwrap();
+            write_queued(&mut out, &mut queued(&pieces), Wait::Yes).unwrap();
             assert_eq!(out.written, expected, "step {step}");
         }
         let mut full = Vec::new();
-        write_all_vectored(&mut full, &pieces).unwrap();
+        write_queued(&mut full, &mut queued(&pieces), Wait::Yes).unwrap();
         assert_eq!(full, expected);
-        write_all_vectored(&mut full, &[]).unwrap();
+        write_queued(&mut full, &mut VecDeque::new(), Wait::Yes).unwrap();
+    }
+
+    fn queued(pieces: &[&[u8]]) -> VecDeque<Bytes> {
+        pieces.iter().map(|p| Bytes::copy_from_slice(p)).collect()
     }
 }

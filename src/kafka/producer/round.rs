@@ -227,17 +227,33 @@ impl Round {
     /// `Connection::queue_produce`). A connection that fails is dropped, and its requests are
     /// retried in the next round, as when a read fails.
     pub fn push_unsent(&mut self, cluster: &mut Cluster, out: &Outgoing) {
-        for q in self.queues.iter_mut() {
+        let mut queues = std::mem::take(&mut self.queues);
+        for q in queues.iter_mut() {
             let Some(conn) = cluster.connection(q.leader) else {
                 continue;
             };
             if let Err(e) = conn.push_unsent() {
-                cluster.disconnect(q.leader);
-                q.abandon(Vec::new(), &out.batches, &mut self.failed_partitions);
-                self.outcome.refresh_metadata = true;
-                self.outcome.fail(e);
+                self.connection_failed(cluster, q, Vec::new(), out, e);
             }
         }
+        self.queues = queues;
+    }
+
+    /// The connection to `q`'s leader failed with `e`: it is dropped, and `current` and
+    /// everything queued or in flight on it are retried in the next round, after a metadata
+    /// refresh.
+    fn connection_failed(
+        &mut self,
+        cluster: &mut Cluster,
+        q: &mut LeaderQueue,
+        current: Vec<usize>,
+        out: &Outgoing,
+        e: Error,
+    ) {
+        cluster.disconnect(q.leader);
+        q.abandon(current, &out.batches, &mut self.failed_partitions);
+        self.outcome.refresh_metadata = true;
+        self.outcome.fail(e);
     }
 
     /// Writes and reads until every request of the round is answered (or failed).
@@ -280,10 +296,7 @@ impl Round {
                     match conn.queue_produce(&body, q.version) {
                         Ok(id) => q.written(id, request, &out.batches),
                         Err(e) => {
-                            cluster.disconnect(q.leader);
-                            q.abandon(request, &out.batches, &mut self.failed_partitions);
-                            self.outcome.refresh_metadata = true;
-                            self.outcome.fail(e);
+                            self.connection_failed(cluster, q, request, out, e);
                             break;
                         }
                     }
@@ -311,12 +324,7 @@ impl Round {
                             out,
                         );
                     }
-                    Err(e) => {
-                        cluster.disconnect(q.leader);
-                        q.abandon(request, &out.batches, &mut self.failed_partitions);
-                        self.outcome.refresh_metadata = true;
-                        self.outcome.fail(e);
-                    }
+                    Err(e) => self.connection_failed(cluster, q, request, out, e),
                 }
             }
             if until == Until::Written || (!busy && queues.iter().all(|q| q.queue.is_empty())) {
