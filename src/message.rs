@@ -376,24 +376,11 @@ fn write_member(out: &mut Vec<u8>, n: usize, key: &str, value: &serde_json::Valu
 }
 
 pub fn write_i64(out: &mut Vec<u8>, i: i64) {
-    if i < 0 {
-        out.push(b'-');
-    }
-    write_u64(out, i.unsigned_abs());
+    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
-pub fn write_u64(out: &mut Vec<u8>, mut u: u64) {
-    let mut buf = [0u8; 20]; // u64::MAX has 20 digits
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (u % 10) as u8;
-        u /= 10;
-        if u == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[at..]);
+pub fn write_u64(out: &mut Vec<u8>, u: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
 }
 
 /// What to write for each byte of a string: 0 = copy as is, `u` = `\u00XX`, `U` = start of a
