@@ -293,11 +293,26 @@ impl MessageEncoder {
 
 fn write_hex(out: &mut Vec<u8>, digest: &[u8; 32]) {
     let mut hex = [0u8; 64];
-    for (pair, b) in hex.chunks_exact_mut(2).zip(digest) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0xf)];
+    for (eight, four) in hex.chunks_exact_mut(8).zip(digest.chunks_exact(4)) {
+        let four = <[u8; 4]>::try_from(four).unwrap_or_default();
+        eight.copy_from_slice(&hex8(four));
     }
     out.extend_from_slice(&hex);
+}
+
+/// Four bytes as eight lowercase hex digits, computed in one word rather than looked up digit by
+/// digit (every message carries a 64-digit hash).
+#[inline]
+fn hex8(bytes: [u8; 4]) -> [u8; 8] {
+    const LOW_NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    let x = u64::from(u32::from_be_bytes(bytes));
+    // Each nibble into a byte of its own, the first nibble in the most significant byte.
+    let x = ((x & 0xffff_0000) << 16) | (x & 0xffff);
+    let x = ((x & 0x0000_ff00_0000_ff00) << 8) | (x & 0x0000_00ff_0000_00ff);
+    let x = ((x << 4) & 0x0f00_0f00_0f00_0f00 | x) & LOW_NIBBLES;
+    // A byte of 10..=15 is a letter: 6 more carries it into bit 4 (no byte carries into the next).
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * u64::from(b'a' - b'0' - 10)).to_be_bytes()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -892,6 +907,20 @@ mod tests {
             string("é\u{2028}\u{ffff}😀e\u{301}"),
             r#""\u00e9\u2028\uffff\ud83d\ude00e\u0301""#
         );
+    }
+
+    #[test]
+    fn hex_digits_match_the_formatter_for_every_byte_in_every_position() {
+        for b in 0..=255u8 {
+            for at in 0..32 {
+                let mut digest = [0x5au8; 32];
+                digest[at] = b;
+                let mut out = Vec::new();
+                write_hex(&mut out, &digest);
+                let expected: String = digest.iter().map(|d| format!("{d:02x}")).collect();
+                assert_eq!(String::from_utf8_lossy(&out), expected, "byte {b:#04x} at {at}");
+            }
+        }
     }
 
     #[test]
