@@ -8,8 +8,10 @@
 //! messages repliqate wrote, cycled) to the same broker: the reference rate; and, for PostgreSQL
 //! and MariaDB, reads the table with the database's own C client in the same primary-key
 //! batches (examples/scan/*.c): the reference for the database's share. Five such rounds per
-//! source, interleaved, the builds taking turns at going first; every ratio reported is the
-//! median of the rounds' ratios (this machine's noise moves all rates by tens of percent).
+//! source, interleaved, the builds and librdkafka in reverse order every other round; every
+//! ratio reported is the median of the rounds' ratios (this machine's noise moves all rates by
+//! tens of percent). After each run its topic is deleted and the bench waits for the broker to
+//! remove its files and for the disk to settle (`bench_kafka::delete_topic`).
 //!
 //! The ratios: `vs rdkafka` = librdkafka's time / repliqate's (above 1: faster than librdkafka
 //! producing the same messages); `vs scan+rd` = (C client scan + librdkafka) / repliqate (above
@@ -272,7 +274,7 @@ fn print_table(outcomes: &[Outcome], rows: usize, limit: usize, rounds: usize) {
         "targets: musl/glibc >= 0.95 and vs rdkafka >= 1.0 on SQLite; vs scan+rd >= 1.0 for \
          PostgreSQL and MariaDB; peak RSS <= 32 MB at limit 10000"
     );
-    println!("(a warm-up run of the first build and of librdkafka per source, not counted; then {rounds} rounds, each: every build (taking turns at going first), librdkafka, the C client scan; rates, CPU, read and publish are medians, RSS the highest, ratios the medians of the rounds' ratios)");
+    println!("(a warm-up run of the first build and of librdkafka per source, not counted; then {rounds} rounds, each: every build and librdkafka (in reverse order every other round), the C client scan; rates, CPU, read and publish are medians, RSS the highest, ratios the medians of the rounds' ratios)");
     println!("(each run is a job resuming at a known position, --initial-position 0: a new job on PostgreSQL or MariaDB first proves that no transaction is still inserting below its first row, once in its life)");
     println!("(broker CPU: the local broker's CPU seconds per 1M rows during the run, from /proc; both share this machine's cores)");
     println!("(wall, CPU and RSS of the whole repliqate process, start-up included; read (fetch + encode) and publish summed from its batch lines; publish includes the Redis commit)");
@@ -320,21 +322,29 @@ fn bench_source(
     let sample = warm_up.sample.take().unwrap_or_default();
     run_librdkafka(bench.broker, &keys, &sample)?;
     for round in 1..=bench.rounds {
-        // The builds take turns going first, so that neither always runs right after
-        // librdkafka (or the scan) and the broker's work from it.
-        let order: Vec<usize> = if round % 2 == 1 {
-            (0..builds.len()).collect()
-        } else {
-            (0..builds.len()).rev().collect()
-        };
-        for b in order {
-            runs[b].push(run_repliqate(bench, name, uri, &builds[b], false)?);
+        // The builds and librdkafka go in one order in odd rounds and in the reverse order in
+        // even ones, so that on average each runs at the same moment of a broker that speeds up
+        // (its JVM compiling) or slows down (its disk filling): with librdkafka always last, a
+        // warming broker favoured it in every round.
+        let mut order: Vec<Option<usize>> = (0..builds.len()).map(Some).collect();
+        order.push(None);
+        if round % 2 == 0 {
+            order.reverse();
         }
-        let (own_before, broker_before) = (own_cpu(), broker_cpu());
-        let secs = run_librdkafka(bench.broker, &keys, &sample)?;
-        reference.push(secs);
-        reference_cpu.push(own_cpu() - own_before);
-        reference_broker.extend(broker_before.zip(broker_cpu()).map(|(a, b)| b - a));
+        let mut secs = 0.0;
+        for slot in order {
+            match slot {
+                Some(b) => runs[b].push(run_repliqate(bench, name, uri, &builds[b], false)?),
+                None => {
+                    let (own_before, broker_before) = (own_cpu(), broker_cpu());
+                    secs = run_librdkafka(bench.broker, &keys, &sample)?;
+                    reference.push(secs);
+                    reference_cpu.push(own_cpu() - own_before);
+                    reference_broker
+                        .extend(broker_before.zip(broker_cpu()).map(|(a, b)| b - a));
+                }
+            }
+        }
         let scanned = scan.map(|s| s.run(rows, bench.limit)).transpose()?;
         scans.push(scanned);
         for (b, build) in builds.iter().enumerate() {
