@@ -340,8 +340,7 @@ fn bench_source(
                     secs = run_librdkafka(bench.broker, &keys, &sample)?;
                     reference.push(secs);
                     reference_cpu.push(own_cpu() - own_before);
-                    reference_broker
-                        .extend(broker_before.zip(broker_cpu()).map(|(a, b)| b - a));
+                    reference_broker.extend(broker_before.zip(broker_cpu()).map(|(a, b)| b - a));
                 }
             }
         }

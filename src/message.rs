@@ -918,7 +918,11 @@ mod tests {
                 let mut out = Vec::new();
                 write_hex(&mut out, &digest);
                 let expected: String = digest.iter().map(|d| format!("{d:02x}")).collect();
-                assert_eq!(String::from_utf8_lossy(&out), expected, "byte {b:#04x} at {at}");
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    expected,
+                    "byte {b:#04x} at {at}"
+                );
             }
         }
     }
