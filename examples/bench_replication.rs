@@ -10,8 +10,8 @@
 //! batches (examples/scan/*.c): the reference for the database's share. Five such rounds per
 //! source, interleaved, the builds and librdkafka in reverse order every other round; every
 //! ratio reported is the median of the rounds' ratios (this machine's noise moves all rates by
-//! tens of percent). After each run its topic is deleted and the bench waits for the broker to
-//! remove its files and for the disk to settle (`bench_kafka::delete_topic`).
+//! tens of percent). Before each run the bench waits for the broker to remove the files of the
+//! topics deleted after earlier runs, and for the disk to settle (`bench_kafka::settle_disk`).
 //!
 //! The ratios: `vs rdkafka` = librdkafka's time / repliqate's (above 1: faster than librdkafka
 //! producing the same messages); `vs scan+rd` = (C client scan + librdkafka) / repliqate (above
@@ -44,7 +44,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use bench_kafka::{
-    broker, count_in_topic, delete_topic, fresh_topic, median, run_librdkafka, setting,
+    broker, count_in_topic, delete_topic, fresh_topic, median, run_librdkafka, setting, settle_disk,
 };
 use bytes::Bytes;
 use job::JobConfig;
@@ -336,6 +336,8 @@ fn bench_source(
             match slot {
                 Some(b) => runs[b].push(run_repliqate(bench, name, uri, &builds[b], false)?),
                 None => {
+                    // Outside the window `run_librdkafka` would settle in.
+                    settle_disk();
                     let (own_before, broker_before) = (own_cpu(), broker_cpu());
                     secs = run_librdkafka(bench.broker, &keys, &sample)?;
                     reference.push(secs);
@@ -449,6 +451,7 @@ fn run_repliqate(
     std::fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
 
     eprintln!("{name}: repliqate ({}) --once → {topic}", build.name);
+    settle_disk();
     let broker_before = broker_cpu();
     let output = Command::new("/usr/bin/time")
         .args(["-f", "BENCH-TIME %e %U %S %M"])

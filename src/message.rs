@@ -911,9 +911,9 @@ mod tests {
 
     #[test]
     fn hex_digits_match_the_formatter_for_every_byte_in_every_position() {
-        for b in 0..=255u8 {
+        for (b, fill) in (0..=255u8).flat_map(|b| [0x00, 0x5a, 0xff].map(|fill| (b, fill))) {
             for at in 0..32 {
-                let mut digest = [0x5au8; 32];
+                let mut digest = [fill; 32];
                 digest[at] = b;
                 let mut out = Vec::new();
                 write_hex(&mut out, &digest);
@@ -921,7 +921,7 @@ mod tests {
                 assert_eq!(
                     String::from_utf8_lossy(&out),
                     expected,
-                    "byte {b:#04x} at {at}"
+                    "byte {b:#04x} at {at} among {fill:#04x}"
                 );
             }
         }
