@@ -74,6 +74,7 @@ fn run() -> Result<(), String> {
             mb,
             o,
         );
+        settle_disk();
         let r = run_librdkafka(&broker, &payloads.keys, &payloads.values)?;
         report(&format!("round {round}: librdkafka"), records, mb, r);
         let b = run_ours(&broker, &plaintext, &payloads, big_call)?;
@@ -279,9 +280,9 @@ fn run_ours(broker: &str, to: &Endpoint, payloads: &Payloads, call: usize) -> Re
 
 /// librdkafka with the settings a tuned Java-compatible producer would use; the payloads are
 /// copied into librdkafka's queue (as any caller's would be). Returns seconds from the first
-/// produce to the end of `flush`, after checking every record was acknowledged.
+/// produce to the end of `flush`, after checking every record was acknowledged. Callers settle
+/// the disk first (`settle_disk`), outside whatever they measure around this call.
 pub fn run_librdkafka(broker: &str, keys: &[Bytes], values: &[Bytes]) -> Result<f64, String> {
-    settle_disk();
     let topic = fresh_topic(broker, "bench-rd")?;
     let context = Counting::default();
     let producer: BaseProducer<Counting> = ClientConfig::new()

@@ -331,21 +331,19 @@ fn bench_source(
         if round % 2 == 0 {
             order.reverse();
         }
-        let mut secs = 0.0;
         for slot in order {
             match slot {
                 Some(b) => runs[b].push(run_repliqate(bench, name, uri, &builds[b], false)?),
                 None => {
-                    // Outside the window `run_librdkafka` would settle in.
                     settle_disk();
                     let (own_before, broker_before) = (own_cpu(), broker_cpu());
-                    secs = run_librdkafka(bench.broker, &keys, &sample)?;
-                    reference.push(secs);
+                    reference.push(run_librdkafka(bench.broker, &keys, &sample)?);
                     reference_cpu.push(own_cpu() - own_before);
                     reference_broker.extend(broker_before.zip(broker_cpu()).map(|(a, b)| b - a));
                 }
             }
         }
+        let secs = reference[round - 1];
         let scanned = scan.map(|s| s.run(rows, bench.limit)).transpose()?;
         scans.push(scanned);
         for (b, build) in builds.iter().enumerate() {

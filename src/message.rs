@@ -292,12 +292,11 @@ impl MessageEncoder {
 }
 
 fn write_hex(out: &mut Vec<u8>, digest: &[u8; 32]) {
-    let mut hex = [0u8; 64];
-    for (eight, four) in hex.chunks_exact_mut(8).zip(digest.chunks_exact(4)) {
-        let four = <[u8; 4]>::try_from(four).unwrap_or_default();
-        eight.copy_from_slice(&hex8(four));
+    let mut hex = [[0u8; 8]; 8];
+    for (eight, &four) in hex.iter_mut().zip(digest.as_chunks::<4>().0) {
+        *eight = hex8(four);
     }
-    out.extend_from_slice(&hex);
+    out.extend_from_slice(hex.as_flattened());
 }
 
 /// Four bytes as eight lowercase hex digits, computed in one word rather than looked up digit by
