@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::env::unique;
-use common::kafka::{broker, consume_all, create_topic, dump_log, offsets_by_partition};
+use common::kafka::{
+    broker, consume_all, create_topic, dump_log, end_offsets, offsets_by_partition,
+};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -125,6 +127,66 @@ fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
             offsets, expected,
             "offsets of partition {partition} are not contiguous from 0"
         );
+    }
+}
+
+#[test]
+fn push_writes_the_requests_the_in_flight_limit_held_back_as_answers_arrive() {
+    // A send of ~13 batches per partition (16 KiB requests), more than the five per partition
+    // that may be in flight: `start` writes five per partition. The rest must not wait for
+    // `finish` (the broker would sit idle while the loop reads its next batch): `push` reads
+    // the answers that have arrived and writes them, so the broker holds every record first.
+    let broker = broker();
+    let topic = unique("held-back");
+    create_topic(&broker, &topic, 3);
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec![broker.clone()],
+        delivery_timeout: Duration::from_secs(30),
+        max_request_size: 16 * 1024,
+        ..ProducerConfig::default()
+    });
+    p.check_topic(&topic).unwrap();
+    let n = 3_000;
+    let mut batches = p.batches(&topic, 0).unwrap();
+    for i in 0..n {
+        batches
+            .push(Some(i.to_string().as_bytes()), 1_700_000_000_000, |buf| {
+                buf.extend_from_slice(&value_for(i));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+    let mut pending = p.start(batches);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        p.push(&mut pending);
+        let held: i64 = end_offsets(&broker, &topic, 3).iter().sum();
+        if held == n as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker holds {held} of {n} records before finish: push never wrote the \
+             requests held back by the in-flight limit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let delivered = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
+    assert_eq!(delivered.len(), n);
+    // One more than sent: a duplicate would be read within the wait.
+    let consumed = consume_all(&broker, &topic, 3, n + 1, Duration::from_secs(5));
+    assert_eq!(
+        consumed.len(),
+        n,
+        "every record read back once by librdkafka"
+    );
+    let mut seen = vec![false; n];
+    for m in &consumed {
+        let key = m.key.as_deref().expect("every record has a key");
+        let i: usize = std::str::from_utf8(key).unwrap().parse().unwrap();
+        assert!(!seen[i], "key {i} read twice");
+        seen[i] = true;
+        assert_eq!(m.value, value_for(i), "value of key {i}");
     }
 }
 

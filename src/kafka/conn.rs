@@ -337,6 +337,18 @@ impl Connection {
             .map_err(|e| Error::io(&self.addr, "sending request", e))
     }
 
+    /// Whether the answer to the oldest request outstanding has begun to arrive, so that `read`
+    /// would not wait for the broker: every request is handed to the socket, and the broker
+    /// has sent something (a produce answer is small, written at once). Never waits.
+    pub fn answer_arrived(&mut self) -> Result<bool, Error> {
+        if self.in_flight == 0 || !self.unsent.is_empty() || self.stream.has_pending_output() {
+            return Ok(false);
+        }
+        self.stream
+            .has_input()
+            .map_err(|e| Error::io(&self.addr, "reading response", e))
+    }
+
     /// Writes every queued byte, waiting for the socket (up to its write timeout).
     fn flush_unsent(&mut self) -> Result<(), Error> {
         if self.unsent.is_empty() {

@@ -127,6 +127,32 @@ impl Transport {
         }
     }
 
+    /// Whether the broker has sent bytes that are not read yet, without waiting: a look at
+    /// the socket (for TLS, the socket under rustls; what rustls has already taken off it is
+    /// not seen, which only means a later read). The end of the stream counts, so that the
+    /// read that follows reports it.
+    pub fn has_input(&self) -> io::Result<bool> {
+        let sock = match self {
+            Transport::Plain(sock) => sock,
+            Transport::Tls(t) => &t.sock,
+        };
+        sock.set_nonblocking(true)?;
+        let peeked = sock.peek(&mut [0u8; 1]);
+        sock.set_nonblocking(false)?;
+        match peeked {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether bytes accepted are still held here, not yet handed to the socket (TLS: what
     /// rustls encrypted and could not write without waiting).
     pub fn has_pending_output(&self) -> bool {

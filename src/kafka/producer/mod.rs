@@ -236,11 +236,13 @@ impl Producer {
     /// Between `start` and `finish`: hands the sockets more of the send's requests, without
     /// waiting. `start` writes what the sockets take at once, and a send may be larger than
     /// that; the caller calls this now and then while it works, so that the broker reads the
-    /// rest as it is ready for it, not only once `finish` is called. Cheap when everything is
-    /// written.
+    /// rest as it is ready for it, not only once `finish` is called. A send of more batches
+    /// per partition than may be in flight also has requests held back until answers make
+    /// room: the answers that have arrived are read here, and those requests written. Cheap
+    /// when everything is written.
     pub fn push(&mut self, pending: &mut Pending) {
         if let Some(Ok(round)) = pending.round.as_mut() {
-            round.push_unsent(&mut self.cluster, &pending.out);
+            round.push_unsent(&mut self.cluster, &mut pending.out);
         }
     }
 

@@ -30,6 +30,10 @@ pub(super) struct RoundSettings {
 enum Until {
     /// Until everything that may be written now is written.
     Written,
+    /// Until everything that may be written now is written, reading only the answers that
+    /// have arrived on connections where the in-flight limit holds requests back: their
+    /// answers make room for those requests, without waiting for the broker.
+    Arrived,
     /// Until every request is answered.
     Answered,
 }
@@ -224,9 +228,12 @@ impl Round {
     }
 
     /// Hands the sockets more of the requests written, without waiting for them (see
-    /// `Connection::queue_produce`). A connection that fails is dropped, and its requests are
-    /// retried in the next round, as when a read fails.
-    pub fn push_unsent(&mut self, cluster: &mut Cluster, out: &Outgoing) {
+    /// `Connection::queue_produce`); where the in-flight limit holds requests back, reads the
+    /// answers that have arrived and writes those requests (a send of more than five batches
+    /// per partition: `limit` times the message size over the partitions above ~5 MB). A
+    /// connection that fails is dropped, and its requests are retried in the next round, as
+    /// when a read fails.
+    pub fn push_unsent(&mut self, cluster: &mut Cluster, out: &mut Outgoing) {
         let mut queues = std::mem::take(&mut self.queues);
         for q in queues.iter_mut() {
             let Some(conn) = cluster.connection(q.leader) else {
@@ -236,7 +243,11 @@ impl Round {
                 self.connection_failed(cluster, q, Vec::new(), out, e);
             }
         }
+        let held_back = queues.iter().any(|q| !q.queue.is_empty());
         self.queues = queues;
+        if held_back {
+            self.pump(cluster, out, Until::Arrived);
+        }
     }
 
     /// The connection to `q`'s leader failed with `e`: it is dropped, and `current` and
@@ -301,7 +312,9 @@ impl Round {
                         }
                     }
                 }
-                if until == Until::Written {
+                if until == Until::Written
+                    || (until == Until::Arrived && !self.answer_arrived(cluster, q, out))
+                {
                     continue;
                 }
                 let Some((id, request)) = q.oldest(&out.batches) else {
@@ -327,11 +340,39 @@ impl Round {
                     Err(e) => self.connection_failed(cluster, q, request, out, e),
                 }
             }
-            if until == Until::Written || (!busy && queues.iter().all(|q| q.queue.is_empty())) {
+            let done = match until {
+                Until::Written => true,
+                Until::Arrived => !busy,
+                Until::Answered => !busy && queues.iter().all(|q| q.queue.is_empty()),
+            };
+            if done {
                 break;
             }
         }
         self.queues = queues;
+    }
+
+    /// For `Until::Arrived`: whether `q` has requests held back by the in-flight limit and
+    /// the answer to its oldest request in flight can be read without waiting.
+    fn answer_arrived(
+        &mut self,
+        cluster: &mut Cluster,
+        q: &mut LeaderQueue,
+        out: &Outgoing,
+    ) -> bool {
+        if q.queue.is_empty() || q.in_flight.is_empty() {
+            return false;
+        }
+        let Some(conn) = cluster.connection(q.leader) else {
+            return false;
+        };
+        match conn.answer_arrived() {
+            Ok(arrived) => arrived,
+            Err(e) => {
+                self.connection_failed(cluster, q, Vec::new(), out, e);
+                false
+            }
+        }
     }
 
     /// Handles one Produce response: the retry decision for each partition is the `match`
