@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::env::unique;
-use common::kafka::{consume_all, create_topic, Consumed};
+use common::kafka::{consume_all, create_topic, end_offsets, now_ms, Consumed};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use repliqate::kafka::{Producer, ProducerConfig, Record};
@@ -424,12 +424,75 @@ fn start_returns_while_the_broker_reads_nothing_and_the_rest_goes_out_later() {
     assert_exactly_once(&consumed, total);
 }
 
-/// Now, as a record timestamp: records of long ago would be past the broker's retention, and
-/// a segment of them may be deleted under a test that runs long enough.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+#[test]
+fn push_never_waits_for_a_distant_broker_yet_writes_held_back_requests_as_answers_come() {
+    // A broker 300 ms away, and a send of ~16 batches per partition (16 KiB requests), more
+    // than the five per partition that may be in flight. Every `push` (called between rows)
+    // must return at once while answers are on their way, and the requests held back must go
+    // out as the answers come, not only at `finish`.
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let bootstrap = mock.bootstrap_servers();
+    let topic = unique("distant");
+    mock.create_topic(&topic, 3, 1).unwrap();
+    let mut p = Producer::new(ProducerConfig {
+        bootstrap: vec![bootstrap.clone()],
+        delivery_timeout: Duration::from_secs(60),
+        max_request_size: 16 * 1024,
+        ..ProducerConfig::default()
+    });
+    p.check_topic(&topic).unwrap();
+    // Producer id and the leader's connection first.
+    let warm = records(10);
+    p.send(&topic, &warm)
+        .unwrap_or_else(|e| panic!("first send: {e}"));
+    mock.broker_round_trip_time(-1, Duration::from_millis(300))
+        .unwrap();
+
+    let batch: Vec<Record> = records(warm.len() + 6_000).split_off(warm.len());
+    let mut batches = p.batches(&topic, 0).unwrap();
+    for r in &batch {
+        batches
+            .push(r.key.as_deref(), r.timestamp_ms, |buf| {
+                buf.extend_from_slice(&r.value);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+    let total = (warm.len() + batch.len()) as i64;
+    let mut pending = p.start(batches);
+    let (mut pushes, mut slowest) = (0, Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let started = Instant::now();
+        p.push(&mut pending);
+        slowest = slowest.max(started.elapsed());
+        pushes += 1;
+        let held: i64 = end_offsets(&bootstrap, &topic, 3).iter().sum();
+        if held >= total {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker holds {held} of {total} records before finish: push did not write the \
+             requests held back by the in-flight limit as their room came"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        slowest < Duration::from_millis(150),
+        "a push waited {slowest:?} (of {pushes}) for a broker 300 ms away"
+    );
+    let deliveries = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
+    assert_eq!(deliveries.len(), batch.len());
+    let consumed = consume_all(
+        &bootstrap,
+        &topic,
+        3,
+        total as usize + 1,
+        Duration::from_secs(10),
+    );
+    // The mock does not enforce sequences (see below): each key once, order not asserted.
+    assert_each_key_once(&consumed, total as usize);
 }
 
 #[test]

@@ -214,15 +214,17 @@ fn replicate_and_read_back(what: &str, access: &Access, rows: u64, limit: Option
 
 #[test]
 fn sasl_ssl_batches_larger_than_the_sockets_hold_go_out_on_one_connection() {
-    // Batches of ~15 MB (100,000 rows): more than the socket and rustls's buffer take at once,
+    // Batches of ~22 MB (150,000 rows): more than the socket and rustls's buffer take at once,
     // so the producer writes them without waiting and hands over the rest while it reads the
-    // next batch, through rustls over a socket switched to non-blocking and back. Every row
+    // next batch, through rustls over a socket switched to non-blocking and back; and more
+    // than five 1 MiB batches per partition, so that the requests the in-flight limit holds
+    // back go out as their answers arrive, which rustls decrypts between rows. Every row
     // must arrive once, and no connection may be lost on the way: a dropped connection would
     // show as a retry in the log (idempotence would keep the topic exact anyway). The case of
     // a full rustls buffer (`Ok(0)`, not a broken connection) is a race this cannot force; the
     // unit test of `write_queued` pins it.
     let what = "sec_large_batches";
-    let output = replicate_and_read_back(what, &Access::sasl_ssl("PLAIN"), 300_000, Some(100_000));
+    let output = replicate_and_read_back(what, &Access::sasl_ssl("PLAIN"), 300_000, Some(150_000));
     let log = String::from_utf8_lossy(&output.stderr);
     let retried: Vec<&str> = log
         .lines()

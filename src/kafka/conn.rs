@@ -337,15 +337,15 @@ impl Connection {
             .map_err(|e| Error::io(&self.addr, "sending request", e))
     }
 
-    /// Whether the answer to the oldest request outstanding has begun to arrive, so that `read`
-    /// would not wait for the broker: every request is handed to the socket, and the broker
-    /// has sent something (a produce answer is small, written at once). Never waits.
+    /// Whether the answer to the oldest request outstanding has arrived (over TLS: has begun
+    /// to; see `Transport::frame_arrived`), so that `read` need not wait for the broker: every
+    /// request is handed to the socket, and the broker's frame is there. Never waits.
     pub fn answer_arrived(&mut self) -> Result<bool, Error> {
         if self.in_flight == 0 || !self.unsent.is_empty() || self.stream.has_pending_output() {
             return Ok(false);
         }
         self.stream
-            .has_input()
+            .frame_arrived()
             .map_err(|e| Error::io(&self.addr, "reading response", e))
     }
 

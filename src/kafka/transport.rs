@@ -127,30 +127,21 @@ impl Transport {
         }
     }
 
-    /// Whether the broker has sent bytes that are not read yet, without waiting: a look at
-    /// the socket (for TLS, the socket under rustls; what rustls has already taken off it is
-    /// not seen, which only means a later read). The end of the stream counts, so that the
-    /// read that follows reports it.
-    pub fn has_input(&self) -> io::Result<bool> {
-        let sock = match self {
-            Transport::Plain(sock) => sock,
-            Transport::Tls(t) => &t.sock,
+    /// Whether a response frame from the broker has arrived, without waiting. Plain TCP: the
+    /// whole frame is in the socket (its length, then that many bytes, looked at with `peek`).
+    /// TLS: rustls takes off the socket what is there and decrypts it, and the frame has begun
+    /// (rustls cannot peek at plaintext); the read that follows may wait for the rest of a
+    /// frame that spans TLS records, which a produce answer (a few hundred bytes, written at
+    /// once) does not. The end of the stream counts, so that the read that follows reports it.
+    pub fn frame_arrived(&mut self) -> io::Result<bool> {
+        self.set_nonblocking(true)?;
+        let arrived = match self {
+            Transport::Plain(sock) => whole_frame_in(sock),
+            Transport::Tls(t) => t.decrypt_arrived(),
         };
-        sock.set_nonblocking(true)?;
-        let peeked = sock.peek(&mut [0u8; 1]);
-        sock.set_nonblocking(false)?;
-        match peeked {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        // Back to blocking whatever happened: every other read and write waits.
+        self.set_nonblocking(false)?;
+        arrived
     }
 
     /// Whether bytes accepted are still held here, not yet handed to the socket (TLS: what
@@ -159,6 +150,66 @@ impl Transport {
         match self {
             Transport::Plain(_) => false,
             Transport::Tls(t) => t.conn.wants_write(),
+        }
+    }
+}
+
+/// Frames longer than this are not looked at whole: their read reports what is wrong with them
+/// (a produce answer is a few hundred bytes).
+const PEEK_LIMIT: usize = 64 * 1024;
+
+/// For `frame_arrived` on a non-blocking socket: whether a whole frame is in it.
+fn whole_frame_in(sock: &TcpStream) -> io::Result<bool> {
+    let mut len = [0u8; 4];
+    match peek(sock, &mut len)? {
+        None => return Ok(false),
+        Some(0) => return Ok(true),
+        Some(n) if n < len.len() => return Ok(false),
+        Some(_) => {}
+    }
+    let total = 4 + usize::try_from(i32::from_be_bytes(len)).unwrap_or(0);
+    if total > PEEK_LIMIT {
+        return Ok(true);
+    }
+    let mut frame = vec![0u8; total];
+    Ok(peek(sock, &mut frame)?.is_some_and(|n| n == total))
+}
+
+/// `peek` on a non-blocking socket: `None` when nothing is there yet.
+fn peek(sock: &TcpStream, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match sock.peek(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl TlsStream {
+    /// For `frame_arrived` on a non-blocking socket: takes what has arrived off the socket
+    /// into rustls, and says whether plaintext is ready (or the stream ended).
+    fn decrypt_arrived(&mut self) -> io::Result<bool> {
+        loop {
+            let state = self
+                .conn
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if state.plaintext_bytes_to_read() > 0 || state.peer_has_closed() {
+                return Ok(true);
+            }
+            match self.conn.read_tls(&mut self.sock) {
+                Ok(0) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
         }
     }
 }

@@ -58,6 +58,15 @@ pub fn create_topic(broker: &str, topic: &str, partitions: i32) {
     }
 }
 
+/// Now, as a record timestamp. Records stamped long ago are past the broker's retention (seven
+/// days): its retention check, every five minutes, deletes their segment (and rolls an active
+/// one), so a test that reads them back after it ran finds nothing.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A message as librdkafka read it.
 #[derive(Debug, Clone)]
 pub struct Consumed {

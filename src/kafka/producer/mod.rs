@@ -238,8 +238,9 @@ impl Producer {
     /// that; the caller calls this now and then while it works, so that the broker reads the
     /// rest as it is ready for it, not only once `finish` is called. A send of more batches
     /// per partition than may be in flight also has requests held back until answers make
-    /// room: the answers that have arrived are read here, and those requests written. Cheap
-    /// when everything is written.
+    /// room: the answers that have arrived are read here, and those requests written (the
+    /// first request written after every answer came may re-authenticate first, SASL's
+    /// KIP-368, a few round trips once per session). Cheap when everything is written.
     pub fn push(&mut self, pending: &mut Pending) {
         if let Some(Ok(round)) = pending.round.as_mut() {
             round.push_unsent(&mut self.cluster, &mut pending.out);

@@ -228,11 +228,10 @@ impl Round {
     }
 
     /// Hands the sockets more of the requests written, without waiting for them (see
-    /// `Connection::queue_produce`); where the in-flight limit holds requests back, reads the
-    /// answers that have arrived and writes those requests (a send of more than five batches
-    /// per partition: `limit` times the message size over the partitions above ~5 MB). A
-    /// connection that fails is dropped, and its requests are retried in the next round, as
-    /// when a read fails.
+    /// `Connection::queue_produce`); where the in-flight limit holds requests back (a send of
+    /// more batches per partition than `max_in_flight`: five, one without idempotence), reads
+    /// the answers that have arrived and writes those requests. A connection that fails is
+    /// dropped, and its requests are retried in the next round, as when a read fails.
     pub fn push_unsent(&mut self, cluster: &mut Cluster, out: &mut Outgoing) {
         let mut queues = std::mem::take(&mut self.queues);
         for q in queues.iter_mut() {
