@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::env::unique;
-use common::kafka::{consume_all, create_topic, end_offsets, now_ms, Consumed};
+use common::kafka::{batches_of, consume_all, create_topic, end_offsets, now_ms, Consumed};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use repliqate::kafka::{Producer, ProducerConfig, Record};
@@ -449,15 +449,7 @@ fn push_never_waits_for_a_distant_broker_yet_writes_held_back_requests_as_answer
         .unwrap();
 
     let batch: Vec<Record> = records(warm.len() + 6_000).split_off(warm.len());
-    let mut batches = p.batches(&topic, 0).unwrap();
-    for r in &batch {
-        batches
-            .push(r.key.as_deref(), r.timestamp_ms, |buf| {
-                buf.extend_from_slice(&r.value);
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-    }
+    let batches = batches_of(&p, &topic, &batch);
     let total = (warm.len() + batch.len()) as i64;
     let mut pending = p.start(batches);
     let (mut pushes, mut slowest) = (0, Duration::ZERO);
@@ -515,17 +507,7 @@ fn split_and_new_producer_id_re_encode_from_the_batches_after_start_dropped_the_
     );
     let batch = records(3_000);
     let n = batch.len();
-    // Written straight into their record batches, as the replicator writes its messages.
-    let mut batches = p.batches(&topic, 0).unwrap();
-    for r in &batch {
-        batches
-            .push(r.key.as_deref(), r.timestamp_ms, |buf| {
-                buf.extend_from_slice(&r.value);
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-    }
-    let pending = p.start(batches);
+    let pending = p.start(batches_of(&p, &topic, &batch));
     let deliveries = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
     assert_eq!(deliveries.len(), n);
     let consumed = consume_all(&bootstrap, &topic, 2, n + 1, Duration::from_secs(10));

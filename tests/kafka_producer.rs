@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::env::unique;
 use common::kafka::{
-    broker, consume_all, create_topic, dump_log, end_offsets, now_ms, offsets_by_partition,
+    batches_of, broker, consume_all, create_topic, dump_log, end_offsets, now_ms,
+    offsets_by_partition,
 };
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_response::{
@@ -148,16 +149,15 @@ fn push_writes_the_requests_the_in_flight_limit_held_back_as_answers_arrive() {
     });
     p.check_topic(&topic).unwrap();
     let n = 3_000;
-    let mut batches = p.batches(&topic, 0).unwrap();
-    for i in 0..n {
-        batches
-            .push(Some(i.to_string().as_bytes()), now_ms(), |buf| {
-                buf.extend_from_slice(&value_for(i));
-                Ok::<(), ()>(())
-            })
-            .unwrap();
-    }
-    let mut pending = p.start(batches);
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            key: Some(Bytes::from(i.to_string())),
+            value: Bytes::from(value_for(i)),
+            headers: vec![],
+            timestamp_ms: now_ms(),
+        })
+        .collect();
+    let mut pending = p.start(batches_of(&p, &topic, &records));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         p.push(&mut pending);

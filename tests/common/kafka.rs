@@ -17,6 +17,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use repliqate::kafka::{Batches, Producer, Record};
+
 use super::env::{stack_var, unique};
 use super::stack::stack_ok;
 
@@ -65,6 +67,21 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `records` written into a new send of `p` to `topic` (looked up already), straight into their
+/// record batches as the replicator writes its messages, for `Producer::start`.
+pub fn batches_of(p: &Producer, topic: &str, records: &[Record]) -> Batches {
+    let mut batches = p.batches(topic, 0).expect("the topic was looked up");
+    for r in records {
+        batches
+            .push(r.key.as_deref(), r.timestamp_ms, |buf| {
+                buf.extend_from_slice(&r.value);
+                Ok::<(), ()>(())
+            })
+            .expect("a record that fits a batch");
+    }
+    batches
 }
 
 /// A message as librdkafka read it.
