@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::env::unique;
-use common::kafka::{batches_of, consume_all, create_topic, end_offsets, now_ms, Consumed};
+use common::kafka::{batches_of, consume_all, create_topic, now_ms, push_until_held, Consumed};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use repliqate::kafka::{Producer, ProducerConfig, Record};
@@ -452,27 +452,16 @@ fn push_never_waits_for_a_distant_broker_yet_writes_held_back_requests_as_answer
     let batches = batches_of(&p, &topic, &batch);
     let total = (warm.len() + batch.len()) as i64;
     let mut pending = p.start(batches);
-    let (mut pushes, mut slowest) = (0, Duration::ZERO);
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let started = Instant::now();
-        p.push(&mut pending);
-        slowest = slowest.max(started.elapsed());
-        pushes += 1;
-        let held: i64 = end_offsets(&bootstrap, &topic, 3).iter().sum();
-        if held >= total {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the broker holds {held} of {total} records before finish: push did not write the \
-             requests held back by the in-flight limit as their room came"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let slowest = push_until_held(
+        &mut p,
+        &mut pending,
+        (&bootstrap, &topic, 3),
+        total,
+        Duration::from_secs(40),
+    );
     assert!(
         slowest < Duration::from_millis(150),
-        "a push waited {slowest:?} (of {pushes}) for a broker 300 ms away"
+        "a push waited {slowest:?} for a broker 300 ms away"
     );
     let deliveries = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
     assert_eq!(deliveries.len(), batch.len());

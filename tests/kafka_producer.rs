@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::env::unique;
 use common::kafka::{
-    batches_of, broker, consume_all, create_topic, dump_log, end_offsets, now_ms,
-    offsets_by_partition,
+    batches_of, broker, consume_all, create_topic, dump_log, now_ms, offsets_by_partition,
+    push_until_held,
 };
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_response::{
@@ -158,20 +158,13 @@ fn push_writes_the_requests_the_in_flight_limit_held_back_as_answers_arrive() {
         })
         .collect();
     let mut pending = p.start(batches_of(&p, &topic, &records));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        p.push(&mut pending);
-        let held: i64 = end_offsets(&broker, &topic, 3).iter().sum();
-        if held >= n as i64 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the broker holds {held} of {n} records before finish: push never wrote the \
-             requests held back by the in-flight limit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    push_until_held(
+        &mut p,
+        &mut pending,
+        (&broker, &topic, 3),
+        n as i64,
+        Duration::from_secs(20),
+    );
     let delivered = p.finish(pending).unwrap_or_else(|e| panic!("finish: {e}"));
     assert_eq!(delivered.len(), n);
     // One more than sent: a duplicate would be read within the wait.

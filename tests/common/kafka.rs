@@ -17,7 +17,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use repliqate::kafka::{Batches, Producer, Record};
+use repliqate::kafka::{Batches, Pending, Producer, Record};
 
 use super::env::{stack_var, unique};
 use super::stack::stack_ok;
@@ -82,6 +82,35 @@ pub fn batches_of(p: &Producer, topic: &str, records: &[Record]) -> Batches {
             .expect("a record that fits a batch");
     }
     batches
+}
+
+/// Calls `push` on a started send every 20 ms, before any `finish`, until the broker holds
+/// `total` records of `topic` (the sum of its partitions' end offsets, read by librdkafka);
+/// fails after `within`, saying how many it holds. Returns the longest a `push` took.
+pub fn push_until_held(
+    p: &mut Producer,
+    pending: &mut Pending,
+    (broker, topic, partitions): (&str, &str, i32),
+    total: i64,
+    within: Duration,
+) -> Duration {
+    let deadline = Instant::now() + within;
+    let mut slowest = Duration::ZERO;
+    loop {
+        let started = Instant::now();
+        p.push(pending);
+        slowest = slowest.max(started.elapsed());
+        let held: i64 = end_offsets(broker, topic, partitions).iter().sum();
+        if held >= total {
+            return slowest;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker holds {held} of {total} records before finish: push did not write the \
+             requests held back by the in-flight limit as their answers came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A message as librdkafka read it.
