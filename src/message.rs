@@ -213,12 +213,13 @@ pub struct MessageEncoder {
     /// The sorted-keys encoding of a JSON column's object or array, which differs from the
     /// message's (objects keep their own order in the message).
     sorted_json: Vec<u8>,
-    /// `, "name": "<name>", "table": "<table>", "data": `
+    /// `, "name": "<name>", "table": "<table>", "data": {`
     middle: Box<[u8]>,
-    /// The last timestamp and its text: callers usually stamp a whole batch with one time, and
-    /// a timestamp (16-17 digits) takes the slow float path.
+    /// The last timestamp, and the message's start for it: `{"timestamp": <float>` and
+    /// `middle`. Callers usually stamp a whole batch with one time, and a timestamp (16-17
+    /// digits) takes the slow float path.
     timestamp_bits: Option<u64>,
-    timestamp_text: Vec<u8>,
+    head: Vec<u8>,
 }
 
 impl MessageEncoder {
@@ -229,7 +230,7 @@ impl MessageEncoder {
         write_json_str(&mut middle, name);
         middle.extend_from_slice(b", \"table\": ");
         write_json_str(&mut middle, table);
-        middle.extend_from_slice(b", \"data\": ");
+        middle.extend_from_slice(b", \"data\": {");
         let layout = Layout::new(columns);
         MessageEncoder {
             spans: vec![(0, 0); layout.value_index.len()],
@@ -237,7 +238,7 @@ impl MessageEncoder {
             sorted_json: Vec::new(),
             middle: middle.into_boxed_slice(),
             timestamp_bits: None,
-            timestamp_text: Vec::with_capacity(24),
+            head: Vec::new(),
         }
     }
 
@@ -260,14 +261,13 @@ impl MessageEncoder {
         layout.check(values)?;
 
         if self.timestamp_bits != Some(timestamp.to_bits()) {
-            self.timestamp_text.clear();
-            write_py_float(&mut self.timestamp_text, timestamp);
+            self.head.clear();
+            self.head.extend_from_slice(b"{\"timestamp\": ");
+            write_py_float(&mut self.head, timestamp);
+            self.head.extend_from_slice(&self.middle);
             self.timestamp_bits = Some(timestamp.to_bits());
         }
-        out.extend_from_slice(b"{\"timestamp\": ");
-        out.extend_from_slice(&self.timestamp_text);
-        out.extend_from_slice(&self.middle);
-        out.push(b'{');
+        out.extend_from_slice(&self.head);
         for ((prefix, &i), span) in layout
             .message_prefixes
             .iter()
@@ -282,8 +282,6 @@ impl MessageEncoder {
             }
             *span = (start, out.len());
         }
-        out.extend_from_slice(b"}, \"hash\": \"");
-
         let mut sha = Sha256::new();
         sha.update(b"{");
         for (prefix, &d) in layout.canonical_prefixes.iter().zip(&layout.sorted) {
@@ -308,10 +306,24 @@ impl MessageEncoder {
             }
         }
         sha.update(b"}");
-        write_hex(out, &sha.finalize().into());
-        out.extend_from_slice(b"\"}");
+        out.extend_from_slice(&message_tail(&sha.finalize().into()));
         Ok(())
     }
+}
+
+/// `}, "hash": "<hex>"}`: the end of a message whose data's last value is written.
+fn message_tail(digest: &[u8; 32]) -> [u8; 78] {
+    const BEFORE: &[u8; 12] = b"}, \"hash\": \"";
+    let mut tail = [0u8; 78];
+    tail[..12].copy_from_slice(BEFORE);
+    for (eight, &four) in tail[12..76]
+        .chunks_exact_mut(8)
+        .zip(digest.as_chunks::<4>().0)
+    {
+        eight.copy_from_slice(&hex8(four));
+    }
+    tail[76..].copy_from_slice(b"\"}");
+    tail
 }
 
 fn write_hex(out: &mut Vec<u8>, digest: &[u8; 32]) {
