@@ -924,35 +924,26 @@ mod tests {
         assert_eq!(float(f64::NEG_INFINITY), "null");
     }
 
+    /// Every byte value at every position of an `N`-byte chunk, among bytes that need no
+    /// escape and among bytes that do: `test` must say "escape" exactly when some byte is in
+    /// the table.
+    fn agrees_with_the_escape_table<const N: usize>(test: impl Fn(&[u8; N]) -> bool) {
+        for fill in [b'a', b' ', b'~', b'"', 0x00, 0x7f, 0x80, 0xff] {
+            for b in 0..=255u8 {
+                for at in 0..N {
+                    let mut chunk = [fill; N];
+                    chunk[at] = b;
+                    let expected = chunk.iter().any(|&x| ESCAPE[usize::from(x)] != 0);
+                    assert_eq!(test(&chunk), expected, "{chunk:02x?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn block_and_word_tests_agree_with_the_escape_table() {
-        // Every byte value at every position among bytes that need no escape, and among bytes
-        // that do: the word test must say "escape" exactly when some byte is in the table.
-        for fill in [b'a', b' ', b'~', b'"', 0x00, 0x7f, 0x80, 0xff] {
-            for b in 0..=255u8 {
-                for at in 0..8 {
-                    let mut word = [fill; 8];
-                    word[at] = b;
-                    let expected = word.iter().any(|&x| ESCAPE[usize::from(x)] != 0);
-                    assert_eq!(
-                        word_needs_escape(u64::from_le_bytes(word)),
-                        expected,
-                        "{word:02x?}"
-                    );
-                }
-            }
-        }
-        // The block test, likewise, for every byte value at every position of a 32-byte block.
-        for fill in [b'a', b' ', b'~', b'"', 0x00, 0x7f, 0x80, 0xff] {
-            for b in 0..=255u8 {
-                for at in 0..32 {
-                    let mut block = [fill; 32];
-                    block[at] = b;
-                    let expected = block.iter().any(|&x| ESCAPE[usize::from(x)] != 0);
-                    assert_eq!(block_needs_escape(&block), expected, "{block:02x?}");
-                }
-            }
-        }
+        agrees_with_the_escape_table::<8>(|word| word_needs_escape(u64::from_le_bytes(*word)));
+        agrees_with_the_escape_table::<32>(block_needs_escape);
         // Long strings go through the block and word paths: escapes at every offset are found.
         for at in 0..72 {
             let mut s = "x".repeat(72);
