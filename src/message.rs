@@ -276,7 +276,8 @@ impl MessageEncoder {
         {
             out.extend_from_slice(prefix);
             let start = out.len();
-            // `check` guarantees every index is in range; `get` keeps this free of panics anyway.
+            // `check` guarantees every value index is in range; `get` keeps this free of panics
+            // anyway. (`spans` and `value_index` are built together, one entry per key.)
             if let Some(value) = values.get(i) {
                 write_value(out, value, KeyOrder::AsIs);
             }
@@ -465,13 +466,20 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut run = 0; // start of the pending run of bytes copied as is
     let mut at = 0;
+    // The block test is tried again only past the end of a block that failed it, so that text
+    // with many escapes (non-ASCII text is all escapes) pays one failed block test per 32
+    // bytes, not one per character.
+    let mut blocks_from = 0;
     while let Some(&b) = bytes.get(at) {
         // Most text needs no escape at all: step over 32 such bytes at a time, then 8.
-        if let Some(block) = bytes.get(at..at + 32) {
-            if let Ok(block) = <&[u8; 32]>::try_from(block) {
-                if !block_needs_escape(block) {
-                    at += 32;
-                    continue;
+        if at >= blocks_from {
+            if let Some(block) = bytes.get(at..at + 32) {
+                if let Ok(block) = <&[u8; 32]>::try_from(block) {
+                    if !block_needs_escape(block) {
+                        at += 32;
+                        continue;
+                    }
+                    blocks_from = at + 32;
                 }
             }
         }
@@ -944,13 +952,43 @@ mod tests {
     fn block_and_word_tests_agree_with_the_escape_table() {
         agrees_with_the_escape_table::<8>(|word| word_needs_escape(u64::from_le_bytes(*word)));
         agrees_with_the_escape_table::<32>(block_needs_escape);
-        // Long strings go through the block and word paths: escapes at every offset are found.
-        for at in 0..72 {
-            let mut s = "x".repeat(72);
-            s.insert(at, '"');
-            let expected = format!("\"{}\\\"{}\"", &s[..at], &s[at + 1..]);
-            assert_eq!(string(&s), expected);
+        // Long strings go through the block, word and byte paths: an escape, a non-ASCII
+        // character or one beyond U+FFFF at every offset, and text made only of those, are
+        // written as a character-by-character rendering of Python's rules writes them.
+        for c in ['"', '\u{7f}', '\n', 'é', '\u{2028}', '😀'] {
+            for at in 0..72 {
+                let mut s = "x".repeat(72);
+                s.insert(at, c);
+                assert_eq!(string(&s), python_ensure_ascii(&s), "{c:?} at {at}");
+            }
+            let only: String = std::iter::repeat_n(c, 40).chain("tail".chars()).collect();
+            assert_eq!(string(&only), python_ensure_ascii(&only), "{c:?} only");
         }
+    }
+
+    /// `json.dumps(s)` written out one character at a time from Python's rules: the reference
+    /// the word-at-a-time and block-at-a-time paths are checked against.
+    fn python_ensure_ascii(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                ' '..='~' => out.push(c),
+                _ => {
+                    for unit in c.encode_utf16(&mut [0; 2]) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
     }
 
     #[test]
@@ -1032,36 +1070,74 @@ mod tests {
     #[test]
     fn message_hash_is_the_canonical_hash_for_rows_written_after_others() {
         // The hash reads values back from where the message wrote them in `out`, which holds
-        // earlier messages too (a record batch): every row's hash must still be its own.
-        let columns: Vec<String> = ["kind", "id", "doc", "note"].map(String::from).into();
+        // earlier messages too (a record batch): every row's hash must still be its own, and
+        // every message the same bytes a fresh encoder writes alone, whatever the timestamp of
+        // the row before (the message's start is kept per timestamp). A repeated column keeps
+        // its first position and takes its last value.
+        let columns: Vec<String> = ["kind", "id", "doc", "note", "id"].map(String::from).into();
         let rows = [
-            vec![
-                Value::Str("a \"quoted\" ünï\ncode".into()),
-                Value::Int(-7),
-                Value::Json(Box::new(
-                    serde_json::from_str(r#"{"z": {"b": 1, "a": [{"d": 2, "c": 3}]}, "y": "é"}"#)
+            (
+                2.0,
+                vec![
+                    Value::Str("a \"quoted\" ünï\ncode".into()),
+                    Value::Int(-7),
+                    Value::Json(Box::new(
+                        serde_json::from_str(
+                            r#"{"z": {"b": 1, "a": [{"d": 2, "c": 3}]}, "y": "é"}"#,
+                        )
                         .expect("valid json"),
-                )),
-                Value::Str("x".repeat(100)),
-            ],
-            vec![
-                Value::Null,
-                Value::Float(0.1),
-                Value::Json(Box::new(serde_json::json!("a plain json string"))),
-                Value::Str(String::new()),
-            ],
+                    )),
+                    Value::Str("x".repeat(100)),
+                    Value::Int(8),
+                ],
+            ),
+            (
+                2.5,
+                vec![
+                    Value::Null,
+                    Value::Float(0.1),
+                    Value::Json(Box::new(serde_json::json!("a plain json string"))),
+                    Value::Str(String::new()),
+                    Value::Str("last".into()),
+                ],
+            ),
+            (
+                2.5,
+                vec![
+                    Value::Str("😀".repeat(20)),
+                    Value::UInt(u64::MAX),
+                    Value::Json(Box::new(serde_json::json!([{"b": 1, "a": 2}]))),
+                    Value::Bool(true),
+                    Value::Int(1),
+                ],
+            ),
         ];
         let mut encoder = MessageEncoder::new("job", "t", &columns);
         let mut out = b"bytes of earlier records".to_vec();
-        for row in &rows {
+        for (timestamp, row) in &rows {
             let start = out.len();
             encoder
-                .encode(2.0, row, &mut out)
+                .encode(*timestamp, row, &mut out)
                 .expect("row fits columns");
+            let mut alone = Vec::new();
+            MessageEncoder::new("job", "t", &columns)
+                .encode(*timestamp, row, &mut alone)
+                .expect("row fits columns");
+            assert_eq!(
+                String::from_utf8_lossy(&out[start..]),
+                String::from_utf8_lossy(&alone)
+            );
             let message: serde_json::Value =
                 serde_json::from_slice(&out[start..]).expect("a message is JSON");
             let hash = row_hash(&columns, row).expect("row fits columns");
             assert_eq!(message["hash"], serde_json::json!(hash), "{message}");
+            assert_eq!(message["timestamp"], serde_json::json!(timestamp));
+            let keys: Vec<&String> = message["data"]
+                .as_object()
+                .expect("data is an object")
+                .keys()
+                .collect();
+            assert_eq!(keys, ["kind", "id", "doc", "note"], "{message}");
         }
     }
 
