@@ -197,10 +197,8 @@ pub fn write_canonical_data(
 /// Convenience for one-off use; per-row code should keep a [`RowHasher`].
 pub fn row_hash(columns: &[String], values: &[Value]) -> Result<String, MessageError> {
     let digest = RowHasher::new(columns).hash(values)?;
-    let mut hex = Vec::with_capacity(64);
-    write_hex(&mut hex, &digest);
     // Hex digits are ASCII, so this conversion cannot fail.
-    Ok(String::from_utf8_lossy(&hex).into_owned())
+    Ok(String::from_utf8_lossy(&hex(&digest)).into_owned())
 }
 
 /// Builds Kafka message values for one replication job (one name, table and column list).
@@ -314,25 +312,25 @@ impl MessageEncoder {
 
 /// `}, "hash": "<hex>"}`: the end of a message whose data's last value is written.
 fn message_tail(digest: &[u8; 32]) -> [u8; 78] {
-    const BEFORE: &[u8; 12] = b"}, \"hash\": \"";
     let mut tail = [0u8; 78];
-    tail[..12].copy_from_slice(BEFORE);
-    for (eight, &four) in tail[12..76]
-        .chunks_exact_mut(8)
-        .zip(digest.as_chunks::<4>().0)
-    {
-        eight.copy_from_slice(&hex8(four));
-    }
+    tail[..12].copy_from_slice(b"}, \"hash\": \"");
+    tail[12..76].copy_from_slice(&hex(digest));
     tail[76..].copy_from_slice(b"\"}");
     tail
 }
 
-fn write_hex(out: &mut Vec<u8>, digest: &[u8; 32]) {
-    let mut hex = [[0u8; 8]; 8];
-    for (eight, &four) in hex.iter_mut().zip(digest.as_chunks::<4>().0) {
+/// The digest in lowercase hex, eight digits at a time.
+fn hex(digest: &[u8; 32]) -> [u8; 64] {
+    let mut hex = [0u8; 64];
+    for (eight, &four) in hex
+        .as_chunks_mut::<8>()
+        .0
+        .iter_mut()
+        .zip(digest.as_chunks::<4>().0)
+    {
         *eight = hex8(four);
     }
-    out.extend_from_slice(hex.as_flattened());
+    hex
 }
 
 /// Four bytes as eight lowercase hex digits, computed in one word rather than looked up digit by
@@ -472,23 +470,18 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let mut blocks_from = 0;
     while let Some(&b) = bytes.get(at) {
         // Most text needs no escape at all: step over 32 such bytes at a time, then 8.
-        if at >= blocks_from {
-            if let Some(block) = bytes.get(at..at + 32) {
-                if let Ok(block) = <&[u8; 32]>::try_from(block) {
-                    if !block_needs_escape(block) {
-                        at += 32;
-                        continue;
-                    }
-                    blocks_from = at + 32;
-                }
+        let rest = bytes.get(at..).unwrap_or_default();
+        if let Some(block) = rest.first_chunk::<32>().filter(|_| at >= blocks_from) {
+            if !block_needs_escape(block) {
+                at += 32;
+                continue;
             }
+            blocks_from = at + 32;
         }
-        if let Some(word) = bytes.get(at..at + 8) {
-            if let Ok(word) = <[u8; 8]>::try_from(word) {
-                if !word_needs_escape(u64::from_le_bytes(word)) {
-                    at += 8;
-                    continue;
-                }
+        if let Some(&word) = rest.first_chunk::<8>() {
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                at += 8;
+                continue;
             }
         }
         let escape = ESCAPE[usize::from(b)];
@@ -1013,8 +1006,7 @@ mod tests {
             for at in 0..32 {
                 let mut digest = [fill; 32];
                 digest[at] = b;
-                let mut out = Vec::new();
-                write_hex(&mut out, &digest);
+                let out = hex(&digest);
                 let expected: String = digest.iter().map(|d| format!("{d:02x}")).collect();
                 assert_eq!(
                     String::from_utf8_lossy(&out),

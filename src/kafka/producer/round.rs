@@ -243,7 +243,7 @@ impl Round {
             }
         }
         self.queues = queues;
-        // Nothing held back: one look at each queue, no system call.
+        // With nothing held back, the pump only looks at each queue (no system call).
         self.pump(cluster, out, Until::Arrived);
     }
 
