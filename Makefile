@@ -48,6 +48,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p fastcopy --all-targets -- -D warnings
+	$(CARGO) clippy -p sha256x4 --all-targets -- -D warnings
 	@for crate in $(TLS_BANNED); do \
 		if $(CARGO) tree --all-features --target all -e all -i $$crate >/dev/null 2>&1; then \
 			echo "make lint: $$crate is in the dependency tree (rustls with ring only); who pulls it in:" >&2; \
@@ -83,7 +84,8 @@ endef
 test:
 	$(call WITH_STACK, \
 	echo "+ $(CARGO) test --all-targets $(CARGO_TEST_ARGS)"; \
-	$(CARGO) test -p fastcopy; \
+	$(CARGO) test -p fastcopy && \
+	$(CARGO) test -p sha256x4 && \
 	$(CARGO) test --all-targets $(CARGO_TEST_ARGS),cluster)
 
 # For each release: the stack's broker restarted on it, then the producer's round trips and one

@@ -29,6 +29,9 @@ pub enum MessageError {
     /// The source handed over a row whose length differs from the selected column list, e.g.
     /// because the table's schema changed between column discovery and the query.
     ColumnCountMismatch { columns: usize, values: usize },
+    /// The hash of the batch's `row`-th message could not be written into it (our bug: the
+    /// message is not where it was written). The batch is not sent.
+    HashNotWritten { row: usize },
 }
 
 impl MessageError {
@@ -36,6 +39,7 @@ impl MessageError {
     pub fn is_retriable(&self) -> bool {
         match self {
             MessageError::ColumnCountMismatch { .. } => false,
+            MessageError::HashNotWritten { .. } => false,
         }
     }
 }
@@ -47,6 +51,11 @@ impl fmt::Display for MessageError {
                 f,
                 "encoding a row: got {values} values for {columns} selected columns \
                  (the row must have exactly one value per selected column)"
+            ),
+            MessageError::HashNotWritten { row } => write!(
+                f,
+                "message {row} of the batch has no hash: it is not where it was written \
+                 (a bug in repliqate; the batch was not sent)"
             ),
         }
     }
@@ -255,6 +264,37 @@ impl MessageEncoder {
         values: &[Value],
         out: &mut Vec<u8>,
     ) -> Result<(), MessageError> {
+        self.write_message(timestamp, values, out)?;
+        let mut sha = Sha256::new();
+        self.canonical_pieces(values, out, |piece| sha.update(piece));
+        out.extend_from_slice(&message_tail(&hex(&sha.finalize().into())));
+        Ok(())
+    }
+
+    /// [`MessageEncoder::encode`] with the hash left for later, to hash several rows at once:
+    /// appends the message to `out` with a placeholder where its hash goes, and the row's
+    /// canonical text to `canonical`. [`fill_hash`] then writes the text's digest
+    /// ([`canonical_digests`]) over the placeholder. On error nothing is appended to either.
+    pub fn encode_unhashed(
+        &mut self,
+        timestamp: f64,
+        values: &[Value],
+        out: &mut Vec<u8>,
+        canonical: &mut Vec<u8>,
+    ) -> Result<(), MessageError> {
+        self.write_message(timestamp, values, out)?;
+        self.canonical_pieces(values, out, |piece| canonical.extend_from_slice(piece));
+        out.extend_from_slice(&message_tail(&UNHASHED));
+        Ok(())
+    }
+
+    /// Appends the message up to its last value; records where each value's encoding is.
+    fn write_message(
+        &mut self,
+        timestamp: f64,
+        values: &[Value],
+        out: &mut Vec<u8>,
+    ) -> Result<(), MessageError> {
         let layout = &self.layout;
         layout.check(values)?;
 
@@ -281,10 +321,16 @@ impl MessageEncoder {
             }
             *span = (start, out.len());
         }
-        let mut sha = Sha256::new();
-        sha.update(b"{");
+        Ok(())
+    }
+
+    /// Hands `put` the canonical text of the row just written to `out` by `write_message`, in
+    /// pieces: the values' bytes are read from the message.
+    fn canonical_pieces(&mut self, values: &[Value], out: &[u8], mut put: impl FnMut(&[u8])) {
+        let layout = &self.layout;
+        put(b"{");
         for (prefix, &d) in layout.canonical_prefixes.iter().zip(&layout.sorted) {
-            sha.update(prefix);
+            put(prefix);
             match values.get(layout.value_index[d]) {
                 // Objects inside a JSON column are sorted in the hashed text but keep their own
                 // order in the message, so the message's bytes will not do.
@@ -296,25 +342,58 @@ impl MessageEncoder {
                 {
                     self.sorted_json.clear();
                     write_value(&mut self.sorted_json, v, KeyOrder::Sorted);
-                    sha.update(&self.sorted_json);
+                    put(&self.sorted_json);
                 }
                 _ => {
                     let (start, end) = self.spans[d];
-                    sha.update(out.get(start..end).unwrap_or_default());
+                    put(out.get(start..end).unwrap_or_default());
                 }
             }
         }
-        sha.update(b"}");
-        out.extend_from_slice(&message_tail(&sha.finalize().into()));
-        Ok(())
+        put(b"}");
     }
 }
 
+/// What stands for the hash in a message from [`MessageEncoder::encode_unhashed`] until
+/// [`fill_hash`] writes it: not hex, so that a message published without its hash would be
+/// plainly wrong.
+const UNHASHED: [u8; 64] = [b'?'; 64];
+
+/// The SHA-256 digests of four rows' canonical texts (from
+/// [`MessageEncoder::encode_unhashed`]), computed together: four independent hashes keep the
+/// CPU's SHA units busy where one leaves them waiting on each round (`crates/sha256x4`).
+pub fn canonical_digests(texts: [&[u8]; 4]) -> [[u8; 32]; 4] {
+    sha256x4::digest4(texts)
+}
+
+/// The SHA-256 digest of one row's canonical text (from [`MessageEncoder::encode_unhashed`]).
+pub fn canonical_digest(text: &[u8]) -> [u8; 32] {
+    Sha256::digest(text).into()
+}
+
+/// Writes the hash of `digest` into `message`, a value from [`MessageEncoder::encode_unhashed`]
+/// whose hash is still the placeholder. False (and nothing written) when `message` is not such a
+/// value.
+pub fn fill_hash(message: &mut [u8], digest: &[u8; 32]) -> bool {
+    let Some(tail) = message
+        .len()
+        .checked_sub(78)
+        .and_then(|at| message.get_mut(at..))
+    else {
+        return false;
+    };
+    if tail != message_tail(&UNHASHED) {
+        return false;
+    }
+    tail[12..76].copy_from_slice(&hex(digest));
+    true
+}
+
 /// `}, "hash": "<hex>"}`: the end of a message whose data's last value is written.
-fn message_tail(digest: &[u8; 32]) -> [u8; 78] {
+fn message_tail(hex: &[u8; 64]) -> [u8; 78] {
     let mut tail = [0u8; 78];
     tail[..12].copy_from_slice(b"}, \"hash\": \"");
-    tail[12..76].copy_from_slice(&hex(digest));
+    tail[12..76].copy_from_slice(hex);
     tail[76..].copy_from_slice(b"\"}");
     tail
 }
@@ -1130,6 +1209,54 @@ mod tests {
                 .keys()
                 .collect();
             assert_eq!(keys, ["kind", "id", "doc", "note"], "{message}");
+        }
+    }
+
+    #[test]
+    fn a_message_hashed_later_is_the_message_hashed_at_once() {
+        // Written with a placeholder, its canonical text hashed with three others, the hash
+        // written in: the same bytes as `encode`, JSON objects (sorted only in the hashed text)
+        // and a repeated column included.
+        let columns: Vec<String> = ["kind", "doc", "id", "kind"].map(String::from).into();
+        let rows: Vec<Vec<Value>> = (0..4)
+            .map(|i| {
+                vec![
+                    Value::Str(format!("ä \"{i}\"\n")),
+                    Value::Json(Box::new(
+                        serde_json::json!({"z": i, "a": [{"y": 1, "b": 2}]}),
+                    )),
+                    Value::Int(i),
+                    Value::Str("x".repeat(i as usize * 70)),
+                ]
+            })
+            .collect();
+        let mut encoder = MessageEncoder::new("job", "t", &columns);
+        let mut out = b"earlier records".to_vec();
+        let mut texts: [Vec<u8>; 4] = Default::default();
+        let mut spans = Vec::new();
+        for (row, text) in rows.iter().zip(&mut texts) {
+            let start = out.len();
+            encoder
+                .encode_unhashed(1.5, row, &mut out, text)
+                .expect("row fits columns");
+            spans.push(start..out.len());
+            assert!(String::from_utf8_lossy(&out[start..]).contains(&"?".repeat(64)));
+        }
+        let digests = canonical_digests(texts.each_ref().map(|t| &t[..]));
+        for (((row, span), digest), text) in rows.iter().zip(spans).zip(&digests).zip(&texts) {
+            assert_eq!(*digest, canonical_digest(text));
+            assert!(fill_hash(&mut out[span.clone()], digest));
+            let mut at_once = Vec::new();
+            MessageEncoder::new("job", "t", &columns)
+                .encode(1.5, row, &mut at_once)
+                .expect("row fits columns");
+            assert_eq!(
+                String::from_utf8_lossy(&out[span.clone()]),
+                String::from_utf8_lossy(&at_once)
+            );
+            // A message with its hash already, or anything else, is left alone.
+            assert!(!fill_hash(&mut out[span.clone()], digest));
+            assert!(!fill_hash(&mut out[span.start..span.start + 50], digest));
         }
     }
 

@@ -363,6 +363,23 @@ impl Section {
         self.counted(timestamp);
     }
 
+    /// The value of the record that starts at byte `start`, to change in place (its length
+    /// stays). None when no record with a value starts there.
+    pub fn value_mut(&mut self, start: usize) -> Option<&mut [u8]> {
+        let mut rest = self.buf.get(start..)?;
+        let len = usize::try_from(get_varint(&mut rest)?).ok()?;
+        let mut record = rest.get(..len)?;
+        let (_attributes, after) = record.split_first()?;
+        record = after;
+        let _timestamp_delta = get_varint(&mut record)?;
+        let _offset_delta = get_varint(&mut record)?;
+        let key_len = get_varint(&mut record)?;
+        record = record.get(usize::try_from(key_len).unwrap_or(0)..)?;
+        let value_len = usize::try_from(get_varint(&mut record)?).ok()?;
+        let at = self.buf.len() - rest.len() + (len - record.len());
+        self.buf.get_mut(at..at + value_len)
+    }
+
     /// Takes the last record appended, which starts at byte `start`, out again (it goes to
     /// another batch, or none); returns its timestamp and its fields after the offset delta,
     /// for `append_fields`.

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::Error;
 use crate::config::KeyMode;
 use crate::kafka::Batches;
-use crate::message::MessageEncoder;
+use crate::message::{
+    canonical_digest, canonical_digests, fill_hash, MessageEncoder, MessageError,
+};
 use crate::value::{Id, Value};
 
 /// A batch read, cut at held gaps and encoded, ready to publish.
@@ -32,6 +34,59 @@ pub(super) struct MessageBuffer {
     /// One time for the whole batch: the message's `timestamp` and the record's.
     timestamp: f64,
     timestamp_ms: i64,
+    /// The last rows written, whose hashes are computed four at a time.
+    unhashed: Unhashed,
+}
+
+/// Messages from this size on are hashed four at a time; smaller ones as they are written, where
+/// copying the canonical text and writing the hash in later cost about what hashing four at once
+/// saves (per message encoded: 346 against 367 ns at ~350 bytes, 475 against 428 ns at ~490
+/// bytes, 930 against 760 ns at ~1.2 KB, 7.5 against 5.5 µs at ~10 KB).
+const GROUP_FROM_BYTES: usize = 400;
+
+/// Up to four messages written with their hash left out, and their rows' canonical texts: the
+/// four are hashed together (`canonical_digests`), and their hashes written into them. A batch
+/// is finished only when all its messages have theirs.
+#[derive(Default)]
+struct Unhashed {
+    texts: [Vec<u8>; 4],
+    /// Which of the batch's records each text is the message of.
+    rows: [usize; 4],
+    len: usize,
+    /// Whether the next message is left unhashed: the last one was `GROUP_FROM_BYTES` or more
+    /// (a table's rows are much alike).
+    group: bool,
+}
+
+impl Unhashed {
+    /// Hashes the rows held and writes their hashes into their messages (those `batches` still
+    /// holds: rows cut off by `truncate` are passed over).
+    fn write_hashes(&mut self, batches: &mut Batches) -> Result<(), Error> {
+        let digests = match self.len {
+            0 => return Ok(()),
+            4 => canonical_digests(self.texts.each_ref().map(|t| &t[..])),
+            // The end of a batch: hashed one by one.
+            n => std::array::from_fn(|j| {
+                if j < n {
+                    canonical_digest(&self.texts[j])
+                } else {
+                    [0; 32]
+                }
+            }),
+        };
+        for (&row, digest) in self.rows[..self.len].iter().zip(&digests) {
+            if row < batches.written()
+                && !batches.value_mut(row).is_some_and(|m| fill_hash(m, digest))
+            {
+                return Err(Error::Encode(MessageError::HashNotWritten { row }));
+            }
+        }
+        for text in &mut self.texts[..self.len] {
+            text.clear();
+        }
+        self.len = 0;
+        Ok(())
+    }
 }
 
 impl MessageBuffer {
@@ -48,10 +103,12 @@ impl MessageBuffer {
             key_mode,
             timestamp: now.as_secs_f64(),
             timestamp_ms: now.as_millis() as i64,
+            unhashed: Unhashed::default(),
         }
     }
 
-    /// Encodes one row. Per-row work is only what must be per row: the message and its hash.
+    /// Encodes one row. Per-row work is only what must be per row: the message and its hash
+    /// (computed with the next three rows' hashes).
     /// After a row too large to publish (the send ends with it), rows are not taken.
     pub(super) fn push(
         &mut self,
@@ -79,12 +136,38 @@ impl MessageBuffer {
             KeyMode::None => None,
         };
         let timestamp = self.timestamp;
+        let row = self.batches.written();
+        let pending = &mut self.unhashed;
+        let group = pending.group;
+        let text = &mut pending.texts[pending.len];
+        let mut size = 0;
         self.batches
             .push(key, self.timestamp_ms, |buf| {
-                encoder.encode(timestamp, values, buf)
+                let start = buf.len();
+                if group {
+                    encoder.encode_unhashed(timestamp, values, buf, text)?;
+                } else {
+                    encoder.encode(timestamp, values, buf)?;
+                }
+                size = buf.len() - start;
+                Ok(())
             })
             .map_err(Error::Encode)?;
         self.ids.push(id);
+        pending.group = size >= GROUP_FROM_BYTES;
+        if !group {
+            return Ok(());
+        }
+        if self.batches.written() == row {
+            // Refused, too large to send: no message to hash.
+            text.clear();
+            return Ok(());
+        }
+        pending.rows[pending.len] = row;
+        pending.len += 1;
+        if pending.len == pending.texts.len() {
+            pending.write_hashes(&mut self.batches)?;
+        }
         Ok(())
     }
 
@@ -99,8 +182,94 @@ impl MessageBuffer {
         self.batches.truncate(n);
     }
 
-    /// The ids and their messages.
-    pub(super) fn finish(self) -> (Vec<Id>, Batches) {
-        (self.ids, self.batches)
+    /// The ids and their messages, every one with its hash.
+    pub(super) fn finish(mut self) -> Result<(Vec<Id>, Batches), Error> {
+        self.unhashed.write_hashes(&mut self.batches)?;
+        Ok((self.ids, self.batches))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn columns() -> Vec<String> {
+        ["id", "kind", "payload", "amount"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// Row `i`, with a payload of `len` bytes (escapes and non-ASCII included).
+    fn row(i: i64, len: usize) -> Vec<Value> {
+        let payload: String = "ab\"cé\u{1F600}x\n".chars().cycle().take(len).collect();
+        vec![
+            Value::Int(i),
+            Value::Str(format!("kind-{}", i % 3)),
+            Value::Str(payload),
+            Value::Float(i as f64 / 8.0),
+        ]
+    }
+
+    /// Pushes `rows` (keyed by id), keeps the first `keep`, and checks that each message is, byte
+    /// for byte, what the encoder writes for that row alone, its hash computed there and then.
+    fn check(rows: &[Vec<Value>], keep: usize, budget: usize) -> usize {
+        let mut encoder = MessageEncoder::new("job", "events", &columns());
+        let mut buffer = MessageBuffer::new(Batches::for_tests(3, budget), KeyMode::PrimaryKey);
+        for (i, values) in rows.iter().enumerate() {
+            buffer.push(&mut encoder, i as Id, values).unwrap();
+        }
+        buffer.truncate(keep);
+        let timestamp = buffer.timestamp;
+        let (_, mut batches) = buffer.finish().unwrap();
+        let mut alone = MessageEncoder::new("job", "events", &columns());
+        for (n, values) in rows.iter().enumerate().take(batches.written()) {
+            let mut expected = Vec::new();
+            alone.encode(timestamp, values, &mut expected).unwrap();
+            let got = batches.value_mut(n).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(got),
+                String::from_utf8_lossy(&expected),
+                "message {n} of {}",
+                rows.len()
+            );
+        }
+        batches.written()
+    }
+
+    #[test]
+    fn every_message_has_its_rows_hash_hashed_alone_or_four_at_once() {
+        // Small rows are hashed as they are written, large ones four at a time; a batch ends
+        // with 0 to 3 rows left over, and a size between the two switches from one to the other.
+        for count in 0..=9 {
+            for sizes in [
+                &[10][..],
+                &[600],
+                &[10, 600, 600, 10, 3000],
+                &[600, 5, 0, 700],
+            ] {
+                let rows: Vec<_> = (0..count)
+                    .map(|i| row(i as i64, sizes[i % sizes.len()]))
+                    .collect();
+                assert_eq!(check(&rows, count, 1 << 20), count);
+            }
+        }
+    }
+
+    #[test]
+    fn rows_cut_off_at_a_hole_leave_the_others_hashed() {
+        let rows: Vec<_> = (0..11).map(|i| row(i, 700)).collect();
+        for keep in 0..=11 {
+            assert_eq!(check(&rows, keep, 1 << 20), keep);
+        }
+    }
+
+    #[test]
+    fn a_row_too_large_to_send_ends_the_batch_with_the_rows_before_it_hashed() {
+        // Rows over the batch budget move to a partition's next batch; one over any budget is
+        // refused, and the send ends before it.
+        let mut rows: Vec<_> = (0..6).map(|i| row(i, 900)).collect();
+        rows.push(row(6, 5000));
+        rows.extend((7..9).map(|i| row(i, 900)));
+        assert_eq!(check(&rows, rows.len(), 8000), 6);
     }
 }

@@ -139,7 +139,7 @@ impl Replicator {
                 &[("table", &self.table)],
                 late.ids.len() as u64,
             );
-            let (ids, batches) = late.finish();
+            let (ids, batches) = late.finish()?;
             let pending = self.producer.start(batches);
             self.producer
                 .finish(pending)

@@ -324,7 +324,7 @@ impl Replicator {
         let mut batch = self.read(position, in_flight)?;
         let full = batch.ids.len() == self.limit;
         let holding = self.hold_at_gaps(position, &mut batch, before)?;
-        let (ids, batches) = batch.finish();
+        let (ids, batches) = batch.finish()?;
         let read = started.elapsed();
         self.status.read(read, full && !holding);
         Ok(Batch {

@@ -85,6 +85,13 @@ impl Batches {
         }
     }
 
+    /// An empty send to topic `t` for tests outside the producer: `partitions` partitions,
+    /// batches of up to `budget` bytes.
+    #[cfg(test)]
+    pub(crate) fn for_tests(partitions: usize, budget: usize) -> Batches {
+        Batches::new("t", partitions, budget, budget, 0, 0)
+    }
+
     /// Appends a record of `key`, created at `timestamp_ms`, whose value `value` appends to the
     /// buffer it is given (in place: the buffer is the record batch's). When `value` fails,
     /// the record is not pushed (whatever `value` wrote goes) and its error is returned. A record too large to send is counted
@@ -232,6 +239,21 @@ impl Batches {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many records were written: those pushed, less a refused one.
+    pub fn written(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The value of the `row`-th record written, to change in place (its length stays): for
+    /// what is known only after it was encoded. None when there is no such record.
+    pub fn value_mut(&mut self, row: usize) -> Option<&mut [u8]> {
+        let Row { batch, start, .. } = *self.rows.get(row)?;
+        self.batches
+            .get_mut(batch as usize)?
+            .section
+            .value_mut(start as usize)
     }
 
     /// Whether a record was refused (see `push`): nothing after it is taken.
