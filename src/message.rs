@@ -214,9 +214,9 @@ pub fn row_hash(columns: &[String], values: &[Value]) -> Result<String, MessageE
 #[derive(Debug, Clone)]
 pub struct MessageEncoder {
     layout: Layout,
-    /// For each distinct key (message order): where its value's encoding sits in the output of
-    /// the message being written, so the hash can read it there instead of encoding it twice.
-    spans: Vec<(usize, usize)>,
+    /// For each distinct key (message order): where its `"key": value` sits in the output of the
+    /// message being written, so the hash can read it there instead of encoding it twice.
+    spans: Vec<Span>,
     /// The sorted-keys encoding of a JSON column's object or array, which differs from the
     /// message's (objects keep their own order in the message).
     sorted_json: Vec<u8>,
@@ -240,7 +240,7 @@ impl MessageEncoder {
         middle.extend_from_slice(b", \"data\": {");
         let layout = Layout::new(columns);
         MessageEncoder {
-            spans: vec![(0, 0); layout.value_index.len()],
+            spans: vec![Span::default(); layout.value_index.len()],
             layout,
             sorted_json: Vec::new(),
             middle: middle.into_boxed_slice(),
@@ -312,14 +312,14 @@ impl MessageEncoder {
             .zip(&layout.value_index)
             .zip(&mut self.spans)
         {
+            span.prefix = out.len();
             out.extend_from_slice(prefix);
-            let start = out.len();
             // `check` guarantees every value index is in range; `get` keeps this free of panics
             // anyway. (`spans` and `value_index` are built together, one entry per key.)
             if let Some(value) = values.get(i) {
                 write_value(out, value, KeyOrder::AsIs);
             }
-            *span = (start, out.len());
+            span.end = out.len();
         }
         Ok(())
     }
@@ -329,8 +329,13 @@ impl MessageEncoder {
     fn canonical_pieces(&mut self, values: &[Value], out: &[u8], mut put: impl FnMut(&[u8])) {
         let layout = &self.layout;
         put(b"{");
-        for (prefix, &d) in layout.canonical_prefixes.iter().zip(&layout.sorted) {
-            put(prefix);
+        for (n, (prefix, &d)) in layout
+            .canonical_prefixes
+            .iter()
+            .zip(&layout.sorted)
+            .enumerate()
+        {
+            let Span { prefix: start, end } = self.spans[d];
             match values.get(layout.value_index[d]) {
                 // Objects inside a JSON column are sorted in the hashed text but keep their own
                 // order in the message, so the message's bytes will not do.
@@ -340,18 +345,34 @@ impl MessageEncoder {
                         serde_json::Value::Object(_) | serde_json::Value::Array(_)
                     ) =>
                 {
+                    put(prefix);
                     self.sorted_json.clear();
                     write_value(&mut self.sorted_json, v, KeyOrder::Sorted);
                     put(&self.sorted_json);
                 }
-                _ => {
-                    let (start, end) = self.spans[d];
-                    put(out.get(start..end).unwrap_or_default());
-                }
+                // `"key": value` is one piece of the message, and its `, ` before it unless the
+                // key is the message's first; the canonical text wants the `, ` unless the key
+                // is the first in sorted order.
+                _ => match (d > 0, n > 0) {
+                    (true, true) | (false, false) => put(out.get(start..end).unwrap_or_default()),
+                    (true, false) => put(out.get(start + 2..end).unwrap_or_default()),
+                    (false, true) => {
+                        put(b", ");
+                        put(out.get(start..end).unwrap_or_default());
+                    }
+                },
             }
         }
         put(b"}");
     }
+}
+
+/// Where one key's `"key": value` (with the `, ` before it, but for the first key) sits in the
+/// message being written.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    prefix: usize,
+    end: usize,
 }
 
 /// What stands for the hash in a message from [`MessageEncoder::encode_unhashed`] until

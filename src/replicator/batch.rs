@@ -38,11 +38,13 @@ pub(super) struct MessageBuffer {
     unhashed: Unhashed,
 }
 
-/// Messages from this size on are hashed four at a time; smaller ones as they are written, where
-/// copying the canonical text and writing the hash in later cost about what hashing four at once
-/// saves (per message encoded: 346 against 367 ns at ~350 bytes, 475 against 428 ns at ~490
-/// bytes, 930 against 760 ns at ~1.2 KB, 7.5 against 5.5 µs at ~10 KB).
-const GROUP_FROM_BYTES: usize = 400;
+/// Messages from this size on are hashed four at a time; smaller ones as they are written. Four
+/// at once saves ~16 ns per 64-byte block of canonical text, while copying the text and writing
+/// the hash in later cost ~50 ns per message: even at about three blocks (messages of ~300
+/// bytes). Per row pushed, one at a time against four at a time: 562–598 against 599–605 ns at
+/// ~310-byte messages, 608–648 against 435–588 ns at ~340 bytes, 835 against 707–732 ns at ~490
+/// bytes, 1,643 against 1,555–1,589 ns at ~1.2 KB.
+const GROUP_FROM_BYTES: usize = 320;
 
 /// Up to four messages written with their hash left out, and their rows' canonical texts: the
 /// four are hashed together (`canonical_digests`), and their hashes written into them. A batch
