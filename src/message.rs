@@ -288,7 +288,7 @@ impl MessageEncoder {
         Ok(())
     }
 
-    /// Appends the message up to its last value; records where each value's encoding is.
+    /// Appends the message up to its last value; records where each key's `"key": value` is.
     fn write_message(
         &mut self,
         timestamp: f64,
@@ -1238,7 +1238,10 @@ mod tests {
         // Written with a placeholder, its canonical text hashed with three others, the hash
         // written in: the same bytes as `encode`, JSON objects (sorted only in the hashed text)
         // and a repeated column included.
-        let columns: Vec<String> = ["kind", "doc", "id", "kind"].map(String::from).into();
+        // Sorted: amount (last in the message), doc, id, kind (first in the message).
+        let columns: Vec<String> = ["kind", "doc", "id", "amount", "kind"]
+            .map(String::from)
+            .into();
         let rows: Vec<Vec<Value>> = (0..4)
             .map(|i| {
                 vec![
@@ -1247,6 +1250,7 @@ mod tests {
                         serde_json::json!({"z": i, "a": [{"y": 1, "b": 2}]}),
                     )),
                     Value::Int(i),
+                    Value::Float(i as f64 / 3.0),
                     Value::Str("x".repeat(i as usize * 70)),
                 ]
             })
@@ -1264,7 +1268,14 @@ mod tests {
             assert!(String::from_utf8_lossy(&out[start..]).contains(&"?".repeat(64)));
         }
         let digests = canonical_digests(texts.each_ref().map(|t| &t[..]));
+        let mut hasher = RowHasher::new(&columns);
         for (((row, span), digest), text) in rows.iter().zip(spans).zip(&digests).zip(&texts) {
+            // The text read back from the message is the canonical text built on its own.
+            let canonical = hasher.canonical(row).expect("row fits columns");
+            assert_eq!(
+                String::from_utf8_lossy(text),
+                String::from_utf8_lossy(canonical)
+            );
             assert_eq!(*digest, canonical_digest(text));
             assert!(fill_hash(&mut out[span.clone()], digest));
             let mut at_once = Vec::new();

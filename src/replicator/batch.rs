@@ -61,33 +61,39 @@ struct Unhashed {
 }
 
 impl Unhashed {
-    /// Hashes the rows held and writes their hashes into their messages (those `batches` still
-    /// holds: rows cut off by `truncate` are passed over).
+    /// Hashes the rows held and writes their hashes into their messages. Every row held must
+    /// still be in `batches` (`forget_from` drops those cut off).
     fn write_hashes(&mut self, batches: &mut Batches) -> Result<(), Error> {
-        let digests = match self.len {
+        let n = std::mem::take(&mut self.len);
+        let digests = match n {
             0 => return Ok(()),
-            4 => canonical_digests(self.texts.each_ref().map(|t| &t[..])),
-            // The end of a batch: hashed one by one.
-            n => std::array::from_fn(|j| {
-                if j < n {
-                    canonical_digest(&self.texts[j])
-                } else {
-                    [0; 32]
-                }
-            }),
+            1 => [canonical_digest(&self.texts[0]); 4],
+            // Fewer than four (the end of a batch): the empty lanes hash the first text again.
+            _ => canonical_digests(std::array::from_fn(|j| &self.texts[j % n][..])),
         };
-        for (&row, digest) in self.rows[..self.len].iter().zip(&digests) {
-            if row < batches.written()
-                && !batches.value_mut(row).is_some_and(|m| fill_hash(m, digest))
-            {
-                return Err(Error::Encode(MessageError::HashNotWritten { row }));
-            }
-        }
-        for text in &mut self.texts[..self.len] {
+        let result = self.rows[..n]
+            .iter()
+            .zip(&digests)
+            .find(|&(&row, digest)| !batches.value_mut(row).is_some_and(|m| fill_hash(m, digest)))
+            .map_or(Ok(()), |(&row, _)| {
+                Err(Error::Encode(MessageError::HashNotWritten { row }))
+            });
+        for text in &mut self.texts[..n] {
             text.clear();
         }
-        self.len = 0;
-        Ok(())
+        result
+    }
+
+    /// Forgets the rows held from the batch's row `rows` on (cut off by `truncate`).
+    fn forget_from(&mut self, rows: usize) {
+        let keep = self.rows[..self.len]
+            .iter()
+            .take_while(|&&r| r < rows)
+            .count();
+        for text in &mut self.texts[keep..self.len] {
+            text.clear();
+        }
+        self.len = keep;
     }
 }
 
@@ -110,7 +116,7 @@ impl MessageBuffer {
     }
 
     /// Encodes one row. Per-row work is only what must be per row: the message and its hash
-    /// (computed with the next three rows' hashes).
+    /// (for messages of `GROUP_FROM_BYTES` or more, computed with three other rows' hashes).
     /// After a row too large to publish (the send ends with it), rows are not taken.
     pub(super) fn push(
         &mut self,
@@ -182,6 +188,7 @@ impl MessageBuffer {
     pub(super) fn truncate(&mut self, n: usize) {
         self.ids.truncate(n);
         self.batches.truncate(n);
+        self.unhashed.forget_from(self.batches.written());
     }
 
     /// The ids and their messages, every one with its hash.
@@ -215,8 +222,14 @@ mod tests {
     /// Pushes `rows` (keyed by id), keeps the first `keep`, and checks that each message is, byte
     /// for byte, what the encoder writes for that row alone, its hash computed there and then.
     fn check(rows: &[Vec<Value>], keep: usize, budget: usize) -> usize {
+        let by_id = check_keyed(rows, keep, budget, KeyMode::PrimaryKey);
+        assert_eq!(check_keyed(rows, keep, budget, KeyMode::None), by_id);
+        by_id
+    }
+
+    fn check_keyed(rows: &[Vec<Value>], keep: usize, budget: usize, keys: KeyMode) -> usize {
         let mut encoder = MessageEncoder::new("job", "events", &columns());
-        let mut buffer = MessageBuffer::new(Batches::for_tests(3, budget), KeyMode::PrimaryKey);
+        let mut buffer = MessageBuffer::new(Batches::for_tests(3, budget), keys);
         for (i, values) in rows.iter().enumerate() {
             buffer.push(&mut encoder, i as Id, values).unwrap();
         }
