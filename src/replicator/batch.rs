@@ -42,8 +42,8 @@ pub(super) struct MessageBuffer {
 /// at once saves ~16 ns per 64-byte block of canonical text, while copying the text and writing
 /// the hash in later cost ~50 ns per message: even at about three blocks (messages of ~300
 /// bytes). Per row pushed, one at a time against four at a time: 562–598 against 599–605 ns at
-/// ~310-byte messages, 608–648 against 435–588 ns at ~340 bytes, 816–835 against 707–740 ns at ~490
-/// bytes, 1,643–1,713 against 1,555–1,589 ns at ~1.2 KB.
+/// ~310-byte messages, 608–648 against 435–588 ns at ~340 bytes, 816–835 against 707–740 ns
+/// at ~490 bytes, 1,643–1,713 against 1,555–1,589 ns at ~1.2 KB.
 const GROUP_FROM_BYTES: usize = 320;
 
 /// Up to four messages written with their hash left out, and their rows' canonical texts: the
