@@ -183,8 +183,7 @@ impl RowHasher {
 
     /// SHA-256 of [`RowHasher::canonical`].
     pub fn hash(&mut self, values: &[Value]) -> Result<[u8; 32], MessageError> {
-        let canonical = self.canonical(values)?;
-        Ok(Sha256::digest(canonical).into())
+        Ok(canonical_digest(self.canonical(values)?))
     }
 }
 

@@ -366,17 +366,14 @@ impl Section {
     /// The value of the record that starts at byte `start`, to change in place (its length
     /// stays). None when no record with a value starts there.
     pub fn value_mut(&mut self, start: usize) -> Option<&mut [u8]> {
-        let mut rest = self.buf.get(start..)?;
-        let len = usize::try_from(get_varint(&mut rest)?).ok()?;
-        let mut record = rest.get(..len)?;
-        let (_attributes, after) = record.split_first()?;
-        record = after;
-        let _timestamp_delta = get_varint(&mut record)?;
-        let _offset_delta = get_varint(&mut record)?;
-        let key_len = get_varint(&mut record)?;
-        record = record.get(usize::try_from(key_len).unwrap_or(0)..)?;
-        let value_len = usize::try_from(get_varint(&mut record)?).ok()?;
-        let at = self.buf.len() - rest.len() + (len - record.len());
+        let records = self.buf.get(start..)?;
+        let mut rest = records;
+        let (_timestamp_delta, mut fields) = next_record(&mut rest)?;
+        let key_len = get_varint(&mut fields)?;
+        fields = fields.get(usize::try_from(key_len).unwrap_or(0)..)?;
+        let value_len = usize::try_from(get_varint(&mut fields)?).ok()?;
+        // `fields` (now the value and the headers) ends where the record ends.
+        let at = start + (records.len() - rest.len()) - fields.len();
         self.buf.get_mut(at..at + value_len)
     }
 
@@ -527,23 +524,29 @@ fn seal(buf: &mut [u8]) {
 
 /// The records of an uncompressed records section, to its end.
 fn read_records(records: &[u8], base_timestamp: i64) -> Result<Vec<Written<'_>>, Error> {
-    let bad = || local("cannot read back our own record batch");
     let mut rest = records;
     let mut written = Vec::new();
     while !rest.is_empty() {
-        let len = usize::try_from(get_varint(&mut rest).ok_or_else(bad)?).map_err(|_| bad())?;
-        let mut record = rest.get(..len).ok_or_else(bad)?;
-        rest = &rest[len..];
-        let (_attributes, after) = record.split_first().ok_or_else(bad)?;
-        record = after;
-        let timestamp_delta = get_varint(&mut record).ok_or_else(bad)?;
-        let _offset_delta = get_varint(&mut record).ok_or_else(bad)?;
+        let (timestamp_delta, fields) =
+            next_record(&mut rest).ok_or_else(|| local("cannot read back our own record batch"))?;
         written.push(Written {
             timestamp: base_timestamp.wrapping_add(timestamp_delta),
-            fields: record,
+            fields,
         });
     }
     Ok(written)
+}
+
+/// Reads the record at the front of `rest`, advancing it past the record: its timestamp delta,
+/// and its fields after the offset delta (key, value, headers). None when it is cut short.
+fn next_record<'a>(rest: &mut &'a [u8]) -> Option<(i64, &'a [u8])> {
+    let len = usize::try_from(get_varint(rest)?).ok()?;
+    let record = rest.get(..len)?;
+    *rest = &rest[len..];
+    let (_attributes, mut fields) = record.split_first()?;
+    let timestamp_delta = get_varint(&mut fields)?;
+    let _offset_delta = get_varint(&mut fields)?;
+    Some((timestamp_delta, fields))
 }
 
 fn be_i64(b: &[u8]) -> i64 {
