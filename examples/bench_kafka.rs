@@ -28,7 +28,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _,
 use rdkafka::ClientConfig;
 use repliqate::kafka::{Producer, ProducerConfig, Record, Sasl, ScramHash, Security};
 use repliqate::secret::Secret;
-use repliqate::tls::{TlsFile, TlsSettings};
+use repliqate::tls::{Pem, TlsFile, TlsSettings, Trust};
 
 fn main() -> ExitCode {
     match run() {
@@ -202,10 +202,10 @@ fn secured() -> Result<Endpoint, String> {
         broker: var("REPLIQATE_TEST_KAFKA_SASL_SSL")?,
         security: Security {
             tls: Some(TlsSettings {
-                ca: Some(TlsFile {
+                ca: Some(Trust::Pem(Pem::File(TlsFile {
                     setting: "REPLIQATE_TLS_DIR".into(),
                     path: std::path::Path::new(&var("REPLIQATE_TLS_DIR")?).join("ca.pem"),
-                }),
+                }))),
                 ..TlsSettings::default()
             }),
             sasl: Some(Sasl::Scram {

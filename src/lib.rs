@@ -14,6 +14,7 @@ extern crate fastcopy;
 pub mod backoff;
 pub mod config;
 pub mod gaps;
+pub mod javaprops;
 pub mod kafka;
 pub mod logging;
 pub mod message;

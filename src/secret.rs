@@ -19,6 +19,13 @@ pub enum Secret {
     Value(String),
     /// Re-read at every use. Trailing line breaks are not part of the secret (`echo pw > f`).
     File(PathBuf),
+    /// The property `name` of a Java `.properties` file (`kafka_target.properties_file`),
+    /// re-read at every use; with `jaas_option`, that option of the JAAS line it holds.
+    InProperties {
+        path: PathBuf,
+        name: String,
+        jaas_option: Option<String>,
+    },
 }
 
 /// Why a secret file could not be used. Names the setting and the file, never the contents.
@@ -36,8 +43,48 @@ impl Secret {
         match self {
             Secret::Value(v) => Ok(v.clone()),
             Secret::File(path) => read_secret_file(path, setting),
+            Secret::InProperties {
+                path,
+                name,
+                jaas_option,
+            } => read_property(path, name, jaas_option.as_deref(), setting),
         }
     }
+}
+
+/// Reads property `name` of the properties file at `path` again (the last one, as Java takes
+/// it), or the option `jaas_option` of the JAAS line it holds. Errors never hold a value.
+fn read_property(
+    path: &Path,
+    name: &str,
+    jaas_option: Option<&str>,
+    setting: &str,
+) -> Result<String, SecretError> {
+    let error = |reason: String| SecretError {
+        setting: setting.to_string(),
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = read_capped(path, MAX_SECRET_FILE).map_err(error)?;
+    let text = String::from_utf8(bytes).map_err(|_| error("not UTF-8 text".into()))?;
+    let entries = crate::javaprops::parse_properties(&text).map_err(|e| error(e.to_string()))?;
+    let value = entries
+        .into_iter()
+        .rev()
+        .find(|p| p.name == name)
+        .map(|p| p.value)
+        .ok_or_else(|| error(format!("no longer has {name}")))?;
+    let Some(option) = jaas_option else {
+        return Ok(value);
+    };
+    let entry = crate::javaprops::parse_jaas(&value).map_err(|e| error(format!("{name}: {e}")))?;
+    entry
+        .options
+        .into_iter()
+        .rev()
+        .find(|(k, _)| k == option)
+        .map(|(_, v)| v)
+        .ok_or_else(|| error(format!("{name} no longer has {option}")))
 }
 
 impl fmt::Debug for Secret {
@@ -45,6 +92,9 @@ impl fmt::Debug for Secret {
         match self {
             Secret::Value(_) => f.write_str("Secret(***)"),
             Secret::File(path) => write!(f, "Secret(file {})", path.display()),
+            Secret::InProperties { path, name, .. } => {
+                write!(f, "Secret({name} in {})", path.display())
+            }
         }
     }
 }

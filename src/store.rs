@@ -24,6 +24,8 @@ use crate::tls::{self, TlsSettings};
 use crate::value::Id;
 
 /// Where the last replicated primary key is kept.
+// Built once at start-up, so the size of the Redis variant (its TLS settings) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, PartialEq)]
 pub enum PositionStoreConfig {
     /// `host:port`, or a `redis://` or `rediss://` (TLS) URL,
@@ -566,23 +568,42 @@ impl RedisStore {
         let Some(settings) = &self.access.tls else {
             return redis::Client::open(info).map_err(|e| refused(e.to_string()));
         };
-        let read = |file: &tls::TlsFile| {
-            std::fs::read(&file.path)
-                .map_err(|e| refused(format!("{} {}: {e}", file.setting, file.path.display())))
+        // Read and checked by our own loader (so that a bad file gets our error naming it, and
+        // an encrypted key is decrypted), then handed to the driver as PEM text in memory. The
+        // driver loads the pair through rustls's own check, which cannot read X.509 v1
+        // certificates: such a certificate is refused here, saying so.
+        let tls_error = |e: tls::TlsFileError| refused(e.to_string());
+        settings.client_config().map_err(tls_error)?;
+        let pem_certs = |certs: &[rustls::pki_types::CertificateDer<'_>]| {
+            let mut pem = Vec::new();
+            for c in certs {
+                pem.extend(tls::pem_block("CERTIFICATE", c));
+            }
+            pem
         };
-        // Checked by our own loader first, so that a bad file gets our error naming it.
-        settings
-            .client_config()
-            .map_err(|e| refused(e.to_string()))?;
-        let certificates = redis::TlsCertificates {
-            root_cert: settings.ca.as_ref().map(read).transpose()?,
-            client_tls: match &settings.client {
+        let client_tls =
+            match settings.client_identity().map_err(tls_error)? {
                 None => None,
-                Some(client) => Some(redis::ClientTlsConfig {
-                    client_cert: read(&client.cert)?,
-                    client_key: read(&client.key)?,
-                }),
-            },
+                Some(id) if id.leaf_is_v1() => return Err(refused(
+                    "repliqate.redis_tls.cert_file: is an X.509 v1 certificate, which the redis \
+                     driver (rustls with webpki) cannot load; issue a v3 certificate (openssl \
+                     x509 -req ... -extfile with any extension)"
+                        .to_owned(),
+                )),
+                Some(id) => {
+                    let (client_cert, client_key) = id.to_pem();
+                    Some(redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    })
+                }
+            };
+        let certificates = redis::TlsCertificates {
+            root_cert: settings
+                .ca_certs()
+                .map_err(tls_error)?
+                .map(|c| pem_certs(&c)),
+            client_tls,
         };
         redis::Client::build_with_tls(info, certificates).map_err(|e| refused(e.to_string()))
     }

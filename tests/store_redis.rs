@@ -242,10 +242,14 @@ fn tls_file(setting: &str, name: &str) -> repliqate::tls::TlsFile {
 /// The stack's CA, and with `client`, the stack's client certificate.
 fn stack_tls(client: bool) -> repliqate::tls::TlsSettings {
     repliqate::tls::TlsSettings {
-        ca: Some(tls_file("repliqate.redis_tls.ca_file", "ca.pem")),
-        client: client.then(|| repliqate::tls::ClientCert {
-            cert: tls_file("repliqate.redis_tls.cert_file", "client.pem"),
-            key: tls_file("repliqate.redis_tls.key_file", "client.key"),
+        ca: Some(repliqate::tls::Trust::Pem(repliqate::tls::Pem::File(
+            tls_file("repliqate.redis_tls.ca_file", "ca.pem"),
+        ))),
+        client: client.then(|| {
+            repliqate::tls::ClientCert::pem_files(
+                tls_file("repliqate.redis_tls.cert_file", "client.pem"),
+                tls_file("repliqate.redis_tls.key_file", "client.key"),
+            )
         }),
         verify_hostname: true,
         verify_certificate: true,
@@ -337,10 +341,12 @@ fn tls_problems_with_redis_are_not_retriable_and_say_why() {
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     std::fs::write(&rogue, params.self_signed(&key).unwrap().pem()).unwrap();
     let mut tls = stack_tls(false);
-    tls.ca = Some(repliqate::tls::TlsFile {
-        setting: "repliqate.redis_tls.ca_file".into(),
-        path: rogue,
-    });
+    tls.ca = Some(repliqate::tls::Trust::Pem(repliqate::tls::Pem::File(
+        repliqate::tls::TlsFile {
+            setting: "repliqate.redis_tls.ca_file".into(),
+            path: rogue,
+        },
+    )));
     let mut store = open_with(&rediss_url(None), Some(tls), None, &job("rogue")).unwrap();
     let e = store.read().unwrap_err();
     assert!(!e.is_retriable(), "{e}");

@@ -30,7 +30,7 @@ use fields::*;
 use properties::Properties;
 
 use crate::secret::Secret;
-use crate::tls::{ClientCert, TlsFile, TlsSettings};
+use crate::tls::{ClientCert, Password, Pem, TlsFile, TlsSettings, Trust};
 
 /// Largest config file we read. Real files are a few hundred bytes; this bounds memory when the
 /// path points at something that is not a config file.
@@ -101,7 +101,8 @@ impl Config {
     /// weaken something. `load` logs nothing itself (the log format comes from this file, so the
     /// logger starts after it); the caller logs these once it has.
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = properties::warnings(&self.kafka.producer.security);
+        let mut warnings = self.kafka.property_warnings.clone();
+        warnings.extend(properties::warnings(&self.kafka.producer.security));
         let longest = self.longest_step();
         if self.health.stall_timeout < longest {
             warnings.push(format!(
@@ -151,6 +152,9 @@ pub struct KafkaSettings {
     pub key: KeyMode,
     /// The producer's own settings, built here from `ProducerConfig::default()` and the file.
     pub producer: ProducerConfig,
+    /// Kafka client properties ignored (each naming the property and why), and names given
+    /// twice in `properties_file`: warnings for the log and `repliqate check`.
+    pub property_warnings: Vec<String>,
 }
 
 /// What the Kafka message key is.
@@ -386,7 +390,15 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
     let rep = raw.replication;
     let src = rep.sql_source;
     let kafka = rep.kafka_target;
-    let from_properties = properties::interpret(kafka.properties.unwrap_or_default())?;
+    let mut properties = kafka.properties.unwrap_or_default();
+    let mut property_warnings = Vec::new();
+    if let Some(file) = kafka.properties_file {
+        // Relative to the config file, as state_file is.
+        let path = config_dir(origin).join(file.into_string());
+        properties.add_file(&path, &mut property_warnings)?;
+    }
+    let mut from_properties = properties::interpret(properties)?;
+    property_warnings.append(&mut from_properties.ignored);
     let d = ProducerConfig::default();
     let request_timeout = one_of(
         "request_timeout_sec",
@@ -492,6 +504,7 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
             topic: kafka.topic.into_string(),
             key: kafka.key.unwrap_or(DEFAULT_KEY),
             producer,
+            property_warnings,
         },
         log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
     };
@@ -533,7 +546,33 @@ fn redis_tls(raw: RawRedisTls) -> Result<TlsSettings, String> {
             file("cert_file", raw.cert_file),
             file("key_file", raw.key_file),
         ) {
-            (Some(cert), Some(key)) => Some(ClientCert { cert, key }),
+            (Some(cert), Some(key)) => Some(ClientCert::Pem {
+                cert: Pem::File(cert),
+                key: Pem::File(key),
+                key_password: match (raw.key_password, raw.key_password_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(
+                            "repliqate.redis_tls: key_password and key_password_file are \
+                                    both set; give one"
+                                .to_owned(),
+                        )
+                    }
+                    (Some(v), None) => Some(Secret::Value(v.into_string())),
+                    (None, Some(f)) => Some(Secret::File(PathBuf::from(f.into_string()))),
+                    (None, None) => None,
+                }
+                .map(|secret| Password {
+                    setting: "repliqate.redis_tls.key_password".to_owned(),
+                    secret,
+                }),
+            }),
+            (None, None) if raw.key_password.is_some() || raw.key_password_file.is_some() => {
+                return Err(
+                    "repliqate.redis_tls.key_password: set without key_file; it is the \
+                            password of an encrypted client key"
+                        .to_owned(),
+                )
+            }
             (None, None) => None,
             _ => return Err(
                 "repliqate.redis_tls: cert_file and key_file go together (a client certificate \
@@ -542,7 +581,7 @@ fn redis_tls(raw: RawRedisTls) -> Result<TlsSettings, String> {
             ),
         };
     Ok(TlsSettings {
-        ca: file("ca_file", raw.ca_file),
+        ca: file("ca_file", raw.ca_file).map(|f| Trust::Pem(Pem::File(f))),
         client,
         verify_hostname: true,
         verify_certificate: true,
@@ -567,14 +606,19 @@ fn secs_or(value: Option<Seconds>, default: Duration) -> Duration {
     value.map_or(default, |s| s.0)
 }
 
+/// The directory of the config file, which relative paths in it are relative to.
+fn config_dir(origin: &Path) -> PathBuf {
+    match origin.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// `state_file` relative to the config file's directory (the daemon's working directory is
 /// often `/` under systemd, so the config file is the only stable anchor); by default
 /// `repliqate-<name>.offset` next to the config file.
 fn state_file_path(configured: Option<String>, origin: &Path, name: &str) -> PathBuf {
-    let dir = match origin.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let dir = config_dir(origin);
     match configured {
         Some(p) => dir.join(p),
         None => {
@@ -630,12 +674,16 @@ struct RawRepliqate {
 #[derive(Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with ca_file, cert_file and key_file"
+    expecting = "a mapping with ca_file, cert_file, key_file and key_password (or \
+                 key_password_file)"
 )]
 struct RawRedisTls {
     ca_file: Option<Checked<NonEmpty>>,
     cert_file: Option<Checked<NonEmpty>>,
     key_file: Option<Checked<NonEmpty>>,
+    /// The password of an encrypted PKCS#8 `key_file`.
+    key_password: Option<Checked<NonEmpty>>,
+    key_password_file: Option<Checked<NonEmpty>>,
 }
 
 #[derive(Deserialize)]
@@ -710,6 +758,8 @@ struct RawKafka {
     max_request_size: Option<RequestSize>,
     client_id: Option<Checked<NonEmpty>>,
     properties: Option<Properties>,
+    /// A Java `.properties` file of Kafka client properties, merged with `properties`.
+    properties_file: Option<Checked<NonEmpty>>,
 }
 
 #[cfg(test)]
@@ -973,7 +1023,10 @@ repliqate:
         assert_eq!(addr, "rediss://app@redis.internal:6380/2");
         assert_eq!(password, Some(Secret::File("/run/pw".into())));
         let tls = tls.unwrap();
-        assert_eq!(tls.ca.unwrap().setting, "repliqate.redis_tls.ca_file");
+        assert!(
+            matches!(&tls.ca, Some(Trust::Pem(Pem::File(f))) if f.setting == "repliqate.redis_tls.ca_file"),
+            "{tls:?}"
+        );
         assert!(tls.client.is_some() && tls.verify_hostname);
 
         for (extra, expected) in [

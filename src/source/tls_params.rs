@@ -2,7 +2,8 @@
 //! connection uses TLS (`Use`) and how the server is checked (`tls::TlsSettings`). Only parsing
 //! lives here, no driver type; `postgres.rs` and `mysql.rs` apply the result.
 //!
-//! PostgreSQL takes libpq's parameters: `sslmode`, `sslrootcert`, `sslcert`, `sslkey`. The rules
+//! PostgreSQL takes libpq's parameters: `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
+//! `sslpassword` (the password of an encrypted PKCS#8 `sslkey`). The rules
 //! are libpq's (its manual, "SSL Support", table "SSL Mode Descriptions"):
 //! - `disable`: plaintext; `allow`: plaintext, and TLS only if the server refuses plaintext;
 //!   `prefer` (the default): TLS if the server offers it, else plaintext; `require`: TLS or no
@@ -29,7 +30,8 @@
 
 use std::path::PathBuf;
 
-use crate::tls::{ClientCert, TlsFile, TlsSettings};
+use crate::secret::Secret;
+use crate::tls::{ClientCert, Password, Pem, TlsFile, TlsSettings, Trust};
 
 /// When a connection uses TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +66,7 @@ enum Check {
 
 fn settings(check: Check, ca: Option<TlsFile>, client: Option<ClientCert>) -> TlsSettings {
     TlsSettings {
-        ca,
+        ca: ca.map(|f| Trust::Pem(Pem::File(f))),
         client,
         verify_hostname: check == Check::ChainAndName,
         verify_certificate: check != Check::Nothing,
@@ -72,7 +74,8 @@ fn settings(check: Check, ca: Option<TlsFile>, client: Option<ClientCert>) -> Tl
 }
 
 /// The URI parameters [`postgres`] reads (the backend passes none of them to the driver).
-pub(crate) const POSTGRES_KEYS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+pub(crate) const POSTGRES_KEYS: [&str; 5] =
+    ["sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword"];
 
 /// The URI parameters [`mysql`] reads.
 pub(crate) const MYSQL_KEYS: [&str; 9] = [
@@ -115,10 +118,9 @@ fn client_cert(
 ) -> Result<Option<ClientCert>, String> {
     match (cert, key) {
         (None, None) => Ok(None),
-        (Some((cs, c)), Some((ks, k))) => Ok(Some(ClientCert {
-            cert: file(cs, c)?,
-            key: file(ks, k)?,
-        })),
+        (Some((cs, c)), Some((ks, k))) => {
+            Ok(Some(ClientCert::pem_files(file(cs, c)?, file(ks, k)?)))
+        }
         (Some((given, _)), None) | (None, Some((given, _))) => {
             let missing = if given.ends_with("cert") {
                 given.replace("cert", "key")
@@ -132,7 +134,8 @@ fn client_cert(
     }
 }
 
-/// libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` (see the module documentation).
+/// libpq's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` and `sslpassword` (see the module
+/// documentation).
 /// `Err` says which parameter is wrong and what is accepted.
 pub(crate) fn postgres(query: &[(String, String)]) -> Result<DbTls, String> {
     let root = value(query, "sslrootcert");
@@ -178,10 +181,19 @@ pub(crate) fn postgres(query: &[(String, String)]) -> Result<DbTls, String> {
              ~/.postgresql/root.crt is not read)"
         ));
     }
-    let client = client_cert(
+    let mut client = client_cert(
         value(query, "sslcert").map(|v| ("sslcert", v)),
         value(query, "sslkey").map(|v| ("sslkey", v)),
     )?;
+    // libpq's password of an encrypted `sslkey` (ignored, as by libpq, without one).
+    if let (Some(ClientCert::Pem { key_password, .. }), Some(password)) =
+        (&mut client, value(query, "sslpassword"))
+    {
+        *key_password = Some(Password {
+            setting: "sslpassword".to_string(),
+            secret: Secret::Value(password.to_string()),
+        });
+    }
     Ok(DbTls {
         use_tls,
         mode: format!("sslmode={mode}"),
@@ -345,7 +357,7 @@ mod tests {
         );
         let full = pg(&[("sslmode", "verify-full"), ca]);
         assert_eq!(checks(&full), (Use::Always, true, true));
-        assert_eq!(full.settings.ca.as_ref().unwrap().setting, "sslrootcert");
+        assert_eq!(ca_setting(&full), "sslrootcert");
         // libpq: with a root certificate file, require (and prefer) verify the chain.
         assert_eq!(
             checks(&pg(&[("sslmode", "require"), ca])),
@@ -392,11 +404,44 @@ mod tests {
             ("sslkey", "/c.key"),
             ("sslmode", "require"),
         ]);
-        let client = t.settings.client.unwrap();
+        let (cert, key) = client_files(&t);
         assert_eq!(
-            (client.cert.setting.as_str(), client.key.path.to_str()),
+            (cert.setting.as_str(), key.path.to_str()),
             ("sslcert", Some("/c.key"))
         );
+        let t = pg(&[
+            ("sslcert", "/c.pem"),
+            ("sslkey", "/c.key"),
+            ("sslpassword", "pw"),
+        ]);
+        match t.settings.client {
+            Some(ClientCert::Pem {
+                key_password: Some(p),
+                ..
+            }) => {
+                assert_eq!(p.setting, "sslpassword");
+                assert_eq!(p.secret, Secret::Value("pw".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn ca_setting(t: &DbTls) -> &str {
+        match &t.settings.ca {
+            Some(Trust::Pem(Pem::File(f))) => &f.setting,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn client_files(t: &DbTls) -> (&TlsFile, &TlsFile) {
+        match &t.settings.client {
+            Some(ClientCert::Pem {
+                cert: Pem::File(c),
+                key: Pem::File(k),
+                ..
+            }) => (c, k),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -439,12 +484,12 @@ mod tests {
             (checks(&t), t.mode.as_str()),
             ((Use::Always, true, true), "ssl-mode=VERIFY_IDENTITY")
         );
-        assert_eq!(t.settings.ca.unwrap().setting, "ssl_ca");
+        assert_eq!(ca_setting(&t), "ssl_ca");
         let t = my(&[("ssl_ca", "/ca.pem"), ("ssl_check_hostname", "false")]);
         assert_eq!(checks(&t), (Use::Always, true, false));
         let t = my(&[("ssl_cert", "/c.pem"), ("ssl_key", "/c.key")]);
         assert_eq!(checks(&t), (Use::Always, false, false));
-        assert_eq!(t.settings.client.unwrap().key.setting, "ssl_key");
+        assert_eq!(client_files(&t).1.setting, "ssl_key");
     }
 
     #[test]

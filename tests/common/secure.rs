@@ -256,3 +256,249 @@ fn which_kcat() -> String {
          install kcat; .ci/run installs it)"
     )
 }
+
+/// The stack's client certificate and key (CN=repliqate, signed by the stack's CA, which every
+/// TLS server of the stack trusts) in each form Kafka's own clients read, made with the same
+/// tools an operator uses (`openssl`, the JDK's `keytool`) in `dir`:
+/// - `v1.pem` / `v1.key`: an X.509 **v1** certificate for a new key, as `openssl x509 -req`
+///   makes without an extensions file;
+/// - `encrypted.key`: the stack's client key as PKCS#8 encrypted under [`Forms::PASSWORD`]
+///   (`openssl pkcs8 -topk8 -v2 aes-256-cbc`, PBKDF2 with HMAC-SHA256);
+/// - `keystore.p12`: certificate, key and CA in a PKCS#12 store (`openssl pkcs12 -export`);
+/// - `truststore.p12`: the CA as a trusted entry of a PKCS#12 store (`keytool -importcert`);
+/// - `truststore.jks`: the same as JKS, which repliqate refuses;
+/// - `legacy.key`: the client key in OpenSSL's legacy encrypted PEM (`Proc-Type: 4,ENCRYPTED`);
+/// - `other.key`: a key of no certificate of ours.
+pub struct Forms {
+    pub dir: PathBuf,
+}
+
+impl Forms {
+    pub const PASSWORD: &'static str = "key-pass-7f3a";
+
+    pub fn make(dir: &std::path::Path) -> Forms {
+        let at = |f: &str| dir.join(f).display().to_string();
+        let (ca, ca_key) = (stack_tls("ca.pem"), stack_tls("ca.key"));
+        let (cert, key) = (stack_tls("client.pem"), stack_tls("client.key"));
+        let pass = format!("pass:{}", Self::PASSWORD);
+        let serial = format!(
+            "0x{:x}",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        tool(
+            "openssl",
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &at("v1.key"),
+            ],
+        );
+        tool(
+            "openssl",
+            &[
+                "req",
+                "-new",
+                "-key",
+                &at("v1.key"),
+                "-subj",
+                "/CN=repliqate",
+                "-out",
+                &at("v1.csr"),
+            ],
+        );
+        tool(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &at("v1.csr"),
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-set_serial",
+                &serial,
+                "-days",
+                "30",
+                "-out",
+                &at("v1.pem"),
+            ],
+        );
+        tool(
+            "openssl",
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-in",
+                &key,
+                "-passout",
+                &pass,
+                "-out",
+                &at("encrypted.key"),
+            ],
+        );
+        tool(
+            "openssl",
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                &cert,
+                "-inkey",
+                &key,
+                "-certfile",
+                &ca,
+                "-name",
+                "client",
+                "-passout",
+                &pass,
+                "-out",
+                &at("keystore.p12"),
+            ],
+        );
+        for (store, kind) in [("truststore.p12", "PKCS12"), ("truststore.jks", "JKS")] {
+            tool(
+                "keytool",
+                &[
+                    "-J-Xmx64m",
+                    "-importcert",
+                    "-noprompt",
+                    "-alias",
+                    "stack-ca",
+                    "-file",
+                    &ca,
+                    "-keystore",
+                    &at(store),
+                    "-storetype",
+                    kind,
+                    "-storepass",
+                    Self::PASSWORD,
+                ],
+            );
+        }
+        tool(
+            "openssl",
+            &[
+                "rsa",
+                "-aes256",
+                "-traditional",
+                "-in",
+                &key,
+                "-passout",
+                &pass,
+                "-out",
+                &at("legacy.key"),
+            ],
+        );
+        tool(
+            "openssl",
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                &at("other.key"),
+            ],
+        );
+        let forms = Forms {
+            dir: dir.to_owned(),
+        };
+        assert!(
+            std::fs::read_to_string(forms.path("v1.pem")).is_ok()
+                && tool_output(
+                    "openssl",
+                    &["x509", "-in", &forms.path("v1.pem"), "-noout", "-text"]
+                )
+                .contains("Version: 1 (0x0)"),
+            "openssl made no v1 certificate"
+        );
+        forms
+    }
+
+    /// The path of one of the files.
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+}
+
+/// Runs an operator's tool (`openssl`, `keytool`), failing the test with its stderr.
+fn tool(program: &str, args: &[&str]) {
+    tool_output(program, args);
+}
+
+fn tool_output(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {program}: {e} (the tests make client material with openssl and the \
+                 JDK's keytool; .ci/run installs openssl and openjdk-17-jre-headless)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Reads `topic` from the beginning with Apache Kafka's own console consumer (the Java client,
+/// from the stack's jars, `REPLIQATE_KAFKA_LIBS`) over `broker` with the client properties
+/// `props` (Java names, written to a `--consumer.config` file in `dir`), until `expected`
+/// messages arrived or 60 s passed; returns the values. A failure of the tool fails the test
+/// with its output.
+pub fn java_read(
+    dir: &std::path::Path,
+    broker: &str,
+    props: &[(&str, String)],
+    topic: &str,
+    expected: usize,
+) -> Vec<String> {
+    let config = dir.join("java-consumer.properties");
+    let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    std::fs::write(&config, text).unwrap();
+    let libs = stack_var("REPLIQATE_KAFKA_LIBS");
+    let out = Command::new("java")
+        .args(["-Xmx256m", "-cp", &format!("{libs}/*")])
+        .arg("org.apache.kafka.tools.consumer.ConsoleConsumer")
+        .args([
+            "--bootstrap-server",
+            broker,
+            "--topic",
+            topic,
+            "--from-beginning",
+        ])
+        .args([
+            "--max-messages",
+            &expected.to_string(),
+            "--timeout-ms",
+            "60000",
+        ])
+        .arg("--consumer.config")
+        .arg(&config)
+        .output()
+        .unwrap_or_else(|e| panic!("running java (Kafka's console consumer): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "Kafka's console consumer reading {topic} from {broker} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.lines().map(String::from).collect()
+}

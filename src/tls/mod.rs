@@ -14,6 +14,8 @@
 //! `ClientConfig::builder()`, which needs a default provider. `provider()` installs ring's as
 //! the default the first time it is called; `main` calls it first thing.
 
+mod material;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -21,21 +23,24 @@ use std::sync::{Arc, OnceLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
     SignatureScheme,
 };
 
-/// Largest PEM file we read (a CA bundle of the whole Mozilla store is ~220 KB).
+pub use material::{
+    identity, pem_block, ClientCert, Identity, Password, Pem, Store, StoreType, Trust,
+};
+
+/// Largest PEM file (or keystore) we read (a CA bundle of the whole Mozilla store is ~220 KB).
 const MAX_PEM_FILE: u64 = 16 * 1024 * 1024;
 
 /// How a client connects over TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
     /// The CA certificates the server's chain must lead to; `None`: the system's trust store.
-    pub ca: Option<TlsFile>,
+    pub ca: Option<Trust>,
     /// A certificate chain and key to present (mutual TLS).
     pub client: Option<ClientCert>,
     /// Whether the server's certificate must name the host we dialled. Off only when a user
@@ -54,14 +59,6 @@ pub struct TlsSettings {
 pub struct TlsFile {
     pub setting: String,
     pub path: PathBuf,
-}
-
-/// A client certificate chain and its private key (possibly the same file, as in a Java PEM
-/// keystore).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCert {
-    pub cert: TlsFile,
-    pub key: TlsFile,
 }
 
 impl Default for TlsSettings {
@@ -85,13 +82,18 @@ pub struct TlsFileError {
 
 impl fmt::Display for TlsFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.setting,
-            self.path.display(),
-            self.reason
-        )
+        if self.path.as_os_str().is_empty() {
+            // Inline material: the setting alone.
+            write!(f, "{}: {}", self.setting, self.reason)
+        } else {
+            write!(
+                f,
+                "{} {}: {}",
+                self.setting,
+                self.path.display(),
+                self.reason
+            )
+        }
     }
 }
 
@@ -126,15 +128,12 @@ impl TlsSettings {
                 }))
         } else {
             let roots = Arc::new(self.roots()?);
-            let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
-                .map_err(|e| match &self.ca {
-                    Some(ca) => file_error(ca, format!("cannot verify with these CAs: {e}")),
-                    None => TlsFileError {
-                        setting: "the system trust store".into(),
-                        path: PathBuf::new(),
-                        reason: e.to_string(),
-                    },
+                .map_err(|e| TlsFileError {
+                    setting: self.trust_setting(),
+                    path: PathBuf::new(),
+                    reason: format!("cannot verify with these CAs: {e}"),
                 })?;
             if self.verify_hostname {
                 builder.with_webpki_verifier(verifier)
@@ -149,13 +148,12 @@ impl TlsSettings {
         };
         let config = match &self.client {
             None => builder.with_no_client_auth(),
-            Some(client) => {
-                let chain = read_certs(&client.cert)?;
-                let key = read_key(&client.key)?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| {
-                    file_error(&client.key, format!("unusable with the certificate: {e}"))
-                })?
-            }
+            // Not `with_client_auth_cert`: its key check parses the certificate with webpki,
+            // which refuses X.509 v1 certificates that brokers accept. `identity` checks the
+            // pair itself.
+            Some(client) => builder.with_client_cert_resolver(Arc::new(
+                rustls::sign::SingleCertAndKey::from(identity(client, &provider)?.certified_key()),
+            )),
         };
         Ok(Arc::new(config))
     }
@@ -164,22 +162,48 @@ impl TlsSettings {
         let mut roots = RootCertStore::empty();
         match &self.ca {
             Some(ca) => {
-                let certs = read_certs(ca)?;
+                let certs = self.ca_certs()?.unwrap_or_default();
                 let (_, unusable) = roots.add_parsable_certificates(certs);
                 if roots.is_empty() {
-                    return Err(file_error(ca, "holds no usable CA certificate"));
+                    return Err(TlsFileError {
+                        setting: self.trust_setting(),
+                        path: trust_path(ca),
+                        reason: "holds no usable CA certificate".into(),
+                    });
                 }
                 if unusable > 0 {
                     log::warn!(
-                        "{} {}: {unusable} certificate(s) could not be used as trust anchors",
-                        ca.setting,
-                        ca.path.display()
+                        "{}: {unusable} certificate(s) could not be used as trust anchors",
+                        self.trust_setting()
                     );
                 }
             }
             None => return Ok(system_roots().clone()),
         }
         Ok(roots)
+    }
+
+    /// The configured CA certificates, read now (`None`: the system's store is used).
+    pub fn ca_certs(&self) -> Result<Option<Vec<CertificateDer<'static>>>, TlsFileError> {
+        self.ca.as_ref().map(material::trusted_certs).transpose()
+    }
+
+    /// The client certificate chain and key, read now and checked to belong together.
+    pub fn client_identity(&self) -> Result<Option<Identity>, TlsFileError> {
+        self.client
+            .as_ref()
+            .map(|c| identity(c, &provider()))
+            .transpose()
+    }
+
+    /// The setting that names the CAs, for errors.
+    fn trust_setting(&self) -> String {
+        match &self.ca {
+            Some(Trust::Pem(Pem::File(f))) => format!("{} {}", f.setting, f.path.display()),
+            Some(Trust::Pem(Pem::Inline { setting, .. })) => setting.clone(),
+            Some(Trust::Store(s)) => format!("{} {}", s.file.setting, s.file.path.display()),
+            None => "the system trust store".into(),
+        }
     }
 }
 
@@ -255,6 +279,14 @@ impl ServerCertVerifier for Relaxed {
     }
 }
 
+/// The file of `trust`, if it is one (for errors).
+fn trust_path(trust: &Trust) -> PathBuf {
+    match trust {
+        Trust::Pem(Pem::File(f)) | Trust::Store(Store { file: f, .. }) => f.path.clone(),
+        Trust::Pem(Pem::Inline { .. }) => PathBuf::new(),
+    }
+}
+
 /// The name to verify and send (SNI) for `host`: a DNS name or an IP address.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -268,46 +300,6 @@ fn file_error(file: &TlsFile, reason: impl Into<String>) -> TlsFileError {
         path: file.path.clone(),
         reason: reason.into(),
     }
-}
-
-fn read_pem(file: &TlsFile) -> Result<Vec<u8>, TlsFileError> {
-    crate::secret::read_capped(&file.path, MAX_PEM_FILE).map_err(|reason| file_error(file, reason))
-}
-
-fn read_certs(file: &TlsFile) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
-    let pem = read_pem(file)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(file, format!("not a valid PEM file: {e}")))?;
-    if certs.is_empty() {
-        return Err(file_error(
-            file,
-            "holds no PEM certificate (-----BEGIN CERTIFICATE-----; JKS and PKCS#12 stores \
-             must be converted to PEM)",
-        ));
-    }
-    Ok(certs)
-}
-
-fn read_key(file: &TlsFile) -> Result<PrivateKeyDer<'static>, TlsFileError> {
-    let pem = read_pem(file)?;
-    if contains(&pem, b"ENCRYPTED PRIVATE KEY") || contains(&pem, b"Proc-Type: 4,ENCRYPTED") {
-        return Err(file_error(
-            file,
-            "the key is encrypted, which is not supported; decrypt it, e.g. `openssl pkcs8 \
-             -topk8 -nocrypt -in KEY -out KEY.pem`, and protect the file instead",
-        ));
-    }
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-        file_error(
-            file,
-            format!("holds no usable private key (PEM PKCS#8, PKCS#1 or SEC1): {e}"),
-        )
-    })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// One line saying why a TLS handshake (or what followed it) failed, for an operator.
@@ -434,11 +426,11 @@ mod tests {
 
     use super::*;
 
-    fn file(path: &Path) -> TlsFile {
-        TlsFile {
+    fn file(path: &Path) -> Trust {
+        Trust::Pem(Pem::File(TlsFile {
             setting: "ssl.ca.location".into(),
             path: path.to_owned(),
-        }
+        }))
     }
 
     #[test]
@@ -464,15 +456,6 @@ mod tests {
         };
         let e = settings.client_config().unwrap_err().to_string();
         assert!(e.contains("holds no PEM certificate"), "{e}");
-
-        let encrypted = dir.join("key.pem");
-        std::fs::write(
-            &encrypted,
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
-        )
-        .unwrap();
-        let e = read_key(&file(&encrypted)).unwrap_err().to_string();
-        assert!(e.contains("encrypted"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
