@@ -14,12 +14,16 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::daemon::{assert_exit, assert_refused_at_start_up, run, wait_for_position, Daemon};
+use common::daemon::{
+    assert_exit, assert_refused_at_start_up, run, run_with_env, wait_for_position, Daemon,
+};
 use common::db::Db;
 use common::env::{stack_var, unique, TempDir};
 use common::job::JobConfig;
 use common::kafka::{broker, create_topic};
-use common::secure::{kcat_read, stack_tls, tls_server, unsecured_jwt, KcatMessage, TestCa};
+use common::secure::{
+    java_read, kcat_read, stack_tls, tls_server, unsecured_jwt, Forms, KcatMessage, TestCa,
+};
 use serde_json::{json, Map, Value};
 
 const PARTITIONS: i32 = 3;
@@ -190,6 +194,21 @@ fn replicates_end_to_end(what: &str, access: Access) {
 /// of `limit` rows, if given), checks it exits 0 and that kcat reads every row back once over
 /// the same listener; returns the daemon's output.
 fn replicate_and_read_back(what: &str, access: &Access, rows: u64, limit: Option<u64>) -> Output {
+    let (output, job) = replicate(what, access, rows, limit);
+    let read = kcat_read(
+        &access.broker,
+        &access.kcat,
+        &job.kafka.topic,
+        rows as usize,
+        Duration::from_secs(60),
+    );
+    assert_rows(what, &read, rows);
+    output
+}
+
+/// Replicates a table of `rows` rows through `access` with `repliqate --once -vv` (in batches
+/// of `limit` rows, if given) and checks it exits 0; returns its output and the job.
+fn replicate(what: &str, access: &Access, rows: u64, limit: Option<u64>) -> (Output, JobConfig) {
     let dir = TempDir::new(what);
     let (_db, mut job) = job(&dir, what, access, rows);
     if let Some(limit) = limit {
@@ -201,15 +220,7 @@ fn replicate_and_read_back(what: &str, access: &Access, rows: u64, limit: Option
         Duration::from_secs(120),
     );
     assert_exit(&output, 0, what);
-    let read = kcat_read(
-        &access.broker,
-        &access.kcat,
-        &job.kafka.topic,
-        rows as usize,
-        Duration::from_secs(60),
-    );
-    assert_rows(what, &read, rows);
-    output
+    (output, job)
 }
 
 #[test]
@@ -713,4 +724,321 @@ fn a_refused_re_authentication_falls_back_to_a_new_connection() {
         daemon.log_text()
     );
     read_back("sec_reauth_fallback", &access, &job.kafka.topic, next - 1);
+}
+
+/// Client certificates and keys in every form Kafka's own clients read, each through the mTLS
+/// listener end to end, and read back by kcat (librdkafka) given the very same material: an
+/// X.509 v1 certificate (what `openssl x509 -req` makes without an extensions file), an
+/// encrypted PKCS#8 key with `ssl.key.password`, a PKCS#12 keystore (librdkafka's
+/// `ssl.keystore.location`, no type), and inline PEM (`ssl.ca.pem`, `ssl.certificate.pem`,
+/// `ssl.key.pem`, as injected through the environment).
+#[test]
+fn every_form_of_client_material_replicates_end_to_end_and_kcat_takes_the_same() {
+    let dir = TempDir::new("sec_forms");
+    let forms = Forms::make(dir.path());
+    let password = Forms::PASSWORD;
+    let ssl = || {
+        Access::new(listener("SSL"))
+            .both("security.protocol", "SSL")
+            .both("ssl.ca.location", stack_tls("ca.pem"))
+    };
+    replicates_end_to_end(
+        "sec_form_v1",
+        ssl()
+            .both("ssl.certificate.location", forms.path("v1.pem"))
+            .both("ssl.key.location", forms.path("v1.key")),
+    );
+    replicates_end_to_end(
+        "sec_form_encrypted_key",
+        ssl()
+            .both("ssl.certificate.location", stack_tls("client.pem"))
+            .both("ssl.key.location", forms.path("encrypted.key"))
+            .both("ssl.key.password", password),
+    );
+    replicates_end_to_end(
+        "sec_form_pkcs12_keystore",
+        ssl()
+            .both("ssl.keystore.location", forms.path("keystore.p12"))
+            .both("ssl.keystore.password", password),
+    );
+    let text = |path: String| std::fs::read_to_string(path).unwrap();
+    replicates_end_to_end(
+        "sec_form_inline_pem",
+        Access::new(listener("SSL"))
+            .both("security.protocol", "SSL")
+            .both("ssl.ca.pem", text(stack_tls("ca.pem")))
+            .both("ssl.certificate.pem", text(stack_tls("client.pem")))
+            .both("ssl.key.pem", text(stack_tls("client.key"))),
+    );
+}
+
+/// Java's forms, which kcat has no names for: a PKCS#12 truststore made by `keytool` and a
+/// PKCS#12 keystore (`ssl.*.type: PKCS12` with passwords), and a PEM keystore and truststore
+/// given inline (`ssl.keystore.certificate.chain`, `ssl.keystore.key`,
+/// `ssl.truststore.certificates`). Each replicates end to end, and Apache Kafka's own console
+/// consumer (the Java client) reads the topic back with the same properties.
+#[test]
+fn java_keystores_and_truststores_replicate_end_to_end_and_the_java_client_takes_the_same() {
+    let dir = TempDir::new("sec_java_forms");
+    let forms = Forms::make(dir.path());
+    let password = Forms::PASSWORD.to_string();
+    let text = |path: String| std::fs::read_to_string(path).unwrap();
+    let pkcs12 = [
+        ("security.protocol", "SSL".to_string()),
+        ("ssl.truststore.type", "PKCS12".into()),
+        ("ssl.truststore.location", forms.path("truststore.p12")),
+        ("ssl.truststore.password", password.clone()),
+        ("ssl.keystore.type", "PKCS12".into()),
+        ("ssl.keystore.location", forms.path("keystore.p12")),
+        ("ssl.keystore.password", password.clone()),
+        ("ssl.key.password", password),
+    ];
+    let pem = [
+        ("security.protocol", "SSL".to_string()),
+        ("ssl.truststore.type", "PEM".into()),
+        ("ssl.truststore.certificates", text(stack_tls("ca.pem"))),
+        ("ssl.keystore.type", "PEM".into()),
+        (
+            "ssl.keystore.certificate.chain",
+            text(stack_tls("client.pem")),
+        ),
+        ("ssl.keystore.key", text(stack_tls("client.key"))),
+    ];
+    for (what, props) in [
+        ("sec_java_pkcs12", &pkcs12[..]),
+        ("sec_java_inline_pem", &pem[..]),
+    ] {
+        let mut access = Access::new(listener("SSL"));
+        for (name, value) in props {
+            access = access.ours(name, value.clone());
+        }
+        let (_run, job) = replicate(what, &access, 300, None);
+        let values = java_read(dir.path(), &access.broker, props, &job.kafka.topic, 300);
+        let mut ids: Vec<i64> = values
+            .iter()
+            .map(|v| {
+                let v: Value = serde_json::from_str(v)
+                    .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {v}"));
+                v["data"]["id"].as_i64().unwrap()
+            })
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            (1..=300).collect::<Vec<_>>(),
+            "{what}: the Java client's read"
+        );
+    }
+}
+
+/// What cannot be used is refused at start-up with exit code 2 and one line naming the
+/// property and the file, never the password (at -vvv): a wrong key password, a wrong keystore
+/// password, a key that is not the certificate's (both files named), a JKS store and OpenSSL's
+/// legacy encrypted PEM (each with the command that converts it).
+#[test]
+fn unusable_client_material_is_refused_at_start_up_naming_the_files_and_no_password() {
+    let dir = TempDir::new("sec_forms_refused");
+    let forms = Forms::make(dir.path());
+    let wrong = "wrong-pass-9c1e";
+    let ssl = || {
+        Access::new(listener("SSL"))
+            .ours("security.protocol", "SSL")
+            .ours("ssl.ca.location", stack_tls("ca.pem"))
+    };
+    refused(
+        "sec_wrong_key_password",
+        ssl()
+            .ours("ssl.certificate.location", stack_tls("client.pem"))
+            .ours("ssl.key.location", forms.path("encrypted.key"))
+            .ours("ssl.key.password", wrong),
+        &format!(
+            "ssl.key.location {}: cannot decrypt the key with \
+             repliqate.replication.kafka_target.properties.ssl.key.password: wrong password?",
+            forms.path("encrypted.key")
+        ),
+        &[wrong, Forms::PASSWORD],
+    );
+    refused(
+        "sec_no_key_password",
+        ssl()
+            .ours("ssl.certificate.location", stack_tls("client.pem"))
+            .ours("ssl.key.location", forms.path("encrypted.key")),
+        "the key is encrypted and no password is given for it (ssl.key.password for Kafka",
+        &[],
+    );
+    refused(
+        "sec_wrong_keystore_password",
+        ssl()
+            .ours("ssl.keystore.location", forms.path("keystore.p12"))
+            .ours("ssl.keystore.password", wrong),
+        &format!(
+            "ssl.keystore.location {}: cannot open the PKCS#12 store with \
+             repliqate.replication.kafka_target.properties.ssl.keystore.password: wrong password?",
+            forms.path("keystore.p12")
+        ),
+        &[wrong, Forms::PASSWORD],
+    );
+    refused(
+        "sec_key_of_another_certificate",
+        ssl()
+            .ours("ssl.certificate.location", stack_tls("client.pem"))
+            .ours("ssl.key.location", forms.path("other.key")),
+        &format!(
+            "ssl.key.location {}: is not the private key of the certificate in \
+             repliqate.replication.kafka_target.properties.ssl.certificate.location {}",
+            forms.path("other.key"),
+            stack_tls("client.pem")
+        ),
+        &[],
+    );
+    refused(
+        "sec_jks_truststore",
+        Access::new(listener("SSL"))
+            .ours("security.protocol", "SSL")
+            .ours("ssl.certificate.location", stack_tls("client.pem"))
+            .ours("ssl.key.location", stack_tls("client.key"))
+            .ours("ssl.truststore.location", forms.path("truststore.jks"))
+            .ours("ssl.truststore.password", Forms::PASSWORD),
+        "keytool -importkeystore",
+        &[Forms::PASSWORD],
+    );
+    refused(
+        "sec_legacy_encrypted_pem",
+        ssl()
+            .ours("ssl.certificate.location", stack_tls("client.pem"))
+            .ours("ssl.key.location", forms.path("legacy.key"))
+            .ours("ssl.key.password", Forms::PASSWORD),
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc",
+        &[Forms::PASSWORD],
+    );
+}
+
+/// Confluent Cloud's client snippets, byte for byte as its console prints them for the Java
+/// client and for librdkafka, with the stack's SASL_SSL listener and PLAIN credentials filled
+/// in (and Schema Registry's left as placeholders).
+const CONFLUENT_JAVA: &str = "\
+# Required connection configs for Kafka producer, consumer, and admin
+bootstrap.servers={{ BROKER_ENDPOINT }}
+security.protocol=SASL_SSL
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username='{{ CLUSTER_API_KEY }}' password='{{ CLUSTER_API_SECRET }}';
+sasl.mechanism=PLAIN
+# Required for correctness in Apache Kafka clients prior to 2.6
+client.dns.lookup=use_all_dns_ips
+
+# Best practice for higher availability in Apache Kafka clients prior to 3.0
+session.timeout.ms=45000
+
+# Best practice for Kafka producer to prevent data loss
+acks=all
+
+# Required connection configs for Confluent Cloud Schema Registry
+schema.registry.url=https://{{ SR_ENDPOINT }}
+basic.auth.credentials.source=USER_INFO
+basic.auth.user.info={{ SR_API_KEY }}:{{ SR_API_SECRET }}
+";
+
+const CONFLUENT_LIBRDKAFKA: &str = "\
+# Required connection configs for Kafka producer, consumer, and admin
+bootstrap.servers={{ BROKER_ENDPOINT }}
+security.protocol=SASL_SSL
+sasl.mechanisms=PLAIN
+sasl.username={{ CLUSTER_API_KEY }}
+sasl.password={{ CLUSTER_API_SECRET }}
+
+# Best practice for higher availability in librdkafka clients prior to 1.7
+session.timeout.ms=45000
+
+# Required connection configs for Confluent Cloud Schema Registry
+schema.registry.url=https://{{ SR_ENDPOINT }}
+basic.auth.credentials.source=USER_INFO
+basic.auth.user.info={{ SR_API_KEY }}:{{ SR_API_SECRET }}
+";
+
+/// A provider's snippet, as a `properties_file` and pasted under `properties:` (each line's
+/// name and value as YAML), replicates over SASL_SSL PLAIN with no other Kafka setting: the
+/// brokers and credentials are the snippet's, the broker's CA comes from the system's store as
+/// Confluent Cloud's public one would (`SSL_CERT_FILE`). The properties of the consumer and the
+/// Schema Registry client are named in one warning each, without their values; kcat reads
+/// every row back.
+#[test]
+fn confluent_cloud_snippets_replicate_as_a_properties_file_and_pasted_under_properties() {
+    let (user, password) = plain_user();
+    let sr_secret = "sr-secret-5d2b";
+    for (form, snippet) in [
+        ("java", CONFLUENT_JAVA),
+        ("librdkafka", CONFLUENT_LIBRDKAFKA),
+    ] {
+        let filled = snippet
+            .replace("{{ BROKER_ENDPOINT }}", &listener("SASL_SSL"))
+            .replace("{{ CLUSTER_API_KEY }}", &user)
+            .replace("{{ CLUSTER_API_SECRET }}", &password)
+            .replace("{{ SR_ENDPOINT }}", "psrc-stack.example")
+            .replace("{{ SR_API_KEY }}", "sr-key")
+            .replace("{{ SR_API_SECRET }}", sr_secret);
+        let pasted: Map<String, Value> = filled
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                (k.to_string(), json!(v))
+            })
+            .collect();
+        for how in ["file", "pasted"] {
+            let what = format!("sec_confluent_{form}_{how}");
+            let dir = TempDir::new(&what);
+            let db = Db::Sqlite(dir.path().join("source.db"));
+            db.create_filled("events", 200);
+            let topic = unique(&what);
+            create_topic(&broker(), &topic, PARTITIONS);
+            let mut job = JobConfig::new(&unique("job_confluent"), &db.uri(), "events", &topic)
+                .state_file(dir.path().join("position"));
+            job = match how {
+                "file" => {
+                    let file = dir.write("client.properties", &filled);
+                    job.set(
+                        "replication.kafka_target.properties_file",
+                        file.display().to_string(),
+                    )
+                }
+                _ => job.set(
+                    "replication.kafka_target.properties",
+                    Value::Object(pasted.clone()),
+                ),
+            };
+            let config = dir.write("config.yaml", &job.yaml());
+            let output = run_with_env(
+                &["--config", config.to_str().unwrap(), "--once", "-vv"],
+                &[("SSL_CERT_FILE", stack_tls("ca.pem"))],
+                Duration::from_secs(120),
+            );
+            assert_exit(&output, 0, &what);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            for name in [
+                "session.timeout.ms",
+                "schema.registry.url",
+                "basic.auth.credentials.source",
+                "basic.auth.user.info",
+            ] {
+                let warnings = stderr
+                    .lines()
+                    .filter(|l| l.contains(&format!("{name} is ignored")))
+                    .count();
+                assert_eq!(warnings, 1, "{what}: one warning for {name}:\n{stderr}");
+            }
+            for secret in [sr_secret, password.as_str()] {
+                assert!(
+                    !stderr.contains(secret),
+                    "{what}: a secret in stderr:\n{stderr}"
+                );
+            }
+            let read = kcat_read(
+                &listener("SASL_SSL"),
+                &Access::sasl_ssl("PLAIN").kcat,
+                &topic,
+                200,
+                Duration::from_secs(60),
+            );
+            assert_rows(&what, &read, 200);
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The daemon end to end with its position in Redis over TLS (`redis_url: rediss://…` with an
 //! ACL user, `redis_tls` with the stack's CA and client certificate): a SQLite table replicated
 //! to the plaintext broker, the position read back over Redis's plaintext port with the redis
-//! crate, independent of repliqate's store.
+//! crate, independent of repliqate's store; and an encrypted client key against a Redis of the
+//! test's own that requires client certificates.
 
 mod common;
 
@@ -14,6 +15,7 @@ use common::env::{stack_var, unique, TempDir};
 use common::job::JobConfig;
 use common::kafka::{broker, consume_all, create_topic};
 use common::position::{redis_get, RedisKeyGuard};
+use common::secure::{stack_tls, Forms};
 use serde_json::json;
 
 #[test]
@@ -65,4 +67,157 @@ fn the_position_is_kept_in_redis_over_tls_with_an_acl_user() {
     assert_eq!(redis_get(&key).as_deref(), Some(ROWS.to_string().as_str()));
     let read = consume_all(&broker(), &topic, 1, ROWS as usize, Duration::from_secs(30));
     assert_eq!(read.len() as u64, ROWS);
+}
+
+/// A Redis of the test's own on the stack's certificates that requires a client certificate
+/// (`--tls-auth-clients yes`), on a free loopback port; stopped when dropped.
+struct ClientAuthRedis {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl ClientAuthRedis {
+    fn start(dir: &Path) -> ClientAuthRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--tls-cert-file", &stack_tls("server.pem")])
+            .args(["--tls-key-file", &stack_tls("server.key")])
+            .args(["--tls-ca-cert-file", &stack_tls("ca.pem")])
+            .args(["--tls-auth-clients", "yes", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("starting redis-server: {e} (Debian: apt-get install redis-server; .ci/run installs it)")
+            });
+        let addr = format!("127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ClientAuthRedis { child, addr }
+    }
+}
+
+impl Drop for ClientAuthRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `redis_tls` with an encrypted PKCS#8 client key and `key_password_file`, against a Redis that
+/// requires client certificates: the job replicates and keeps its position there (read back
+/// with redis-cli, another client). A wrong password is a configuration error naming the key
+/// file and the setting, not the password; and without the key the Redis refuses the
+/// connection, so the key was what let us in. An X.509 v1 certificate is refused naming the
+/// redis driver, which loads the pair through rustls's own (webpki) check.
+#[test]
+fn an_encrypted_client_key_opens_a_redis_that_requires_client_certificates() {
+    let dir = TempDir::new("sec_redis_key");
+    let forms = Forms::make(dir.path());
+    let redis = ClientAuthRedis::start(dir.path());
+    let db = Db::Sqlite(dir.path().join("source.db"));
+    db.create_filled("events", 20);
+    let topic = unique("sec_redis_key");
+    create_topic(&broker(), &topic, 1);
+    let config_with = |tls: serde_json::Value| {
+        let job = JobConfig::new(&unique("job_sec_redis_key"), &db.uri(), "events", &topic)
+            .brokers(&broker())
+            .set("redis_url", format!("rediss://{}/0", redis.addr))
+            .set("redis_tls", tls);
+        (job.key(), dir.write("config.yaml", &job.yaml()))
+    };
+    let run_once = |config: &Path| {
+        run(
+            &["--config", config.to_str().unwrap(), "--once", "-vvv"],
+            Duration::from_secs(60),
+        )
+    };
+    let password_file = dir.write("key-password", &format!("{}\n", Forms::PASSWORD));
+    let (key, config) = config_with(json!({
+        "ca_file": stack_tls("ca.pem"),
+        "cert_file": stack_tls("client.pem"),
+        "key_file": forms.path("encrypted.key"),
+        "key_password_file": password_file.display().to_string(),
+    }));
+    let output = run_once(&config);
+    assert_exit(&output, 0, "rediss:// with an encrypted client key");
+    let stored = std::process::Command::new("redis-cli")
+        .args(["--tls", "--cacert", &stack_tls("ca.pem")])
+        .args([
+            "--cert",
+            &stack_tls("client.pem"),
+            "--key",
+            &stack_tls("client.key"),
+        ])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            redis.addr.rsplit(':').next().unwrap(),
+            "GET",
+            &key,
+        ])
+        .output()
+        .expect("running redis-cli");
+    assert_eq!(
+        String::from_utf8_lossy(&stored.stdout).trim(),
+        "20",
+        "the position in Redis"
+    );
+
+    let wrong = dir.write("wrong-password", "not-the-password-3e1\n");
+    let (_, config) = config_with(json!({
+        "ca_file": stack_tls("ca.pem"),
+        "cert_file": stack_tls("client.pem"),
+        "key_file": forms.path("encrypted.key"),
+        "key_password_file": wrong.display().to_string(),
+    }));
+    let output = run_once(&config);
+    assert_exit(&output, 2, "a wrong key password");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!(
+            "repliqate.redis_tls.key_file {}",
+            forms.path("encrypted.key")
+        )) && last.contains("cannot decrypt the key with repliqate.redis_tls.key_password"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-the-password-3e1") && !stderr.contains(Forms::PASSWORD),
+        "{stderr}"
+    );
+
+    let (_, config) = config_with(json!({"ca_file": stack_tls("ca.pem")}));
+    let output = run_once(&config);
+    assert_ne!(
+        output.status.code(),
+        Some(0),
+        "Redis let a client in without a certificate"
+    );
+
+    let (_, config) = config_with(json!({
+        "ca_file": stack_tls("ca.pem"),
+        "cert_file": forms.path("v1.pem"),
+        "key_file": forms.path("v1.key"),
+    }));
+    let output = run_once(&config);
+    assert_exit(&output, 2, "a v1 client certificate for Redis");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is an X.509 v1 certificate, which the redis driver"),
+        "{stderr}"
+    );
 }

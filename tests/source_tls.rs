@@ -845,3 +845,62 @@ fn pg_a_password_that_stops_working_while_running_is_one_incident_retried_with_b
     wait_for_position(&daemon, &position, 5, Duration::from_secs(30));
     daemon.terminate(Duration::from_secs(30));
 }
+
+/// libpq's forms of client material: an X.509 v1 certificate (PostgreSQL's OpenSSL takes it),
+/// and an encrypted PKCS#8 `sslkey` opened with `sslpassword`; both log in as the role the
+/// certificate maps to. A wrong `sslpassword` is refused naming `sslkey`'s file and
+/// `sslpassword`, not the password.
+#[test]
+fn pg_client_certificate_logs_in_with_a_v1_certificate_and_an_encrypted_key() {
+    let (table, _guard) = pg_table();
+    let dir = TempDir::new("pg_forms");
+    let forms = common::secure::Forms::make(dir.path());
+    let ca = ca();
+    let cert = stack_tls("client.pem");
+    let (v1, v1_key, encrypted) = (
+        forms.path("v1.pem"),
+        forms.path("v1.key"),
+        forms.path("encrypted.key"),
+    );
+    for (what, params) in [
+        (
+            "v1",
+            vec![("sslcert", v1.as_str()), ("sslkey", v1_key.as_str())],
+        ),
+        (
+            "encrypted",
+            vec![
+                ("sslcert", cert.as_str()),
+                ("sslkey", encrypted.as_str()),
+                ("sslpassword", common::secure::Forms::PASSWORD),
+            ],
+        ),
+    ] {
+        let app = unique(&format!("rq_{what}"));
+        let mut all = vec![
+            ("sslmode", "verify-full"),
+            ("sslrootcert", ca.as_str()),
+            ("application_name", app.as_str()),
+        ];
+        all.extend(params);
+        let _src = replicates(&with(&pg_cert_uri(), &all), &table);
+        assert!(pg_session_ssl(&app), "{what}");
+    }
+    let uri = with(
+        &pg_cert_uri(),
+        &[
+            ("sslmode", "verify-full"),
+            ("sslrootcert", &ca),
+            ("sslcert", &cert),
+            ("sslkey", &encrypted),
+            ("sslpassword", "wrong-pw-41d"),
+        ],
+    );
+    let e = refused(
+        &uri,
+        &table,
+        PG_HOST,
+        &format!("sslkey {encrypted}: cannot decrypt the key with sslpassword: wrong password?"),
+    );
+    assert!(!e.to_string().contains("wrong-pw-41d"), "{e}");
+}

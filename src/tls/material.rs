@@ -337,8 +337,9 @@ fn pem_key(
             der.ok_or_else(|| origin.error("the ENCRYPTED PRIVATE KEY is not valid base64"))?;
         let Some(password) = password else {
             return Err(origin.error(
-                "the key is encrypted; give its password as ssl.key.password (sslpassword for \
-                 PostgreSQL, key_password for redis_tls)",
+                "the key is encrypted and no password is given for it (ssl.key.password for \
+                 Kafka, sslpassword for PostgreSQL, redis_tls.key_password for Redis; the MySQL \
+                 driver reads unencrypted keys only)",
             ));
         };
         return decrypt_pkcs8(origin, &der, password);
@@ -361,8 +362,14 @@ fn decrypt_pkcs8(
         .secret
         .read(&password.setting)
         .map_err(|e| origin.error(e.to_string()))?;
-    let info = pkcs8::EncryptedPrivateKeyInfoOwned::from_der(der)
-        .map_err(|e| origin.error(format!("not a valid encrypted PKCS#8 key: {e}")))?;
+    // Only PBES2 is read (OpenSSL's default since 1.1); PKCS#12's older PBE inside PKCS#8
+    // (`openssl pkcs8 -v1`) does not even decode as such.
+    let info = pkcs8::EncryptedPrivateKeyInfoOwned::from_der(der).map_err(|e| {
+        origin.error(format!(
+            "the key is not encrypted with PBES2, the scheme repliqate reads ({e}); re-encrypt \
+             it: `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8`"
+        ))
+    })?;
     let doc = info.decrypt(secret.as_bytes()).map_err(|e| match e {
         pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::AlgorithmParametersInvalid {
             ..

@@ -470,7 +470,11 @@ pub fn java_read(
     expected: usize,
 ) -> Vec<String> {
     let config = dir.join("java-consumer.properties");
-    let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    // Values may be PEM text: line breaks and backslashes escaped, as `.properties` needs.
+    let text: String = props
+        .iter()
+        .map(|(k, v)| format!("{k}={}\n", v.replace('\\', "\\\\").replace('\n', "\\n")))
+        .collect();
     std::fs::write(&config, text).unwrap();
     let libs = stack_var("REPLIQATE_KAFKA_LIBS");
     let out = Command::new("java")
@@ -500,5 +504,10 @@ pub fn java_read(
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    stdout.lines().map(String::from).collect()
+    // The tool also prints notes (a deprecated option) on stdout; the messages are JSON.
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(String::from)
+        .collect()
 }
