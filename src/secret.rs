@@ -65,8 +65,7 @@ fn read_property(
         path: path.to_owned(),
         reason,
     };
-    let bytes = read_capped(path, MAX_SECRET_FILE).map_err(error)?;
-    let text = String::from_utf8(bytes).map_err(|_| error("not UTF-8 text".into()))?;
+    let text = read_text(path, setting)?;
     let entries = crate::javaprops::parse_properties(&text).map_err(|e| error(e.to_string()))?;
     let value = entries
         .into_iter()
@@ -101,18 +100,27 @@ impl fmt::Debug for Secret {
 
 /// Reads a secret from a file: UTF-8, trailing line breaks removed, not empty.
 pub fn read_secret_file(path: &Path, setting: &str) -> Result<String, SecretError> {
+    let text = read_text(path, setting)?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(SecretError {
+            setting: setting.to_string(),
+            path: path.to_owned(),
+            reason: "the file is empty".into(),
+        });
+    }
+    Ok(value.to_string())
+}
+
+/// A secret file's text: UTF-8, at most `MAX_SECRET_FILE` bytes.
+fn read_text(path: &Path, setting: &str) -> Result<String, SecretError> {
     let error = |reason: String| SecretError {
         setting: setting.to_string(),
         path: path.to_owned(),
         reason,
     };
     let bytes = read_capped(path, MAX_SECRET_FILE).map_err(error)?;
-    let text = String::from_utf8(bytes).map_err(|_| error("not UTF-8 text".into()))?;
-    let value = text.trim_end_matches(['\n', '\r']);
-    if value.is_empty() {
-        return Err(error("the file is empty".into()));
-    }
-    Ok(value.to_string())
+    String::from_utf8(bytes).map_err(|_| error("not UTF-8 text".into()))
 }
 
 /// The bytes of a credential file (a secret, a certificate, a key) of at most `max` bytes; the

@@ -485,3 +485,33 @@ fn the_brokers_are_the_metadatas_not_the_bootstrap_address() {
         brokers[0]
     );
 }
+
+/// Properties of other Kafka clients pasted in with the rest are named on the config line, each
+/// with why it is ignored, in the text report and in `--json`'s warnings; the job still passes.
+#[test]
+fn ignored_properties_are_shown_with_why() {
+    let f = Fixture::new();
+    let job = f.job.clone().set(
+        "replication.kafka_target.properties",
+        json!({"session.timeout.ms": 45000, "schema.registry.url": "https://sr.example"}),
+    );
+    let config = f.write(&job);
+    let lines = expect(&check(&config, &[]), 0, &[], &[]);
+    let config_line = line(&lines, "✓", "config");
+    for expected in [
+        "warning: kafka: repliqate.replication.kafka_target.properties.session.timeout.ms is \
+         ignored: a Kafka consumer property; repliqate only produces",
+        "warning: kafka: repliqate.replication.kafka_target.properties.schema.registry.url is \
+         ignored: a Schema Registry client property; repliqate only produces",
+    ] {
+        assert!(config_line.contains(expected), "{expected}:\n{config_line}");
+    }
+    let output = check(&config, &["--json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    let text = report.to_string();
+    assert!(
+        text.contains("session.timeout.ms is ignored")
+            && text.contains("schema.registry.url is ignored"),
+        "{text}"
+    );
+}

@@ -13,10 +13,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::env::TempDir;
-use common::secure::stack_tls;
+use common::secure::{stack_tls, tool};
 use repliqate::secret::Secret;
 use repliqate::tls::{
     identity, ClientCert, Password, Pem, Store, StoreType, TlsFile, TlsSettings, Trust,
@@ -25,16 +24,7 @@ use repliqate::tls::{
 const PASSWORD: &str = "matrix-pass-2b7";
 
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("running openssl (Debian: apt-get install openssl; .ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "openssl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tool("openssl", args);
 }
 
 fn file(setting: &str, path: &Path) -> TlsFile {
@@ -269,8 +259,10 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
         "-out",
         &s(&at("legacy.p12")),
     ]);
-    let keytool = Command::new("keytool")
-        .args([
+    let java_p12 = s(&at("java.p12"));
+    tool(
+        "keytool",
+        &[
             "-J-Xmx64m",
             "-genkeypair",
             "-alias",
@@ -279,22 +271,17 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
             "RSA",
             "-keysize",
             "2048",
-        ])
-        .args([
             "-dname",
             "CN=repliqate",
             "-validity",
             "30",
             "-storetype",
             "PKCS12",
-        ])
-        .args(["-keystore", &s(&at("java.p12")), "-storepass", PASSWORD])
-        .output()
-        .expect("running keytool (Debian: openjdk-17-jre-headless; .ci/run installs it)");
-    assert!(
-        keytool.status.success(),
-        "{}",
-        String::from_utf8_lossy(&keytool.stderr)
+            "-keystore",
+            &java_p12,
+            "-storepass",
+            PASSWORD,
+        ],
     );
     for (what, store, kind, chain) in [
         ("openssl 3 defaults", "modern.p12", StoreType::Pkcs12, 2),
@@ -327,8 +314,10 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
     );
 
     // A truststore of keytool's, as TLS settings take it.
-    let trust = Command::new("keytool")
-        .args([
+    let trust_p12 = s(&at("trust.p12"));
+    tool(
+        "keytool",
+        &[
             "-J-Xmx64m",
             "-importcert",
             "-noprompt",
@@ -336,21 +325,13 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
             "ca",
             "-file",
             &ca,
-        ])
-        .args([
             "-keystore",
-            &s(&at("trust.p12")),
+            &trust_p12,
             "-storetype",
             "PKCS12",
             "-storepass",
             PASSWORD,
-        ])
-        .output()
-        .expect("running keytool");
-    assert!(
-        trust.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trust.stderr)
+        ],
     );
     let settings = TlsSettings {
         ca: Some(Trust::Store(Store {

@@ -904,3 +904,47 @@ fn pg_client_certificate_logs_in_with_a_v1_certificate_and_an_encrypted_key() {
     );
     assert!(!e.to_string().contains("wrong-pw-41d"), "{e}");
 }
+
+/// The MySQL driver reads the client certificate and key from their files itself and loads
+/// them through rustls's own check, so what it cannot take is refused before it tries, naming
+/// the file and the way out: an X.509 v1 certificate (webpki reads v3 only), and an encrypted
+/// key (the `mysql` client has no password option for one).
+#[test]
+fn mysql_client_material_the_driver_cannot_load_is_refused_saying_why() {
+    let (table, _guard) = my_secure_table();
+    let dir = TempDir::new("my_forms");
+    let forms = common::secure::Forms::make(dir.path());
+    let ca = ca();
+    let (v1, v1_key) = (forms.path("v1.pem"), forms.path("v1.key"));
+    let uri = with(
+        &my_x509_uri(),
+        &[
+            ("ssl-mode", "VERIFY_IDENTITY"),
+            ("ssl-ca", &ca),
+            ("ssl-cert", &v1),
+            ("ssl-key", &v1_key),
+        ],
+    );
+    refused(
+        &uri,
+        &table,
+        MY_SECURE_HOST,
+        &format!("ssl-cert {v1}: is an X.509 v1 certificate, which the MySQL driver"),
+    );
+    let (cert, encrypted) = (stack_tls("client.pem"), forms.path("encrypted.key"));
+    let uri = with(
+        &my_x509_uri(),
+        &[
+            ("ssl-mode", "VERIFY_IDENTITY"),
+            ("ssl-ca", &ca),
+            ("ssl-cert", &cert),
+            ("ssl-key", &encrypted),
+        ],
+    );
+    refused(
+        &uri,
+        &table,
+        MY_SECURE_HOST,
+        "the MySQL driver reads unencrypted keys only",
+    );
+}

@@ -288,18 +288,7 @@ impl Forms {
                 .unwrap()
                 .as_nanos()
         );
-        tool(
-            "openssl",
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                &at("v1.key"),
-            ],
-        );
+        new_rsa_key(&at("v1.key"));
         tool(
             "openssl",
             &[
@@ -400,18 +389,7 @@ impl Forms {
                 &at("legacy.key"),
             ],
         );
-        tool(
-            "openssl",
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                &at("other.key"),
-            ],
-        );
+        new_rsa_key(&at("other.key"));
         let forms = Forms {
             dir: dir.to_owned(),
         };
@@ -434,8 +412,24 @@ impl Forms {
 }
 
 /// Runs an operator's tool (`openssl`, `keytool`), failing the test with its stderr.
-fn tool(program: &str, args: &[&str]) {
+pub fn tool(program: &str, args: &[&str]) {
     tool_output(program, args);
+}
+
+/// A new 2048-bit RSA key in PKCS#8 PEM at `path`.
+pub fn new_rsa_key(path: &str) {
+    tool(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            path,
+        ],
+    );
 }
 
 fn tool_output(program: &str, args: &[&str]) -> String {
