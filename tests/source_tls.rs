@@ -903,6 +903,33 @@ fn pg_client_certificate_logs_in_with_a_v1_certificate_and_an_encrypted_key() {
         &format!("sslkey {encrypted}: cannot decrypt the key with sslpassword: wrong password?"),
     );
     assert!(!e.to_string().contains("wrong-pw-41d"), "{e}");
+
+    // The password from a file instead (`sql_source.sslpassword_file`), read at each connection.
+    let password_file = dir.write(
+        "sslpassword",
+        &format!("{}\n", common::secure::Forms::PASSWORD),
+    );
+    let uri = with(
+        &pg_cert_uri(),
+        &[
+            ("sslmode", "verify-full"),
+            ("sslrootcert", &ca),
+            ("sslcert", &cert),
+            ("sslkey", &encrypted),
+        ],
+    );
+    let mut with_file = spec(&uri, &table, "id", None);
+    with_file.ssl_key_password = Some(repliqate::secret::Secret::File(password_file.clone()));
+    let mut src = connect(&with_file);
+    assert_eq!(src.fetch(0, 10).expect("fetch"), expected_rows());
+    std::fs::write(&password_file, "wrong-pw-41d\n").unwrap();
+    drop(src);
+    let e = connect_err(&with_file).to_string();
+    assert!(
+        e.contains("cannot decrypt the key with sql_source.sslpassword_file: wrong password?")
+            && !e.contains("wrong-pw-41d"),
+        "{e}"
+    );
 }
 
 /// The MySQL driver reads the client certificate and key from their files itself and loads

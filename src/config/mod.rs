@@ -488,6 +488,9 @@ fn build(raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
                 password: src
                     .password_file
                     .map(|path| Secret::File(PathBuf::from(path.into_string()))),
+                ssl_key_password: src
+                    .sslpassword_file
+                    .map(|path| Secret::File(PathBuf::from(path.into_string()))),
                 table: src.table.into_string(),
                 primary_key: src.primary_key.into_string(),
                 fields: src
@@ -700,6 +703,8 @@ struct RawReplication {
 struct RawSource {
     uri: Checked<Uri>,
     password_file: Option<Checked<NonEmpty>>,
+    /// The password of an encrypted PostgreSQL `sslkey`, from a file (libpq's `sslpassword`).
+    sslpassword_file: Option<Checked<NonEmpty>>,
     table: Checked<TableName>,
     primary_key: Checked<NonEmpty>,
     limit: Option<Limit>,

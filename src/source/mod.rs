@@ -38,6 +38,9 @@ pub struct SourceSpec {
     /// The database password when the URI has none (`sql_source.password_file`), read at
     /// each connection so that a rotated file is used from the next one on.
     pub password: Option<Secret>,
+    /// The password of an encrypted PostgreSQL client key when the URI has no `sslpassword`
+    /// (`sql_source.sslpassword_file`), read at each connection.
+    pub ssl_key_password: Option<Secret>,
     /// Table name; `schema.table` for PostgreSQL/MySQL (split at the first dot).
     pub table: String,
     /// Integer column whose values only grow.
@@ -56,6 +59,7 @@ impl std::fmt::Debug for SourceSpec {
         f.debug_struct("SourceSpec")
             .field("uri", &redact_uri(&self.uri))
             .field("password", &self.password)
+            .field("ssl_key_password", &self.ssl_key_password)
             .field("table", &self.table)
             .field("primary_key", &self.primary_key)
             .field("fields", &self.fields)
@@ -142,6 +146,13 @@ impl Source {
                     redact_uri(&spec.uri)
                 )));
             }
+        }
+        if spec.ssl_key_password.is_some() && parsed.backend != Backend::Postgres {
+            return Err(SourceError::BadUri(format!(
+                "sql_source.sslpassword_file is set for {}: it is the password of a PostgreSQL \
+                 client key (the MySQL driver reads unencrypted keys only)",
+                redact_uri(&spec.uri)
+            )));
         }
         match parsed.backend {
             #[cfg(feature = "sqlite")]
@@ -518,6 +529,7 @@ mod tests {
         SourceSpec {
             uri: "postgresql://u:secret@h/d".into(),
             password: None,
+            ssl_key_password: None,
             table: "t".into(),
             primary_key: pk.into(),
             fields: fields.map(|f| f.iter().map(|s| s.to_string()).collect()),

@@ -168,6 +168,10 @@ impl PostgresSource {
         }
         let bad = |why: String| SourceError::BadUri(format!("parsing uri {redacted}: {why}"));
         let mut tls = tls_params::postgres(&uri.query).map_err(bad)?;
+        if let Some(secret) = &spec.ssl_key_password {
+            tls.set_key_password("sql_source.sslpassword_file", secret)
+                .map_err(bad)?;
+        }
         for (key, value) in &uri.query {
             match key.as_str() {
                 "application_name" => {
@@ -178,7 +182,8 @@ impl PostgresSource {
                 _ => {
                     return Err(bad(format!(
                         "unsupported query parameter {key}={}; accepted: host, \
-                         application_name, connect_timeout, sslmode, sslrootcert, sslcert, sslkey",
+                         application_name, connect_timeout, sslmode, sslrootcert, sslcert, \
+                         sslkey, sslpassword",
                         if key.contains("password") {
                             "***"
                         } else {

@@ -56,6 +56,36 @@ pub(crate) struct DbTls {
     pub settings: TlsSettings,
 }
 
+impl DbTls {
+    /// Gives the client key's password from `setting` (a file of the config's), for a URI
+    /// without `sslpassword`.
+    pub(crate) fn set_key_password(
+        &mut self,
+        setting: &str,
+        secret: &Secret,
+    ) -> Result<(), String> {
+        match &mut self.settings.client {
+            Some(ClientCert::Pem {
+                key_password: key_password @ None,
+                ..
+            }) => {
+                *key_password = Some(Password {
+                    setting: setting.to_string(),
+                    secret: secret.clone(),
+                });
+                Ok(())
+            }
+            Some(_) => Err(format!(
+                "{setting} is set and the uri has sslpassword too; give one"
+            )),
+            None => Err(format!(
+                "{setting} is set but the uri has no sslcert and sslkey; it is the password \
+                 of an encrypted sslkey"
+            )),
+        }
+    }
+}
+
 /// How the server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Check {

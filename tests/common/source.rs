@@ -13,6 +13,7 @@ pub fn spec(uri: &str, table: &str, pk: &str, fields: Option<&[&str]>) -> Source
     SourceSpec {
         uri: uri.to_string(),
         password: None,
+        ssl_key_password: None,
         table: table.to_string(),
         primary_key: pk.to_string(),
         fields: fields.map(|f| f.iter().map(|s| s.to_string()).collect()),
