@@ -71,7 +71,7 @@ fn read_property(
         .into_iter()
         .rev()
         .find(|p| p.name == name)
-        .map(|p| p.value)
+        .map(|p| crate::javaprops::java_trim(&p.value).to_string())
         .ok_or_else(|| error(format!("no longer has {name}")))?;
     let Some(option) = jaas_option else {
         return Ok(value);

@@ -573,7 +573,6 @@ impl RedisStore {
         // driver loads the pair through rustls's own check, which cannot read X.509 v1
         // certificates: such a certificate is refused here, saying so.
         let tls_error = |e: tls::TlsFileError| refused(e.to_string());
-        settings.client_config().map_err(tls_error)?;
         let pem_certs = |certs: &[rustls::pki_types::CertificateDer<'_>]| {
             let mut pem = Vec::new();
             for c in certs {
@@ -581,23 +580,22 @@ impl RedisStore {
             }
             pem
         };
-        let client_tls =
-            match settings.client_identity().map_err(tls_error)? {
-                None => None,
-                Some(id) if id.leaf_is_v1() => return Err(refused(
-                    "repliqate.redis_tls.cert_file: is an X.509 v1 certificate, which the redis \
-                     driver (rustls with webpki) cannot load; issue a v3 certificate (openssl \
-                     x509 -req ... -extfile with any extension)"
-                        .to_owned(),
-                )),
-                Some(id) => {
-                    let (client_cert, client_key) = id.to_pem();
-                    Some(redis::ClientTlsConfig {
-                        client_cert,
-                        client_key,
-                    })
-                }
-            };
+        let client_tls = match settings.for_webpki_driver("redis").map_err(tls_error)? {
+            None => None,
+            Some(id) => {
+                let (client_cert, client_key) = id.to_pem().ok_or_else(|| {
+                    refused(
+                        "repliqate.redis_tls.key_file: a key of a kind the redis driver cannot \
+                         take as PEM"
+                            .to_owned(),
+                    )
+                })?;
+                Some(redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                })
+            }
+        };
         let certificates = redis::TlsCertificates {
             root_cert: settings
                 .ca_certs()

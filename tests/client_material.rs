@@ -300,17 +300,58 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
             "ssl.keystore.password",
         );
     }
-    // The key's own certificate comes first, whatever order the store has.
+    // A store that also holds certificates of no concern to the key (another CA, listed
+    // first): the chain sent is the key's own certificate, then its issuer, and nothing else.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &s(&at("stray.key")),
+        "-subj",
+        "/CN=stray CA",
+        "-days",
+        "30",
+        "-out",
+        &s(&at("stray.pem")),
+    ]);
+    let extra = format!(
+        "{}{}",
+        std::fs::read_to_string(at("stray.pem")).unwrap(),
+        std::fs::read_to_string(&ca).unwrap()
+    );
+    std::fs::write(at("extra.pem"), extra).unwrap();
+    openssl(&[
+        "pkcs12",
+        "-export",
+        "-in",
+        &cert,
+        "-inkey",
+        &key,
+        "-certfile",
+        &s(&at("extra.pem")),
+        "-passout",
+        &pass,
+        "-out",
+        &s(&at("extra.p12")),
+    ]);
     let id = identity(
-        &keystore(&at("modern.p12"), StoreType::Pkcs12, PASSWORD),
+        &keystore(&at("extra.p12"), StoreType::Pkcs12, PASSWORD),
         &provider(),
     )
     .unwrap();
-    let leaf = std::fs::read_to_string(&cert).unwrap();
-    let first = repliqate::tls::pem_block("CERTIFICATE", &id.chain[0]);
+    let der = |path: &str| {
+        let pem = std::fs::read_to_string(path).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64_decode(&body)
+    };
+    let chain: Vec<Vec<u8>> = id.chain.iter().map(|c| c.to_vec()).collect();
     assert_eq!(
-        String::from_utf8(first).unwrap().replace('\n', ""),
-        leaf.lines().filter(|l| !l.is_empty()).collect::<String>(),
+        chain,
+        vec![der(&cert), der(&ca)],
+        "the key's certificate, then its CA"
     );
 
     // A truststore of keytool's, as TLS settings take it.
@@ -343,4 +384,53 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
     };
     assert_eq!(settings.ca_certs().unwrap().map(|c| c.len()), Some(1));
     settings.client_config().unwrap();
+}
+
+/// Standard base64, for reading the test's own PEM files.
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("base64")
+}
+
+/// A key and certificate whose line breaks were lost (an environment variable, a `.properties`
+/// value continued with `\`), as Java's PEM reader still takes them, are read; a key whose
+/// END line is missing is refused without a byte of it in the error.
+#[test]
+fn pem_without_its_line_breaks_is_read_and_a_broken_one_is_not_echoed() {
+    let one_line = |path: String| std::fs::read_to_string(path).unwrap().replace('\n', " ");
+    let (cert, key) = (
+        one_line(stack_tls("client.pem")),
+        one_line(stack_tls("client.key")),
+    );
+    let inline = |setting: &str, text: &str| Pem::Inline {
+        setting: setting.into(),
+        text: Secret::Value(text.into()),
+    };
+    let client = ClientCert::Pem {
+        cert: inline("ssl.certificate.pem", &cert),
+        key: inline("ssl.key.pem", &key),
+        key_password: None,
+    };
+    identity(&client, &provider()).expect("one-line PEM");
+    let body: String = key
+        .split_whitespace()
+        .filter(|w| !w.contains('-'))
+        .collect();
+    let broken = key.replace("-----END PRIVATE KEY-----", "");
+    let client = ClientCert::Pem {
+        cert: inline("ssl.certificate.pem", &cert),
+        key: inline("ssl.key.pem", &broken),
+        key_password: None,
+    };
+    let e = identity(&client, &provider())
+        .err()
+        .expect("a key without its END line")
+        .to_string();
+    assert!(
+        e.starts_with("ssl.key.pem: ") && e.contains("no -----END line"),
+        "{e}"
+    );
+    assert!(!e.contains(&body[..40]), "the key is in the error: {e}");
 }

@@ -578,47 +578,29 @@ impl Connector {
     }
 
     /// The driver's TLS options, after checking the files ourselves (the driver would report
-    /// a missing file as an I/O error, without saying which setting named it). The driver
-    /// reads the files itself, by path, and loads the pair through rustls's own check, so an
-    /// X.509 v1 client certificate is refused here, saying so (the URI's parameters name
-    /// files, never a password: the `mysql` client has none for an encrypted key).
+    /// a missing file as an I/O error, without saying which setting named it, and cannot load
+    /// an X.509 v1 client certificate). The URI names files, never a key's password: the
+    /// `mysql` client has none.
     fn ssl_opts(&self, connecting: &str) -> Result<SslOpts, SourceError> {
         let settings = &self.tls.settings;
-        let refused =
-            |e: String| SourceError::Refused(format!("{connecting}: {e} ({})", self.tls.mode));
         settings
-            .client_config()
-            .map_err(|e| refused(e.to_string()))?;
+            .for_webpki_driver("MySQL")
+            .map_err(|e| SourceError::Refused(format!("{connecting}: {e} ({})", self.tls.mode)))?;
+        let path = |pem: &Pem| match pem {
+            Pem::File(f) => Some(f.path.clone()),
+            Pem::Inline { .. } => None,
+        };
         let client = match &settings.client {
-            Some(ClientCert::Pem {
-                cert: Pem::File(cert),
-                key: Pem::File(key),
-                ..
-            }) => {
-                if settings
-                    .client_identity()
-                    .map_err(|e| refused(e.to_string()))?
-                    .is_some_and(|id| id.leaf_is_v1())
-                {
-                    return Err(refused(format!(
-                        "{} {}: is an X.509 v1 certificate, which the MySQL driver (rustls with \
-                         webpki) cannot load; issue a v3 certificate (openssl x509 -req ... \
-                         -extfile with any extension)",
-                        cert.setting,
-                        cert.path.display()
-                    )));
-                }
-                Some(ClientIdentity::new(cert.path.clone(), key.path.clone()))
-            }
+            Some(ClientCert::Pem { cert, key, .. }) => path(cert).zip(path(key)),
             _ => None,
         };
         let ca = match &settings.ca {
-            Some(Trust::Pem(Pem::File(ca))) => Some(ca.path.clone()),
+            Some(Trust::Pem(ca)) => path(ca),
             _ => None,
         };
         Ok(SslOpts::default()
             .with_root_cert_path(ca)
-            .with_client_identity(client)
+            .with_client_identity(client.map(|(cert, key)| ClientIdentity::new(cert, key)))
             .with_danger_accept_invalid_certs(!settings.verify_certificate)
             .with_danger_skip_domain_validation(!settings.verify_hostname))
     }

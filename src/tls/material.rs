@@ -20,7 +20,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::{CertifiedKey, SigningKey};
 
@@ -91,6 +90,14 @@ pub enum ClientCert {
 }
 
 impl ClientCert {
+    /// The setting (and file, if any) that holds the certificate, for errors.
+    pub(super) fn cert_error(&self, reason: impl Into<String>) -> TlsFileError {
+        match self {
+            ClientCert::Pem { cert, .. } => cert.origin().error(reason),
+            ClientCert::Store { store, .. } => file_error(&store.file, reason),
+        }
+    }
+
     /// A certificate and an unencrypted key, each in a PEM file.
     pub fn pem_files(cert: TlsFile, key: TlsFile) -> ClientCert {
         ClientCert::Pem {
@@ -123,8 +130,9 @@ impl Identity {
         })
     }
 
-    /// The chain and key as PEM text, for a driver that takes only that.
-    pub fn to_pem(&self) -> (Vec<u8>, Vec<u8>) {
+    /// The chain and key as PEM text, for a driver that takes only that (`None` for a key
+    /// encoding rustls added after this was written).
+    pub fn to_pem(&self) -> Option<(Vec<u8>, Vec<u8>)> {
         let chain = self
             .chain
             .iter()
@@ -134,9 +142,9 @@ impl Identity {
             PrivateKeyDer::Pkcs1(k) => ("RSA PRIVATE KEY", k.secret_pkcs1_der()),
             PrivateKeyDer::Sec1(k) => ("EC PRIVATE KEY", k.secret_sec1_der()),
             PrivateKeyDer::Pkcs8(k) => ("PRIVATE KEY", k.secret_pkcs8_der()),
-            _ => ("PRIVATE KEY", &[]),
+            _ => return None,
         };
-        (chain, pem_block(label, der))
+        Some((chain, pem_block(label, der)))
     }
 }
 
@@ -257,7 +265,9 @@ pub fn identity(client: &ClientCert, provider: &CryptoProvider) -> Result<Identi
             let bytes = read_file(&store.file)?;
             let origin = origin_of(&store.file);
             let (chain, key) = match store_type(store, &bytes)? {
-                StoreType::Pkcs12 => pkcs12_identity(store, &bytes, key_password.as_ref())?,
+                StoreType::Pkcs12 => {
+                    pkcs12_identity(store, &bytes, key_password.as_ref(), provider)?
+                }
                 _ => (
                     pem_certs(&origin, &bytes)?,
                     pem_key(&origin, &bytes, key_password.as_ref())?,
@@ -287,29 +297,53 @@ fn check_pair(
     cert_origin: &Origin,
     key_origin: &Origin,
 ) -> Result<(), TlsFileError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
-        .map_err(|e| cert_origin.error(format!("the certificate cannot be read: {e}")))?;
-    let Some(spki) = key.public_key() else {
-        return Ok(());
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
+        return Err(cert_origin.error("the certificate cannot be read as X.509"));
     };
-    use x509_parser::prelude::FromDer;
-    let matches = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).is_ok_and(|(_, k)| {
-        k.subject_public_key.data == cert.tbs_certificate.subject_pki.subject_public_key.data
-    });
-    if matches {
-        Ok(())
-    } else {
-        Err(key_origin.error(format!(
-            "is not the private key of the certificate in {} (their public keys differ)",
-            cert_origin.shown()
-        )))
+    match public_key_of(key) {
+        Some(bits) if *bits != *cert.tbs_certificate.subject_pki.subject_public_key.data => {
+            Err(key_origin.error(format!(
+                "is not the private key of the certificate in {} (their public keys differ)",
+                cert_origin.shown()
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
+/// The bits of `key`'s public key, as a certificate's SubjectPublicKeyInfo holds them; `None`
+/// where the provider does not give it.
+fn public_key_of(key: &dyn SigningKey) -> Option<Vec<u8>> {
+    use x509_parser::prelude::FromDer;
+    let spki = key.public_key()?;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).ok()?;
+    Some(info.subject_public_key.data.to_vec())
+}
+
+/// A certificate's public key bits, subject and issuer (raw DER names).
+struct Names {
+    public_key: Vec<u8>,
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+}
+
+fn names_of(cert: &CertificateDer<'_>) -> Option<Names> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let tbs = &c.tbs_certificate;
+    Some(Names {
+        public_key: tbs.subject_pki.subject_public_key.data.to_vec(),
+        subject: tbs.subject.as_raw().to_vec(),
+        issuer: tbs.issuer.as_raw().to_vec(),
+    })
+}
+
 fn pem_certs(origin: &Origin, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| origin.error(format!("not a valid PEM file: {e}")))?;
+    let certs: Vec<CertificateDer<'static>> = pem_sections(pem)
+        .map_err(|e| origin.error(e))?
+        .into_iter()
+        .filter(|(label, _)| label == "CERTIFICATE")
+        .map(|(_, der)| CertificateDer::from(der))
+        .collect();
     if certs.is_empty() {
         return Err(origin.error(
             "holds no PEM certificate (-----BEGIN CERTIFICATE-----); for a PKCS#12 store, \
@@ -332,24 +366,68 @@ fn pem_key(
              password: `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8`",
         ));
     }
-    if let Some(der) = pem_section(pem, "ENCRYPTED PRIVATE KEY") {
-        let der =
-            der.ok_or_else(|| origin.error("the ENCRYPTED PRIVATE KEY is not valid base64"))?;
-        let Some(password) = password else {
-            return Err(origin.error(
-                "the key is encrypted and no password is given for it (ssl.key.password for \
-                 Kafka, sslpassword for PostgreSQL, redis_tls.key_password for Redis; the MySQL \
-                 driver reads unencrypted keys only)",
-            ));
-        };
-        return decrypt_pkcs8(origin, &der, password);
+    for (label, der) in pem_sections(pem).map_err(|e| origin.error(e))? {
+        return Ok(match label.as_str() {
+            "PRIVATE KEY" => PrivateKeyDer::Pkcs8(der.into()),
+            "RSA PRIVATE KEY" => PrivateKeyDer::Pkcs1(der.into()),
+            "EC PRIVATE KEY" => PrivateKeyDer::Sec1(der.into()),
+            "ENCRYPTED PRIVATE KEY" => {
+                let Some(password) = password else {
+                    return Err(origin.error(
+                        "the key is encrypted and no password is given for it \
+                         (ssl.key.password for Kafka, sslpassword for PostgreSQL, \
+                         redis_tls.key_password for Redis; the MySQL driver reads unencrypted \
+                         keys only)",
+                    ));
+                };
+                decrypt_pkcs8(origin, &der, password)?
+            }
+            _ => continue,
+        });
     }
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
-        origin.error(format!(
-            "holds no usable private key (PEM PKCS#8, PKCS#1 or SEC1, or an encrypted PKCS#8 \
-             key): {e}"
-        ))
-    })
+    Err(origin.error(
+        "holds no PEM private key (PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY or ENCRYPTED \
+         PRIVATE KEY)",
+    ))
+}
+
+/// The `-----BEGIN label-----` sections of `pem`, each with its bytes, in order. The base64 may
+/// be wrapped anyhow or not at all (a key that lost its line breaks on its way through an
+/// environment variable or a `.properties` value), as Java's PEM reader takes it. Errors never
+/// hold the text: it may be a key.
+fn pem_sections(pem: &[u8]) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
+    let text = String::from_utf8_lossy(pem);
+    let mut rest: &str = &text;
+    let mut sections = Vec::new();
+    while let Some(at) = rest.find("-----BEGIN ") {
+        let after = &rest[at + "-----BEGIN ".len()..];
+        let label_end = after
+            .find("-----")
+            .filter(|&n| n <= 64)
+            .ok_or("a -----BEGIN line is not closed with -----")?;
+        let label = &after[..label_end];
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b == b' ' || b.is_ascii_digit())
+        {
+            return Err("a -----BEGIN line names no PEM label");
+        }
+        let body = &after[label_end + "-----".len()..];
+        let end = format!("-----END {label}-----");
+        let stop = body
+            .find(&end)
+            .ok_or("a PEM section has no -----END line")?;
+        let b64: String = body[..stop]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let der = B64
+            .decode(b64)
+            .map_err(|_| "a PEM section is not valid base64")?;
+        sections.push((label.to_string(), der));
+        rest = &body[stop + end.len()..];
+    }
+    Ok(sections)
 }
 
 fn decrypt_pkcs8(
@@ -390,43 +468,33 @@ fn decrypt_pkcs8(
     )))
 }
 
-/// The DER bytes of the first `-----BEGIN label-----` section of `pem` (`Some(None)`: found
-/// but not base64), or `None` if there is none.
-fn pem_section(pem: &[u8], label: &str) -> Option<Option<Vec<u8>>> {
-    let text = String::from_utf8_lossy(pem);
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let start = text.find(&begin)? + begin.len();
-    let body = &text[start..];
-    let Some(stop) = body.find(&end) else {
-        return Some(None);
-    };
-    let b64: String = body[..stop]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    Some(B64.decode(b64).ok())
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// What `store` holds: its type as configured, or told from its first bytes.
+/// What `store` holds: its type as configured, or told from its first bytes. Java's JKS and
+/// JCEKS stores are refused with the command that converts them.
 fn store_type(store: &Store, bytes: &[u8]) -> Result<StoreType, TlsFileError> {
-    if bytes.starts_with(&[0xfe, 0xed, 0xfe, 0xed]) {
+    let java = match bytes.get(..4) {
+        Some([0xfe, 0xed, 0xfe, 0xed]) => Some("JKS"),
+        Some([0xce, 0xce, 0xce, 0xce]) => Some("JCEKS"),
+        _ => None,
+    };
+    if let Some(kind) = java {
         return Err(file_error(
             &store.file,
             format!(
-                "is a JKS keystore, which repliqate does not read; convert it to PKCS#12 with \
-                 `keytool -importkeystore -srckeystore {} -destkeystore STORE.p12 \
-                 -deststoretype PKCS12` and set its type to PKCS12",
+                "is a {kind} keystore, which repliqate does not read (there is no well-kept \
+                 reader in pure Rust); convert it to PKCS#12 with `keytool -importkeystore \
+                 -srckeystore {} -destkeystore STORE.p12 -deststoretype PKCS12` and point the \
+                 setting at STORE.p12",
                 store.file.path.display()
             ),
         ));
     }
+    let text = bytes.trim_ascii_start();
     Ok(match store.kind {
-        StoreType::Detect if contains(bytes, b"-----BEGIN ") => StoreType::Pem,
+        StoreType::Detect if text.starts_with(b"-----BEGIN ") => StoreType::Pem,
         StoreType::Detect => StoreType::Pkcs12,
         kind => kind,
     })
@@ -446,8 +514,11 @@ fn open_pkcs12(
     };
     let password = store.password.as_ref().map(read).transpose()?;
     let first = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password.as_deref().unwrap_or(""));
+    // The passwords tried, for the error.
+    let mut tried: Vec<&str> = store.password.iter().map(|p| p.setting.as_str()).collect();
     let result = match (first, key_password) {
         (Err(e), Some(kp)) if Some(&read(kp)?) != password.as_ref() => {
+            tried.push(&kp.setting);
             p12_keystore::Pkcs12Archive::from_pkcs12(bytes, &read(kp)?).map_err(|_| e)
         }
         (result, _) => result,
@@ -456,65 +527,94 @@ fn open_pkcs12(
         use p12_keystore::error::Error as E;
         let reason = match e {
             E::MacError(_) | E::UnpadError | E::Pkcs5Error(_) | E::InvalidPrivateKey => {
-                match &store.password {
-                    Some(p) => format!(
+                if tried.is_empty() {
+                    "cannot open the PKCS#12 store without a password; set its password".to_string()
+                } else {
+                    format!(
                         "cannot open the PKCS#12 store with {}: wrong password?",
-                        p.setting
-                    ),
-                    None => "cannot open the PKCS#12 store without a password; set its password"
-                        .to_string(),
+                        tried.join(" or ")
+                    )
                 }
             }
             E::UnsupportedEncryptionScheme | E::UnsupportedMacAlgorithm => format!(
                 "the PKCS#12 store is protected with a scheme repliqate does not read ({e}); \
                  re-export it with `openssl pkcs12 -export` (OpenSSL 3's defaults)"
             ),
-            other => format!("not a PKCS#12 store: {other}"),
+            other => format!(
+                "cannot read it as a PKCS#12 store ({other}); re-export it with `openssl pkcs12 \
+                 -export` (OpenSSL 3's defaults)"
+            ),
         };
         file_error(&store.file, reason)
     })
 }
 
-/// The private key of a PKCS#12 keystore, its certificate (the one whose public key is the
-/// key's) first, then the store's other certificates.
+/// The private key of a PKCS#12 keystore and its chain: the certificate whose public key is
+/// the key's (as the store links them by local key id, or found by the key), then each issuer
+/// the store holds, in order. Certificates of other keys and unrelated trusted entries are
+/// left out.
 fn pkcs12_identity(
     store: &Store,
     bytes: &[u8],
     key_password: Option<&Password>,
+    provider: &CryptoProvider,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsFileError> {
     let archive = open_pkcs12(store, bytes, key_password)?;
     let origin = origin_of(&store.file);
-    let bag = match archive.keys.as_slice() {
-        [] => return Err(origin.error("the PKCS#12 keystore holds no private key")),
-        [one] => one,
-        [first, ..] => {
+    let Some(bag) = archive.keys.first() else {
+        return Err(origin.error("the PKCS#12 keystore holds no private key"));
+    };
+    if archive.keys.len() > 1 {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
             log::warn!(
                 "{}: the PKCS#12 keystore holds {} private keys; using the first",
                 origin.shown(),
                 archive.keys.len()
-            );
-            first
-        }
-    };
+            )
+        });
+    }
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bag.key.as_der().to_vec()));
-    let mut certs: Vec<CertificateDer<'static>> = archive
+    let certs: Vec<(CertificateDer<'static>, Option<Names>)> = archive
         .certs
         .iter()
-        .map(|c| CertificateDer::from(c.cert.as_der().to_vec()))
+        .map(|c| {
+            let der = CertificateDer::from(c.cert.as_der().to_vec());
+            let names = names_of(&der);
+            (der, names)
+        })
         .collect();
-    if certs.is_empty() {
-        return Err(origin.error("the PKCS#12 keystore holds no certificate for its key"));
-    }
-    // The key's own certificate: by local key id, as the store links them, else the first.
-    if let Some(id) = &bag.local_key_id {
-        if let Some(i) = archive
+    let by_id = bag.local_key_id.as_ref().and_then(|id| {
+        archive
             .certs
             .iter()
             .position(|c| c.local_key_id.as_deref() == Some(id.0.as_slice()))
-        {
-            let leaf = certs.remove(i);
-            certs.insert(0, leaf);
+    });
+    let by_key = || {
+        let signing = provider
+            .key_provider
+            .load_private_key(key.clone_key())
+            .ok()?;
+        let bits = public_key_of(signing.as_ref())?;
+        certs
+            .iter()
+            .position(|(_, n)| n.as_ref().is_some_and(|n| n.public_key == bits))
+    };
+    let Some(leaf) = by_id.or_else(by_key) else {
+        return Err(origin.error("the PKCS#12 keystore holds no certificate for its private key"));
+    };
+    let mut chain = vec![leaf];
+    while let Some(Some(last)) = certs.get(chain[chain.len() - 1]).map(|(_, n)| n.as_ref()) {
+        if last.subject == last.issuer || chain.len() > 10 {
+            break;
+        }
+        let next = certs.iter().enumerate().position(|(i, (_, n))| {
+            !chain.contains(&i) && n.as_ref().is_some_and(|n| n.subject == last.issuer)
+        });
+        match next {
+            Some(i) => chain.push(i),
+            None => break,
         }
     }
-    Ok((certs, key))
+    Ok((chain.into_iter().map(|i| certs[i].0.clone()).collect(), key))
 }

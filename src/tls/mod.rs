@@ -196,6 +196,23 @@ impl TlsSettings {
             .transpose()
     }
 
+    /// For a driver that reads the client certificate itself and loads it through rustls's
+    /// own check (webpki, which reads v3 certificates only): checks every file as
+    /// `client_config` does, and refuses an X.509 v1 client certificate, naming `driver`.
+    /// Returns the client certificate and key read.
+    pub fn for_webpki_driver(&self, driver: &str) -> Result<Option<Identity>, TlsFileError> {
+        self.client_config()?;
+        let identity = self.client_identity()?;
+        match (&identity, &self.client) {
+            (Some(id), Some(client)) if id.leaf_is_v1() => Err(client.cert_error(format!(
+                "is an X.509 v1 certificate, which the {driver} driver (rustls with webpki) \
+                 cannot load; issue a v3 certificate (openssl x509 -req ... -extfile with any \
+                 extension)"
+            ))),
+            _ => Ok(identity),
+        }
+    }
+
     /// The setting that names the CAs, for errors.
     fn trust_setting(&self) -> String {
         match &self.ca {

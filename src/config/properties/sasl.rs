@@ -71,11 +71,23 @@ pub(super) fn settings(p: &mut Reader) -> Result<Option<Sasl>, String> {
             }
         }
         "OAUTHBEARER" => {
-            if username.is_some() || password.is_some() || jaas.is_some() {
+            // Java needs `OAuthBearerLoginModule required;` for any OAUTHBEARER; it says
+            // nothing more to us. Options (a client id and secret, unsecured claims) would.
+            let bare_module = |line: &str| {
+                crate::javaprops::parse_jaas(line).is_ok_and(|e| {
+                    e.module.rsplit('.').next() == Some("OAuthBearerLoginModule")
+                        && e.options.is_empty()
+                })
+            };
+            if username.is_some()
+                || password.is_some()
+                || jaas.as_deref().is_some_and(|line| !bare_module(line))
+            {
                 return Err(format!(
                     "{PATH}: OAUTHBEARER takes a token (sasl.oauthbearer.token.file or \
                      sasl.oauthbearer.token.command), not sasl.username, sasl.password or \
-                     sasl.jaas.config"
+                     sasl.jaas.config options (`OAuthBearerLoginModule required;` alone is \
+                     accepted)"
                 ));
             }
             Sasl::OAuthBearer(token.clone().ok_or_else(|| {

@@ -12,8 +12,8 @@ use crate::tls::{ClientCert, Pem, Store, StoreType, TlsFile, TlsSettings, Trust}
 
 /// The ssl.* properties, if any is given.
 pub(super) fn settings(p: &mut Reader) -> Result<Option<TlsSettings>, String> {
-    let truststore_type = store_type(p, "ssl.truststore.type", "ssl.truststore.location")?;
-    let keystore_type = store_type(p, "ssl.keystore.type", "ssl.keystore.location")?;
+    let truststore_type = store_type(p, "ssl.truststore.type")?;
+    let keystore_type = store_type(p, "ssl.keystore.type")?;
     let mut any = truststore_type.is_some() || keystore_type.is_some();
     let ca = trust(p, truststore_type)?;
     let client = client(p, keystore_type)?;
@@ -38,24 +38,20 @@ pub(super) fn settings(p: &mut Reader) -> Result<Option<TlsSettings>, String> {
     }))
 }
 
-/// A store's `*.type`: PEM or PKCS12; JKS is refused with the command that converts it.
-fn store_type(p: &mut Reader, name: &str, location: &str) -> Result<Option<StoreType>, String> {
+/// A store's `*.type`: PEM, PKCS12, or JKS (then the file says which it is).
+fn store_type(p: &mut Reader, name: &str) -> Result<Option<StoreType>, String> {
     let Some((name, v)) = p.take_one(name) else {
         return Ok(None);
     };
     match v.to_ascii_uppercase().as_str() {
         "PEM" => Ok(Some(StoreType::Pem)),
         "PKCS12" => Ok(Some(StoreType::Pkcs12)),
-        "JKS" => Err(format!(
-            "{}: JKS stores are not supported (there is no well-kept JKS reader in pure Rust); \
-             convert it to PKCS#12 with `keytool -importkeystore -srckeystore STORE.jks \
-             -destkeystore STORE.p12 -deststoretype PKCS12`, point {location} at STORE.p12 and \
-             set {name}: PKCS12",
-            p.at(&name)
-        )),
+        // Java's JKS type opens PKCS#12 files too, and is Kafka's default: the file decides
+        // (a real JKS or JCEKS store is refused with the command that converts it).
+        "JKS" => Ok(Some(StoreType::Detect)),
         _ => Err(format!(
-            "{}: `{v}` is not supported; expected PEM or PKCS12 (a JKS store converts to \
-             PKCS12 with keytool -importkeystore)",
+            "{}: `{v}` is not supported; expected PEM, PKCS12 or JKS (a JKS file itself is \
+             converted to PKCS#12 with keytool -importkeystore)",
             p.at(&name)
         )),
     }
