@@ -210,7 +210,7 @@ fn secured() -> Result<Endpoint, String> {
             }),
             sasl: Some(Sasl::Scram {
                 hash: ScramHash::Sha512,
-                username: var("REPLIQATE_TEST_KAFKA_SCRAM_USER")?,
+                username: Secret::Value(var("REPLIQATE_TEST_KAFKA_SCRAM_USER")?),
                 password: Secret::Value(var("REPLIQATE_TEST_KAFKA_SCRAM_PASSWORD")?),
             }),
         },

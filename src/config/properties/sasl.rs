@@ -30,13 +30,15 @@ pub(super) fn settings(p: &mut Reader) -> Result<Option<Sasl>, String> {
         return Ok(None);
     };
     let upper = mechanism.to_ascii_uppercase();
-    let user_password = |jaas_module: &str| -> Result<(String, Secret), String> {
+    let user_password = |jaas_module: &str| -> Result<(Secret, Secret), String> {
         let from_jaas = match &jaas {
             Some(line) => Some(jaas_credentials(p, line, jaas_module)?),
             None => None,
         };
         match (username.clone(), password.clone(), from_jaas) {
-            (Some((_, user)), Some(password), None) => Ok((user, password)),
+            (Some((_, user)), Some(password), None) => {
+                Ok((p.secret("sasl.username", user, None), password))
+            }
             (None, None, Some(credentials)) => Ok(credentials),
             (_, _, Some(_)) => Err(format!(
                 "{PATH}: sasl.jaas.config and sasl.username/sasl.password both give the \
@@ -170,9 +172,9 @@ fn token_source(p: &mut Reader) -> Result<Option<TokenSource>, String> {
 /// The user name and password of a Java `sasl.jaas.config` line for `module` (the class's
 /// last name: `PlainLoginModule`, `ScramLoginModule`), e.g.
 /// `org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="p";`
-/// The password is a secret (read again from a properties file at each use); the parse errors
-/// never hold a value.
-fn jaas_credentials(p: &Reader, line: &str, module: &str) -> Result<(String, Secret), String> {
+/// Both are read again from a properties file at each use (an API key and its secret are
+/// rotated together); the parse errors never hold a value.
+fn jaas_credentials(p: &Reader, line: &str, module: &str) -> Result<(Secret, Secret), String> {
     let at = p.at("sasl.jaas.config");
     let entry = crate::javaprops::parse_jaas(line).map_err(|e| format!("{at}: {e}"))?;
     let last = entry.module.rsplit('.').next().unwrap_or(&entry.module);
@@ -190,7 +192,7 @@ fn jaas_credentials(p: &Reader, line: &str, module: &str) -> Result<(String, Sec
             .map(|(_, v)| v.clone())
             .ok_or_else(|| format!("{at}: has no {name}=\"…\""))
     };
-    let username = option("username")?;
+    let username = p.secret("sasl.jaas.config", option("username")?, Some("username"));
     let password = p.secret("sasl.jaas.config", option("password")?, Some("password"));
     Ok((username, password))
 }

@@ -52,7 +52,7 @@ fn confluent_cloud_librdkafka_lines() {
     assert_eq!(
         got.security.sasl,
         Some(Sasl::Plain {
-            username: "KEY".into(),
+            username: Secret::Value("KEY".into()),
             password: Secret::Value("SECRET".into())
         })
     );
@@ -97,7 +97,7 @@ fn java_jaas_lines_take_either_quote() {
         got.security.sasl,
         Some(Sasl::Scram {
             hash: ScramHash::Sha512,
-            username: "alice".into(),
+            username: Secret::Value("alice".into()),
             password: Secret::Value("p\"w;x".into())
         })
     );
@@ -110,7 +110,7 @@ fn java_jaas_lines_take_either_quote() {
     assert_eq!(
         got.security.sasl,
         Some(Sasl::Plain {
-            username: "KEY".into(),
+            username: Secret::Value("KEY".into()),
             password: Secret::Value("SE'CRET".into())
         })
     );
@@ -365,15 +365,16 @@ fn a_properties_file_is_read_as_java_reads_it_and_its_secrets_are_read_again_at_
             .contains("`acks` is given on lines 8 and 9"),
         "{warnings:?}"
     );
-    let password = Secret::InProperties {
+    let jaas_option = |option: &str| Secret::InProperties {
         path: path.clone(),
         name: "sasl.jaas.config".into(),
-        jaas_option: Some("password".into()),
+        jaas_option: Some(option.into()),
     };
+    let (username, password) = (jaas_option("username"), jaas_option("password"));
     assert_eq!(
         got.security.sasl,
         Some(Sasl::Plain {
-            username: "KEY".into(),
+            username: username.clone(),
             password: password.clone()
         })
     );
@@ -381,9 +382,15 @@ fn a_properties_file_is_read_as_java_reads_it_and_its_secrets_are_read_again_at_
     // Rotated in the file: the next read has the new one.
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("'SECRET'", "'ROTATED'");
+        .replace("'SECRET'", "'ROTATED'")
+        .replace("'KEY'", "'NEWKEY'");
     std::fs::write(&path, text).unwrap();
     assert_eq!(password.read("x").unwrap(), "ROTATED");
+    assert_eq!(
+        username.read("x").unwrap(),
+        "NEWKEY",
+        "the key rotates with its secret"
+    );
     assert!(!format!("{got:?}").contains("ROTATED"));
 
     // Errors point at the file and the line.
@@ -457,7 +464,11 @@ fn values_in_a_file_are_trimmed_and_errors_point_at_the_file() {
     assert_eq!(
         got.security.sasl,
         Some(Sasl::Plain {
-            username: "u".into(),
+            username: Secret::InProperties {
+                path: path.clone(),
+                name: "sasl.username".into(),
+                jaas_option: None,
+            },
             password: password.clone()
         })
     );

@@ -19,16 +19,18 @@ use crate::secret::Secret;
 use scram::Scram;
 use token::Tokens;
 
-/// The mechanism and credentials of `security.protocol: SASL_*`.
+/// The mechanism and credentials of `security.protocol: SASL_*`. The user name is read at each
+/// exchange too, as the password is: where both come from a file (a `properties_file`), they
+/// are rotated together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sasl {
     Plain {
-        username: String,
+        username: Secret,
         password: Secret,
     },
     Scram {
         hash: ScramHash,
-        username: String,
+        username: Secret,
         password: Secret,
     },
     OAuthBearer(TokenSource),
@@ -82,6 +84,7 @@ impl SaslClient {
     pub fn start(&self) -> Result<(Exchange, Vec<u8>), String> {
         match &self.sasl {
             Sasl::Plain { username, password } => {
+                let username = username.read("sasl.username").map_err(|e| e.to_string())?;
                 let password = password
                     .read("sasl.password_file")
                     .map_err(|e| e.to_string())?;
@@ -98,10 +101,11 @@ impl SaslClient {
                 username,
                 password,
             } => {
+                let username = username.read("sasl.username").map_err(|e| e.to_string())?;
                 let password = password
                     .read("sasl.password_file")
                     .map_err(|e| e.to_string())?;
-                let (scram, first) = Scram::start(*hash, username, password, &self.random)?;
+                let (scram, first) = Scram::start(*hash, &username, password, &self.random)?;
                 Ok((Exchange::Scram(Box::new(scram)), first))
             }
             Sasl::OAuthBearer(_) => {
@@ -168,7 +172,7 @@ mod tests {
     #[test]
     fn plain_sends_user_and_password_once() {
         let client = SaslClient::new(Sasl::Plain {
-            username: "app".into(),
+            username: Secret::Value("app".into()),
             password: Secret::Value("pw".into()),
         });
         let (mut exchange, first) = client.start().unwrap();
