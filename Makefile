@@ -23,7 +23,7 @@ KAFKA_COMPAT_VERSIONS ?= 4.0.2 3.9.2 2.8.2 2.1.1
 # The end-to-end replication of the matrix: every PostgreSQL type, hashes checked by Python.
 COMPAT_E2E ?= postgres_every_type_50k_rows
 
-.PHONY: help stack-up stack-down stack-env lint test compat release demo bench bench-kafka
+.PHONY: help stack-up stack-down stack-env lint test compat release check-memcpy demo bench bench-kafka
 
 help:
 	@echo "targets: stack-up stack-down stack-env lint test compat release demo bench bench-kafka"
@@ -129,7 +129,24 @@ release:
 	*) echo "make release: $$bin is not statically linked" >&2; exit 1 ;; \
 	esac; \
 	echo "size: $$(stat -c %s "$$bin") bytes ($$(du -h "$$bin" | cut -f1))"; \
+	$(MAKE) --no-print-directory check-memcpy BIN="$$bin"; \
 	echo "release binary: $$bin"
+
+# The static binary's memcpy and memmove must be crates/fastcopy's, not musl's (`rep movsq`
+# between byte loops, half the CPU time of the daemon when it slipped in): both defined, neither
+# holding a `rep movs`, and musl's memcpy object (which defines `__memcpy_fwd` for its memmove)
+# not linked. (grep reads all of its input: -q would end the pipe early, and pipefail fail it.)
+check-memcpy:
+	@for f in memcpy memmove; do \
+		nm "$(BIN)" | grep " T $$f$$" >/dev/null || { echo "make release: $(BIN) defines no $$f" >&2; exit 1; }; \
+		if objdump -d --disassemble=$$f "$(BIN)" | grep 'rep movs' >/dev/null; then \
+			echo "make release: $(BIN)'s $$f has a rep movs: it is musl's, not crates/fastcopy's" >&2; exit 1; \
+		fi; \
+	done; \
+	if nm "$(BIN)" | grep ' __memcpy_fwd$$' >/dev/null; then \
+		echo "make release: $(BIN) links musl's memcpy (__memcpy_fwd), not crates/fastcopy's" >&2; exit 1; \
+	fi; \
+	echo "memcpy, memmove: crates/fastcopy's (no rep movs, no musl __memcpy_fwd)"
 
 # A real replication end to end against the local stack: sample SQLite table → local broker.
 demo:

@@ -140,7 +140,8 @@ struct ResetArgs {
     yes: bool,
 }
 
-/// Exit codes, documented in the README, and the map from errors to them: the one place.
+/// Exit codes, documented in docs/operations.md ("Exit codes"), and the map from errors to them:
+/// the one place.
 mod exit {
     use repliqate::replicator::check::Report;
     use repliqate::replicator::position::PositionError;
@@ -260,6 +261,16 @@ fn main() -> ExitCode {
     init_logging(args.verbose, config.log_format);
     for warning in config.warnings() {
         log::warn!("{warning}");
+    }
+    // The rows' hashes: SHA-NI four at a time, or sha2 (slower) where that cannot be used.
+    match sha256x4::engine() {
+        sha256x4::Engine::ShaNi => log::debug!("hashing: SHA-NI, four messages at a time"),
+        sha256x4::Engine::Sha2 { why } if why.contains("known-answer") => {
+            log::warn!("hashing with sha2, one message at a time: {why}")
+        }
+        sha256x4::Engine::Sha2 { why } => {
+            log::info!("hashing with sha2, one message at a time: {why}")
+        }
     }
     // Before any thread starts (the signal handler's): it removes NOTIFY_SOCKET and the watchdog
     // variables from the environment.

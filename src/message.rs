@@ -2,8 +2,8 @@
 //!
 //! Consumers of the old tool verify `hash` by recomputing `json.dumps(data, sort_keys=True)` over
 //! the parsed `data`, so both the message and the hashed text must match Python's `json.dumps`
-//! with default arguments exactly (COMPAT.md, "Kafka message value" and "Canonical encoding for
-//! hash"). This module owns that encoding and nothing else: it never sees a socket or a driver.
+//! with default arguments exactly (docs/messages.md, "Message value" and "Canonical encoding for
+//! `hash`"). This module owns that encoding and nothing else: it never sees a socket or a driver.
 //!
 //! The encoder runs once per row at about a million rows per second, so everything that depends
 //! only on the column list (escaped keys, sorted key order, separators) is computed once in

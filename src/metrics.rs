@@ -1,4 +1,5 @@
-//! statsd metrics over UDP, in the old tool's InfluxDB-style tagged format (COMPAT.md):
+//! statsd metrics over UDP, in the old tool's InfluxDB-style tagged format (docs/messages.md,
+//! "statsd metrics"):
 //! `repliqate.<metric>,name=<name>,version=<version>,<tag>=<value>…:<value>|<type>`.
 //!
 //! Metrics must never slow down or stop replication: the socket is non-blocking, the address is

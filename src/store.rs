@@ -1,9 +1,9 @@
 //! The position store: where the last replicated primary key is kept between runs.
 //!
-//! Either Redis, under the old tool's key (COMPAT.md: `repliqate:replication:offset:` followed by
-//! the tags `name`, `table`, `topic` sorted by tag name and joined with `&`), or a local state
-//! file replaced atomically. The daemon loop only sees `Store`; no `redis::` type leaves this
-//! module.
+//! Either Redis, under the old tool's key (docs/messages.md, "Redis position":
+//! `repliqate:replication:offset:` followed by the tags `name`, `table`, `topic` sorted by tag
+//! name and joined with `&`), or a local state file replaced atomically. The daemon loop only
+//! sees `Store`; no `redis::` type leaves this module.
 //!
 //! Invariant: a stored value that is not an integer is `StoreError::Corrupt`, never "no position"
 //! — restarting from zero would republish the whole table.

@@ -1654,7 +1654,8 @@ fn old_tool_config_runs_unchanged() {
     create_topic(&broker(), &topic, 1);
     let key = position_key("processes", "processes", &topic);
     let _guard = RedisKeyGuard(key.clone());
-    // COMPAT.md's example, comments included, with only uri/topic/brokers/redis_addr changed.
+    // The old tool's example config (docs/messages.md, "Config file"), comments included, with
+    // only uri/topic/brokers/redis_addr changed.
     // The text is the point here (the old tool's layout, comments, unquoted values), so it is not
     // written by `JobConfig`; only whole scalars are filled in, never lines or blocks.
     let config = format!(

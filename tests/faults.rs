@@ -906,7 +906,8 @@ fn edge_ids(db: Db) {
     let job = fault_job("edge", &db, &table, &broker());
     let (config, _key) = set_up(&job, &dir);
     let key = job.key();
-    // Starting below every id: the default start of a new job is after 0 (see the README).
+    // Starting below every id, explicitly (a new job on an empty topic starts there too:
+    // docs/operations.md, "A lost position").
     let out = run(
         &[
             "--config",

@@ -1,8 +1,9 @@
 //! The configuration file, read once at start-up into typed, validated settings.
 //!
-//! The YAML schema is the old Python tool's (see COMPAT.md), so existing files keep working; every
-//! key we added has a default. Everything that can be checked without touching the network is
-//! checked here, so the rest of the program takes a `Config` and never re-checks an `Option`.
+//! The YAML schema is the old Python tool's (docs/messages.md, "Config file"), so existing files
+//! keep working; every key we added has a default. Everything that can be checked without
+//! touching the network is checked here, so the rest of the program takes a `Config` and never
+//! re-checks an `Option`.
 //!
 //! Errors are one line: `<file>: <dotted.path>: <what is wrong> at line L column C`. To keep
 //! serde_yaml's path and position on our own errors, each check runs inside a serde `Visitor`
@@ -201,8 +202,8 @@ impl ConfigError {
     }
 }
 
-/// serde says `a.b: missing field `c` at line …`; COMPAT.md promises the dotted path of the
-/// missing key itself: `a.b.c: missing required key at line …`.
+/// serde says `a.b: missing field `c` at line …`; docs/messages.md ("Config file") promises the
+/// dotted path of the missing key itself: `a.b.c: missing required key at line …`.
 fn name_missing_key(message: &str) -> Option<String> {
     let (path, rest) = message.split_once(": missing field `")?;
     let (key, tail) = rest.split_once('`')?;

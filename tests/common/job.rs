@@ -87,8 +87,8 @@ fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S:
     }
 }
 
-/// The Redis key of a job's position, spelled out as COMPAT.md defines it (not through
-/// repliqate's own code).
+/// The Redis key of a job's position, spelled out as docs/messages.md ("Redis position") defines
+/// it (not through repliqate's own code).
 pub fn position_key(name: &str, table: &str, topic: &str) -> String {
     format!("repliqate:replication:offset:name={name}&table={table}&topic={topic}")
 }

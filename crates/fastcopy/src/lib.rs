@@ -13,6 +13,11 @@
 //! before its stores, and the blocks that could be overwritten are read first.
 //!
 //! `no_builtins` keeps LLVM from turning these loops back into calls to `memcpy`.
+//!
+//! Tested against the standard library's `copy_from_slice` and `copy_within`: every length up
+//! to 600 and more at chosen alignments, and seeded random lengths up to 64 KiB at every
+//! alignment, with overlap both ways. `make release` checks that the binary's `memcpy` and
+//! `memmove` are these (no `rep movs`, no musl `__memcpy_fwd`).
 
 #![no_std]
 #![no_builtins]
@@ -177,6 +182,74 @@ mod tests {
                     "after, len {len}"
                 );
             }
+        }
+    }
+
+    /// xorshift64: seeded, so that a failure reproduces.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        /// A length up to 64 KiB, mostly short (as the daemon's copies are), at times long.
+        fn length(&mut self) -> usize {
+            match self.below(100) {
+                0..=59 => self.below(257),
+                60..=89 => self.below(4097),
+                _ => self.below(65_537),
+            }
+        }
+    }
+
+    const KIB_64: usize = 64 * 1024;
+
+    #[test]
+    fn random_copies_agree_with_copy_from_slice() {
+        let mut rng = Rng(0x243f_6a88_85a3_08d3);
+        let src = pattern(KIB_64 + 64, 11);
+        let mut dst = std::vec![0u8; KIB_64 + 192];
+        for round in 0..3000 {
+            let (len, s, d) = (rng.length(), rng.below(64), 64 + rng.below(64));
+            dst.fill(0xAA);
+            let mut expected = dst.clone();
+            expected[d..d + len].copy_from_slice(&src[s..s + len]);
+            unsafe { super::memcpy(dst.as_mut_ptr().add(d), src.as_ptr().add(s), len) };
+            assert!(
+                dst == expected,
+                "round {round}: len {len}, src+{s}, dst+{d}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_overlapping_moves_agree_with_copy_within() {
+        let mut rng = Rng(0x1319_8a2e_0370_7344);
+        let mut buf = std::vec![0u8; 3 * KIB_64];
+        for round in 0..3000 {
+            let len = rng.length();
+            let src = KIB_64 + rng.below(64);
+            // Up to a block past the whole length either way: overlapping both ways, touching,
+            // or apart.
+            let reach = len + 64;
+            let dst = src + rng.below(2 * reach + 1) - reach;
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(7).wrapping_add(round as u8);
+            }
+            let mut expected = buf.clone();
+            expected.copy_within(src..src + len, dst);
+            unsafe {
+                let p = buf.as_mut_ptr();
+                super::memmove(p.add(dst), p.add(src), len);
+            }
+            assert!(
+                buf == expected,
+                "round {round}: len {len}, src {src}, dst {dst}"
+            );
         }
     }
 

@@ -17,7 +17,10 @@
 //!
 //! All of the `unsafe` is here: the SHA-NI intrinsics, on a CPU checked to have them, and their
 //! 16-byte loads and stores inside 64-byte blocks, 8-word states and the round constants. The
-//! tests compare every digest with `sha2`'s.
+//! tests compare every digest with `sha2`'s, at chosen lengths and at seeded random ones. Before
+//! its first use the kernel must also reproduce FIPS 180-2's published digests (a known-answer
+//! test, once per process); if it does not, [`digest4`] is `sha2` from then on, and [`engine`]
+//! says why, for the application to log.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -26,10 +29,77 @@ use sha2::{Digest, Sha256};
 /// The SHA-256 digests of four messages.
 pub fn digest4(messages: [&[u8]; 4]) -> [[u8; 32]; 4] {
     #[cfg(target_arch = "x86_64")]
-    if let Some(digests) = x86_64::digest4(messages) {
-        return digests;
+    if matches!(engine(), Engine::ShaNi) {
+        if let Some(digests) = x86_64::digest4(messages) {
+            return digests;
+        }
     }
     one_by_one(messages)
+}
+
+/// What [`digest4`] runs on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The four-lane SHA-NI kernel, which passed the known-answer test.
+    ShaNi,
+    /// `sha2`, one message after the other, and why.
+    Sha2 { why: &'static str },
+}
+
+/// What [`digest4`] runs on this machine: decided once, on first use.
+pub fn engine() -> Engine {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    *ENGINE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if x86_64::available() {
+            return if known_answers_pass(|m| x86_64::digest4(m).unwrap_or([[0; 32]; 4])) {
+                Engine::ShaNi
+            } else {
+                Engine::Sha2 {
+                    why: "the SHA-NI kernel gave a wrong digest in its known-answer test",
+                }
+            };
+        }
+        Engine::Sha2 {
+            why: "this CPU has no SHA-NI",
+        }
+    })
+}
+
+/// FIPS 180-2's SHA-256 examples (and the empty message), in lanes of one, two and three
+/// blocks, checked through `kernel` in two arrangements (so that each lane both ends first and
+/// runs alone).
+fn known_answers_pass(kernel: impl Fn([&[u8]; 4]) -> [[u8; 32]; 4]) -> bool {
+    const ABC: &[u8] = b"abc";
+    const TWO: &[u8] = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    const THREE: &[u8] = b"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
+    const DIGESTS: [[u8; 32]; 4] = [
+        hex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        hex("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        hex("cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"),
+    ];
+    let forward = kernel([b"", ABC, TWO, THREE]);
+    let backward = kernel([THREE, TWO, ABC, b""]);
+    forward == DIGESTS && backward == [DIGESTS[3], DIGESTS[2], DIGESTS[1], DIGESTS[0]]
+}
+
+/// 32 bytes from 64 hex digits, at compile time.
+const fn hex(text: &str) -> [u8; 32] {
+    const fn digit(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            _ => c - b'a' + 10,
+        }
+    }
+    let t = text.as_bytes();
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = digit(t[2 * i]) << 4 | digit(t[2 * i + 1]);
+        i += 1;
+    }
+    out
 }
 
 /// What `digest4` is where there is no SHA-NI.
@@ -111,7 +181,8 @@ mod x86_64 {
     #[derive(Clone, Copy)]
     struct State(__m128i, __m128i);
 
-    /// The digests, or None when this CPU lacks SHA-NI.
+    /// The digests, or None when this CPU lacks SHA-NI. Not checked against the known answers:
+    /// the caller does that ([`super::engine`]).
     pub(super) fn digest4(messages: [&[u8]; 4]) -> Option<[[u8; 32]; 4]> {
         // SAFETY: the CPU has every feature `digest4_ni` is compiled for.
         available().then(|| unsafe { digest4_ni(messages) })
@@ -332,6 +403,52 @@ mod tests {
         assert_eq!(got[2], reference(&n));
         assert_ne!(got[2], got[0]);
         assert_eq!(got[3], got[0]);
+    }
+
+    /// Seeded random lengths, the lanes unequal: mostly short (where the lanes end at different
+    /// steps), some of many blocks, and lanes up to 1 MiB.
+    #[test]
+    fn random_lengths_up_to_a_mebibyte_agree_with_sha2() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..400u32 {
+            let lengths = [0; 4].map(|_| match next() % 100 {
+                0 if round % 50 == 0 => (next() % (1 << 20)) as usize + 1,
+                0..=79 => (next() % 600) as usize,
+                _ => (next() % 20_000) as usize,
+            });
+            check(lengths, round + 1000);
+        }
+        check([1 << 20, 0, 1, (1 << 20) - 1], 7);
+    }
+
+    #[test]
+    fn the_known_answers_hold_and_catch_a_wrong_kernel() {
+        assert!(known_answers_pass(one_by_one));
+        // A kernel wrong in one lane of one arrangement, or wrong for one length only.
+        assert!(!known_answers_pass(|m| {
+            let mut d = one_by_one(m);
+            d[3][0] ^= 1;
+            d
+        }));
+        assert!(!known_answers_pass(|m| {
+            let mut d = one_by_one(m);
+            for (lane, message) in m.iter().enumerate() {
+                if message.len() == 3 {
+                    d[lane][31] ^= 0x80;
+                }
+            }
+            d
+        }));
+        #[cfg(target_arch = "x86_64")]
+        if x86_64::available() {
+            assert_eq!(engine(), Engine::ShaNi);
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
