@@ -24,7 +24,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use super::error::Error;
 use super::produce::ProduceBody;
 use super::sasl::{SaslClient, Step};
-use super::transport::Transport;
+use super::transport::{Dial, Transport};
 use crate::tls::TlsSettings;
 
 /// SaslHandshake v1 is the first that moves the exchange into SaslAuthenticate requests
@@ -99,7 +99,12 @@ impl Connection {
     /// handshake if there is TLS, negotiates API versions with ApiVersions, and authenticates
     /// if there is SASL.
     pub fn connect(addr: &str, opts: &ConnOptions) -> Result<Connection, Error> {
-        let stream = Transport::open(addr, opts)?;
+        let dial = Dial {
+            connect_timeout: opts.connect_timeout,
+            io_timeout: opts.io_timeout,
+            tls: opts.tls.as_ref(),
+        };
+        let stream = Transport::open(addr, &dial)?;
         let mut conn = Connection {
             addr: addr.to_string(),
             stream,

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use rustls::ClientConnection;
 
-use super::conn::ConnOptions;
 use super::error::Error;
 use super::sasl::{Sasl, SaslClient};
 use crate::tls::{self, TlsSettings};
@@ -41,6 +40,13 @@ impl Security {
     }
 }
 
+/// How to open a stream: the socket's timeouts, and TLS if any.
+pub(super) struct Dial<'a> {
+    pub connect_timeout: std::time::Duration,
+    pub io_timeout: std::time::Duration,
+    pub tls: Option<&'a TlsSettings>,
+}
+
 /// An open stream to a broker.
 pub(super) enum Transport {
     Plain(TcpStream),
@@ -54,9 +60,9 @@ pub(super) struct TlsStream {
 
 impl Transport {
     /// Dials `addr` and, for TLS, completes the handshake.
-    pub fn open(addr: &str, opts: &ConnOptions) -> Result<Transport, Error> {
-        let sock = dial(addr, opts)?;
-        match &opts.tls {
+    pub fn open(addr: &str, dial: &Dial<'_>) -> Result<Transport, Error> {
+        let sock = connect(addr, dial)?;
+        match dial.tls {
             None => Ok(Transport::Plain(sock)),
             Some(settings) => handshake(addr, sock, settings),
         }
@@ -248,7 +254,7 @@ impl Write for Transport {
     }
 }
 
-fn dial(addr: &str, opts: &ConnOptions) -> Result<TcpStream, Error> {
+fn connect(addr: &str, opts: &Dial<'_>) -> Result<TcpStream, Error> {
     let addrs = addr
         .to_socket_addrs()
         .map_err(|e| Error::io(addr, "resolving address", e))?;

@@ -1,16 +1,25 @@
 //! The batches of a send: written per partition within the request budget (`writer`), sealed
 //! here under the idempotent producer's sequence numbers and the compression, re-stamped under a
 //! new producer id and split when the broker finds one too large, always from their own
-//! encoding (`records`).
+//! encoding (`records`). What their acknowledgements fill in is each record's `Delivery`; what
+//! a send that failed leaves to send again is `Unsettled`, its batches as they were sent.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::results::Delivery;
 use super::writer::{Batches, OpenBatch};
 use crate::kafka::error::Error;
 use crate::kafka::records::{self, wrap_sequence, Compression, Record, Stamp};
+
+/// Where an acknowledged record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    /// None when the broker acknowledged the batch as a duplicate of one it already had
+    /// (DUPLICATE_SEQUENCE) without telling us its offset.
+    pub offset: Option<i64>,
+}
 
 /// A group of records for one partition, sent as one Kafka record batch (RecordBatch v2).
 #[derive(Debug)]
@@ -289,6 +298,25 @@ impl Batcher {
         };
         batches.insert(i + 1, second);
         Ok(())
+    }
+}
+
+/// What a send that failed on a transient error left unacknowledged: its batches exactly as
+/// they were sent (encoding, producer id, sequence numbers), and which records were
+/// acknowledged. Sending these again rather than the same records anew lets the broker drop
+/// the copies it already wrote (KIP-98): an outage longer than the delivery timeout then costs
+/// no duplicates, and partitions acknowledged before it are not written again.
+pub struct Unsettled(pub(super) Outgoing);
+
+impl std::fmt::Debug for Unsettled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsettled")
+            .field("topic", &self.0.topic)
+            .field(
+                "batches",
+                &self.0.batches.iter().filter(|b| !b.done).count(),
+            )
+            .finish()
     }
 }
 

@@ -26,9 +26,10 @@ use batches::{Batcher, Idempotence, Outgoing};
 use cluster::{Cluster, ProducerIdAnswer};
 use round::{Round, RoundOutcome, RoundSettings};
 
+pub use batches::{Delivery, Unsettled};
 pub use cluster::{BrokerInfo, BrokerReport};
 pub use config::{Acks, ProducerConfig};
-pub use results::{Delivery, SendError, Unsettled};
+pub use results::SendError;
 pub use writer::Batches;
 
 use super::error::Error;
