@@ -12,8 +12,8 @@ compile_error!("repliqate needs at least one source feature: sqlite, postgres or
 extern crate fastcopy;
 
 pub mod backoff;
+pub mod cli;
 pub mod config;
-pub mod gaps;
 pub mod javaprops;
 pub mod kafka;
 pub mod logging;

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use argh::FromArgs;
+use repliqate::cli::check;
+use repliqate::cli::position;
 use repliqate::config::LogFormat;
 use repliqate::notify::Notifier;
-use repliqate::replicator::position;
-use repliqate::replicator::{check, Mode, Options, Replicator};
+use repliqate::replicator::{Mode, Options, Replicator};
 use repliqate::status::{Server, Status};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
@@ -143,8 +144,8 @@ struct ResetArgs {
 /// Exit codes, documented in docs/operations.md ("Exit codes"), and the map from errors to them:
 /// the one place.
 mod exit {
-    use repliqate::replicator::check::Report;
-    use repliqate::replicator::position::PositionError;
+    use repliqate::cli::check::Report;
+    use repliqate::cli::position::PositionError;
     use repliqate::replicator::Error;
 
     /// A replication error that retrying cannot fix, while running (or a change declined).

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::batch::MessageBuffer;
+use super::gaps::{GapPolicy, SkipReason};
 use super::{Error, Replicator, BEFORE_ANY_ID};
 use crate::config::Config;
-use crate::gaps::{GapPolicy, SkipReason};
 use crate::source::Source;
 use crate::value::{Id, OpenTransactions};
 

@@ -156,7 +156,7 @@ pub(super) fn check_new_job(
 
 /// Identifies this instance in the lease: host, pid and a random part (two instances on one
 /// host after a pid wrap stay distinct).
-pub(super) fn owner_token() -> String {
+pub(crate) fn owner_token() -> String {
     let host = host_name();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -169,7 +169,7 @@ pub(super) fn owner_token() -> String {
 }
 
 /// This process, for a line saying who did something: `host H pid P`.
-pub(super) fn instance() -> String {
+pub(crate) fn instance() -> String {
     format!("host {} pid {}", host_name(), std::process::id())
 }
 

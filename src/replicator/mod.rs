@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::{sleep_until, Backoff};
 use crate::config::{Config, KeyMode};
-use crate::gaps::GapTracker;
 use crate::kafka::{Delivery, Pending, Producer, SendError, Unsettled};
 use crate::message::MessageEncoder;
 use crate::metrics::Metrics;
@@ -23,14 +22,14 @@ use crate::source::Source;
 use crate::status::{Position, Status};
 use crate::store::{Store, StoreError, Written};
 use crate::value::Id;
+use gaps::GapTracker;
 
 mod batch;
-pub mod check;
 mod error;
+mod gaps;
 mod holes;
-mod lease;
-pub mod position;
-mod startup;
+pub(crate) mod lease;
+pub(crate) mod startup;
 
 use batch::{Batch, MessageBuffer};
 pub use error::Error;
@@ -676,7 +675,7 @@ fn status_position(p: Id) -> Position {
 /// (the sources clamp it to their key type's minimum).
 pub const BEFORE_ANY_ID: Id = i64::MIN as Id - 1;
 
-fn show_position(p: Id) -> String {
+pub(crate) fn show_position(p: Id) -> String {
     if p == BEFORE_ANY_ID {
         "the start of the table".into()
     } else {

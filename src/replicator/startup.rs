@@ -6,11 +6,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use super::gaps::GapPolicy;
 use super::holes::gap_policy;
 use super::lease::check_new_job;
 use super::{Error, BEFORE_ANY_ID};
 use crate::config::Config;
-use crate::gaps::GapPolicy;
 use crate::kafka::Producer;
 use crate::metrics::Metrics;
 use crate::source::Source;
@@ -18,13 +18,13 @@ use crate::store::Store;
 use crate::value::Id;
 
 /// statsd: the address resolved and a socket ready (nothing is sent yet).
-pub(super) fn metrics(config: &Config) -> Result<Metrics, Error> {
+pub(crate) fn metrics(config: &Config) -> Result<Metrics, Error> {
     Metrics::new(config.statsd_addr.as_deref(), &config.name).map_err(Error::Metrics)
 }
 
 /// The source: connected, its table, key, fields and column types checked (`Source::connect`),
 /// and how it allocates ids (for the gap policy).
-pub(super) fn source(config: &Config) -> Result<(Source, GapPolicy), Error> {
+pub(crate) fn source(config: &Config) -> Result<(Source, GapPolicy), Error> {
     let mut source = Source::connect(&config.source.spec).map_err(Error::Source)?;
     log::info!(
         "source: {} (columns: {})",
@@ -36,7 +36,7 @@ pub(super) fn source(config: &Config) -> Result<(Source, GapPolicy), Error> {
 }
 
 /// The position store, opened (Redis is not contacted yet: `stored_position` does that).
-pub(super) fn store(config: &Config) -> Result<Store, Error> {
+pub(crate) fn store(config: &Config) -> Result<Store, Error> {
     Store::open(
         &config.position_store,
         &config.name,
@@ -47,12 +47,12 @@ pub(super) fn store(config: &Config) -> Result<Store, Error> {
 }
 
 /// The producer; nothing is dialled until `topic`.
-pub(super) fn producer(config: &Config, stop: Arc<AtomicBool>) -> Producer {
+pub(crate) fn producer(config: &Config, stop: Arc<AtomicBool>) -> Producer {
     Producer::new(config.kafka.producer.clone()).with_cancel_flag(stop)
 }
 
 /// The topic looked up in the cluster's metadata (it must exist): its partition count.
-pub(super) fn topic(producer: &mut Producer, config: &Config) -> Result<usize, Error> {
+pub(crate) fn topic(producer: &mut Producer, config: &Config) -> Result<usize, Error> {
     let partitions = producer
         .check_topic(&config.kafka.topic)
         .map_err(Error::Kafka)?;
@@ -64,7 +64,7 @@ pub(super) fn topic(producer: &mut Producer, config: &Config) -> Result<usize, E
 }
 
 /// The stored position (`None`: none stored).
-pub(super) fn stored_position(store: &mut Store) -> Result<Option<Id>, Error> {
+pub(crate) fn stored_position(store: &mut Store) -> Result<Option<Id>, Error> {
     let stored = store.read().map_err(Error::Store)?;
     log::info!(
         "position store: {}: {}",
@@ -113,7 +113,7 @@ impl Start {
 
 /// Where the job starts: a lost position (nothing stored, but the topic has records) is found
 /// here, at start-up, not after a standby takes over.
-pub(super) fn start(
+pub(crate) fn start(
     producer: &mut Producer,
     config: &Config,
     store: &Store,

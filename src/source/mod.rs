@@ -322,9 +322,9 @@ pub struct IdAllocation {
     pub cached: bool,
     /// Where `step` came from, for the log.
     pub origin: String,
-    /// How stale `open_transactions` may be (see `gaps::GapPolicy::snapshot_delay`).
+    /// How stale `open_transactions` may be (see `replicator::gaps::GapPolicy::snapshot_delay`).
     pub snapshot_delay: Duration,
-    /// Every hole a reader sees is final (see `gaps::GapPolicy::final_at_once`).
+    /// Every hole a reader sees is final (see `replicator::gaps::GapPolicy::final_at_once`).
     pub final_at_once: bool,
 }
 

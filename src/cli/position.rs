@@ -16,9 +16,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::check::{describe_holder, holder_fields, number};
-use super::lease::{instance, owner_token};
-use super::{show_position, Error};
 use crate::config::Config;
+use crate::replicator::lease::{instance, owner_token};
+use crate::replicator::{show_position, Error};
 use crate::store::{Claim, LeaseHolder, Store};
 use crate::value::Id;
 
@@ -64,7 +64,7 @@ impl Shown {
 
 /// Reads the stored position and who holds the job (nothing is written).
 pub fn show(config: &Config) -> Result<Shown, Error> {
-    let mut store = super::startup::store(config)?;
+    let mut store = crate::replicator::startup::store(config)?;
     let position = store.read().map_err(Error::Store)?;
     let holder = store.lease_holder().map_err(Error::Store)?;
     Ok(Shown {
@@ -146,7 +146,7 @@ pub fn change(
     force: bool,
     confirm: impl FnOnce(&Plan) -> bool,
 ) -> Result<Changed, PositionError> {
-    let mut store = super::startup::store(config)?;
+    let mut store = crate::replicator::startup::store(config)?;
     let old = store.read().map_err(Error::Store)?;
     let holder = store.lease_holder().map_err(Error::Store)?;
     if let (Some(h), Some(why)) = (&holder, refusal(&store, change, force)) {

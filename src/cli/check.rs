@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::startup::{self, Start};
-use super::{Error, Options, BEFORE_ANY_ID};
 use crate::config::{self, Config};
 use crate::kafka::{BrokerReport, Producer};
+use crate::replicator::startup::{self, Start};
+use crate::replicator::{Error, Options, BEFORE_ANY_ID};
 use crate::source::{RowCount, Source};
 use crate::store::{LeaseHolder, Store};
 use crate::value::Id;
