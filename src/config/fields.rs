@@ -19,6 +19,10 @@ impl<R> Checked<R> {
     pub(super) fn into_string(self) -> String {
         self.0
     }
+
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A rule for a string setting.
