@@ -134,6 +134,11 @@ impl GapTracker {
         !self.policy.timeout.is_zero()
     }
 
+    /// Whether every hole is final as soon as it is seen (SQLite): nothing is ever held.
+    pub fn final_at_once(&self) -> bool {
+        self.policy.final_at_once
+    }
+
     /// Whether the next `decide` needs the open transactions as they are *before* its rows are
     /// fetched (it does while holes are held: see `decide`).
     pub fn needs_probe_before_fetch(&self) -> bool {

@@ -36,7 +36,11 @@ impl Replicator {
         for s in &decision.skipped {
             if s.after == BEFORE_ANY_ID {
                 // Not a hole between rows: a new job waited until nothing could still add rows
-                // below its first one.
+                // below its first one. Where no row can (SQLite), there was nothing to wait for,
+                // and nothing to say.
+                if self.gaps.final_at_once() {
+                    continue;
+                }
                 log::info!(
                     "new job: starting at id {} after {:.1}s ({})",
                     s.before,

@@ -39,12 +39,12 @@ impl Replicator {
         self.renewed = Some(asked);
         // A fresh look at the table's end for `rows_behind`, not one from before a standby.
         self.max_id_read = None;
-        log::info!(
-            state = "active";
-            "active (lease owner {}): resuming after id {}",
-            self.owner,
-            show_position(position)
-        );
+        let from = if position == BEFORE_ANY_ID {
+            "from the start of the table".to_string()
+        } else {
+            format!("after id {position}")
+        };
+        log::info!(state = "active"; "active (lease owner {}): resuming {from}", self.owner);
         Ok(Some(position))
     }
 
