@@ -1,26 +1,32 @@
-//! A batch of the table as the loop publishes it (`Batch`), and the buffer its messages are
+//! A batch of the table on its way to Kafka (`InFlight`), and the buffer its messages are
 //! encoded into while its rows stream in (`MessageBuffer`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::Error;
+use super::error::Error;
 use crate::config::KeyMode;
-use crate::kafka::Batches;
+use crate::kafka::{Batches, Unsettled};
 use crate::message::{
     canonical_digest, canonical_digests, fill_hash, MessageEncoder, MessageError,
 };
 use crate::value::{Id, Value};
 
-/// A batch read, cut at held gaps and encoded, ready to publish.
-pub(super) struct Batch {
-    /// The rows' ids, in order (the rows themselves are not kept).
+/// A batch of the table on its way to Kafka, from the moment it is read until Kafka has
+/// acknowledged all of it.
+pub(super) struct InFlight {
+    /// The rows' ids, in key order (the rows themselves are not kept).
     pub(super) ids: Vec<Id>,
-    /// Their messages, in their record batches.
-    pub(super) batches: Batches,
+    /// Their messages, in their record batches, until they are handed to the producer.
+    pub(super) messages: Option<Batches>,
     /// Rows were held back at a hole: the table may have more, but not for now.
     pub(super) holding: bool,
     /// Reading and encoding it took this long.
     pub(super) read: Duration,
+    /// How many of `ids` (a prefix) Kafka has acknowledged, and were counted, so far.
+    pub(super) acknowledged: usize,
+    /// After a send that failed on a transient error: its record batches exactly as they were
+    /// sent, to send again unchanged, so that the broker drops the copies it already wrote.
+    pub(super) unsettled: Option<Unsettled>,
 }
 
 /// The messages of one batch, encoded while its rows stream in from the source: each straight

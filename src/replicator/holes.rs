@@ -5,8 +5,10 @@
 use std::time::{Duration, Instant};
 
 use super::batch::MessageBuffer;
+use super::error::Error;
 use super::gaps::{GapPolicy, SkipReason};
-use super::{Error, Replicator, BEFORE_ANY_ID};
+use super::position::BEFORE_ANY_ID;
+use super::Replicator;
 use crate::config::Config;
 use crate::source::Source;
 use crate::value::{Id, OpenTransactions};

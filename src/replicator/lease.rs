@@ -1,96 +1,103 @@
-//! Active and standby: the job's lease in the position store, taken, renewed and released, and
-//! where an instance that takes it resumes from.
+//! Active and standby: the job's lease in the position store (`Lease`), taken, renewed,
+//! committed under and released, and where an instance that takes it resumes from.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{show_position, Error, Replicator, BEFORE_ANY_ID};
+use super::error::Error;
 use crate::kafka::Producer;
-use crate::store::{Lease, Store, StoreError};
+use crate::store::{Lease as Held, Store, StoreError, Written};
 use crate::value::Id;
 
-impl Replicator {
-    /// Tries to become the active instance. On success returns the position to resume from:
-    /// the stored one, or — if the store lost it (an emptied Redis) — the last one this instance
-    /// committed; with neither, `--initial-position` or 0 for a new job. A stored position is
-    /// taken as it is, even below what this instance committed: put there while we did not
-    /// hold the lease, it is an operator's replay (`repliqate position set`), which resuming
-    /// above it would skip; the other way there (a Redis failed over to a replica that lagged)
-    /// republishes rows, which at-least-once allows.
-    pub(super) fn take_lease(&mut self) -> Result<Option<Id>, Error> {
-        // Before the script: the lease runs from no earlier than this, and the checks below
-        // (a new job's look at its topic) may take a while.
-        let asked = std::time::Instant::now();
-        match self
-            .store
-            .hold_lease(&self.owner, self.lease)
+/// The job's lease in the position store (only its holder publishes), and what this instance
+/// knows of the position the lease guards.
+pub(super) struct Lease {
+    /// This instance's owner token (host, pid, random).
+    owner: String,
+    /// How long the lease lasts once taken or renewed (`lease_sec`).
+    ttl: Duration,
+    /// When it was last taken or renewed (`None`: not held, or a renewal failed since).
+    renewed: Option<Instant>,
+    /// The instance that holds it, while we do not.
+    holder: Option<String>,
+    /// The position as this instance last read it from the store or wrote it there: a fenced
+    /// write that finds the lease lapsed may take it again only if the store still holds this.
+    stored: Option<Id>,
+    /// The last position this instance committed: where to resume if the store loses it.
+    committed: Option<Id>,
+}
+
+/// Where an instance that has just taken the lease resumes.
+pub(super) enum Resume {
+    /// The position the store holds.
+    Stored(Id),
+    /// The store holds none, but this instance committed this one (an emptied Redis).
+    Committed(Id),
+    /// Neither: a new job, or a lost position (the caller decides which).
+    Nothing,
+}
+
+impl Lease {
+    pub fn new(owner: String, ttl: Duration) -> Lease {
+        Lease {
+            owner,
+            ttl,
+            renewed: None,
+            holder: None,
+            stored: None,
+            committed: None,
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The instance that holds the lease, while we do not.
+    pub fn holder(&self) -> Option<&str> {
+        self.holder.as_deref()
+    }
+
+    /// The position as this instance last saw it in the store.
+    pub fn stored(&self) -> Option<Id> {
+        self.stored
+    }
+
+    /// Tries to take the lease: `true` when it is ours (held already, or free). A position
+    /// store read must follow (`resume`) before anything is published.
+    pub fn take(&mut self, store: &mut Store) -> Result<bool, Error> {
+        // Before the script: the lease runs from no earlier than this.
+        let asked = Instant::now();
+        match store
+            .hold_lease(&self.owner, self.ttl)
             .map_err(Error::Store)?
         {
-            Lease::HeldBy(holder) => {
-                self.lease_holder = Some(holder);
-                return Ok(None);
+            Held::HeldBy(holder) => {
+                self.holder = Some(holder);
+                Ok(false)
             }
-            Lease::Held | Lease::Acquired => {}
+            Held::Held | Held::Acquired => {
+                self.holder = None;
+                self.renewed = Some(asked);
+                Ok(true)
+            }
         }
-        self.lease_holder = None;
-        // Active only once the position is known: a failed read (a Redis timeout right after
-        // the lease script) leaves us standby, and the next turn takes the lease again.
-        let position = self.resume_position()?;
-        self.active = true;
-        self.renewed = Some(asked);
-        // A fresh look at the table's end for `rows_behind`, not one from before a standby.
-        self.max_id_read = None;
-        let from = if position == BEFORE_ANY_ID {
-            "from the start of the table".to_string()
-        } else {
-            format!("after id {position}")
-        };
-        log::info!(state = "active"; "active (lease owner {}): resuming {from}", self.owner);
-        Ok(Some(position))
     }
 
-    /// Where an instance that just took the lease resumes (see `take_lease`).
-    fn resume_position(&mut self) -> Result<Id, Error> {
-        let stored = self.read_position()?;
-        self.last_stored = stored;
-        let position = match (stored, self.committed) {
-            (Some(s), _) => s,
-            (None, Some(c)) => {
-                log::warn!(
-                    "the position is missing from {}: resuming after {c}, the last position this \
-                     instance committed",
-                    self.store.describe()
-                );
-                c
-            }
-            (None, None) => match self.initial_position {
-                Some(p) => {
-                    log::warn!(
-                        "no stored position: starting after {} (--initial-position)",
-                        show_position(p)
-                    );
-                    p
-                }
-                None => {
-                    check_new_job(&mut self.producer, &self.topic, &self.store)?;
-                    log::warn!(
-                        "no position stored in {} and topic {} is empty: a new job, starting from \
-                         the beginning of the table",
-                        self.store.describe(),
-                        self.topic
-                    );
-                    BEFORE_ANY_ID
-                }
-            },
-        };
-        Ok(position)
-    }
-
-    pub(super) fn release_lease(&mut self) {
-        if self.active {
-            self.active = false;
-            if let Err(e) = self.store.release_lease(&self.owner) {
-                log::warn!("releasing the job's lease: {e} (it expires by itself)");
-            }
+    /// Where to resume, given what the store holds now (read right after taking the lease). A
+    /// stored position is taken as it is, even below what this instance committed: put there
+    /// while we did not hold the lease, it is an operator's replay (`repliqate position set`),
+    /// which resuming above it would skip; the other way there (a Redis failed over to a
+    /// replica that lagged) republishes rows, which at-least-once allows.
+    pub fn resume(&mut self, stored: Option<Id>) -> Resume {
+        self.stored = stored;
+        match (stored, self.committed) {
+            (Some(s), _) => Resume::Stored(s),
+            (None, Some(c)) => Resume::Committed(c),
+            (None, None) => Resume::Nothing,
         }
     }
 
@@ -102,38 +109,58 @@ impl Replicator {
     /// renewed or found lost before anything more is published. A suspend of the whole machine
     /// is not counted (`Instant` stops with it): one more batch may then go out before the
     /// fenced commit refuses it, a duplicate, which at-least-once allows.
-    pub(super) fn renew_lease_if_due(&mut self) -> Result<(), Error> {
-        if self.renewed.is_some_and(|t| t.elapsed() < self.lease / 3) {
+    pub fn renew_if_due(&mut self, store: &mut Store) -> Result<(), Error> {
+        if self.renewed.is_some_and(|t| t.elapsed() < self.ttl / 3) {
             return Ok(());
         }
-        self.renew_lease()
+        self.renew(store)
     }
 
     /// Renews the lease. Losing it (another instance holds it) is `StoreError::Fenced`; so is
     /// finding it lapsed, even though we now hold it again: another instance may have moved the
-    /// position meanwhile, so the loop re-reads it (`take_lease`) before publishing again.
-    pub(super) fn renew_lease(&mut self) -> Result<(), Error> {
-        let asked = std::time::Instant::now();
-        let lease = self
-            .store
-            .hold_lease(&self.owner, self.lease)
-            .map_err(|e| {
-                // Not renewed: the next caught-up step tries again (and fails while this lasts).
-                self.renewed = None;
-                Error::Store(e)
-            })?;
+    /// position meanwhile, so the loop reads it again (standby, then `take`) before publishing.
+    pub fn renew(&mut self, store: &mut Store) -> Result<(), Error> {
+        let asked = Instant::now();
+        let lease = store.hold_lease(&self.owner, self.ttl).map_err(|e| {
+            // Not renewed: the next caught-up step tries again (and fails while this lasts).
+            self.renewed = None;
+            Error::Store(e)
+        })?;
         let holder = match lease {
-            Lease::Held => {
+            Held::Held => {
                 self.renewed = Some(asked);
                 return Ok(());
             }
-            Lease::Acquired => "nobody: the lease had lapsed".to_string(),
-            Lease::HeldBy(holder) => holder,
+            Held::Acquired => "nobody: the lease had lapsed".to_string(),
+            Held::HeldBy(holder) => holder,
         };
         Err(Error::Store(StoreError::Fenced {
-            store: self.store.describe(),
+            store: store.describe(),
             holder,
         }))
+    }
+
+    /// Writes `position` as the lease holder (the fenced compare-and-set), renewing the lease
+    /// with it.
+    pub fn commit(&mut self, store: &mut Store, position: Id) -> Result<Written, StoreError> {
+        let started = Instant::now();
+        let written = store.write_fenced(position, self.stored, &self.owner, self.ttl)?;
+        self.committed = Some(position);
+        self.stored = Some(position);
+        // The fenced write extended the lease (from no earlier than `started`).
+        if store.has_lease() {
+            self.renewed = Some(started);
+        }
+        Ok(written)
+    }
+
+    /// Gives the lease up (on shutdown, or an error that ends the run), so that a standby
+    /// takes over at once rather than when it lapses.
+    pub fn release(&mut self, store: &mut Store) {
+        self.renewed = None;
+        if let Err(e) = store.release_lease(&self.owner) {
+            log::warn!("releasing the job's lease: {e} (it expires by itself)");
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::{sleep_until, Backoff};
 use crate::config::{Config, KeyMode};
-use crate::kafka::{Delivery, Pending, Producer, SendError, Unsettled};
+use crate::kafka::{Delivery, Pending, Producer, SendError};
 use crate::message::MessageEncoder;
 use crate::metrics::Metrics;
 use crate::source::Source;
@@ -28,13 +28,21 @@ mod batch;
 mod error;
 mod gaps;
 mod holes;
+mod incident;
 pub(crate) mod lease;
+mod position;
 pub(crate) mod startup;
+mod state;
 
-use batch::{Batch, MessageBuffer};
+use batch::{InFlight, MessageBuffer};
 pub use error::Error;
-use lease::owner_token;
+use incident::Incidents;
+use lease::{owner_token, Lease, Resume};
+pub(crate) use position::show_position;
+use position::status_position;
+pub use position::BEFORE_ANY_ID;
 pub use startup::Start;
+use state::{Active, Standby, State};
 
 /// The loop's first wait after a failure; it doubles per consecutive failure up to
 /// `retry_backoff_max_sec`.
@@ -51,13 +59,6 @@ pub enum Mode {
     UntilCaughtUp,
 }
 
-/// A dependency failing since `since`; `needs_operator`: what the last error needs.
-struct Incident {
-    component: &'static str,
-    needs_operator: bool,
-    since: Instant,
-}
-
 /// A started replication job: every dependency connected and checked.
 pub struct Replicator {
     name: String,
@@ -70,45 +71,21 @@ pub struct Replicator {
     source: Source,
     producer: Producer,
     store: Store,
+    /// The job's lease in `store`, and what this instance knows of the position.
+    lease: Lease,
     metrics: Metrics,
     /// What `/metrics`, `/healthz` and `/readyz` show (shared with the endpoint's thread).
     status: Arc<Status>,
     /// When `status` last got the table's highest id.
     max_id_read: Option<Instant>,
-    /// When the lease was last taken or renewed (`None`: a renewal failed since).
-    renewed: Option<Instant>,
     encoder: MessageEncoder,
     gaps: GapTracker,
     stop: Arc<AtomicBool>,
-    /// This instance's lease owner token (host, pid, random).
-    owner: String,
-    lease: Duration,
-    /// Whether we hold the lease (only the holder publishes).
-    active: bool,
-    /// The last position this instance committed: safe to resume from if the store loses it.
-    committed: Option<Id>,
-    /// The position as this instance last read or wrote it in the store: a write finding the
-    /// lease lapsed may take it again only if the store still holds this.
-    last_stored: Option<Id>,
     initial_position: Option<Id>,
-    /// The other instance holding the lease, while we are standby.
-    lease_holder: Option<String>,
     /// Average encoded message size of the last batch, to size the next batch's buffer.
     message_size: usize,
     /// The dependency currently failing, and since when: errors are logged once per incident.
-    incident: Option<Incident>,
-    /// A batch Kafka did not acknowledge in full on a transient error: sent again as it was
-    /// before anything else, so that the broker can drop what it had already written.
-    unacknowledged: Option<Unacknowledged>,
-}
-
-/// A published batch waiting for the rest of its acknowledgements.
-struct Unacknowledged {
-    ids: Vec<Id>,
-    holding: bool,
-    send: Unsettled,
-    /// How many of `ids` (a prefix) were acknowledged, and counted, already.
-    counted: usize,
+    incidents: Incidents,
 }
 
 impl Replicator {
@@ -154,149 +131,183 @@ impl Replicator {
             source,
             producer,
             store,
+            lease: Lease::new(owner, config.lease),
             metrics,
             status,
             max_id_read: None,
-            renewed: None,
             encoder,
             gaps,
             stop,
-            incident: None,
-            unacknowledged: None,
-            owner,
-            lease: config.lease,
-            active: false,
-            committed: None,
-            last_stored: None,
+            incidents: Incidents::default(),
             initial_position: options.initial_position,
             message_size: 256,
-            lease_holder: None,
         })
     }
 
-    /// The loop. Returns Ok when stopped (or caught up, with `Mode::UntilCaughtUp`), Err on an
-    /// error that retrying cannot fix. Retriable errors are retried with capped exponential
-    /// backoff, forever.
+    /// The loop: standby until this instance holds the job's lease, then, turn after turn,
+    /// read position → fetch batch → publish → commit. Returns Ok when stopped (or caught up,
+    /// with `Mode::UntilCaughtUp`), Err on an error that retrying cannot fix. Retriable errors
+    /// are retried with capped exponential backoff, forever.
     pub fn run(&mut self, mode: Mode) -> Result<(), Error> {
         let mut failures = 0u32;
-        let mut position = None;
-        let mut standby_logged = false;
-        let mut standby_since: Option<Instant> = None;
-        // A batch prepared while the previous one was in flight.
-        let mut next: Option<Batch> = None;
+        let mut state = State::Standby(Standby::default());
         while !self.stopping() {
             self.status.beat();
-            if self.active {
-                self.sample_max_id();
-                self.status.beat();
-            }
-            let step = if !self.active {
-                next = None;
-                let before = self.last_stored;
-                self.take_lease().map(|taken| match taken {
-                    Some(p) => {
-                        // A batch still unacknowledged is ours to send again only if nobody
-                        // moved the position while we did not hold the lease (it lapsed during
-                        // a long call); otherwise another instance published from there.
-                        if before != Some(p) {
-                            self.unacknowledged = None;
-                        }
-                        position = Some(p);
-                        standby_logged = false;
-                        self.status.set_active(true);
-                        self.status.position(status_position(p));
-                        Step::Continue
-                    }
-                    None => {
-                        self.status.set_active(false);
-                        Step::Standby
-                    }
-                })
-            } else {
-                match position.as_mut() {
-                    // Not reached (the lease is taken with a position, and lost with it); if it
-                    // were, take the lease again rather than turn without one.
-                    None => {
-                        self.active = false;
+            let step = match &mut state {
+                State::Standby(standby) => match self.activate(standby) {
+                    Ok(Some(active)) => {
+                        state = State::Active(active);
                         Ok(Step::Continue)
                     }
-                    Some(p) => self.replicate_batch(p, &mut next),
+                    Ok(None) => Ok(Step::Standby),
+                    Err(e) => Err(e),
+                },
+                State::Active(active) => {
+                    self.sample_max_id();
+                    self.status.beat();
+                    self.replicate_batch(active)
                 }
             };
             self.status.beat();
-            match step {
-                Ok(step) => {
-                    failures = 0;
-                    if let Some(incident) = self.incident.take() {
-                        self.status.recovered();
-                        let outage = incident.since.elapsed();
-                        log::warn!(
-                            component = incident.component,
-                            outage_ms = outage.as_millis();
-                            "{}: recovered after {:.1}s",
-                            incident.component,
-                            outage.as_secs_f64()
-                        );
-                    }
-                    match (step, mode) {
-                        (Step::Continue, _) => {}
-                        (Step::CaughtUp, Mode::UntilCaughtUp) => break,
-                        // Held rows wait for a proof that takes two polls: poll quickly.
-                        (Step::Holding, _) => {
-                            self.idle(self.poll_interval.min(Duration::from_millis(250)))
-                        }
-                        (Step::CaughtUp, Mode::Forever) => {
-                            if let Err(e) = self.republish_late_rows() {
-                                // Counted as a failure like any other; the loop retries.
-                                self.report_incident(&e);
-                            }
-                            self.idle(self.poll_interval)
-                        }
-                        // A crashed holder's lease lapses within its lifetime: wait that long, then
-                        // say who holds it rather than exit 0 as if caught up.
-                        (Step::Standby, Mode::UntilCaughtUp) => {
-                            let waited = standby_since.get_or_insert_with(Instant::now).elapsed();
-                            if waited > self.lease + Duration::from_secs(1) {
-                                return Err(Error::LeaseHeld {
-                                    holder: self.lease_holder.clone().unwrap_or_default(),
-                                });
-                            }
-                            self.sleep(self.lease / 3)
-                        }
-                        (Step::Standby, Mode::Forever) => {
-                            if !standby_logged {
-                                log::info!(state = "standby"; "standby: another instance holds the job's lease; taking over when it lapses");
-                                standby_logged = true;
-                            }
-                            self.sleep(self.lease / 3)
-                        }
-                    }
-                }
+            let step = match step {
+                Ok(step) => step,
                 // Sending was cut short by shutdown: what was acknowledged is committed.
                 Err(_) if self.stopping() => break,
                 Err(Error::Store(e @ StoreError::Fenced { .. })) => {
                     log::warn!(state = "standby"; "lost the job's lease, stopping publishing: {e}");
-                    self.active = false;
                     self.status.set_active(false);
-                    position = None;
+                    state = state.lose_lease();
+                    continue;
                 }
                 Err(e) if e.is_worth_waiting_for() => {
                     self.report_incident(&e);
                     failures += 1;
                     let wait = self.backoff.delay(failures);
                     self.sleep(wait);
+                    continue;
                 }
                 Err(e) => {
-                    self.release_lease();
+                    self.release_lease(&state);
                     return Err(e);
+                }
+            };
+            failures = 0;
+            self.incidents.recovered(&self.status);
+            match (step, mode) {
+                (Step::Continue, _) => {}
+                (Step::CaughtUp, Mode::UntilCaughtUp) => break,
+                // Held rows wait for a proof that takes two polls: poll quickly.
+                (Step::Holding, _) => {
+                    let wait = self.poll_interval.min(Duration::from_millis(250));
+                    state = self.idle(state, wait);
+                }
+                (Step::CaughtUp, Mode::Forever) => {
+                    if let Err(e) = self.republish_late_rows() {
+                        // Counted as a failure like any other; the loop retries.
+                        self.report_incident(&e);
+                    }
+                    state = self.idle(state, self.poll_interval);
+                }
+                (Step::Standby, _) => {
+                    let State::Standby(standby) = &mut state else {
+                        continue;
+                    };
+                    if mode == Mode::UntilCaughtUp {
+                        // A crashed holder's lease lapses within its lifetime: wait that long,
+                        // then say who holds it rather than exit 0 as if caught up.
+                        let waited = standby.since.get_or_insert_with(Instant::now).elapsed();
+                        if waited > self.lease.ttl() + Duration::from_secs(1) {
+                            return Err(Error::LeaseHeld {
+                                holder: self.lease.holder().unwrap_or_default().to_string(),
+                            });
+                        }
+                    } else if !standby.logged {
+                        log::info!(state = "standby"; "standby: another instance holds the job's lease; taking over when it lapses");
+                        standby.logged = true;
+                    }
+                    self.sleep(self.lease.ttl() / 3)
                 }
             }
         }
         if self.stopping() {
             log::info!("stopping: shutdown requested");
         }
-        self.release_lease();
+        self.release_lease(&state);
         Ok(())
+    }
+
+    /// Takes the job's lease if it is free (or ours), and reads where to resume: the state a
+    /// standby instance becomes active in.
+    fn activate(&mut self, standby: &mut Standby) -> Result<Option<Active>, Error> {
+        let before = self.lease.stored();
+        if !self.lease.take(&mut self.store)? {
+            self.status.set_active(false);
+            return Ok(None);
+        }
+        // Active only once the position is known: a failed read (a Redis timeout right after
+        // the lease script) leaves us standby, and the next turn takes the lease again.
+        let stored = self.read_position()?;
+        let position = match self.lease.resume(stored) {
+            Resume::Stored(p) => p,
+            Resume::Committed(c) => {
+                log::warn!(
+                    "the position is missing from {}: resuming after {c}, the last position this \
+                     instance committed",
+                    self.store.describe()
+                );
+                c
+            }
+            Resume::Nothing => self.first_position()?,
+        };
+        // A fresh look at the table's end for `rows_behind`, not one from before a standby.
+        self.max_id_read = None;
+        let from = if position == BEFORE_ANY_ID {
+            "from the start of the table".to_string()
+        } else {
+            format!("after id {position}")
+        };
+        log::info!(state = "active"; "active (lease owner {}): resuming {from}", self.lease.owner());
+        self.status.set_active(true);
+        self.status.position(status_position(position));
+        // A batch still unacknowledged is ours to send again only if nobody moved the position
+        // while we did not hold the lease (it lapsed during a long call); otherwise another
+        // instance published from there.
+        let unsettled = standby
+            .unsettled
+            .take()
+            .filter(|_| before == Some(position));
+        Ok(Some(Active {
+            position,
+            next: None,
+            unsettled,
+        }))
+    }
+
+    /// Where a job with no stored position and no committed one starts: `--initial-position`,
+    /// or the start of the table if its topic is empty (else the position was lost).
+    fn first_position(&mut self) -> Result<Id, Error> {
+        if let Some(p) = self.initial_position {
+            log::warn!(
+                "no stored position: starting after {} (--initial-position)",
+                show_position(p)
+            );
+            return Ok(p);
+        }
+        lease::check_new_job(&mut self.producer, &self.topic, &self.store)?;
+        log::warn!(
+            "no position stored in {} and topic {} is empty: a new job, starting from the \
+             beginning of the table",
+            self.store.describe(),
+            self.topic
+        );
+        Ok(BEFORE_ANY_ID)
+    }
+
+    /// Gives the lease up if this instance holds it.
+    fn release_lease(&mut self, state: &State) {
+        if matches!(state, State::Active(_)) {
+            self.lease.release(&mut self.store);
+        }
     }
 
     fn read_position(&mut self) -> Result<Option<Id>, Error> {
@@ -311,7 +322,11 @@ impl Replicator {
     /// them. The rows themselves are dropped here: only ids and messages go on.
     /// `in_flight`: the send of the previous batch, if it is still going on; its requests are
     /// handed to the sockets as they take them while the rows are read.
-    fn prepare(&mut self, position: Id, in_flight: Option<&mut Pending>) -> Result<Batch, Error> {
+    fn prepare(
+        &mut self,
+        position: Id,
+        in_flight: Option<&mut Pending>,
+    ) -> Result<InFlight, Error> {
         let started = Instant::now();
         // While holes are held, the open transactions are looked at before the fetch too: the
         // proof that a hole is final needs a look taken before the rows it publishes (`gaps`).
@@ -323,38 +338,36 @@ impl Replicator {
         let mut batch = self.read(position, in_flight)?;
         let full = batch.ids.len() == self.limit;
         let holding = self.hold_at_gaps(position, &mut batch, before)?;
-        let (ids, batches) = batch.finish()?;
+        let (ids, messages) = batch.finish()?;
         let read = started.elapsed();
         self.status.read(read, full && !holding);
-        Ok(Batch {
+        Ok(InFlight {
             ids,
-            batches,
+            messages: Some(messages),
             holding,
             read,
+            acknowledged: 0,
+            unsettled: None,
         })
     }
 
     /// One turn of the loop: publish a batch (the one prepared during the previous turn, or a
     /// fresh one), and while the broker writes it, prepare the next; commit the position once
-    /// Kafka acknowledged. Moves `position` with every commit.
-    fn replicate_batch(
-        &mut self,
-        position: &mut Id,
-        next: &mut Option<Batch>,
-    ) -> Result<Step, Error> {
-        if self.unacknowledged.is_some() {
-            return self.resend_batch(position);
+    /// Kafka acknowledged.
+    fn replicate_batch(&mut self, active: &mut Active) -> Result<Step, Error> {
+        if let Some(batch) = active.unsettled.take() {
+            return self.resend_batch(active, *batch);
         }
-        let batch = match next.take() {
-            Some(batch) => batch,
-            None => self.prepare(*position, None)?,
+        let mut batch = match active.next.take() {
+            Some(batch) => *batch,
+            None => self.prepare(active.position, None)?,
         };
-        let Some(&last_id) = batch.ids.last() else {
+        let (Some(&last_id), Some(messages)) = (batch.ids.last(), batch.messages.take()) else {
             self.metrics.flush();
             // Caught up, the loop would otherwise not talk to the store for as long as the
             // table stays quiet: a renewal due (or failed, in `idle`) makes a store outage
             // this step's error, not a recovery.
-            self.renew_lease_if_due()?;
+            self.lease.renew_if_due(&mut self.store)?;
             return Ok(if batch.holding {
                 Step::Holding
             } else {
@@ -363,11 +376,11 @@ impl Replicator {
         };
         // Only the lease holder publishes: an instance that was paused past its lease finds out
         // here, before sending (or at the fenced commit, if it lost the lease mid-send).
-        self.renew_lease_if_due()?;
+        self.lease.renew_if_due(&mut self.store)?;
 
         let published = Instant::now();
         let full = !batch.holding && batch.ids.len() == self.limit;
-        let mut pending = self.producer.start(batch.batches);
+        let mut pending = self.producer.start(messages);
         // Same thread, overlapping work: the broker writes this batch while we read and encode
         // the next one. Its rows are published only after this batch is committed.
         let following = if full {
@@ -376,8 +389,9 @@ impl Replicator {
             None
         };
         let result = self.producer.finish(pending);
-        let ids = self.settle(position, (batch.ids, 0), batch.holding, published, result)?;
-        let (read_ms, publish_ms) = (batch.read.as_millis(), published.elapsed().as_millis());
+        let (holding, read) = (batch.holding, batch.read);
+        let ids = self.settle(active, batch, published, result)?;
+        let (read_ms, publish_ms) = (read.as_millis(), published.elapsed().as_millis());
         log::info!(
             rows = ids.len(),
             first_id = ids[0],
@@ -390,29 +404,24 @@ impl Replicator {
         );
         match following {
             Some(prepared) => {
-                *next = Some(prepared?);
+                active.next = Some(Box::new(prepared?));
                 Ok(Step::Continue)
             }
-            None if batch.holding => Ok(Step::Holding),
+            None if holding => Ok(Step::Holding),
             None => Ok(Step::CaughtUp),
         }
     }
 
-    /// Sends the batch Kafka did not acknowledge in full again, as it was.
-    fn resend_batch(&mut self, position: &mut Id) -> Result<Step, Error> {
-        self.renew_lease()?;
-        let Some(Unacknowledged {
-            ids,
-            holding,
-            send,
-            counted,
-        }) = self.unacknowledged.take()
-        else {
+    /// Sends a batch Kafka did not acknowledge in full again, as it was.
+    fn resend_batch(&mut self, active: &mut Active, mut batch: InFlight) -> Result<Step, Error> {
+        self.lease.renew(&mut self.store)?;
+        let Some(send) = batch.unsettled.take() else {
             return Ok(Step::Continue);
         };
+        let holding = batch.holding;
         let published = Instant::now();
         let result = self.producer.resume(send);
-        let ids = self.settle(position, (ids, counted), holding, published, result)?;
+        let ids = self.settle(active, batch, published, result)?;
         let publish_ms = published.elapsed().as_millis();
         log::info!(
             rows = ids.len(),
@@ -433,51 +442,50 @@ impl Replicator {
         })
     }
 
-    /// What a publish of `ids` came to: counts it, commits what Kafka acknowledged (all of it,
-    /// or after a failure the longest prefix in key order), and keeps a transient failure's
-    /// unacknowledged batches to send again. Returns the ids when all were acknowledged.
-    /// `counted`: how many of `ids` an earlier send of the same batch had acknowledged.
+    /// What a publish of `batch` came to: counts it, commits what Kafka acknowledged (all of
+    /// it, or after a failure the longest prefix in key order) and moves `active.position`
+    /// with it, and keeps a transient failure's unacknowledged record batches to send again
+    /// (`active.unsettled`). Returns the ids when all were acknowledged.
     fn settle(
         &mut self,
-        position: &mut Id,
-        (ids, counted): (Vec<Id>, usize),
-        holding: bool,
+        active: &mut Active,
+        mut batch: InFlight,
         published: Instant,
         result: Result<Vec<Delivery>, SendError>,
     ) -> Result<Vec<Id>, Error> {
         let tags = [("topic", self.topic.as_str())];
         let took = published.elapsed();
         self.metrics.call("target.publish", &result, &tags, took);
+        let ids = &batch.ids;
         let acknowledged = match &result {
             Ok(_) => ids.len(),
             Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
         };
+        let counted = batch.acknowledged;
         self.status
             .published(took, acknowledged.saturating_sub(counted), result.is_ok());
-        let moved = acknowledged > 0 && ids[acknowledged - 1] > *position;
+        let moved = acknowledged > 0 && ids[acknowledged - 1] > active.position;
         if moved {
             let last = ids[acknowledged - 1];
             self.commit(last)?;
-            *position = last;
+            active.position = last;
         }
         self.metrics.flush();
         match result {
-            Ok(_) => Ok(ids),
+            Ok(_) => Ok(batch.ids),
             Err(mut e) => {
                 if moved {
                     log::warn!(
                         rows = acknowledged,
-                        position = *position;
-                        "committed {acknowledged} acknowledged rows of a failed batch, up to {position}"
+                        position = active.position;
+                        "committed {acknowledged} acknowledged rows of a failed batch, up to {}",
+                        active.position
                     );
                 }
                 if let Some(send) = e.take_unsettled() {
-                    self.unacknowledged = Some(Unacknowledged {
-                        ids,
-                        holding,
-                        send,
-                        counted: counted.max(acknowledged),
-                    });
+                    batch.unsettled = Some(send);
+                    batch.acknowledged = counted.max(acknowledged);
+                    active.unsettled = Some(Box::new(batch));
                 }
                 Err(Error::Kafka(e.error))
             }
@@ -528,9 +536,7 @@ impl Replicator {
         let mut failures = 0;
         loop {
             let started = Instant::now();
-            let result =
-                self.store
-                    .write_fenced(position, self.last_stored, &self.owner, self.lease);
+            let result = self.lease.commit(&mut self.store, position);
             self.metrics
                 .call("store.write", &result, &[], started.elapsed());
             match result {
@@ -541,12 +547,6 @@ impl Replicator {
                              longer than lease_sec); nobody took it or moved the position, so it \
                              was taken again and the batch committed"
                         );
-                    }
-                    self.committed = Some(position);
-                    self.last_stored = Some(position);
-                    // The fenced write extended the lease (from no earlier than `started`).
-                    if self.store.has_lease() {
-                        self.renewed = Some(started);
                     }
                     self.status.position(Position::At(position));
                     let p = position.to_string();
@@ -572,32 +572,9 @@ impl Replicator {
         }
     }
 
-    /// Logs an error once per incident: the first error of a dependency, and again only when
-    /// what it needs changes (an outage that turns into a refusal an operator must fix, such as
-    /// a password rotated on one side, or back); every other retry is at debug level.
+    /// Logs `e` once per incident (`incident`) and tells `status`.
     fn report_incident(&mut self, e: &Error) {
-        self.status.failed(e.component(), &e.to_string());
-        let needs_operator = e.needs_operator();
-        match &mut self.incident {
-            Some(incident)
-                if incident.component == e.component()
-                    && incident.needs_operator == needs_operator =>
-            {
-                log::debug!(component = e.component(); "still failing: {e}")
-            }
-            Some(incident) if incident.component == e.component() => {
-                log::error!(component = e.component(), needs_operator = needs_operator; "{e} (retrying until it recovers)");
-                incident.needs_operator = needs_operator;
-            }
-            _ => {
-                log::error!(component = e.component(), needs_operator = needs_operator; "{e} (retrying until it recovers)");
-                self.incident = Some(Incident {
-                    component: e.component(),
-                    needs_operator,
-                    since: Instant::now(),
-                });
-            }
-        }
+        self.incidents.report(&self.status, e);
     }
 
     fn stopping(&self) -> bool {
@@ -605,21 +582,24 @@ impl Replicator {
     }
 
     /// Sleeps while caught up, renewing the lease at a third of its lifetime so that an idle
-    /// active instance keeps it.
-    fn idle(&mut self, d: Duration) {
+    /// active instance keeps it. Returns the state to go on in: standby if the lease was lost.
+    fn idle(&mut self, state: State, d: Duration) -> State {
+        if !matches!(state, State::Active(_)) {
+            return state;
+        }
         let until = Instant::now() + d;
-        while !self.stopping() && self.active {
+        while !self.stopping() {
             let now = Instant::now();
             if now >= until {
                 break;
             }
-            self.sleep((until - now).min(self.lease / 3));
-            if let Err(e) = self.renew_lease() {
+            self.sleep((until - now).min(self.lease.ttl() / 3));
+            if let Err(e) = self.lease.renew(&mut self.store) {
                 match e {
                     Error::Store(StoreError::Fenced { .. }) => {
                         log::warn!(state = "standby"; "lost the job's lease while idle: {e}");
-                        self.active = false;
                         self.status.set_active(false);
+                        return state.lose_lease();
                     }
                     // A store outage: an incident now (not ready), and the next step renews
                     // again, so that it fails too rather than look like a recovery.
@@ -628,6 +608,7 @@ impl Replicator {
                 break;
             }
         }
+        state
     }
 
     /// Sleeps, waking within 50 ms of a shutdown request, with a heartbeat every second (a
@@ -662,26 +643,6 @@ impl Replicator {
 
 /// How often a sleeping loop beats (`status`): well within any sensible stall timeout.
 const HEARTBEAT: Duration = Duration::from_secs(1);
-
-fn status_position(p: Id) -> Position {
-    if p == BEFORE_ANY_ID {
-        Position::Start
-    } else {
-        Position::At(p)
-    }
-}
-
-/// The position of a job that has replicated nothing yet: below every id, negative ones included
-/// (the sources clamp it to their key type's minimum).
-pub const BEFORE_ANY_ID: Id = i64::MIN as Id - 1;
-
-pub(crate) fn show_position(p: Id) -> String {
-    if p == BEFORE_ANY_ID {
-        "the start of the table".into()
-    } else {
-        p.to_string()
-    }
-}
 
 /// Run-time options from the command line.
 #[derive(Debug, Clone, Default)]

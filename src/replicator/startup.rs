@@ -6,10 +6,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use super::error::Error;
 use super::gaps::GapPolicy;
 use super::holes::gap_policy;
 use super::lease::check_new_job;
-use super::{Error, BEFORE_ANY_ID};
+use super::position::BEFORE_ANY_ID;
 use crate::config::Config;
 use crate::kafka::Producer;
 use crate::metrics::Metrics;
