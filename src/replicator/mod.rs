@@ -355,8 +355,8 @@ impl Replicator {
     /// fresh one), and while the broker writes it, prepare the next; commit the position once
     /// Kafka acknowledged.
     fn replicate_batch(&mut self, active: &mut Active) -> Result<Step, Error> {
-        if let Some(batch) = active.unsettled.take() {
-            return self.resend_batch(active, *batch);
+        if active.unsettled.is_some() {
+            return self.resend_batch(active);
         }
         let mut batch = match active.next.take() {
             Some(batch) => *batch,
@@ -412,9 +412,13 @@ impl Replicator {
         }
     }
 
-    /// Sends a batch Kafka did not acknowledge in full again, as it was.
-    fn resend_batch(&mut self, active: &mut Active, mut batch: InFlight) -> Result<Step, Error> {
+    /// Sends a batch Kafka did not acknowledge in full again, as it was. It stays in `active`
+    /// until the lease is renewed: a lease lost here keeps it for when it is taken back.
+    fn resend_batch(&mut self, active: &mut Active) -> Result<Step, Error> {
         self.lease.renew(&mut self.store)?;
+        let Some(mut batch) = active.unsettled.take().map(|b| *b) else {
+            return Ok(Step::Continue);
+        };
         let Some(send) = batch.unsettled.take() else {
             return Ok(Step::Continue);
         };
