@@ -48,10 +48,6 @@ use state::{Active, Standby, State};
 /// `retry_backoff_max_sec`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
-/// While a batch is read, the previous batch's requests still queued for the sockets are
-/// handed over every this many rows (`Producer::push`).
-const PUSH_EVERY_ROWS: usize = 128;
-
 /// Run until stopped, or only until caught up (`--once`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -463,7 +459,7 @@ impl Replicator {
         let ids = &batch.ids;
         let acknowledged = match &result {
             Ok(_) => ids.len(),
-            Err(e) => e.delivered.iter().take_while(|d| d.is_some()).count(),
+            Err(e) => e.acknowledged_prefix(),
         };
         let counted = batch.acknowledged;
         self.status
@@ -508,17 +504,13 @@ impl Replicator {
         let batches = self.producer.batches(&self.topic, expected);
         let mut batch = MessageBuffer::new(batches.map_err(Error::Kafka)?, self.key_mode);
         let (encoder, producer) = (&mut self.encoder, &mut self.producer);
-        let mut fetched = 0usize;
         let result = self.source.fetch_each(position, self.limit, |id, values| {
             // The previous batch's requests that did not fit the sockets go out as the broker
-            // reads them, not all at `finish`: checked every so many rows (a few system calls
-            // while some are left, none after).
-            if fetched.is_multiple_of(PUSH_EVERY_ROWS) {
-                if let Some(pending) = in_flight.as_deref_mut() {
-                    producer.push(pending);
-                }
+            // reads them, not all at `finish` (how often the sockets are looked at is the
+            // producer's to decide).
+            if let Some(pending) = in_flight.as_deref_mut() {
+                producer.tick(pending);
             }
-            fetched += 1;
             batch.push(encoder, id, values)
         });
         let tags = [("table", self.table.as_str())];

@@ -65,7 +65,13 @@ pub struct Pending {
     started: Instant,
     /// The first round, when `start` could begin it, or why sealing failed.
     round: Option<Result<Round, Error>>,
+    /// Calls of `tick` since the last `push`.
+    ticks: usize,
 }
+
+/// `tick` pushes once per this many calls: a few system calls per so many rows while requests
+/// are left, which keeps the broker busy without slowing the caller's loop.
+const PUSH_EVERY_TICKS: usize = 128;
 
 /// What a send has not sealed into its batches yet.
 // One per send, on the stack, moved out once: its size is of no consequence.
@@ -214,6 +220,8 @@ impl Producer {
             unsealed: Some(batches),
             started: Instant::now(),
             round: None,
+            // The first tick pushes.
+            ticks: PUSH_EVERY_TICKS - 1,
         };
         // Anything unusual (no producer id or metadata yet, shutdown) is left to `finish`,
         // which takes the ordinary path with its retries.
@@ -234,10 +242,21 @@ impl Producer {
         pending
     }
 
+    /// Between `start` and `finish`, once per small unit of the caller's work (the daemon: once
+    /// per row it reads): every so many calls (`PUSH_EVERY_TICKS`), a `push`. How often the
+    /// sockets are looked at is the producer's to decide, not the caller's.
+    pub fn tick(&mut self, pending: &mut Pending) {
+        pending.ticks += 1;
+        if pending.ticks >= PUSH_EVERY_TICKS {
+            pending.ticks = 0;
+            self.push(pending);
+        }
+    }
+
     /// Between `start` and `finish`: hands the sockets more of the send's requests, without
     /// waiting. `start` writes what the sockets take at once, and a send may be larger than
-    /// that; the caller calls this now and then while it works, so that the broker reads the
-    /// rest as it is ready for it, not only once `finish` is called. A send of more batches
+    /// that; the caller calls this now and then while it works (or `tick`, more often), so
+    /// that the broker reads the rest as it is ready for it, not only once `finish` is called. A send of more batches
     /// per partition than may be in flight also has requests held back until answers make
     /// room: the answers that have arrived are read here, and those requests written (the
     /// first request written after every answer came may re-authenticate first, SASL's
@@ -256,6 +275,7 @@ impl Producer {
             unsealed,
             started,
             round,
+            ..
         } = pending;
         let mut unplanned = unsealed.map_or(Unplanned::Nothing, Unplanned::Batches);
         let first = match round {

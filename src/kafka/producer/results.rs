@@ -15,6 +15,12 @@ pub struct SendError {
 }
 
 impl SendError {
+    /// How many records, from the first on, were acknowledged: what a caller that needs its
+    /// records delivered in order (a position in key order) may count as written.
+    pub fn acknowledged_prefix(&self) -> usize {
+        self.delivered.iter().take_while(|d| d.is_some()).count()
+    }
+
     pub fn unacknowledged(&self) -> usize {
         self.delivered.iter().filter(|d| d.is_none()).count()
     }
