@@ -19,6 +19,8 @@ pub mod mysql;
 mod pg_client;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod session;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

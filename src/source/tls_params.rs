@@ -1,6 +1,6 @@
 //! The TLS parameters of database URIs, read into one shape for both server backends: when a
 //! connection uses TLS (`Use`) and how the server is checked (`tls::TlsSettings`). Only parsing
-//! lives here, no driver type; `postgres.rs` and `mysql.rs` apply the result.
+//! lives here, no driver type; `postgres/connect.rs` and `mysql/connect.rs` apply the result.
 //!
 //! PostgreSQL takes libpq's parameters: `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
 //! `sslpassword` (the password of an encrypted PKCS#8 `sslkey`). The rules
