@@ -57,6 +57,237 @@ impl Fixture {
     }
 }
 
+/// Where a case's config comes from: a file that is not there, or the fixture's job bent one way.
+enum Config {
+    /// `no-such-config.yaml` in the fixture's directory, never written.
+    Missing,
+    /// The fixture's job, bent, written to `config.yaml`.
+    Job(fn(&Fixture) -> JobConfig),
+}
+
+/// One bad start: repliqate run with `args` (`CONFIG` standing for the config file's path) on
+/// `config` must exit `code` with exactly one stderr line `repliqate: …` containing `needle`
+/// (`TOPIC` standing for the bent job's topic), nothing on stdout, no panic, no password, and
+/// leave the stored position `position` as it was.
+struct Case {
+    /// What the case shows, as a sentence: failure messages start with it.
+    name: &'static str,
+    config: Config,
+    args: &'static [&'static str],
+    code: i32,
+    needle: &'static str,
+    position: &'static str,
+}
+
+const ONCE: &[&str] = &["--config", "CONFIG", "--once"];
+
+/// Malformed config files: exit 2, the message naming the file, key or value at fault.
+const BAD_CONFIGS: &[Case] = &[
+    Case {
+        name: "a missing config file is named",
+        config: Config::Missing,
+        args: ONCE,
+        code: 2,
+        needle: "no-such-config.yaml",
+        position: "2",
+    },
+    Case {
+        name: "a missing required key is named by its path",
+        config: Config::Job(|f| f.job().remove("replication.sql_source.table")),
+        args: ONCE,
+        code: 2,
+        needle: "replication.sql_source.table",
+        position: "2",
+    },
+    Case {
+        name: "an unknown key is named",
+        config: Config::Job(|f| f.job().set("replication.sql_source.tabel", "t")),
+        args: ONCE,
+        code: 2,
+        needle: "tabel",
+        position: "2",
+    },
+    Case {
+        name: "a text where a number belongs names the key",
+        config: Config::Job(|f| f.job().set("replication.poll_interval_sec", "soon")),
+        args: ONCE,
+        code: 2,
+        needle: "poll_interval_sec",
+        position: "2",
+    },
+    Case {
+        name: "a list where a number belongs names the key",
+        config: Config::Job(|f| f.job().set("replication.sql_source.limit", json!([10]))),
+        args: ONCE,
+        code: 2,
+        needle: "limit",
+        position: "2",
+    },
+    Case {
+        name: "an unknown URI scheme is named",
+        config: Config::Job(|f| {
+            let mut job = f.job();
+            job.source.uri = format!("oracle://scott@db.example/{}", f.db.display());
+            job
+        }),
+        args: ONCE,
+        code: 2,
+        needle: "oracle",
+        position: "2",
+    },
+];
+
+/// Source tables the job cannot replicate: exit 2, the message naming the table or column.
+const UNUSABLE_TABLES: &[Case] = &[
+    Case {
+        name: "an unknown table is named",
+        config: Config::Job(|f| {
+            let mut job = f.job();
+            job.source.table = "nosuch".into();
+            job
+        }),
+        args: ONCE,
+        code: 2,
+        needle: "nosuch",
+        position: "2",
+    },
+    Case {
+        name: "a table whose primary key is text names the key",
+        config: Config::Job(|f| {
+            let mut job = f.job();
+            job.source.table = "s".into();
+            job
+        }),
+        args: ONCE,
+        code: 2,
+        needle: "id",
+        position: "0",
+    },
+    Case {
+        name: "a text column configured as the key is named",
+        config: Config::Job(|f| {
+            let mut job = f.job();
+            job.source.primary_key = "v".into();
+            job
+        }),
+        args: ONCE,
+        code: 2,
+        needle: "v",
+        position: "2",
+    },
+    Case {
+        name: "a field that is no column is named",
+        config: Config::Job(|f| {
+            let mut job = f.job();
+            job.source.fields = Some(vec!["v".into(), "nosuch".into()]);
+            job
+        }),
+        args: ONCE,
+        code: 2,
+        needle: "nosuch",
+        position: "2",
+    },
+];
+
+/// Services not there at start-up: exit 3, the message naming the address.
+const UNREACHABLE_SERVICES: &[Case] = &[
+    Case {
+        name: "an unreachable database is named by its address, without the password",
+        config: Config::Job(unreachable_database),
+        args: ONCE,
+        code: 3,
+        needle: "127.0.0.1:1",
+        position: "2",
+    },
+    Case {
+        name: "an unreachable database with logging on is still one line, without the password",
+        config: Config::Job(unreachable_database),
+        args: &["--config", "CONFIG", "--once", "-v"],
+        code: 3,
+        needle: "127.0.0.1:1",
+        position: "2",
+    },
+    Case {
+        // The real Redis is not involved; its key must stay as it is all the same.
+        name: "an unreachable redis is named by its address",
+        config: Config::Job(|f| f.job().redis("127.0.0.1:1")),
+        args: ONCE,
+        code: 3,
+        needle: "127.0.0.1:1",
+        position: "2",
+    },
+    Case {
+        name: "an unreachable broker is named by its address",
+        config: Config::Job(|f| f.job().brokers("127.0.0.1:1")),
+        args: ONCE,
+        code: 3,
+        needle: "127.0.0.1:1",
+        position: "2",
+    },
+];
+
+/// A job whose target or stored position cannot be used: exit 2, the message naming it.
+const UNUSABLE_TARGETS: &[Case] = &[
+    Case {
+        name: "a topic that does not exist is named",
+        config: Config::Job(|f| {
+            let mut job = f.job();
+            job.kafka.topic = unique("no_such_topic");
+            job
+        }),
+        args: ONCE,
+        code: 2,
+        needle: "TOPIC",
+        position: "2",
+    },
+    Case {
+        name: "a stored position that is no integer is quoted",
+        config: Config::Job(|f| f.job()),
+        args: ONCE,
+        code: 2,
+        needle: "abc",
+        position: "abc",
+    },
+];
+
+/// The fixture's job reading a PostgreSQL that is not there, the password in its URI.
+fn unreachable_database(f: &Fixture) -> JobConfig {
+    let mut job = f.job();
+    job.source.uri = format!("postgresql://repliqate:{SECRET}@127.0.0.1:1/repliqate");
+    job
+}
+
+/// Runs every case of `cases` on a fixture of its own, checking each (see [`Case`]).
+fn expect_failures(cases: &[Case]) {
+    let f = Fixture::new();
+    for case in cases {
+        let (path, job) = match case.config {
+            Config::Missing => {
+                let path = f.dir.path().join("no-such-config.yaml");
+                (path.to_str().unwrap().to_string(), f.job())
+            }
+            Config::Job(bend) => {
+                let job = bend(&f);
+                (f.write(&job), job)
+            }
+        };
+        let args: Vec<&str> = case
+            .args
+            .iter()
+            .map(|a| if *a == "CONFIG" { path.as_str() } else { a })
+            .collect();
+        let needle = case.needle.replace("TOPIC", &job.kafka.topic);
+        expect_failure(
+            case.name,
+            &args,
+            case.code,
+            &needle,
+            &job.key(),
+            case.position,
+        );
+    }
+}
+
 /// Runs repliqate on a bad `config` and checks: exit `code`, nothing on stdout, exactly one
 /// non-empty stderr line starting `repliqate: ` and containing `needle`, no panic, no password,
 /// and the stored position under `key` still `position`.
@@ -110,233 +341,27 @@ fn check_one_line_error(what: &str, output: &Output, code: i32, needle: &str) {
 }
 
 #[test]
-fn missing_config_file() {
-    let f = Fixture::new();
-    let path = f.dir.path().join("no-such-config.yaml");
-    let path = path.to_str().unwrap();
-    expect_failure(
-        "missing file",
-        &["--config", path, "--once"],
-        2,
-        "no-such-config.yaml",
-        &f.job.key(),
-        "2",
-    );
+fn bad_configs_exit_2_with_one_line_naming_the_file_key_or_value() {
+    expect_failures(BAD_CONFIGS);
 }
 
 #[test]
-fn missing_required_key() {
-    let f = Fixture::new();
-    let c = f.write(&f.job().remove("replication.sql_source.table"));
-    expect_failure(
-        "missing key",
-        &["--config", &c, "--once"],
-        2,
-        "replication.sql_source.table",
-        &f.job.key(),
-        "2",
-    );
+fn unusable_source_tables_exit_2_with_one_line_naming_the_table_or_column() {
+    expect_failures(UNUSABLE_TABLES);
 }
 
 #[test]
-fn unknown_key() {
-    let f = Fixture::new();
-    let c = f.write(&f.job().set("replication.sql_source.tabel", "t"));
-    expect_failure(
-        "unknown key",
-        &["--config", &c, "--once"],
-        2,
-        "tabel",
-        &f.job.key(),
-        "2",
-    );
+fn unreachable_services_exit_3_with_one_line_naming_the_address() {
+    expect_failures(UNREACHABLE_SERVICES);
 }
 
 #[test]
-fn wrong_type() {
-    let f = Fixture::new();
-    let c = f.write(&f.job().set("replication.poll_interval_sec", "soon"));
-    expect_failure(
-        "wrong type",
-        &["--config", &c, "--once"],
-        2,
-        "poll_interval_sec",
-        &f.job.key(),
-        "2",
-    );
-    let c = f.write(&f.job().set("replication.sql_source.limit", json!([10])));
-    expect_failure(
-        "wrong type (list)",
-        &["--config", &c, "--once"],
-        2,
-        "limit",
-        &f.job.key(),
-        "2",
-    );
+fn a_missing_topic_or_a_corrupt_position_exits_2_with_one_line_naming_it() {
+    expect_failures(UNUSABLE_TARGETS);
 }
 
 #[test]
-fn bad_uri_scheme() {
-    let f = Fixture::new();
-    let mut job = f.job();
-    job.source.uri = format!("oracle://scott@db.example/{}", f.db.display());
-    let c = f.write(&job);
-    expect_failure(
-        "bad uri scheme",
-        &["--config", &c, "--once"],
-        2,
-        "oracle",
-        &f.job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn unknown_table() {
-    let f = Fixture::new();
-    let mut job = f.job();
-    job.source.table = "nosuch".into();
-    let c = f.write(&job);
-    expect_failure(
-        "unknown table",
-        &["--config", &c, "--once"],
-        2,
-        "nosuch",
-        &job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn non_integer_primary_key() {
-    let f = Fixture::new();
-    let mut job = f.job();
-    job.source.table = "s".into();
-    let c = f.write(&job);
-    expect_failure(
-        "text primary key",
-        &["--config", &c, "--once"],
-        2,
-        "id",
-        &job.key(),
-        "0",
-    );
-    let mut job = f.job();
-    job.source.primary_key = "v".into();
-    let c = f.write(&job);
-    expect_failure(
-        "text column as key",
-        &["--config", &c, "--once"],
-        2,
-        "v",
-        &job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn unknown_field() {
-    let f = Fixture::new();
-    let mut job = f.job();
-    job.source.fields = Some(vec!["v".into(), "nosuch".into()]);
-    let c = f.write(&job);
-    expect_failure(
-        "unknown field",
-        &["--config", &c, "--once"],
-        2,
-        "nosuch",
-        &f.job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn unreachable_database() {
-    let f = Fixture::new();
-    let mut job = f.job();
-    job.source.uri = format!("postgresql://repliqate:{SECRET}@127.0.0.1:1/repliqate");
-    let c = f.write(&job);
-    expect_failure(
-        "unreachable database",
-        &["--config", &c, "--once"],
-        3,
-        "127.0.0.1:1",
-        &f.job.key(),
-        "2",
-    );
-    // Same with logging on: still one line, and the password nowhere.
-    expect_failure(
-        "unreachable database -v",
-        &["--config", &c, "--once", "-v"],
-        3,
-        "127.0.0.1:1",
-        &f.job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn unreachable_redis() {
-    let f = Fixture::new();
-    let c = f.write(&f.job().redis("127.0.0.1:1"));
-    // The real Redis is not involved; its key must stay as it is all the same.
-    expect_failure(
-        "unreachable redis",
-        &["--config", &c, "--once"],
-        3,
-        "127.0.0.1:1",
-        &f.job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn unreachable_broker() {
-    let f = Fixture::new();
-    let c = f.write(&f.job().brokers("127.0.0.1:1"));
-    expect_failure(
-        "unreachable broker",
-        &["--config", &c, "--once"],
-        3,
-        "127.0.0.1:1",
-        &f.job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn topic_that_does_not_exist() {
-    let f = Fixture::new();
-    let missing = unique("no_such_topic");
-    let mut job = f.job();
-    job.kafka.topic = missing.clone();
-    let c = f.write(&job);
-    expect_failure(
-        "missing topic",
-        &["--config", &c, "--once"],
-        2,
-        &missing,
-        &job.key(),
-        "2",
-    );
-}
-
-#[test]
-fn non_integer_stored_position() {
-    let f = Fixture::new();
-    let c = f.write(&f.job);
-    expect_failure(
-        "position abc",
-        &["--config", &c, "--once"],
-        2,
-        "abc",
-        &f.job.key(),
-        "abc",
-    );
-}
-
-#[test]
-fn version() {
+fn version_prints_the_name_and_version_on_stdout_and_exits_0() {
     let output = run(&["--version"], Duration::from_secs(10));
     assert_exit(&output, 0, "--version");
     assert_eq!(

@@ -4,42 +4,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::env::{unique, TempDir};
+use common::db::{sqlite_db, Db};
+use common::env::unique;
 use common::source::{connect, connect_err, s, spec};
 use repliqate::source::SourceError;
-use repliqate::value::{Row, Value};
+use repliqate::value::{Id, Row, Value};
 use rusqlite::Connection;
-
-/// A database file set up with `setup`, in a directory removed when the test ends (with the
-/// file's -wal, -shm and -journal companions).
-struct TempDb {
-    _dir: TempDir,
-    path: PathBuf,
-}
-
-impl TempDb {
-    fn new(setup: &str) -> TempDb {
-        let dir = TempDir::new("source");
-        let path = dir.path().join("source.db");
-        let conn = Connection::open(&path).expect("create test database");
-        conn.execute_batch(setup).expect("set up test database");
-        TempDb { _dir: dir, path }
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn uri(&self) -> String {
-        format!("sqlite:///{}", self.path.display())
-    }
-}
 
 #[test]
 fn every_storage_class_maps_to_its_value() {
-    let db = TempDb::new(
+    let (_dir, db) = sqlite_db(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, t TEXT, b BLOB, \
                          d DECIMAL(38,10), ts TIMESTAMP, anything);
          INSERT INTO t VALUES (1, -9223372036854775808, -1.5, '', x'', 0.1, '2024-01-02 03:04:05', NULL);
@@ -117,7 +91,7 @@ fn every_storage_class_maps_to_its_value() {
 #[test]
 fn pages_by_key_in_key_order() {
     // Inserted out of order, with gaps and a negative key.
-    let db = TempDb::new(
+    let (_dir, db) = sqlite_db(
         "CREATE TABLE ev (n BIGINT PRIMARY KEY, v TEXT);
          INSERT INTO ev VALUES (30, 'c'), (-5, 'neg'), (10, 'a'), (20, 'b'), (40, 'd');",
     );
@@ -144,7 +118,7 @@ fn pages_by_key_in_key_order() {
 
 #[test]
 fn an_empty_table_has_no_highest_id() {
-    let db = TempDb::new("CREATE TABLE ev (n INTEGER PRIMARY KEY, v TEXT);");
+    let (_dir, db) = sqlite_db("CREATE TABLE ev (n INTEGER PRIMARY KEY, v TEXT);");
     let mut src = connect(&spec(&db.uri(), "ev", "n", None));
     assert_eq!(src.max_id().unwrap(), None);
     assert_eq!(src.estimated_rows().unwrap().rows, Some(0));
@@ -152,7 +126,7 @@ fn an_empty_table_has_no_highest_id() {
 
 #[test]
 fn fields_order_and_rowid_key() {
-    let db = TempDb::new(
+    let (_dir, db) = sqlite_db(
         "CREATE TABLE p (pid INT, name TEXT, user TEXT);
          INSERT INTO p VALUES (11, 'init', 'root'), (12, 'sh', 'me');",
     );
@@ -177,7 +151,7 @@ fn fields_order_and_rowid_key() {
 #[test]
 fn hostile_table_and_column_names_replicate() {
     let table = "we\"ird; DROP TABLE x;--";
-    let db = TempDb::new(
+    let (_dir, db) = sqlite_db(
         "CREATE TABLE x (a INT);
          CREATE TABLE \"we\"\"ird; DROP TABLE x;--\" (\"select\" INTEGER PRIMARY KEY, \
               \"sp ace\"\"q'\" TEXT, \"ünï 表\" TEXT);
@@ -209,7 +183,7 @@ fn hostile_table_and_column_names_replicate() {
 
 #[test]
 fn startup_errors_name_what_is_wrong() {
-    let db = TempDb::new(
+    let (_dir, db) = sqlite_db(
         "CREATE TABLE events (id TEXT PRIMARY KEY, n INTEGER, v);
          CREATE TABLE Events_archive (id INTEGER PRIMARY KEY);",
     );
@@ -242,12 +216,7 @@ fn startup_errors_name_what_is_wrong() {
 #[test]
 fn missing_file_and_memory_databases_are_refused() {
     let path = std::env::temp_dir().join(unique("repliqate_no_such_file"));
-    let e = connect_err(&spec(
-        &format!("sqlite:///{}", path.display()),
-        "t",
-        "id",
-        None,
-    ));
+    let e = connect_err(&spec(&Db::Sqlite(path.clone()).uri(), "t", "id", None));
     assert!(
         e.to_string()
             .starts_with(&format!("opening sqlite database {}: ", path.display())),
@@ -267,7 +236,7 @@ fn missing_file_and_memory_databases_are_refused() {
 
 #[test]
 fn reads_beside_a_wal_writer_without_writing() {
-    let db = TempDb::new(
+    let (_dir, db) = sqlite_db(
         "PRAGMA journal_mode=WAL;
          CREATE TABLE w (id INTEGER PRIMARY KEY, v TEXT);
          INSERT INTO w VALUES (1, 'one');",
@@ -292,7 +261,7 @@ fn reads_beside_a_wal_writer_without_writing() {
 
 #[test]
 fn text_in_an_integer_key_is_an_error_not_a_position() {
-    let db = TempDb::new(
+    let (_dir, db) = sqlite_db(
         "CREATE TABLE k (id INT, v TEXT);
          INSERT INTO k VALUES (1, 'a'), ('abc', 'b');",
     );
@@ -307,18 +276,23 @@ fn text_in_an_integer_key_is_an_error_not_a_position() {
     assert_eq!(src.fetch(0, 1).unwrap().len(), 1);
 }
 
+/// A full batch of 10,000 rows comes back from one fetch, in key order, each value as written.
+/// (How fast is `make bench`'s to measure, against librdkafka on the same machine: a time
+/// limit here would assert far less than its name.)
 #[test]
-fn ten_thousand_rows_fetch_quickly() {
-    let db = TempDb::new(
+fn ten_thousand_rows_come_back_from_one_fetch_in_key_order() {
+    let (_dir, db) = sqlite_db(
         "CREATE TABLE big (id INTEGER PRIMARY KEY, a INT, b REAL, c TEXT);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
          INSERT INTO big SELECT i, i * 7, i / 3.0, 'row ' || i FROM n;",
     );
     let mut src = connect(&spec(&db.uri(), "big", "id", None));
-    let start = std::time::Instant::now();
     let rows = src.fetch(0, 10_000).unwrap();
-    let took = start.elapsed();
     assert_eq!(rows.len(), 10_000);
-    assert_eq!(rows[9_999].values[3], s("row 10000"));
-    assert!(took.as_millis() < 2_000, "10,000 rows took {took:?}");
+    for (i, row) in rows.iter().enumerate() {
+        let id = i as i64 + 1;
+        assert_eq!(row.id, id as Id, "row {i}");
+        assert_eq!(row.values[1], Value::Int(id * 7), "row {i}");
+        assert_eq!(row.values[3], s(&format!("row {id}")), "row {i}");
+    }
 }

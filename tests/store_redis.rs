@@ -2,20 +2,16 @@
 //! checked with raw RESP commands over a plain socket, independent of the `redis` crate the store
 //! uses.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use common::env::{redis_addr, stack_var, unique, TempDir};
+use common::job::position_key;
+use common::position::lease_key;
 use repliqate::store::{PositionStoreConfig, Store, StoreError};
-
-fn redis_addr() -> String {
-    std::env::var("REPLIQATE_TEST_REDIS").unwrap_or_else(|_| {
-        panic!(
-            "REPLIQATE_TEST_REDIS is not set: start the local stack with `scripts/stack up` \
-             (or `make stack-up`) and export REPLIQATE_TEST_REDIS=127.0.0.1:56379"
-        )
-    })
-}
 
 /// Sends one command in RESP and returns the reply: `Some(bytes)` for a bulk or simple string,
 /// `None` for a nil bulk string.
@@ -46,11 +42,6 @@ fn raw(args: &[&str]) -> Option<String> {
     }
 }
 
-/// A job name unique to this test run, so parallel tests and reruns do not share keys.
-fn job(tag: &str) -> String {
-    format!("store-test-{tag}-{}", std::process::id())
-}
-
 fn open(addr: &str, name: &str) -> Store {
     let cfg = PositionStoreConfig::Redis {
         addr: addr.into(),
@@ -74,8 +65,8 @@ fn write(store: &mut repliqate::store::Store, pos: i128) {
 
 #[test]
 fn writes_the_old_tools_key_and_decimal_value() {
-    let name = job("key");
-    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+    let name = unique("store_test_key");
+    let key = position_key(&name, "events", "topic.events");
     raw(&["DEL", &key]);
     let mut store = open(&redis_addr(), &name);
     assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), None);
@@ -93,8 +84,8 @@ fn writes_the_old_tools_key_and_decimal_value() {
 
 #[test]
 fn a_redis_uri_is_accepted() {
-    let name = job("uri");
-    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+    let name = unique("store_test_uri");
+    let key = position_key(&name, "events", "topic.events");
     let mut store = open(&format!("redis://{}/0", redis_addr()), &name);
     write(&mut store, 7);
     assert_eq!(raw(&["GET", &key]).as_deref(), Some("7"));
@@ -103,8 +94,8 @@ fn a_redis_uri_is_accepted() {
 
 #[test]
 fn a_non_integer_value_is_corrupt_not_zero() {
-    let name = job("corrupt");
-    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+    let name = unique("store_test_corrupt");
+    let key = position_key(&name, "events", "topic.events");
     raw(&["SET", &key, "12x"]);
     let mut store = open(&redis_addr(), &name);
     let err = store.read().expect_err("a corrupt value must be an error");
@@ -117,7 +108,7 @@ fn a_non_integer_value_is_corrupt_not_zero() {
 
 #[test]
 fn unreachable_redis_is_a_retriable_error_within_the_timeout() {
-    let mut store = open("127.0.0.1:1", &job("down"));
+    let mut store = open("127.0.0.1:1", &unique("store_test_down"));
     let started = Instant::now();
     let err = store.read().expect_err("nothing listens on port 1");
     assert!(err.is_retriable(), "{err}");
@@ -151,7 +142,8 @@ fn a_silent_server_times_out_as_retriable() {
         tls: None,
         password: None,
     };
-    let mut store = Store::open(&cfg, &job("silent"), "t", "x").unwrap_or_else(|e| panic!("{e}"));
+    let mut store =
+        Store::open(&cfg, &unique("store_test_silent"), "t", "x").unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     let err = store.read().expect_err("the server never answers");
     assert!(err.is_retriable(), "{err}");
@@ -171,10 +163,10 @@ fn a_silent_server_times_out_as_retriable() {
 #[test]
 fn a_lapsed_lease_is_retaken_by_the_write_only_if_the_position_did_not_move() {
     use repliqate::store::{StoreError, Written};
-    let name = job("retake");
+    let name = unique("store_test_retake");
     let mut store = open(&redis_addr(), &name);
-    let key = format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
-    let lease = key.replacen(":offset:", ":lease:", 1);
+    let key = position_key(&name, "events", "topic.events");
+    let lease = lease_key(&key);
     let short = Duration::from_millis(200);
     store.hold_lease("a", short).unwrap();
     assert_eq!(
@@ -224,13 +216,6 @@ fn a_lapsed_lease_is_retaken_by_the_write_only_if_the_position_did_not_move() {
 
 // ---------------------------------------------------------------------------------------------
 // TLS (`rediss://`, `redis_tls`) and ACL users, against the stack Redis's tls-port.
-
-/// A stack variable, or a failure saying how to start the stack.
-fn stack_var(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run `scripts/stack up` and `eval \"$(scripts/stack env)\"`")
-    })
-}
 
 fn tls_file(setting: &str, name: &str) -> repliqate::tls::TlsFile {
     repliqate::tls::TlsFile {
@@ -288,9 +273,8 @@ fn open_with(
 #[test]
 fn rediss_with_a_private_ca_and_an_acl_user_keeps_the_position() {
     for client in [false, true] {
-        let name = job(&format!("tls-{client}"));
-        let key =
-            format!("repliqate:replication:offset:name={name}&table=events&topic=topic.events");
+        let name = unique(&format!("store_test_tls_{client}"));
+        let key = position_key(&name, "events", "topic.events");
         raw(&["DEL", &key]);
         let mut store = open_with(&rediss_url(None), Some(stack_tls(client)), None, &name)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -304,16 +288,15 @@ fn rediss_with_a_private_ca_and_an_acl_user_keeps_the_position() {
 
 #[test]
 fn the_password_file_is_read_at_each_connection() {
-    let dir = std::env::temp_dir().join(format!("repliqate-redis-pw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("password");
+    let dir = TempDir::new("redis-pw");
+    let file = dir.path().join("password");
     std::fs::write(&file, "wrong-password\n").unwrap();
     let user = stack_var("REPLIQATE_TEST_REDIS_ACL_USER");
     let url = format!(
         "rediss://{user}@{}/0",
         stack_var("REPLIQATE_TEST_REDIS_TLS")
     );
-    let name = job("pwfile");
+    let name = unique("store_test_pwfile");
     let mut store = open_with(
         &url,
         Some(stack_tls(false)),
@@ -327,15 +310,13 @@ fn the_password_file_is_read_at_each_connection() {
     // Rotated: the next connection uses the new file, without a new store.
     std::fs::write(&file, stack_var("REPLIQATE_TEST_REDIS_ACL_PASSWORD")).unwrap();
     assert_eq!(store.read().unwrap_or_else(|e| panic!("{e}")), None);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn tls_problems_with_redis_are_not_retriable_and_say_why() {
     // A CA that did not sign the server's certificate.
-    let dir = std::env::temp_dir().join(format!("repliqate-redis-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let rogue = dir.join("rogue.pem");
+    let dir = TempDir::new("redis-ca");
+    let rogue = dir.path().join("rogue.pem");
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -347,7 +328,13 @@ fn tls_problems_with_redis_are_not_retriable_and_say_why() {
             path: rogue,
         },
     )));
-    let mut store = open_with(&rediss_url(None), Some(tls), None, &job("rogue")).unwrap();
+    let mut store = open_with(
+        &rediss_url(None),
+        Some(tls),
+        None,
+        &unique("store_test_rogue"),
+    )
+    .unwrap();
     let e = store.read().unwrap_err();
     assert!(!e.is_retriable(), "{e}");
     assert!(e.to_string().contains("not signed by a trusted CA"), "{e}");
@@ -355,7 +342,13 @@ fn tls_problems_with_redis_are_not_retriable_and_say_why() {
     // TLS against the plaintext port: refused, never a plaintext fallback.
     let user = stack_var("REPLIQATE_TEST_REDIS_ACL_USER");
     let plain = format!("rediss://{user}:x@{}/0", redis_addr());
-    let mut store = open_with(&plain, Some(stack_tls(false)), None, &job("downgrade")).unwrap();
+    let mut store = open_with(
+        &plain,
+        Some(stack_tls(false)),
+        None,
+        &unique("store_test_downgrade"),
+    )
+    .unwrap();
     let e = store.read().unwrap_err();
     assert!(e.to_string().contains(&redis_addr()), "{e}");
 
@@ -364,11 +357,10 @@ fn tls_problems_with_redis_are_not_retriable_and_say_why() {
         &rediss_url(Some("not-the-password")),
         Some(stack_tls(false)),
         None,
-        &job("acl"),
+        &unique("store_test_acl"),
     )
     .unwrap();
     let e = store.read().unwrap_err();
     assert!(!e.is_retriable(), "{e}");
     assert!(!e.to_string().contains("not-the-password"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

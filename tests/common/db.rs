@@ -3,12 +3,12 @@
 //! created when the test ends, pass or fail. Tables are filled and read back here with the
 //! database drivers, never through repliqate's own sources.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mysql::prelude::Queryable as _;
 
-use super::env::{mysql_uri, pg_uri};
+use super::env::{mysql_uri, pg_uri, TempDir};
 
 /// One of the test databases.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +50,25 @@ pub fn my_conn() -> mysql::Conn {
     })
 }
 
+/// A SQLite database file set up with `setup` (one or more statements), in a temporary
+/// directory of its own: dropping the directory removes the file with its -wal, -shm and
+/// -journal companions.
+pub fn sqlite_db(setup: &str) -> (TempDir, Db) {
+    let dir = TempDir::new("source");
+    let db = Db::Sqlite(dir.path().join("source.db"));
+    db.exec(setup);
+    (dir, db)
+}
+
 impl Db {
+    /// The file of a SQLite database; panics for the servers, which have none.
+    pub fn path(&self) -> &Path {
+        match self {
+            Db::Sqlite(p) => p,
+            _ => panic!("{} is a server, not a file", self.label()),
+        }
+    }
+
     /// The database's name in messages.
     pub fn label(&self) -> &'static str {
         match self {
