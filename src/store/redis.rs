@@ -168,7 +168,8 @@ impl RedisStore {
             }
             pem
         };
-        let client_tls = match settings.for_webpki_driver("redis").map_err(tls_error)? {
+        let material = settings.for_webpki_driver("redis").map_err(tls_error)?;
+        let client_tls = match material.identity {
             None => None,
             Some(id) => {
                 let (client_cert, client_key) = id.to_pem().ok_or_else(|| {
@@ -185,10 +186,7 @@ impl RedisStore {
             }
         };
         let certificates = redis::TlsCertificates {
-            root_cert: settings
-                .ca_certs()
-                .map_err(tls_error)?
-                .map(|c| pem_certs(&c)),
+            root_cert: material.ca.map(|c| pem_certs(&c)),
             client_tls,
         };
         redis::Client::build_with_tls(info, certificates).map_err(|e| refused(e.to_string()))

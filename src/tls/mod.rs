@@ -111,9 +111,34 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
+/// The files a driver's own TLS needs, each read once (`TlsSettings::for_webpki_driver`).
+pub struct DriverMaterial {
+    /// The configured CA certificates (`None`: the system's store).
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    /// The client certificate chain and key.
+    pub identity: Option<Identity>,
+}
+
 impl TlsSettings {
     /// A rustls client config, from the files as they are now.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsFileError> {
+        // Without verification the CAs are not needed, and not read.
+        let ca = if self.verify_certificate {
+            self.ca_certs()?
+        } else {
+            None
+        };
+        let identity = self.client_identity()?;
+        self.config_from(ca, identity.as_ref())
+    }
+
+    /// The config over material read already: `ca` the configured CAs (`None`: the system's
+    /// store), `identity` the client certificate and key.
+    fn config_from(
+        &self,
+        ca: Option<Vec<CertificateDer<'static>>>,
+        identity: Option<&Identity>,
+    ) -> Result<Arc<ClientConfig>, TlsFileError> {
         let provider = provider();
         let algorithms = provider.signature_verification_algorithms;
         let builder = ClientConfig::builder_with_provider(provider.clone())
@@ -127,7 +152,7 @@ impl TlsSettings {
                     algorithms,
                 }))
         } else {
-            let roots = Arc::new(self.roots()?);
+            let roots = Arc::new(self.roots(ca)?);
             let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                 .build()
                 .map_err(|e| TlsFileError {
@@ -146,39 +171,40 @@ impl TlsSettings {
                     }))
             }
         };
-        let config = match &self.client {
+        let config = match identity {
             None => builder.with_no_client_auth(),
             // Not `with_client_auth_cert`: its key check parses the certificate with webpki,
-            // which refuses X.509 v1 certificates that brokers accept. `identity` checks the
+            // which refuses X.509 v1 certificates that brokers accept. `identity` checked the
             // pair itself.
-            Some(client) => builder.with_client_cert_resolver(Arc::new(
-                rustls::sign::SingleCertAndKey::from(identity(client, &provider)?.certified_key()),
+            Some(identity) => builder.with_client_cert_resolver(Arc::new(
+                rustls::sign::SingleCertAndKey::from(identity.certified_key()),
             )),
         };
         Ok(Arc::new(config))
     }
 
-    fn roots(&self) -> Result<RootCertStore, TlsFileError> {
+    /// The trust anchors: the configured CAs read (`certs`), or the system's.
+    fn roots(
+        &self,
+        certs: Option<Vec<CertificateDer<'static>>>,
+    ) -> Result<RootCertStore, TlsFileError> {
+        let (Some(ca), Some(certs)) = (&self.ca, certs) else {
+            return Ok(system_roots().clone());
+        };
         let mut roots = RootCertStore::empty();
-        match &self.ca {
-            Some(ca) => {
-                let certs = self.ca_certs()?.unwrap_or_default();
-                let (_, unusable) = roots.add_parsable_certificates(certs);
-                if roots.is_empty() {
-                    return Err(TlsFileError {
-                        setting: self.trust_setting(),
-                        path: trust_path(ca),
-                        reason: "holds no usable CA certificate".into(),
-                    });
-                }
-                if unusable > 0 {
-                    log::warn!(
-                        "{}: {unusable} certificate(s) could not be used as trust anchors",
-                        self.trust_setting()
-                    );
-                }
-            }
-            None => return Ok(system_roots().clone()),
+        let (_, unusable) = roots.add_parsable_certificates(certs);
+        if roots.is_empty() {
+            return Err(TlsFileError {
+                setting: self.trust_setting(),
+                path: trust_path(ca),
+                reason: "holds no usable CA certificate".into(),
+            });
+        }
+        if unusable > 0 {
+            log::warn!(
+                "{}: {unusable} certificate(s) could not be used as trust anchors",
+                self.trust_setting()
+            );
         }
         Ok(roots)
     }
@@ -196,20 +222,26 @@ impl TlsSettings {
             .transpose()
     }
 
-    /// For a driver that reads the client certificate itself and loads it through rustls's
-    /// own check (webpki, which reads v3 certificates only): checks every file as
-    /// `client_config` does, and refuses an X.509 v1 client certificate, naming `driver`.
-    /// Returns the client certificate and key read.
-    pub fn for_webpki_driver(&self, driver: &str) -> Result<Option<Identity>, TlsFileError> {
-        self.client_config()?;
+    /// For a driver that reads the certificates itself and loads the client's through
+    /// rustls's own check (webpki, which reads v3 certificates only): reads every file once,
+    /// checks it as `client_config` does, and refuses an X.509 v1 client certificate, naming
+    /// `driver`. Returns what was read, for the driver.
+    pub fn for_webpki_driver(&self, driver: &str) -> Result<DriverMaterial, TlsFileError> {
+        let ca = self.ca_certs()?;
         let identity = self.client_identity()?;
+        let checked = if self.verify_certificate {
+            ca.clone()
+        } else {
+            None
+        };
+        self.config_from(checked, identity.as_ref())?;
         match (&identity, &self.client) {
             (Some(id), Some(client)) if id.leaf_is_v1() => Err(client.cert_error(format!(
                 "is an X.509 v1 certificate, which the {driver} driver (rustls with webpki) \
                  cannot load; issue a v3 certificate (openssl x509 -req ... -extfile with any \
                  extension)"
             ))),
-            _ => Ok(identity),
+            _ => Ok(DriverMaterial { ca, identity }),
         }
     }
 
