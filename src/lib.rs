@@ -14,6 +14,7 @@ extern crate fastcopy;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod event;
 pub mod javaprops;
 pub mod kafka;
 pub mod logging;

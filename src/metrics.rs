@@ -20,6 +20,8 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
+use crate::event::Event;
+
 /// Largest datagram we send: fits a 1500-byte Ethernet MTU after IPv6 and UDP headers (the size
 /// statsd clients commonly use for the same reason).
 pub const MAX_DATAGRAM: usize = 1432;
@@ -134,16 +136,10 @@ impl Metrics {
     }
 
     /// One call to a dependency: counts `metric`, and records how long it took as
-    /// `{metric}_latency` (the old tool's pair of metrics per call). `outcome` is its result,
+    /// `{metric}_latency` (the old tool's pair of metrics per call). `ok`: whether it succeeded,
     /// tagged `success`, before the other `tags`.
-    pub fn call<T, E>(
-        &mut self,
-        metric: &str,
-        outcome: &Result<T, E>,
-        tags: &[(&str, &str)],
-        took: Duration,
-    ) {
-        let success = if outcome.is_ok() { "true" } else { "false" };
+    pub fn call(&mut self, metric: &str, ok: bool, tags: &[(&str, &str)], took: Duration) {
+        let success = if ok { "true" } else { "false" };
         let mut all = Vec::with_capacity(tags.len() + 1);
         all.push(("success", success));
         all.extend_from_slice(tags);
@@ -219,6 +215,61 @@ impl Sink {
             }
         }
         self.buf.clear();
+    }
+}
+
+/// The loop's events as statsd lines, tagged with the pipeline's table and topic: the old tool's
+/// metrics (docs/messages.md, "statsd metrics"). Events with no statsd series are ignored.
+pub struct Statsd {
+    client: Metrics,
+    table: String,
+    topic: String,
+}
+
+impl Statsd {
+    pub fn new(client: Metrics, table: &str, topic: &str) -> Statsd {
+        Statsd {
+            client,
+            table: table.to_owned(),
+            topic: topic.to_owned(),
+        }
+    }
+
+    pub fn record(&mut self, event: &Event<'_>) {
+        let table = [("table", self.table.as_str())];
+        let c = &mut self.client;
+        match *event {
+            Event::StoreRead { ok, took } => c.call("store.read", ok, &[], took),
+            Event::Fetched { ok, rows, took } => {
+                c.call("source.read", ok, &table, took);
+                if ok {
+                    let tags = [("success", "true"), table[0]];
+                    c.count("source.rows_read", &tags, rows as u64);
+                }
+            }
+            Event::Published { ok, took, .. } => {
+                c.call("target.publish", ok, &[("topic", &self.topic)], took)
+            }
+            Event::StoreWritten { ok, took } => c.call("store.write", ok, &[], took),
+            Event::Committed(position) => c.gauge("offset.position", &table, position),
+            Event::GapSkipped { proven_final } => {
+                let reason = if proven_final { "final" } else { "timeout" };
+                c.count("gap.skipped", &[table[0], ("reason", reason)], 1)
+            }
+            Event::GapHeld { oldest, .. } => {
+                c.gauge("gap.oldest_held_ms", &table, oldest.as_millis() as i128)
+            }
+            Event::LateRowsFound(rows) => c.count("gap.late_rows", &table, rows as u64),
+            Event::Flush => c.flush(),
+            Event::Beat
+            | Event::Active(_)
+            | Event::Resumed(_)
+            | Event::MaxId(_)
+            | Event::BatchRead { .. }
+            | Event::LateRowsPublished(_)
+            | Event::Failed { .. }
+            | Event::Recovered => {}
+        }
     }
 }
 

@@ -1,6 +1,11 @@
 //! systemd's service notification protocol (sd_notify(3)), by hand: one datagram of
-//! `KEY=value` lines to the unix socket named by `NOTIFY_SOCKET`. It is small enough that a crate
-//! would add more than it saves.
+//! `KEY=value` lines to the unix socket named by `NOTIFY_SOCKET`.
+//!
+//! Why not the `sd-notify` crate (0.5, read for issue 26): each of its `notify` calls reads the
+//! environment, creates and connects a new socket and sends on it blocking, so a listener whose
+//! queue is full would stall the loop at a watchdog ping (the guarantee below, and the test
+//! `a_full_listener_never_blocks_the_sender`); and it passes `NOTIFY_SOCKET` to `connect` as a
+//! path, so an abstract socket (`@name`) fails. Wrapping it to fix both would leave little of it.
 //!
 //! `Type=notify` units learn from `READY=1` that start-up is complete (every start-up check
 //! passed), from `STOPPING=1` that shutdown began, and from `WATCHDOG=1` that the loop is still

@@ -10,6 +10,7 @@ use super::gaps::{GapPolicy, SkipReason};
 use super::position::BEFORE_ANY_ID;
 use super::Replicator;
 use crate::config::Config;
+use crate::event::Event;
 use crate::source::Source;
 use crate::value::{Id, OpenTransactions};
 
@@ -62,32 +63,23 @@ impl Replicator {
                 s.age.as_secs_f64(),
                 s.reason
             );
-            self.status
-                .gap_skipped(matches!(s.reason, SkipReason::ProvenFinal));
-            let reason = match s.reason {
-                SkipReason::ProvenFinal => "final",
-                SkipReason::TimedOut => "timeout",
-            };
-            self.metrics.count(
-                "gap.skipped",
-                &[("table", &self.table), ("reason", reason)],
-                1,
-            );
+            self.telemetry.emit(Event::GapSkipped {
+                proven_final: matches!(s.reason, SkipReason::ProvenFinal),
+            });
         }
-        let held_ms = decision.holding.map_or(0, |(after, before, age)| {
-            log::debug!(
-                "holding rows above hole {after}..{before} (open {:.1}s)",
-                age.as_secs_f64()
-            );
-            age.as_millis()
+        let oldest = decision
+            .holding
+            .map_or(Duration::ZERO, |(after, before, age)| {
+                log::debug!(
+                    "holding rows above hole {after}..{before} (open {:.1}s)",
+                    age.as_secs_f64()
+                );
+                age
+            });
+        self.telemetry.emit(Event::GapHeld {
+            rows: batch.ids.len().saturating_sub(decision.publish),
+            oldest,
         });
-        self.metrics.gauge(
-            "gap.oldest_held_ms",
-            &[("table", &self.table)],
-            held_ms as i128,
-        );
-        self.status
-            .gap_held_rows(batch.ids.len().saturating_sub(decision.publish));
         batch.truncate(decision.publish);
         Ok(decision.holding.is_some())
     }
@@ -106,7 +98,7 @@ impl Replicator {
             .collect();
         for (after, before) in holes {
             // Each hole is a read and maybe a send: a heartbeat between them.
-            self.status.beat();
+            self.telemetry.emit(Event::Beat);
             let Some(reported) = self
                 .gaps
                 .watched(Instant::now())
@@ -140,17 +132,13 @@ impl Replicator {
                 late.ids.len(),
                 late.ids
             );
-            self.metrics.count(
-                "gap.late_rows",
-                &[("table", &self.table)],
-                late.ids.len() as u64,
-            );
+            self.telemetry.emit(Event::LateRowsFound(late.ids.len()));
             let (ids, batches) = late.finish()?;
             let pending = self.producer.start(batches);
             self.producer
                 .finish(pending)
                 .map_err(|e| Error::Kafka(e.error))?;
-            self.status.published_late(ids.len());
+            self.telemetry.emit(Event::LateRowsPublished(ids.len()));
             if let Some(watched) = self
                 .gaps
                 .watched(Instant::now())

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use super::error::Error;
-use crate::status::Status;
+use super::telemetry::Telemetry;
+use crate::event::Event;
 
 /// The dependency currently failing, if any.
 #[derive(Default)]
@@ -22,9 +23,12 @@ struct Incident {
 }
 
 impl Incidents {
-    /// Logs `e` if it starts an incident or changes what the incident needs, and tells `status`.
-    pub fn report(&mut self, status: &Status, e: &Error) {
-        status.failed(e.component(), &e.to_string());
+    /// Logs `e` if it starts an incident or changes what the incident needs, and reports it.
+    pub fn report(&mut self, telemetry: &mut Telemetry, e: &Error) {
+        telemetry.emit(Event::Failed {
+            component: e.component(),
+            error: &e.to_string(),
+        });
         let needs_operator = e.needs_operator();
         match &mut self.current {
             Some(incident)
@@ -49,9 +53,9 @@ impl Incidents {
     }
 
     /// A step succeeded: the incident, if there was one, is over.
-    pub fn recovered(&mut self, status: &Status) {
+    pub fn recovered(&mut self, telemetry: &mut Telemetry) {
         if let Some(incident) = self.current.take() {
-            status.recovered();
+            telemetry.emit(Event::Recovered);
             let outage = incident.since.elapsed();
             log::warn!(
                 component = incident.component,

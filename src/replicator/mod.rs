@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::{sleep_until, Backoff};
 use crate::config::{Config, KeyMode};
+use crate::event::Event;
 use crate::kafka::{Delivery, Pending, Producer, SendError};
 use crate::message::MessageEncoder;
-use crate::metrics::Metrics;
+use crate::metrics::Statsd;
 use crate::source::Source;
-use crate::status::{Position, Status};
+use crate::status::Status;
 use crate::store::{Store, StoreError, Written};
 use crate::value::Id;
 use gaps::GapTracker;
@@ -33,6 +34,7 @@ pub(crate) mod lease;
 mod position;
 pub(crate) mod startup;
 mod state;
+mod telemetry;
 
 use batch::{InFlight, MessageBuffer};
 pub use error::Error;
@@ -43,6 +45,7 @@ use position::status_position;
 pub use position::BEFORE_ANY_ID;
 pub use startup::Start;
 use state::{Active, Standby, State};
+use telemetry::Telemetry;
 
 /// The loop's first wait after a failure; it doubles per consecutive failure up to
 /// `retry_backoff_max_sec`.
@@ -69,9 +72,8 @@ pub struct Replicator {
     store: Store,
     /// The job's lease in `store`, and what this instance knows of the position.
     lease: Lease,
-    metrics: Metrics,
-    /// What `/metrics`, `/healthz` and `/readyz` show (shared with the endpoint's thread).
-    status: Arc<Status>,
+    /// What the loop reports, for statsd and for `/metrics`, `/healthz` and `/readyz`.
+    telemetry: Telemetry,
     /// When `status` last got the table's highest id.
     max_id_read: Option<Instant>,
     encoder: MessageEncoder,
@@ -128,8 +130,10 @@ impl Replicator {
             producer,
             store,
             lease: Lease::new(owner, config.lease),
-            metrics,
-            status,
+            telemetry: Telemetry::new(
+                Statsd::new(metrics, &config.source.spec.table, &k.topic),
+                status,
+            ),
             max_id_read: None,
             encoder,
             gaps,
@@ -148,7 +152,7 @@ impl Replicator {
         let mut failures = 0u32;
         let mut state = State::Standby(Standby::default());
         while !self.stopping() {
-            self.status.beat();
+            self.telemetry.emit(Event::Beat);
             let step = match &mut state {
                 State::Standby(standby) => match self.activate(standby) {
                     Ok(Some(active)) => {
@@ -160,18 +164,18 @@ impl Replicator {
                 },
                 State::Active(active) => {
                     self.sample_max_id();
-                    self.status.beat();
+                    self.telemetry.emit(Event::Beat);
                     self.replicate_batch(active)
                 }
             };
-            self.status.beat();
+            self.telemetry.emit(Event::Beat);
             let step = match step {
                 Ok(step) => step,
                 // Sending was cut short by shutdown: what was acknowledged is committed.
                 Err(_) if self.stopping() => break,
                 Err(Error::Store(e @ StoreError::Fenced { .. })) => {
                     log::warn!(state = "standby"; "lost the job's lease, stopping publishing: {e}");
-                    self.status.set_active(false);
+                    self.telemetry.emit(Event::Active(false));
                     state = state.lose_lease();
                     continue;
                 }
@@ -188,7 +192,7 @@ impl Replicator {
                 }
             };
             failures = 0;
-            self.incidents.recovered(&self.status);
+            self.incidents.recovered(&mut self.telemetry);
             match (step, mode) {
                 (Step::Continue, _) => {}
                 (Step::CaughtUp, Mode::UntilCaughtUp) => break,
@@ -237,7 +241,7 @@ impl Replicator {
     fn activate(&mut self, standby: &mut Standby) -> Result<Option<Active>, Error> {
         let before = self.lease.stored();
         if !self.lease.take(&mut self.store)? {
-            self.status.set_active(false);
+            self.telemetry.emit(Event::Active(false));
             return Ok(None);
         }
         // Active only once the position is known: a failed read (a Redis timeout right after
@@ -263,8 +267,9 @@ impl Replicator {
             format!("after id {position}")
         };
         log::info!(state = "active"; "active (lease owner {}): resuming {from}", self.lease.owner());
-        self.status.set_active(true);
-        self.status.position(status_position(position));
+        self.telemetry.emit(Event::Active(true));
+        self.telemetry
+            .emit(Event::Resumed(status_position(position)));
         // A batch still unacknowledged is ours to send again only if nobody moved the position
         // while we did not hold the lease (it lapsed during a long call); otherwise another
         // instance published from there.
@@ -309,8 +314,10 @@ impl Replicator {
     fn read_position(&mut self) -> Result<Option<Id>, Error> {
         let started = Instant::now();
         let result = self.store.read();
-        self.metrics
-            .call("store.read", &result, &[], started.elapsed());
+        self.telemetry.emit(Event::StoreRead {
+            ok: result.is_ok(),
+            took: started.elapsed(),
+        });
         result.map_err(Error::Store)
     }
 
@@ -336,7 +343,10 @@ impl Replicator {
         let holding = self.hold_at_gaps(position, &mut batch, before)?;
         let (ids, messages) = batch.finish()?;
         let read = started.elapsed();
-        self.status.read(read, full && !holding);
+        self.telemetry.emit(Event::BatchRead {
+            took: read,
+            behind: full && !holding,
+        });
         Ok(InFlight {
             ids,
             messages: Some(messages),
@@ -359,7 +369,7 @@ impl Replicator {
             None => self.prepare(active.position, None)?,
         };
         let (Some(&last_id), Some(messages)) = (batch.ids.last(), batch.messages.take()) else {
-            self.metrics.flush();
+            self.telemetry.emit(Event::Flush);
             // Caught up, the loop would otherwise not talk to the store for as long as the
             // table stays quiet: a renewal due (or failed, in `idle`) makes a store outage
             // this step's error, not a recovery.
@@ -453,24 +463,25 @@ impl Replicator {
         published: Instant,
         result: Result<Vec<Delivery>, SendError>,
     ) -> Result<Vec<Id>, Error> {
-        let tags = [("topic", self.topic.as_str())];
         let took = published.elapsed();
-        self.metrics.call("target.publish", &result, &tags, took);
         let ids = &batch.ids;
         let acknowledged = match &result {
             Ok(_) => ids.len(),
             Err(e) => e.acknowledged_prefix(),
         };
         let counted = batch.acknowledged;
-        self.status
-            .published(took, acknowledged.saturating_sub(counted), result.is_ok());
+        self.telemetry.emit(Event::Published {
+            ok: result.is_ok(),
+            acknowledged: acknowledged.saturating_sub(counted),
+            took,
+        });
         let moved = acknowledged > 0 && ids[acknowledged - 1] > active.position;
         if moved {
             let last = ids[acknowledged - 1];
             self.commit(last)?;
             active.position = last;
         }
-        self.metrics.flush();
+        self.telemetry.emit(Event::Flush);
         match result {
             Ok(_) => Ok(batch.ids),
             Err(mut e) => {
@@ -513,12 +524,12 @@ impl Replicator {
             }
             batch.push(encoder, id, values)
         });
-        let tags = [("table", self.table.as_str())];
-        self.metrics
-            .call("source.read", &result, &tags, started.elapsed());
+        self.telemetry.emit(Event::Fetched {
+            ok: result.is_ok(),
+            rows: *result.as_ref().unwrap_or(&0),
+            took: started.elapsed(),
+        });
         let count = result?;
-        let tags = [("success", "true"), ("table", self.table.as_str())];
-        self.metrics.count("source.rows_read", &tags, count as u64);
         if let Some(average) = batch.bytes().checked_div(count) {
             self.message_size = average;
         }
@@ -533,8 +544,10 @@ impl Replicator {
         loop {
             let started = Instant::now();
             let result = self.lease.commit(&mut self.store, position);
-            self.metrics
-                .call("store.write", &result, &[], started.elapsed());
+            self.telemetry.emit(Event::StoreWritten {
+                ok: result.is_ok(),
+                took: started.elapsed(),
+            });
             match result {
                 Ok(written) => {
                     if written == Written::LeaseRetaken {
@@ -544,14 +557,8 @@ impl Replicator {
                              was taken again and the batch committed"
                         );
                     }
-                    self.status.position(Position::At(position));
-                    let p = position.to_string();
-                    self.metrics.gauge(
-                        "offset.position",
-                        &[("table", self.table.as_str())],
-                        position,
-                    );
-                    log::debug!(position = position; "committed position {p} for job {}", self.name);
+                    self.telemetry.emit(Event::Committed(position));
+                    log::debug!(position = position; "committed position {position} for job {}", self.name);
                     return Ok(());
                 }
                 Err(e) => {
@@ -570,7 +577,7 @@ impl Replicator {
 
     /// Logs `e` once per incident (`incident`) and tells `status`.
     fn report_incident(&mut self, e: &Error) {
-        self.incidents.report(&self.status, e);
+        self.incidents.report(&mut self.telemetry, e);
     }
 
     fn stopping(&self) -> bool {
@@ -594,7 +601,7 @@ impl Replicator {
                 match e {
                     Error::Store(StoreError::Fenced { .. }) => {
                         log::warn!(state = "standby"; "lost the job's lease while idle: {e}");
-                        self.status.set_active(false);
+                        self.telemetry.emit(Event::Active(false));
                         return state.lose_lease();
                     }
                     // A store outage: an incident now (not ready), and the next step renews
@@ -609,10 +616,10 @@ impl Replicator {
 
     /// Sleeps, waking within 50 ms of a shutdown request, with a heartbeat every second (a
     /// long backoff or poll interval is not a stall).
-    fn sleep(&self, d: Duration) {
+    fn sleep(&mut self, d: Duration) {
         let until = Instant::now() + d;
         loop {
-            self.status.beat();
+            self.telemetry.emit(Event::Beat);
             let now = Instant::now();
             if now >= until || !sleep_until(until.min(now + HEARTBEAT), &self.stop) {
                 break;
@@ -631,7 +638,7 @@ impl Replicator {
         }
         self.max_id_read = Some(Instant::now());
         match self.source.max_id() {
-            Ok(max) => self.status.max_id(max),
+            Ok(max) => self.telemetry.emit(Event::MaxId(max)),
             Err(e) => log::debug!("reading the highest id: {e}"),
         }
     }

@@ -1,7 +1,7 @@
 //! The position's one special value, the start of a table (`BEFORE_ANY_ID`), and how a
 //! position is shown to people and to `status`.
 
-use crate::status::Position;
+use crate::event::Position;
 use crate::value::Id;
 
 pub(super) fn status_position(p: Id) -> Position {

@@ -24,6 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::event::Event;
+pub use crate::event::Position;
 use crate::notify::Notifier;
 use crate::value::Id;
 
@@ -103,18 +105,6 @@ enum Progress {
     Behind { since: Instant },
 }
 
-/// Where the active instance is.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum Position {
-    /// Standby, or starting.
-    #[default]
-    Unknown,
-    /// A new job: nothing replicated yet.
-    Start,
-    /// The last id replicated.
-    At(Id),
-}
-
 #[derive(Debug)]
 struct Incident {
     component: &'static str,
@@ -139,6 +129,33 @@ impl Status {
         }
     }
 
+    /// Takes in what the loop reports; events with no series or probe here are ignored.
+    pub fn record(&self, event: &Event<'_>) {
+        match *event {
+            Event::Beat => self.beat(),
+            Event::Active(active) => self.set_active(active),
+            Event::Resumed(position) => self.position(position),
+            Event::MaxId(max) => self.max_id(max),
+            Event::BatchRead { took, behind } => self.read(took, behind),
+            Event::Published {
+                ok,
+                acknowledged,
+                took,
+            } => self.published(took, acknowledged, ok),
+            Event::Committed(position) => self.position(Position::At(position)),
+            Event::GapSkipped { proven_final } => self.gap_skipped(proven_final),
+            Event::GapHeld { rows, .. } => self.gap_held_rows(rows),
+            Event::LateRowsPublished(rows) => self.published_late(rows),
+            Event::Failed { component, error } => self.failed(component, error),
+            Event::Recovered => self.recovered(),
+            Event::StoreRead { .. }
+            | Event::Fetched { .. }
+            | Event::StoreWritten { .. }
+            | Event::LateRowsFound(_)
+            | Event::Flush => {}
+        }
+    }
+
     /// Pings systemd's watchdog from the heartbeat, if the unit set `WatchdogSec=`.
     pub fn with_watchdog(mut self, notifier: Notifier) -> Status {
         self.watchdog = notifier.watchdog_interval().map(|every| (notifier, every));
@@ -151,7 +168,7 @@ impl Status {
     }
 
     /// The loop is alive: called at every step and during sleeps.
-    pub fn beat(&self) {
+    fn beat(&self) {
         let ms = self.started.elapsed().as_millis() as u64;
         self.beat.store(ms, Ordering::Relaxed);
         if let Some((notifier, every)) = &self.watchdog {
@@ -172,7 +189,7 @@ impl Status {
     }
 
     /// Took the lease (or has none to take: a state file), or lost it.
-    pub fn set_active(&self, active: bool) {
+    fn set_active(&self, active: bool) {
         let mut s = self.state();
         let role = if active { Role::Active } else { Role::Standby };
         if s.role != role {
@@ -186,7 +203,7 @@ impl Status {
     }
 
     /// A read of `rows` rows took `took`; `full`: a whole batch came back, more may wait.
-    pub fn read(&self, took: Duration, full: bool) {
+    fn read(&self, took: Duration, full: bool) {
         let mut s = self.state();
         s.read.observe(took.as_secs_f64());
         s.progress = match (full, s.progress) {
@@ -199,7 +216,7 @@ impl Status {
     }
 
     /// A publish ended after `took`, with `acknowledged` rows acknowledged; `ok`: all of them.
-    pub fn published(&self, took: Duration, acknowledged: usize, ok: bool) {
+    fn published(&self, took: Duration, acknowledged: usize, ok: bool) {
         let mut s = self.state();
         s.publish.observe(took.as_secs_f64());
         s.rows_published += acknowledged as u64;
@@ -214,29 +231,29 @@ impl Status {
     }
 
     /// Rows published outside a batch of the position (late rows of a skipped hole).
-    pub fn published_late(&self, rows: usize) {
+    fn published_late(&self, rows: usize) {
         let mut s = self.state();
         s.rows_published += rows as u64;
         s.last_publish = Some(SystemTime::now());
     }
 
     /// The position committed, or read at taking the lease.
-    pub fn position(&self, position: Position) {
+    fn position(&self, position: Position) {
         self.state().position = position;
     }
 
     /// The table's highest id, as just read (`None`: the table is empty).
-    pub fn max_id(&self, max: Option<Id>) {
+    fn max_id(&self, max: Option<Id>) {
         self.state().max_id = Some(max);
     }
 
     /// Rows held back at a hole in the id sequence after the last read.
-    pub fn gap_held_rows(&self, rows: usize) {
+    fn gap_held_rows(&self, rows: usize) {
         self.state().gap_held_rows = rows as u64;
     }
 
     /// A hole in the id sequence given up on: `proven_final`, or after its timeout.
-    pub fn gap_skipped(&self, proven_final: bool) {
+    fn gap_skipped(&self, proven_final: bool) {
         let mut s = self.state();
         if proven_final {
             s.gaps_final += 1;
@@ -247,7 +264,7 @@ impl Status {
 
     /// A call to `component` failed with `error` (one line, no secrets); the incident lasts
     /// until `recovered`.
-    pub fn failed(&self, component: &'static str, error: &str) {
+    fn failed(&self, component: &'static str, error: &str) {
         let mut s = self.state();
         *s.errors.entry(component).or_default() += 1;
         let since = match &s.incident {
@@ -261,7 +278,7 @@ impl Status {
         });
     }
 
-    pub fn recovered(&self) {
+    fn recovered(&self) {
         self.state().incident = None;
     }
 
