@@ -17,8 +17,8 @@ MUSL_TARGET := x86_64-unknown-linux-musl
 # Apache Kafka releases `make compat` runs the producer round trips and one end-to-end
 # replication against, besides the stack's default (scripts/stack, KAFKA_DEFAULT_VERSION), on
 # which `make test` runs everything. 2.1.1 is the oldest release the producer claims; it runs on
-# JDK 17 with ZooKeeper 3.5.9 in place of its own 3.4 (scripts/stack kafka_libs), 2.8.2 is the
-# last ZooKeeper-mode 2.x.
+# JDK 17 with ZooKeeper 3.5.9 in place of its own 3.4 (kafka_libs in
+# scripts/stack.d/kafka-nodes.sh), 2.8.2 is the last ZooKeeper-mode 2.x.
 KAFKA_COMPAT_VERSIONS ?= 4.0.2 3.9.2 2.8.2 2.1.1
 # The end-to-end replication of the matrix: every PostgreSQL type, hashes checked by Python.
 COMPAT_E2E ?= postgres_every_type_50k_rows
