@@ -6,24 +6,56 @@ use std::time::{Duration, Instant};
 
 use super::batch::MessageBuffer;
 use super::error::Error;
-use super::gaps::{GapPolicy, SkipReason};
+use super::gaps::{GapPolicy, GapTracker, SkipReason};
 use super::position::BEFORE_ANY_ID;
-use super::Replicator;
-use crate::config::Config;
+use super::telemetry::Telemetry;
+use crate::config::{Config, KeyMode};
 use crate::event::Event;
+use crate::kafka::Producer;
+use crate::message::MessageEncoder;
 use crate::source::Source;
 use crate::value::{Id, OpenTransactions};
 
-impl Replicator {
+/// The loop's holes: the tracker (`gaps`), and the table's name for what is logged.
+pub(super) struct Holes {
+    gaps: GapTracker,
+    table: String,
+}
+
+/// What publishing late rows needs of the loop, lent for the call.
+pub(super) struct Late<'a> {
+    pub source: &'a mut Source,
+    pub producer: &'a mut Producer,
+    pub encoder: &'a mut MessageEncoder,
+    pub telemetry: &'a mut Telemetry,
+    pub topic: &'a str,
+    pub key_mode: KeyMode,
+    pub limit: usize,
+}
+
+impl Holes {
+    pub fn new(policy: GapPolicy, table: &str) -> Holes {
+        Holes {
+            gaps: GapTracker::new(policy),
+            table: table.to_owned(),
+        }
+    }
+
+    /// Whether the open transactions must be looked at before the next fetch (`gaps`).
+    pub fn needs_probe_before_fetch(&self) -> bool {
+        self.gaps.needs_probe_before_fetch()
+    }
+
     /// Cuts `rows` at the first hole in the id sequence that may still be filled (see
     /// `gaps`). Returns whether rows were held back.
-    pub(super) fn hold_at_gaps(
+    pub fn hold(
         &mut self,
+        source: &mut Source,
+        telemetry: &mut Telemetry,
         position: Id,
         batch: &mut MessageBuffer,
         before: Option<OpenTransactions>,
     ) -> Result<bool, Error> {
-        let source = &mut self.source;
         let decision = self
             .gaps
             .decide(position, &batch.ids, Instant::now(), before, || {
@@ -63,7 +95,7 @@ impl Replicator {
                 s.age.as_secs_f64(),
                 s.reason
             );
-            self.telemetry.emit(Event::GapSkipped {
+            telemetry.emit(Event::GapSkipped {
                 proven_final: matches!(s.reason, SkipReason::ProvenFinal),
             });
         }
@@ -76,7 +108,7 @@ impl Replicator {
                 );
                 age
             });
-        self.telemetry.emit(Event::GapHeld {
+        telemetry.emit(Event::GapHeld {
             rows: batch.ids.len().saturating_sub(decision.publish),
             oldest,
         });
@@ -87,7 +119,16 @@ impl Replicator {
     /// Looks into recently skipped holes for rows that appeared after all (a transaction that
     /// outlived gap_timeout). They are reported loudly, with their ids, and published late:
     /// data never disappears silently, even then. The position does not move.
-    pub(super) fn republish_late_rows(&mut self) -> Result<(), Error> {
+    pub fn republish_late(&mut self, late: Late<'_>) -> Result<(), Error> {
+        let Late {
+            source,
+            producer,
+            encoder,
+            telemetry,
+            topic,
+            key_mode,
+            limit,
+        } = late;
         if !self.gaps.enabled() {
             return Ok(());
         }
@@ -98,7 +139,7 @@ impl Replicator {
             .collect();
         for (after, before) in holes {
             // Each hole is a read and maybe a send: a heartbeat between them.
-            self.telemetry.emit(Event::Beat);
+            telemetry.emit(Event::Beat);
             let Some(reported) = self
                 .gaps
                 .watched(Instant::now())
@@ -111,12 +152,11 @@ impl Replicator {
             // is among them. The cost is bounded by the hole's size, not by `limit`.
             let room = usize::try_from(before - after - 1)
                 .unwrap_or(usize::MAX)
-                .min(self.limit);
+                .min(limit);
             // Usually nothing is late: no buffers sized for a batch.
-            let batches = self.producer.batches(&self.topic, 0);
-            let mut late = MessageBuffer::new(batches.map_err(Error::Kafka)?, self.key_mode);
-            let encoder = &mut self.encoder;
-            self.source.fetch_each(after, room.max(1), |id, values| {
+            let batches = producer.batches(topic, 0);
+            let mut late = MessageBuffer::new(batches.map_err(Error::Kafka)?, key_mode);
+            source.fetch_each(after, room.max(1), |id, values| {
                 if id < before && !reported.contains(&id) {
                     late.push(encoder, id, values)?;
                 }
@@ -132,13 +172,13 @@ impl Replicator {
                 late.ids.len(),
                 late.ids
             );
-            self.telemetry.emit(Event::LateRowsFound(late.ids.len()));
+            telemetry.emit(Event::LateRowsFound(late.ids.len()));
             let (ids, batches) = late.finish()?;
-            let pending = self.producer.start(batches);
-            self.producer
+            let pending = producer.start(batches);
+            producer
                 .finish(pending)
                 .map_err(|e| Error::Kafka(e.error))?;
-            self.telemetry.emit(Event::LateRowsPublished(ids.len()));
+            telemetry.emit(Event::LateRowsPublished(ids.len()));
             if let Some(watched) = self
                 .gaps
                 .watched(Instant::now())

@@ -23,7 +23,6 @@ use crate::source::Source;
 use crate::status::Status;
 use crate::store::{Store, StoreError, Written};
 use crate::value::Id;
-use gaps::GapTracker;
 
 mod batch;
 mod error;
@@ -38,6 +37,7 @@ mod telemetry;
 
 use batch::{InFlight, MessageBuffer};
 pub use error::Error;
+use holes::{Holes, Late};
 use incident::Incidents;
 use lease::{owner_token, Lease, Resume};
 pub(crate) use position::show_position;
@@ -61,7 +61,6 @@ pub enum Mode {
 /// A started replication job: every dependency connected and checked.
 pub struct Replicator {
     name: String,
-    table: String,
     topic: String,
     key_mode: KeyMode,
     limit: usize,
@@ -77,7 +76,8 @@ pub struct Replicator {
     /// When `status` last got the table's highest id.
     max_id_read: Option<Instant>,
     encoder: MessageEncoder,
-    gaps: GapTracker,
+    /// Holes in the id sequence, and rows held above them.
+    holes: Holes,
     stop: Arc<AtomicBool>,
     initial_position: Option<Id>,
     /// Average encoded message size of the last batch, to size the next batch's buffer.
@@ -113,14 +113,12 @@ impl Replicator {
             stored,
             options.initial_position,
         )?;
-        let gaps = GapTracker::new(gap_policy);
         let k = &config.kafka;
 
         let encoder =
             MessageEncoder::new(&config.name, &config.source.spec.table, source.columns());
         Ok(Replicator {
             name: config.name.clone(),
-            table: config.source.spec.table.clone(),
             topic: k.topic.clone(),
             key_mode: k.key,
             limit: config.source.limit,
@@ -136,7 +134,7 @@ impl Replicator {
             ),
             max_id_read: None,
             encoder,
-            gaps,
+            holes: Holes::new(gap_policy, &config.source.spec.table),
             stop,
             incidents: Incidents::default(),
             initial_position: options.initial_position,
@@ -202,7 +200,16 @@ impl Replicator {
                     state = self.idle(state, wait);
                 }
                 (Step::CaughtUp, Mode::Forever) => {
-                    if let Err(e) = self.republish_late_rows() {
+                    let late = Late {
+                        source: &mut self.source,
+                        producer: &mut self.producer,
+                        encoder: &mut self.encoder,
+                        telemetry: &mut self.telemetry,
+                        topic: &self.topic,
+                        key_mode: self.key_mode,
+                        limit: self.limit,
+                    };
+                    if let Err(e) = self.holes.republish_late(late) {
                         // Counted as a failure like any other; the loop retries.
                         self.report_incident(&e);
                     }
@@ -333,14 +340,20 @@ impl Replicator {
         let started = Instant::now();
         // While holes are held, the open transactions are looked at before the fetch too: the
         // proof that a hole is final needs a look taken before the rows it publishes (`gaps`).
-        let before = if self.gaps.needs_probe_before_fetch() {
+        let before = if self.holes.needs_probe_before_fetch() {
             Some(self.source.open_transactions().map_err(Error::Source)?)
         } else {
             None
         };
         let mut batch = self.read(position, in_flight)?;
         let full = batch.ids.len() == self.limit;
-        let holding = self.hold_at_gaps(position, &mut batch, before)?;
+        let holding = self.holes.hold(
+            &mut self.source,
+            &mut self.telemetry,
+            position,
+            &mut batch,
+            before,
+        )?;
         let (ids, messages) = batch.finish()?;
         let read = started.elapsed();
         self.telemetry.emit(Event::BatchRead {
