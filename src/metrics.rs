@@ -328,6 +328,92 @@ mod tests {
         assert_eq!(m.send_errors(), 0);
     }
 
+    /// The loop's events become the old tool's lines, tagged with the table or the topic; the
+    /// events statsd has no series for send nothing.
+    #[test]
+    fn events_become_the_old_tools_lines() {
+        let (sock, addr) = receiver();
+        let client = Metrics::new(Some(&addr), "job").expect("client");
+        let mut statsd = Statsd::new(client, "events", "t.events");
+        let ms = Duration::from_millis;
+        for event in [
+            Event::Beat,
+            Event::StoreRead {
+                ok: true,
+                took: ms(1),
+            },
+            Event::Fetched {
+                ok: true,
+                rows: 7,
+                took: ms(2),
+            },
+            Event::Fetched {
+                ok: false,
+                rows: 0,
+                took: ms(3),
+            },
+            Event::BatchRead {
+                took: ms(4),
+                behind: true,
+            },
+            Event::Published {
+                ok: false,
+                acknowledged: 3,
+                took: ms(5),
+            },
+            Event::StoreWritten {
+                ok: true,
+                took: ms(6),
+            },
+            Event::Committed(42),
+            Event::GapSkipped { proven_final: true },
+            Event::GapSkipped {
+                proven_final: false,
+            },
+            Event::GapHeld {
+                rows: 2,
+                oldest: ms(1500),
+            },
+            Event::LateRowsFound(2),
+            Event::LateRowsPublished(2),
+            Event::Failed {
+                component: "kafka",
+                error: "down",
+            },
+            Event::Recovered,
+            Event::Flush,
+        ] {
+            statsd.record(&event);
+        }
+        let v = env!("CARGO_PKG_VERSION");
+        let tags = format!("name=job,version={v}");
+        let expected = [
+            format!("repliqate.store.read,{tags},success=true:1|c"),
+            format!("repliqate.store.read_latency,{tags},success=true:1.000|ms"),
+            format!("repliqate.source.read,{tags},success=true,table=events:1|c"),
+            format!("repliqate.source.read_latency,{tags},success=true,table=events:2.000|ms"),
+            format!("repliqate.source.rows_read,{tags},success=true,table=events:7|c"),
+            format!("repliqate.source.read,{tags},success=false,table=events:1|c"),
+            format!("repliqate.source.read_latency,{tags},success=false,table=events:3.000|ms"),
+            format!("repliqate.target.publish,{tags},success=false,topic=t.events:1|c"),
+            format!(
+                "repliqate.target.publish_latency,{tags},success=false,topic=t.events:5.000|ms"
+            ),
+            format!("repliqate.store.write,{tags},success=true:1|c"),
+            format!("repliqate.store.write_latency,{tags},success=true:6.000|ms"),
+            format!("repliqate.offset.position,{tags},table=events:42|g"),
+            format!("repliqate.gap.skipped,{tags},table=events,reason=final:1|c"),
+            format!("repliqate.gap.skipped,{tags},table=events,reason=timeout:1|c"),
+            format!("repliqate.gap.oldest_held_ms,{tags},table=events:1500|g"),
+            format!("repliqate.gap.late_rows,{tags},table=events:2|c"),
+        ];
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            got.extend(recv(&sock).lines().map(str::to_owned));
+        }
+        assert_eq!(got, expected);
+    }
+
     #[test]
     fn negative_gauge_is_reset_first() {
         let (sock, addr) = receiver();
