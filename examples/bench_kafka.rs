@@ -7,7 +7,9 @@
 //!
 //! Settings (argument or environment variable, arguments win):
 //!   --records N   BENCH_RECORDS    records per run (default 1000000)
-//!   --call N      BENCH_CALL       records per `send` call, as the daemon's batch (default 10000)
+//!   --call N      BENCH_CALL       records per `send` call (`kafka::testing::send`: the
+//!                                  daemon's path, batches, start, finish), as the daemon's batch
+//!                                  (default 10000)
 //!   --big-call N  BENCH_BIG_CALL   records per call in the comparison run (default 100000)
 //!   --runs N      BENCH_RUNS       rounds (default 3)
 //!   --size N      BENCH_SIZE       value size in bytes (default 400)
@@ -26,6 +28,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::ClientConfig;
+use repliqate::kafka::testing::send;
 use repliqate::kafka::{Producer, ProducerConfig, Record, Sasl, ScramHash, Security};
 use repliqate::secret::Secret;
 use repliqate::tls::{Pem, TlsFile, TlsSettings, Trust};
@@ -248,9 +251,8 @@ fn run_ours(broker: &str, to: &Endpoint, payloads: &Payloads, call: usize) -> Re
     let mut high = [-1i64; 3];
     let mut duplicates = 0;
     for chunk in records.chunks(call) {
-        let deliveries = producer
-            .send(&topic, chunk)
-            .map_err(|e| format!("sending to {topic}: {e}"))?;
+        let deliveries =
+            send(&mut producer, &topic, chunk).map_err(|e| format!("sending to {topic}: {e}"))?;
         for d in deliveries {
             match (
                 d.offset,

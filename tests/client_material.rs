@@ -15,7 +15,7 @@ mod common;
 use std::path::Path;
 
 use common::env::TempDir;
-use common::secure::{stack_tls, tool};
+use common::secure::{pkcs12_export, stack_tls, tool};
 use repliqate::secret::Secret;
 use repliqate::tls::{
     identity, ClientCert, Password, Pem, Store, StoreType, TlsFile, TlsSettings, Trust,
@@ -230,35 +230,13 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
         stack_tls("client.pem"),
         stack_tls("client.key"),
     );
-    openssl(&[
-        "pkcs12",
-        "-export",
-        "-in",
-        &cert,
-        "-inkey",
-        &key,
-        "-certfile",
-        &ca,
-        "-passout",
+    pkcs12_export(&[], (&cert, &key, &ca), &pass, &s(&at("modern.p12")));
+    pkcs12_export(
+        &["-legacy"],
+        (&cert, &key, &ca),
         &pass,
-        "-out",
-        &s(&at("modern.p12")),
-    ]);
-    openssl(&[
-        "pkcs12",
-        "-export",
-        "-legacy",
-        "-in",
-        &cert,
-        "-inkey",
-        &key,
-        "-certfile",
-        &ca,
-        "-passout",
-        &pass,
-        "-out",
         &s(&at("legacy.p12")),
-    ]);
+    );
     let java_p12 = s(&at("java.p12"));
     tool(
         "keytool",
@@ -323,20 +301,12 @@ fn pkcs12_stores_of_openssl_and_java_are_opened() {
         std::fs::read_to_string(&ca).unwrap()
     );
     std::fs::write(at("extra.pem"), extra).unwrap();
-    openssl(&[
-        "pkcs12",
-        "-export",
-        "-in",
-        &cert,
-        "-inkey",
-        &key,
-        "-certfile",
-        &s(&at("extra.pem")),
-        "-passout",
+    pkcs12_export(
+        &[],
+        (&cert, &key, &s(&at("extra.pem"))),
         &pass,
-        "-out",
         &s(&at("extra.p12")),
-    ]);
+    );
     let id = identity(
         &keystore(&at("extra.p12"), StoreType::Pkcs12, PASSWORD),
         &provider(),

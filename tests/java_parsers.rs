@@ -230,6 +230,47 @@ impl Tally {
     }
 }
 
+/// Compares our parser with Java's on `texts` (the first `hand_written` of them written by
+/// hand), by the rules above: JaasProbe reads each as `kind`, `parse` is ours, and `same` says
+/// whether what we read is what Java read where both accept. Prints the counts; fails listing
+/// the first differences, or when Java accepted fewer than `min_accepted` (the comparison would
+/// say little). Returns Java's answers, in order.
+fn compare_with_java<T: std::fmt::Debug, E: std::fmt::Debug>(
+    kind: &str,
+    texts: &[String],
+    hand_written: usize,
+    min_accepted: usize,
+    parse: impl Fn(&str) -> Result<T, E>,
+    same: impl Fn(&T, &Value) -> bool,
+) -> Vec<Answer> {
+    let cases: Vec<(&str, &str)> = texts.iter().map(|t| (kind, t.as_str())).collect();
+    let answers = java_probe(&cases);
+    let mut tally = Tally {
+        hand_written,
+        ..Tally::default()
+    };
+    for (text, answer) in texts.iter().zip(&answers) {
+        let java = &answer.json;
+        let ours = parse(text);
+        let agree = match &ours {
+            _ if java["unpaired_surrogate"] == true => ours.is_err(),
+            Ok(read) if java_accepted(java) => same(read, java),
+            Err(_) => java["ok"] == false,
+            Ok(_) => false,
+        };
+        tally.record(agree, text, answer, &ours);
+    }
+    println!("{}", tally.summary(kind));
+    tally.assert_no_differences(kind);
+    assert!(
+        tally.accepted_by_java >= min_accepted,
+        "only {} {kind} cases were accepted by Java: the comparison says little\n{}",
+        tally.accepted_by_java,
+        tally.summary(kind)
+    );
+    answers
+}
+
 #[test]
 fn jaas_lines_parse_as_kafkas_own_parser_reads_them() {
     let mut texts = jaas_cases();
@@ -243,39 +284,21 @@ fn jaas_lines_parse_as_kafkas_own_parser_reads_them() {
     ));
     texts.extend(structured_jaas(&mut rng, RANDOM_JAAS));
 
-    let cases: Vec<(&str, &str)> = texts.iter().map(|t| ("jaas", t.as_str())).collect();
-    let answers = java_probe(&cases);
-
-    let mut tally = Tally {
+    let answers = compare_with_java(
+        "jaas",
+        &texts,
         hand_written,
-        ..Tally::default()
-    };
-    for (text, answer) in texts.iter().zip(&answers) {
-        let java = &answer.json;
-        let ours = parse_jaas(text);
-        let agree = match &ours {
-            _ if java["unpaired_surrogate"] == true => ours.is_err(),
-            Ok(entry) if java_accepted(java) => {
-                let mut want = pairs(&java["options"]);
-                want.sort();
-                let mut got = entry.options.clone();
-                got.sort();
-                java["module"] == entry.module.as_str()
-                    && java["flag"] == entry.flag.as_str()
-                    && want == got
-            }
-            Err(_) => java["ok"] == false,
-            Ok(_) => false,
-        };
-        tally.record(agree, text, answer, &ours);
-    }
-    println!("{}", tally.summary("jaas"));
-    tally.assert_no_differences("jaas");
-    assert!(
-        tally.accepted_by_java >= 200,
-        "only {} JAAS cases were accepted by Java: the comparison says little\n{}",
-        tally.accepted_by_java,
-        tally.summary("jaas")
+        200,
+        parse_jaas,
+        |entry, java| {
+            let mut want = pairs(&java["options"]);
+            want.sort();
+            let mut got = entry.options.clone();
+            got.sort();
+            java["module"] == entry.module.as_str()
+                && java["flag"] == entry.flag.as_str()
+                && want == got
+        },
     );
 
     // Confluent Cloud's line, single quotes and all, reads the same on both sides.
@@ -311,37 +334,19 @@ fn properties_files_parse_as_javas_properties_load_reads_them() {
         PROPS_PIECES,
     ));
 
-    let cases: Vec<(&str, &str)> = texts.iter().map(|t| ("properties", t.as_str())).collect();
-    let answers = java_probe(&cases);
-
-    let mut tally = Tally {
+    compare_with_java(
+        "properties",
+        &texts,
         hand_written,
-        ..Tally::default()
-    };
-    for (text, answer) in texts.iter().zip(&answers) {
-        let java = &answer.json;
-        let ours = parse_properties(text);
-        let agree = match &ours {
-            _ if java["unpaired_surrogate"] == true => ours.is_err(),
-            Ok(entries) if java_accepted(java) => {
-                let got: Vec<(String, String)> = entries
-                    .iter()
-                    .map(|p| (p.name.clone(), p.value.clone()))
-                    .collect();
-                pairs(&java["entries"]) == got
-            }
-            Err(_) => java["ok"] == false,
-            Ok(_) => false,
-        };
-        tally.record(agree, text, answer, &ours);
-    }
-    println!("{}", tally.summary("properties"));
-    tally.assert_no_differences("properties");
-    assert!(
-        tally.accepted_by_java >= 500,
-        "only {} .properties cases were accepted by Java: the comparison says little\n{}",
-        tally.accepted_by_java,
-        tally.summary("properties")
+        500,
+        parse_properties,
+        |entries, java| {
+            let got: Vec<(String, String)> = entries
+                .iter()
+                .map(|p| (p.name.clone(), p.value.clone()))
+                .collect();
+            pairs(&java["entries"]) == got
+        },
     );
 }
 

@@ -13,6 +13,7 @@ use common::env::unique;
 use common::kafka::{batches_of, consume_all, create_topic, now_ms, push_until_held, Consumed};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use repliqate::kafka::testing::send;
 use repliqate::kafka::{Producer, ProducerConfig, Record};
 
 fn records(n: usize) -> Vec<Record> {
@@ -125,9 +126,7 @@ fn injected_leader_and_timeout_errors_are_retried_and_delivered_exactly_once() {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
         ],
     );
-    let deliveries = p
-        .send(&topic, &batch)
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    let deliveries = send(&mut p, &topic, &batch).unwrap_or_else(|e| panic!("send: {e}"));
     assert_eq!(deliveries.len(), batch.len());
     assert!(p.is_idempotent());
     let consumed = consume_all(
@@ -166,7 +165,7 @@ fn brokers_down_mid_send_then_up_loses_nothing() {
     let t2 = topic.clone();
     let sender = std::thread::spawn(move || {
         let mut p = producer(&b2, Duration::from_secs(60));
-        p.send(&t2, &batch)
+        send(&mut p, &t2, &batch)
             .map(|d| d.len())
             .map_err(|e| e.to_string())
     });
@@ -197,7 +196,7 @@ fn an_outage_mid_send_through_a_proxy_is_delivered_exactly_once() {
     let (addr, t2) = (proxy.addr.clone(), topic.clone());
     let sender = std::thread::spawn(move || {
         let mut p = producer(&addr, Duration::from_secs(60));
-        p.send(&t2, &batch)
+        send(&mut p, &t2, &batch)
             .map(|d| d.len())
             .map_err(|e| e.to_string())
     });
@@ -230,7 +229,7 @@ fn an_outage_longer_than_the_delivery_timeout_resumed_is_delivered_exactly_once(
     let sender = std::thread::spawn(move || {
         let mut p = producer(&addr, Duration::from_secs(2));
         p.check_topic(&t2).unwrap();
-        let result = p.send(&t2, &batch);
+        let result = send(&mut p, &t2, &batch);
         (p, result)
     });
     proxy.wait_for_produce_requests(5);
@@ -264,8 +263,7 @@ fn a_long_outage_is_an_error_that_says_what_was_not_acknowledged_never_silence()
     p.check_topic(&topic).unwrap();
     mock.broker_down(-1).unwrap();
     let batch = records(1_000);
-    let err = p
-        .send(&topic, &batch)
+    let err = send(&mut p, &topic, &batch)
         .expect_err("the broker is down for longer than the delivery timeout");
     assert!(err.to_string().contains("delivery timeout"), "{err}");
     let acknowledged: Vec<usize> = (0..batch.len())
@@ -291,8 +289,7 @@ fn a_long_outage_is_an_error_that_says_what_was_not_acknowledged_never_silence()
     }
     // And the producer recovers for the next call.
     let again = records(100);
-    p.send(&topic, &again)
-        .unwrap_or_else(|e| panic!("send after recovery: {e}"));
+    send(&mut p, &topic, &again).unwrap_or_else(|e| panic!("send after recovery: {e}"));
 }
 
 #[test]
@@ -307,13 +304,9 @@ fn a_connection_dropped_after_the_broker_wrote_the_batch_does_not_duplicate_it()
     let batch = records(5_000);
     // Swallow the response to the 1st and the 4th Produce request of the send.
     proxy.drop_produce_responses.store(1, Ordering::SeqCst);
-    let first = p
-        .send(&topic, &batch[..2_500])
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    let first = send(&mut p, &topic, &batch[..2_500]).unwrap_or_else(|e| panic!("send: {e}"));
     proxy.drop_produce_responses.store(1, Ordering::SeqCst);
-    let second = p
-        .send(&topic, &batch[2_500..])
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    let second = send(&mut p, &topic, &batch[2_500..]).unwrap_or_else(|e| panic!("send: {e}"));
     assert_eq!(first.len() + second.len(), batch.len());
     assert!(proxy.produce_requests.load(Ordering::SeqCst) >= 2);
     let consumed = consume_all(
@@ -340,9 +333,7 @@ fn a_send_writes_up_to_five_requests_per_partition_before_any_answer() {
     p.check_topic(&topic).unwrap();
     let batch = records(12_000);
     proxy.hold_produce_responses.store(true, Ordering::SeqCst);
-    let delivered = p
-        .send(&topic, &batch)
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    let delivered = send(&mut p, &topic, &batch).unwrap_or_else(|e| panic!("send: {e}"));
     assert_eq!(delivered.len(), batch.len());
     let requests = proxy.produce_requests.load(Ordering::SeqCst);
     assert!(
@@ -384,8 +375,7 @@ fn start_returns_while_the_broker_reads_nothing_and_the_rest_goes_out_later() {
     p.check_topic(&topic).unwrap();
     // Producer id and the leader's connection first, while the proxy forwards.
     let warm = records(10);
-    p.send(&topic, &warm)
-        .unwrap_or_else(|e| panic!("first send: {e}"));
+    send(&mut p, &topic, &warm).unwrap_or_else(|e| panic!("first send: {e}"));
 
     let value = "x".repeat(1000);
     let n = 15_000;
@@ -443,8 +433,7 @@ fn push_never_waits_for_a_distant_broker_yet_writes_held_back_requests_as_answer
     p.check_topic(&topic).unwrap();
     // Producer id and the leader's connection first.
     let warm = records(10);
-    p.send(&topic, &warm)
-        .unwrap_or_else(|e| panic!("first send: {e}"));
+    send(&mut p, &topic, &warm).unwrap_or_else(|e| panic!("first send: {e}"));
     mock.broker_round_trip_time(-1, Duration::from_millis(300))
         .unwrap();
 
@@ -526,8 +515,7 @@ fn a_broker_refusing_a_producer_id_gets_a_non_idempotent_producer_that_still_del
     );
     let mut p = producer(&bootstrap, Duration::from_secs(30));
     let batch = records(1_000);
-    p.send(&topic, &batch)
-        .unwrap_or_else(|e| panic!("send: {e}"));
+    send(&mut p, &topic, &batch).unwrap_or_else(|e| panic!("send: {e}"));
     assert!(
         !p.is_idempotent(),
         "the broker refused a producer id: fall back"

@@ -26,6 +26,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use rdkafka::ClientConfig;
+use repliqate::kafka::testing::send;
 use repliqate::kafka::{partition_for_key, Compression, Error, Producer, ProducerConfig, Record};
 
 fn producer(broker: &str) -> Producer {
@@ -65,10 +66,7 @@ fn hundred_thousand_keyed_records_are_read_back_intact_by_librdkafka() {
         .collect();
     let mut deliveries = Vec::with_capacity(N);
     for chunk in records.chunks(10_000) {
-        deliveries.extend(
-            p.send(&topic, chunk)
-                .unwrap_or_else(|e| panic!("send: {e}")),
-        );
+        deliveries.extend(send(&mut p, &topic, chunk).unwrap_or_else(|e| panic!("send: {e}")));
     }
     assert!(
         p.is_idempotent(),
@@ -246,8 +244,7 @@ fn compressed_and_unkeyed_records_round_trip() {
                 timestamp_ms: now_ms(),
             })
             .collect();
-        p.send(&topic, &records)
-            .unwrap_or_else(|e| panic!("{compression:?}: {e}"));
+        send(&mut p, &topic, &records).unwrap_or_else(|e| panic!("{compression:?}: {e}"));
         let consumed = consume_all(&broker, &topic, 2, records.len(), Duration::from_secs(60));
         assert_eq!(consumed.len(), records.len(), "{compression:?}");
         let per_partition = offsets_by_partition(&consumed);
@@ -273,17 +270,17 @@ fn unknown_topic_is_a_clear_error_and_is_not_created() {
     let topic = unique("missing");
     let mut p = producer(&broker);
     let started = Instant::now();
-    let err = p
-        .send(
-            &topic,
-            &[Record {
-                key: None,
-                value: Bytes::from_static(b"x"),
-                headers: vec![],
-                timestamp_ms: 0,
-            }],
-        )
-        .unwrap_err();
+    let err = send(
+        &mut p,
+        &topic,
+        &[Record {
+            key: None,
+            value: Bytes::from_static(b"x"),
+            headers: vec![],
+            timestamp_ms: 0,
+        }],
+    )
+    .unwrap_err();
     assert!(matches!(err.error, Error::UnknownTopic { .. }), "{err}");
     assert!(
         err.to_string().contains(&topic) && err.to_string().contains("does not exist"),
@@ -401,7 +398,7 @@ fn an_oversized_record_is_refused_naming_its_key_after_the_records_before_it() {
             timestamp_ms: 0,
         },
     ];
-    let err = p.send(&topic, &records).unwrap_err();
+    let err = send(&mut p, &topic, &records).unwrap_err();
     assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
     assert!(err.to_string().contains("key \"2\""), "{err}");
     // The record before the oversized one is delivered (the caller can commit it); nothing else.
@@ -571,8 +568,7 @@ fn garbage_cases(garbage: ApiKey, cases: usize, record: &Record) {
             ApiKey::ApiVersions | ApiKey::Metadata => {
                 p.check_topic("t").map(|_| ()).map_err(|e| e.to_string())
             }
-            _ => p
-                .send("t", std::slice::from_ref(record))
+            _ => send(&mut p, "t", std::slice::from_ref(record))
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
         }
@@ -616,7 +612,7 @@ fn the_brokers_own_dump_log_shows_valid_batches_with_our_producer_id_and_sequenc
     const PER_CALL: usize = 500;
     for c in 0..CALLS {
         let records: Vec<Record> = (c * PER_CALL..(c + 1) * PER_CALL).map(record).collect();
-        first.send(&topic, &records).expect("send");
+        send(&mut first, &topic, &records).expect("send");
     }
     let first_id = first
         .producer_id()
@@ -626,7 +622,7 @@ fn the_brokers_own_dump_log_shows_valid_batches_with_our_producer_id_and_sequenc
     let tail: Vec<Record> = (CALLS * PER_CALL..(CALLS + 1) * PER_CALL)
         .map(record)
         .collect();
-    second.send(&topic, &tail).expect("send");
+    send(&mut second, &topic, &tail).expect("send");
     let second_id = second.producer_id().expect("an id");
     assert_ne!(
         first_id, second_id,

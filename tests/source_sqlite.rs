@@ -1,15 +1,20 @@
-//! SQLite source against real database files in the temp directory: value mapping of every
-//! storage class, pagination, start-up errors and read-only access next to a writer.
+//! SQLite source against real database files in the temp directory: the conformance tests every
+//! backend passes (names, start-up errors, a large fetch: see common/conformance.rs), and
+//! SQLite's own: value mapping of every storage class, pagination, start-up errors and
+//! read-only access next to a writer.
 #![cfg(feature = "sqlite")]
 
 mod common;
 
+use common::conformance::source_conformance_tests;
 use common::db::{sqlite_db, Db};
 use common::env::unique;
 use common::source::{connect, connect_err, s, spec};
 use repliqate::source::SourceError;
-use repliqate::value::{Id, Row, Value};
+use repliqate::value::{Row, Value};
 use rusqlite::Connection;
+
+source_conformance_tests!(sqlite);
 
 #[test]
 fn every_storage_class_maps_to_its_value() {
@@ -148,41 +153,10 @@ fn fields_order_and_rowid_key() {
     assert_eq!(src.columns(), ["PID", "Name"]);
 }
 
+/// SQLite's own start-up errors, beside the conformance test's: similar tables named whatever
+/// their case, in the file's order; a key declared without a type.
 #[test]
-fn hostile_table_and_column_names_replicate() {
-    let table = "we\"ird; DROP TABLE x;--";
-    let (_dir, db) = sqlite_db(
-        "CREATE TABLE x (a INT);
-         CREATE TABLE \"we\"\"ird; DROP TABLE x;--\" (\"select\" INTEGER PRIMARY KEY, \
-              \"sp ace\"\"q'\" TEXT, \"ünï 表\" TEXT);
-         INSERT INTO \"we\"\"ird; DROP TABLE x;--\" VALUES (1, 'a', 'b');",
-    );
-    let mut src = connect(&spec(
-        &db.uri(),
-        table,
-        "select",
-        Some(&["sp ace\"q'", "ünï 表"]),
-    ));
-    assert_eq!(
-        src.fetch(0, 10).unwrap(),
-        [Row {
-            id: 1,
-            values: vec![Value::Int(1), s("a"), s("b")]
-        }]
-    );
-    let conn = Connection::open(db.path()).unwrap();
-    let x: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'x'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(x, 1, "table x must still exist");
-}
-
-#[test]
-fn startup_errors_name_what_is_wrong() {
+fn startup_errors_name_similar_tables_in_any_case_and_untyped_keys() {
     let (_dir, db) = sqlite_db(
         "CREATE TABLE events (id TEXT PRIMARY KEY, n INTEGER, v);
          CREATE TABLE Events_archive (id INTEGER PRIMARY KEY);",
@@ -194,23 +168,8 @@ fn startup_errors_name_what_is_wrong() {
         format!("checking source table event in {path}: no such table (similar: Events_archive, events)")
     );
     assert!(!e.is_retriable());
-    let e = connect_err(&spec(&db.uri(), "events", "id", None));
-    assert_eq!(
-        e.to_string(),
-        format!(
-            "checking source table events in {path}: primary key id is declared TEXT; expected \
-             a column with integer affinity (INTEGER, INT, BIGINT…) or the rowid"
-        )
-    );
     let e = connect_err(&spec(&db.uri(), "events", "v", None));
     assert!(e.to_string().ends_with("primary key v is declared without a type; expected a column with integer affinity (INTEGER, INT, BIGINT…) or the rowid"), "{e}");
-    let e = connect_err(&spec(&db.uri(), "events", "n", Some(&["v", "missing"])));
-    assert_eq!(
-        e.to_string(),
-        "checking source table events: field missing: no column named missing \
-         (columns: id, n, v)"
-    );
-    assert!(matches!(e, SourceError::Schema(_)));
 }
 
 #[test]
@@ -274,25 +233,4 @@ fn text_in_an_integer_key_is_an_error_not_a_position() {
     );
     // Rows before the bad one are not lost: a smaller page still reads them.
     assert_eq!(src.fetch(0, 1).unwrap().len(), 1);
-}
-
-/// A full batch of 10,000 rows comes back from one fetch, in key order, each value as written.
-/// (How fast is `make bench`'s to measure, against librdkafka on the same machine: a time
-/// limit here would assert far less than its name.)
-#[test]
-fn ten_thousand_rows_come_back_from_one_fetch_in_key_order() {
-    let (_dir, db) = sqlite_db(
-        "CREATE TABLE big (id INTEGER PRIMARY KEY, a INT, b REAL, c TEXT);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
-         INSERT INTO big SELECT i, i * 7, i / 3.0, 'row ' || i FROM n;",
-    );
-    let mut src = connect(&spec(&db.uri(), "big", "id", None));
-    let rows = src.fetch(0, 10_000).unwrap();
-    assert_eq!(rows.len(), 10_000);
-    for (i, row) in rows.iter().enumerate() {
-        let id = i as i64 + 1;
-        assert_eq!(row.id, id as Id, "row {i}");
-        assert_eq!(row.values[1], Value::Int(id * 7), "row {i}");
-        assert_eq!(row.values[3], s(&format!("row {id}")), "row {i}");
-    }
 }

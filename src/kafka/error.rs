@@ -70,8 +70,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying the same thing again later may succeed. Inside `Producer::send` this
-    /// decides between another round and giving up; callers use it the same way.
+    /// Whether trying the same thing again later may succeed. Inside a send (`Producer::finish`,
+    /// `resume`) this decides between another round and giving up; callers use it the same way.
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Io { .. } | Error::NoBrokerReachable { .. } => true,

@@ -12,6 +12,7 @@
 //!   pipelined requests, retries and idempotence.
 //!
 //! `error` is the one error type of them all. Nothing here knows about rows, SQL or positions.
+//! `testing` is for tests, examples and benchmarks, not the daemon's path.
 
 mod conn;
 mod error;
@@ -20,6 +21,7 @@ mod produce;
 mod producer;
 mod records;
 mod sasl;
+pub mod testing;
 mod transport;
 mod wire;
 

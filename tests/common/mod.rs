@@ -14,8 +14,8 @@
 //!   unsigned JWTs, and kcat to read topics back over a secured listener.
 //! - `values`: expected values computed independently, and the python3 message check.
 //! - `faults`: the fault suites' writer thread, checks and job.
-//! - `source`, `conformance`: the source tests' helpers, and the tests every server source
-//!   passes, written once and run per backend (`source_conformance_tests!`).
+//! - `source`, `conformance`: the source tests' helpers, and the tests every source passes,
+//!   written once and run per backend (`source_conformance_tests!`).
 #![allow(dead_code)]
 
 pub mod broker;

@@ -336,24 +336,11 @@ impl Forms {
                 &at("encrypted.key"),
             ],
         );
-        tool(
-            "openssl",
-            &[
-                "pkcs12",
-                "-export",
-                "-in",
-                &cert,
-                "-inkey",
-                &key,
-                "-certfile",
-                &ca,
-                "-name",
-                "client",
-                "-passout",
-                &pass,
-                "-out",
-                &at("keystore.p12"),
-            ],
+        pkcs12_export(
+            &["-name", "client"],
+            (&cert, &key, &ca),
+            &pass,
+            &at("keystore.p12"),
         );
         for (store, kind) in [("truststore.p12", "PKCS12"), ("truststore.jks", "JKS")] {
             tool(
@@ -414,6 +401,32 @@ impl Forms {
 /// Runs an operator's tool (`openssl`, `keytool`), failing the test with its stderr.
 pub fn tool(program: &str, args: &[&str]) {
     tool_output(program, args);
+}
+
+/// `openssl pkcs12 -export`: a certificate, its key and the certificates of a chain file
+/// (`cert`, `key`, `chain`: paths), as a PKCS#12 store at `out` under the password `pass`
+/// (`pass:…`, as openssl takes it); `options` (`-legacy`, `-name client`) come first.
+pub fn pkcs12_export(
+    options: &[&str],
+    (cert, key, chain): (&str, &str, &str),
+    pass: &str,
+    out: &str,
+) {
+    let mut args = vec!["pkcs12", "-export"];
+    args.extend_from_slice(options);
+    args.extend([
+        "-in",
+        cert,
+        "-inkey",
+        key,
+        "-certfile",
+        chain,
+        "-passout",
+        pass,
+        "-out",
+        out,
+    ]);
+    tool("openssl", &args);
 }
 
 /// A new 2048-bit RSA key in PKCS#8 PEM at `path`.

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::writer::{Batches, OpenBatch};
 use crate::kafka::error::Error;
-use crate::kafka::records::{self, wrap_sequence, Compression, Record, Stamp};
+use crate::kafka::records::{self, wrap_sequence, Compression, Stamp};
 
 /// Where an acknowledged record was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,27 +178,6 @@ impl Batcher {
         )
     }
 
-    /// `records` as the next send to `topic` (see `batches`).
-    pub fn write_records(
-        &self,
-        topic: &str,
-        records: &[Record],
-        partitions: usize,
-        limits: (usize, usize),
-    ) -> Batches {
-        let expected = records.iter().map(|r| r.size_alone() + 8).sum();
-        let mut batches = self.batches(topic, partitions, limits, expected);
-        for r in records {
-            let value = |buf: &mut Vec<u8>| {
-                buf.extend_from_slice(&r.value);
-                Ok::<(), std::convert::Infallible>(())
-            };
-            let Ok(()) =
-                batches.push_with_headers(r.key.as_deref(), r.timestamp_ms, &r.headers, value);
-        }
-        batches
-    }
-
     /// Stamps and seals a send's batches, in order per partition. Returns them, and the record
     /// the send refused (the one its records end with), if any.
     pub fn seal(&mut self, batches: Batches) -> Result<(Vec<RecordBatch>, Option<Error>), Error> {
@@ -241,11 +220,20 @@ impl Batcher {
     pub fn plan(
         &mut self,
         topic: &str,
-        records: &[Record],
+        records: &[records::Record],
         partitions: usize,
         budget: usize,
     ) -> Result<Vec<RecordBatch>, Error> {
-        let batches = self.write_records(topic, records, partitions, (budget, budget));
+        let expected = records.iter().map(|r| r.size_alone() + 8).sum();
+        let mut batches = self.batches(topic, partitions, (budget, budget), expected);
+        for r in records {
+            let value = |buf: &mut Vec<u8>| {
+                buf.extend_from_slice(&r.value);
+                Ok::<(), std::convert::Infallible>(())
+            };
+            let Ok(()) =
+                batches.push_with_headers(r.key.as_deref(), r.timestamp_ms, &r.headers, value);
+        }
         let (sealed, refused) = self.seal(batches)?;
         refused.map_or(Ok(sealed), Err)
     }
@@ -324,7 +312,7 @@ impl std::fmt::Debug for Unsettled {
 mod tests {
     use super::*;
     use crate::kafka::partitioner::partition_for_key;
-    use crate::kafka::records::test_record as record;
+    use crate::kafka::records::{test_record as record, Record};
     use kafka_protocol::records::RecordBatchDecoder;
 
     fn batcher(idempotence: Idempotence) -> Batcher {

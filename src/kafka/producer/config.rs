@@ -41,7 +41,7 @@ pub struct ProducerConfig {
     /// Produce `timeout_ms`, and (plus a margin) the socket read timeout.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
-    /// How long `send` keeps retrying before it gives up (Java's `delivery.timeout.ms`).
+    /// How long a send keeps retrying before it gives up (Java's `delivery.timeout.ms`).
     pub delivery_timeout: Duration,
     /// First retry backoff; doubles up to `retry_backoff_max`, with jitter (librdkafka's
     /// 100 ms → 1 s).

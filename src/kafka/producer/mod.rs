@@ -6,10 +6,11 @@
 //! - `round` — one round of Produce requests and the retry decision per partition;
 //! - `results` — what a send returns.
 //!
-//! `Producer::send` takes a topic and a slice of records and returns only when every record is
-//! acknowledged, or with an error that says which records were not. Retries happen inside, until
-//! the delivery deadline. `Producer::batches`, `start` and `finish` do the same for records the
-//! caller writes straight into their record batches, and let it work while the broker does.
+//! `Producer::batches` gives an empty send, whose records the caller writes straight into their
+//! record batches; `start` writes its requests and returns, so that the caller works while the
+//! broker does; `finish` returns only when every record is acknowledged, or with an error that
+//! says which records were not. Retries happen inside, until the delivery deadline. A slice of
+//! records sent in one call, for tests, is `kafka::testing::send`, on top of these.
 
 mod batches;
 mod cluster;
@@ -33,7 +34,6 @@ pub use results::SendError;
 pub use writer::Batches;
 
 use super::error::Error;
-use super::records::{Record, BATCH_OVERHEAD};
 use crate::backoff::{sleep_until, Backoff};
 
 /// How many times an unknown topic is looked up again before we say it does not exist (a topic
@@ -73,15 +73,6 @@ pub struct Pending {
 /// are left, which keeps the broker busy without slowing the caller's loop.
 const PUSH_EVERY_TICKS: usize = 128;
 
-/// What a send has not sealed into its batches yet.
-// One per send, on the stack, moved out once: its size is of no consequence.
-#[allow(clippy::large_enum_variant)]
-enum Unplanned<'a> {
-    Nothing,
-    Records(&'a [Record]),
-    Batches(Batches),
-}
-
 impl Producer {
     /// Creates a producer. Nothing is dialled until the first call that needs a broker.
     pub fn new(config: ProducerConfig) -> Producer {
@@ -103,7 +94,7 @@ impl Producer {
         }
     }
 
-    /// A flag that, once set, makes `send` stop retrying and return `Error::Cancelled` for
+    /// A flag that, once set, makes a send stop retrying and return `Error::Cancelled` for
     /// whatever is not yet acknowledged (used for shutdown).
     pub fn with_cancel_flag(mut self, cancel: Arc<AtomicBool>) -> Producer {
         self.cancel = cancel;
@@ -154,15 +145,6 @@ impl Producer {
         self.cluster.describe_brokers()
     }
 
-    /// Sends `records` to `topic` and returns when every one is acknowledged, with its partition
-    /// and offset, in input order. Order within a partition is preserved, also across retries.
-    pub fn send(&mut self, topic: &str, records: &[Record]) -> Result<Vec<Delivery>, SendError> {
-        self.give_up_unsettled();
-        let mut out = Outgoing::new(topic, records.len());
-        let result = self.send_new(&mut out, records);
-        self.conclude(out, result)
-    }
-
     /// An empty send to `topic`, whose records the caller writes straight into their record
     /// batches (`Batches::push`) and then sends with `start` and `finish`. The topic must have
     /// been looked up (`check_topic`, or an earlier send): its partition count decides where
@@ -189,14 +171,14 @@ impl Producer {
     }
 
     /// Sends a failed send's unacknowledged batches again, as they were, and returns like
-    /// `send` for all of that send's records (those acknowledged before included). The delivery
+    /// `finish` for all of that send's records (those acknowledged before included). The delivery
     /// deadline starts afresh. Must come before any other send on this producer.
     pub fn resume(&mut self, unsettled: Unsettled) -> Result<Vec<Delivery>, SendError> {
         self.unsettled_out = false;
         let Unsettled(mut out) = unsettled;
         // Leaders have likely moved during whatever failed the send.
         self.cluster.forget(&out.topic);
-        let result = self.retry(&mut out, &mut Unplanned::Nothing, None, Instant::now());
+        let result = self.retry(&mut out, &mut None, None, Instant::now());
         self.conclude(out, result)
     }
 
@@ -212,7 +194,7 @@ impl Producer {
     /// batches and writes the produce requests (as many as the in-flight limits allow; what the
     /// sockets do not take at once goes out with `push` or `finish`), and returns without
     /// waiting for the sockets or the acknowledgements. `finish` must be called next, before any
-    /// other call on this producer but `batches`; together they behave like `send`.
+    /// other call on this producer but `batches` (and `push` or `tick`).
     pub fn start(&mut self, batches: Batches) -> Pending {
         self.give_up_unsettled();
         let mut pending = Pending {
@@ -231,7 +213,7 @@ impl Producer {
             && (self.cluster.leaders(&pending.out.topic).is_some()
                 || self.cluster.refresh_metadata(&pending.out.topic).is_ok());
         if ready {
-            let mut unplanned = Unplanned::Batches(pending.unsealed.take().expect("checked"));
+            let mut unplanned = pending.unsealed.take();
             pending.round = Some(self.plan(&mut pending.out, &mut unplanned).map(|()| {
                 let settings = self.round_settings(&pending.out.topic);
                 let mut round = Round::begin(&mut self.cluster, &pending.out, settings);
@@ -268,7 +250,10 @@ impl Producer {
     }
 
     /// The second half of `start`: reads the acknowledgements, retries what failed, and returns
-    /// like `send`.
+    /// when every record is acknowledged, with its partition and offset, in input order (order
+    /// within a partition is preserved, also across retries); or with an error that says which
+    /// records were not. A record the batches refused (too large) ends the send: the records
+    /// before it are delivered, then the send fails naming it.
     pub fn finish(&mut self, pending: Pending) -> Result<Vec<Delivery>, SendError> {
         let Pending {
             mut out,
@@ -277,7 +262,7 @@ impl Producer {
             round,
             ..
         } = pending;
-        let mut unplanned = unsealed.map_or(Unplanned::Nothing, Unplanned::Batches);
+        let mut unplanned = unsealed;
         let first = match round {
             None => None,
             Some(Err(e)) => Some(Err(e)),
@@ -331,50 +316,20 @@ impl Producer {
         })
     }
 
-    /// A send of records not planned yet. A record that can never be sent (too large even
-    /// alone in a batch) is found before any broker is asked: what comes before it is
-    /// delivered, so that the caller can commit up to it; then the send fails naming it.
-    fn send_new(&mut self, out: &mut Outgoing, records: &[Record]) -> Result<(), Error> {
-        let budget = self.config.batch_budget(&out.topic);
-        let oversized = records
-            .iter()
-            .map(Record::size_alone)
-            .enumerate()
-            .find(|&(_, s)| s + BATCH_OVERHEAD > budget);
-        let Some((i, size)) = oversized else {
-            return self.retry(out, &mut Unplanned::Records(records), None, Instant::now());
-        };
-        out.refused = Some(Error::RecordTooLarge {
-            topic: out.topic.clone(),
-            key: records[i].describe_key(),
-            size: size + BATCH_OVERHEAD,
-            limit: Some(self.config.max_request_size),
-        });
-        self.retry(
-            out,
-            &mut Unplanned::Records(&records[..i]),
-            None,
-            Instant::now(),
-        )
-    }
-
     /// Attempts until every record is acknowledged, a non-retriable error, or the deadline.
     /// `first` is the outcome of an attempt already made (by `start`/`finish`), if any.
     fn retry(
         &mut self,
         out: &mut Outgoing,
-        unplanned: &mut Unplanned,
+        unplanned: &mut Option<Batches>,
         mut first: Option<Result<(), Error>>,
         started: Instant,
     ) -> Result<(), Error> {
         // Nothing to send (no records, or the first refused): no broker need be asked.
-        if first.is_none() && matches!(unplanned, Unplanned::Batches(b) if b.bytes() == 0) {
+        if first.is_none() && unplanned.as_ref().is_some_and(|b| b.bytes() == 0) {
             self.plan(out, unplanned)?;
         }
-        if first.is_none()
-            && matches!(unplanned, Unplanned::Nothing | Unplanned::Records([]))
-            && out.batches.iter().all(|b| b.done)
-        {
+        if first.is_none() && unplanned.is_none() && out.batches.iter().all(|b| b.done) {
             return Ok(());
         }
         let mut retries = Retries::new(&out.topic, started);
@@ -407,7 +362,11 @@ impl Producer {
 
     /// One attempt: make sure we have a producer id and metadata, seal the batches on first
     /// use, then send every pending batch once.
-    fn attempt(&mut self, out: &mut Outgoing, unplanned: &mut Unplanned) -> Result<(), Error> {
+    fn attempt(
+        &mut self,
+        out: &mut Outgoing,
+        unplanned: &mut Option<Batches>,
+    ) -> Result<(), Error> {
         self.check_cancelled()?;
         self.ensure_producer_id()?;
         if self.cluster.leaders(&out.topic).is_none() {
@@ -422,22 +381,14 @@ impl Producer {
         self.outcome_result(outcome, out)
     }
 
-    /// Seals what is not yet into `out`'s batches: records are first written for the
-    /// partitions the metadata shows. Nothing to do once sealed.
-    fn plan(&mut self, out: &mut Outgoing, unplanned: &mut Unplanned) -> Result<(), Error> {
-        let batches = match std::mem::replace(unplanned, Unplanned::Nothing) {
-            Unplanned::Nothing => return Ok(()),
-            Unplanned::Batches(batches) => batches,
-            Unplanned::Records(records) => {
-                let partitions = self.cluster.leaders(&out.topic).map_or(1, <[i32]>::len);
-                let limits = self.limits(&out.topic);
-                self.batcher
-                    .write_records(&out.topic, records, partitions, limits)
-            }
+    /// Seals the batches not sealed yet (`unplanned`) into `out`'s. Nothing to do once sealed.
+    fn plan(&mut self, out: &mut Outgoing, unplanned: &mut Option<Batches>) -> Result<(), Error> {
+        let Some(batches) = unplanned.take() else {
+            return Ok(());
         };
         let (sealed, refused) = self.batcher.seal(batches)?;
         out.batches = sealed;
-        out.refused = out.refused.take().or(refused);
+        out.refused = refused;
         Ok(())
     }
 
@@ -620,16 +571,29 @@ mod tests {
         assert!(err.take_unsettled().is_some());
     }
 
+    /// A record too large even alone in a batch is refused by the batches it is pushed into:
+    /// the send fails naming it, and no broker is asked (none is reachable here).
     #[test]
     fn oversized_record_is_refused_naming_its_key() {
         let mut p = Producer::new(ProducerConfig {
+            bootstrap: vec!["127.0.0.1:1".into()],
             max_request_size: 2048,
             ..ProducerConfig::default()
         });
-        let err = p.send("t", &[record(Some("42"), 4096)]).unwrap_err();
+        // `Producer::batches` wants the topic looked up: its batches as they would be.
+        let mut batches = p.batcher.batches("t", 1, p.limits("t"), 0);
+        batches
+            .push(Some(b"42"), 0, |buf| {
+                buf.extend_from_slice(&[b'x'; 4096]);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        let pending = p.start(batches);
+        let err = p.finish(pending).unwrap_err();
         assert!(matches!(err.error, Error::RecordTooLarge { .. }), "{err}");
         assert!(err.to_string().contains("key \"42\""), "{err}");
         assert!(!err.error.is_retriable());
+        assert_eq!(err.delivered, [None]);
     }
 
     #[test]
@@ -640,7 +604,7 @@ mod tests {
             ..ProducerConfig::default()
         });
         let started = Instant::now();
-        let err = p.send("t", &[record(Some("1"), 10)]).unwrap_err();
+        let err = crate::kafka::testing::send(&mut p, "t", &[record(Some("1"), 10)]).unwrap_err();
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "took {:?}",

@@ -4,7 +4,7 @@
 use super::batches::{Delivery, Unsettled};
 use crate::kafka::error::Error;
 
-/// `send` failed: `error` says why, `delivered` says which records were acknowledged anyway (in
+/// A send failed: `error` says why, `delivered` says which records were acknowledged anyway (in
 /// input order). Records with `None` were not acknowledged: they may or may not have been
 /// written, so they must be sent again (at-least-once), best with `Producer::resume`.
 #[derive(Debug)]
@@ -15,6 +15,15 @@ pub struct SendError {
 }
 
 impl SendError {
+    /// A send of `records` records that failed before any of them was written.
+    pub(in crate::kafka) fn unsent(error: Error, records: usize) -> SendError {
+        SendError {
+            error,
+            delivered: vec![None; records],
+            unsettled: None,
+        }
+    }
+
     /// How many records, from the first on, were acknowledged: what a caller that needs its
     /// records delivered in order (a position in key order) may count as written.
     pub fn acknowledged_prefix(&self) -> usize {

@@ -105,7 +105,8 @@ impl Batches {
         self.push_with_headers(key, timestamp_ms, &[], value)
     }
 
-    pub(super) fn push_with_headers<E>(
+    /// `push`, with the record's headers (the daemon's records have none).
+    pub(in crate::kafka) fn push_with_headers<E>(
         &mut self,
         key: Option<&[u8]>,
         timestamp_ms: i64,

@@ -68,11 +68,6 @@ impl Record {
         );
         varint_len(body as i64) + body
     }
-
-    /// The key as an operator would recognise it in an error.
-    pub(super) fn describe_key(&self) -> String {
-        describe_key(self.key.as_deref())
-    }
 }
 
 /// A record's key as an operator would recognise it in an error.
