@@ -26,7 +26,8 @@
 //!   --rounds N   BENCH_ROUNDS    rounds per source after the warm-up (default 5)
 //!   BENCH_SOURCES    comma-separated subset of sqlite,postgres,mysql (default all three)
 //!   BENCH_BUILDS     comma-separated subset of glibc,musl (default both): target/release/repliqate
-//!                    and target/x86_64-unknown-linux-musl/release/repliqate (`make release`)
+//!                    and target/x86_64-unknown-linux-musl/release/repliqate (`make release`);
+//!                    NAME=PATH adds any other binary (another commit's build, to compare)
 //!   BENCH_REPLIQATE  instead of the builds: one binary to run
 //!   servers: REPLIQATE_TEST_KAFKA, REPLIQATE_TEST_REDIS, REPLIQATE_TEST_PG_URI,
 //!   REPLIQATE_TEST_MYSQL_URI (from `scripts/stack env`)
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
 /// One build's results on one source.
 struct Outcome {
     source: &'static str,
-    build: &'static str,
+    build: String,
     rows: usize,
     wall: f64,
     cpu: f64,
@@ -94,7 +95,7 @@ struct Outcome {
 
 /// A repliqate binary the bench runs.
 struct Build {
-    name: &'static str,
+    name: String,
     path: PathBuf,
 }
 
@@ -105,7 +106,7 @@ fn builds() -> Result<Vec<Build>, String> {
         .filter(|s| !s.is_empty())
     {
         return Ok(vec![Build {
-            name: "given",
+            name: "given".into(),
             path: PathBuf::from(path),
         }]);
     }
@@ -115,16 +116,19 @@ fn builds() -> Result<Vec<Build>, String> {
         .unwrap_or_else(|| "glibc,musl".into());
     let mut out = Vec::new();
     for name in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, path, how) = match name {
-            "glibc" => ("glibc", "target/release/repliqate", "cargo build --release"),
-            "musl" => (
+        let (name, path, how) = match name.split_once('=') {
+            Some((name, path)) => (name, path, "a build of your own"),
+            None if name == "glibc" => {
+                ("glibc", "target/release/repliqate", "cargo build --release")
+            }
+            None if name == "musl" => (
                 "musl",
                 "target/x86_64-unknown-linux-musl/release/repliqate",
                 "make release",
             ),
-            other => {
+            None => {
                 return Err(format!(
-                    "BENCH_BUILDS: unknown build {other:?}; expected glibc or musl"
+                    "BENCH_BUILDS: unknown build {name:?}; expected glibc, musl or NAME=PATH"
                 ))
             }
         };
@@ -132,7 +136,7 @@ fn builds() -> Result<Vec<Build>, String> {
             return Err(format!("{path} not found: build it with `{how}`"));
         }
         out.push(Build {
-            name,
+            name: name.to_owned(),
             path: PathBuf::from(path),
         });
     }
@@ -371,7 +375,7 @@ fn bench_source(
             |f: &dyn Fn(usize) -> Option<f64>| (0..bench.rounds).filter_map(f).collect();
         out.push(Outcome {
             source: name,
-            build: build.name,
+            build: build.name.clone(),
             rows,
             wall: of(|r| r.wall),
             cpu: of(|r| r.cpu),
