@@ -13,7 +13,7 @@ use repliqate::cli::position;
 use repliqate::config::LogFormat;
 use repliqate::notify::Notifier;
 use repliqate::replicator::{Mode, Options, Replicator};
-use repliqate::status::{Server, Status};
+use repliqate::status::{Registry, Server, Status};
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
 #[derive(FromArgs)]
@@ -302,8 +302,10 @@ fn main() -> ExitCode {
         )
         .with_watchdog(notifier.clone()),
     );
+    let registry = Arc::new(Registry::new(&config.name));
+    registry.add(status.clone());
     if let Some(addr) = &config.metrics_addr {
-        match Server::start(addr, status.clone()) {
+        match Server::start(addr, registry.clone()) {
             Ok(server) => log::info!(
                 "serving /metrics, /healthz and /readyz on http://{}",
                 server.local_addr()

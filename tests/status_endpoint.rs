@@ -142,9 +142,18 @@ fn metrics_move_as_rows_are_published_and_rows_behind_reaches_zero() {
         .expect("repliqate_build_info");
     assert_eq!(info.labels["version"], env!("CARGO_PKG_VERSION"));
     assert!(info.labels["sources"].contains("postgres"), "{info:?}");
-    // Every sample names the job, the table and the topic.
+    // Every sample names the job; the pipeline's also name the table and the topic, the
+    // process's (pipelines, build) the job alone.
+    assert_eq!(
+        value(last, "repliqate_pipelines", &[("state", "owned")]),
+        Some(1.0)
+    );
     for s in last {
         assert_eq!(s.labels.get("name"), Some(&job.name), "{s:?}");
+        if ["repliqate_pipelines", "repliqate_build_info"].contains(&s.name.as_str()) {
+            assert_eq!(s.labels.get("table"), None, "{s:?}");
+            continue;
+        }
         assert_eq!(s.labels.get("table"), Some(&table), "{s:?}");
         assert_eq!(s.labels.get("topic"), Some(&job.kafka.topic), "{s:?}");
     }

@@ -7,32 +7,50 @@
 
 use std::fmt::Write as _;
 
-/// Writes metric families into one text body. Every sample gets the `common` labels.
+/// Writes metric families into one text body: each family's `# HELP` and `# TYPE` once, then
+/// its samples, whichever pipeline (set of `common` labels) they came from.
 pub(super) struct Exposition {
-    out: String,
+    /// In the order first declared: name, `# HELP`/`# TYPE` lines, samples.
+    families: Vec<(String, String, String)>,
+    /// The family samples go to (the last declared).
+    current: usize,
     /// `name="…",table="…",topic="…"`, escaped once.
     common: String,
 }
 
 impl Exposition {
     pub(super) fn new(common: &[(&str, &str)]) -> Exposition {
-        let mut labels = String::new();
+        let mut e = Exposition {
+            families: Vec::new(),
+            current: 0,
+            common: String::new(),
+        };
+        e.labels(common);
+        e
+    }
+
+    /// The labels every sample from now on gets (another pipeline's).
+    pub(super) fn labels(&mut self, common: &[(&str, &str)]) {
+        self.common.clear();
         for (i, (k, v)) in common.iter().enumerate() {
             if i > 0 {
-                labels.push(',');
+                self.common.push(',');
             }
-            write_label(&mut labels, k, v);
-        }
-        Exposition {
-            out: String::with_capacity(4096),
-            common: labels,
+            write_label(&mut self.common, k, v);
         }
     }
 
-    /// `# HELP` and `# TYPE` of a family; `kind` is counter, gauge or histogram.
+    /// `# HELP` and `# TYPE` of a family (once, however often declared); `kind` is counter,
+    /// gauge or histogram. The samples that follow belong to it.
     pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
+        if let Some(i) = self.families.iter().position(|(n, _, _)| n == name) {
+            self.current = i;
+            return;
+        }
         let help = help.replace('\\', r"\\").replace('\n', r"\n");
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let head = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        self.families.push((name.to_owned(), head, String::new()));
+        self.current = self.families.len() - 1;
     }
 
     /// A family of one sample with only the common labels.
@@ -54,16 +72,21 @@ impl Exposition {
         }
     }
 
-    /// One sample, with the common labels and `extra` ones.
+    /// One sample of the current family, with the common labels and `extra` ones.
     pub(super) fn sample(&mut self, name: &str, extra: &[(&str, &str)], value: f64) {
-        let _ = write!(self.out, "{name}{{{}", self.common);
-        for (k, v) in extra {
-            self.out.push(',');
-            write_label(&mut self.out, k, v);
+        if self.families.is_empty() {
+            self.families
+                .push((name.to_owned(), String::new(), String::new()));
         }
-        self.out.push_str("} ");
-        write_float(&mut self.out, value);
-        self.out.push('\n');
+        let out = &mut self.families[self.current].2;
+        let _ = write!(out, "{name}{{{}", self.common);
+        for (k, v) in extra {
+            out.push(',');
+            write_label(out, k, v);
+        }
+        out.push_str("} ");
+        write_float(out, value);
+        out.push('\n');
     }
 
     /// A histogram's `_bucket` (cumulative, ending with `+Inf`), `_sum` and `_count` samples.
@@ -81,7 +104,12 @@ impl Exposition {
     }
 
     pub(super) fn finish(self) -> String {
-        self.out
+        let mut out = String::with_capacity(4096);
+        for (_, head, samples) in self.families {
+            out.push_str(&head);
+            out.push_str(&samples);
+        }
+        out
     }
 }
 

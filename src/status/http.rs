@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Probe, Status};
+use super::{Probe, Registry};
 
 /// How long a client may take to send its request head, or to take our answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,7 +33,7 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr` (`host:port`) and serves `status` on a new thread until the process exits.
-    pub fn start(addr: &str, status: Arc<Status>) -> io::Result<Server> {
+    pub fn start(addr: &str, status: Arc<Registry>) -> io::Result<Server> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         let listener = TcpListener::bind(&addrs[..])?;
         let addr = listener.local_addr()?;
@@ -49,7 +49,7 @@ impl Server {
     }
 }
 
-fn serve(listener: TcpListener, status: Arc<Status>) {
+fn serve(listener: TcpListener, status: Arc<Registry>) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {
@@ -98,7 +98,7 @@ struct Response {
     body: String,
 }
 
-fn answer(stream: TcpStream, status: &Status) -> io::Result<()> {
+fn answer(stream: TcpStream, status: &Registry) -> io::Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let (method, response) = match read_head(&stream) {
         Ok((method, target)) if method == "GET" || method == "HEAD" => {
@@ -202,7 +202,7 @@ fn bad_request() -> Response {
     text("400 Bad Request", "expected an HTTP/1.x request\n".into())
 }
 
-fn route(target: &str, status: &Status) -> Response {
+fn route(target: &str, status: &Registry) -> Response {
     // A query string (`/metrics?name[]=...`) is accepted and ignored.
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     match path {
