@@ -8,9 +8,9 @@ use super::fields::*;
 use super::raw::*;
 use super::*;
 
-/// Turns the deserialized file into a `Config`, applying defaults and the checks that involve
-/// more than one field.
-pub(super) fn build(mut raw: RawRepliqate, origin: &Path) -> Result<Config, String> {
+/// Turns the deserialized file into a `Job`, applying defaults and the checks that involve
+/// more than one field: one `Config` per pipeline.
+pub(super) fn build(mut raw: RawRepliqate, origin: &Path) -> Result<Job, String> {
     let position_store = position_store(&mut raw, origin)?;
     let name = raw.name.into_string();
     let metrics_addr = raw.metrics_addr.map(Checked::into_string);
@@ -26,28 +26,160 @@ pub(super) fn build(mut raw: RawRepliqate, origin: &Path) -> Result<Config, Stri
         }
     }
     let rep = raw.replication;
-    let mut config = Config {
-        name,
-        statsd_addr: raw.statsd_addr.map(Checked::into_string),
-        metrics_addr,
-        // The stall timeout's default is derived from the settings below, once they are built.
-        health: Thresholds {
-            stall_timeout: Duration::ZERO,
-            ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
-        },
-        position_store,
-        poll_interval: rep.poll_interval_sec.0,
-        retry_backoff_max: secs_or(rep.retry_backoff_max_sec, DEFAULT_RETRY_BACKOFF_MAX),
-        lease: secs_or(raw.lease_sec, DEFAULT_LEASE),
-        source: source(rep.sql_source),
-        kafka: kafka(rep.kafka_target, origin)?,
-        log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
+    let pipelines = match raw.pipelines {
+        None => vec![only_pipeline(rep.sql_source, rep.kafka_target, origin)?],
+        Some(list) => pipelines(rep.sql_source, rep.kafka_target, list, origin)?,
     };
-    config.health.stall_timeout = match raw.stall_timeout_sec {
-        Some(s) => s.0,
-        None => config.longest_step(),
+    if pipelines.len() > 1 && matches!(position_store, PositionStoreConfig::File { .. }) {
+        return Err(format!(
+            "repliqate.pipelines: {} pipelines keep their positions in Redis; set redis_addr \
+             (or redis_url) in place of a state file, which holds one position",
+            pipelines.len()
+        ));
+    }
+    let pipelines = pipelines
+        .into_iter()
+        .map(|(source, kafka)| {
+            let mut config = Config {
+                name: name.clone(),
+                statsd_addr: raw.statsd_addr.as_ref().map(|a| a.as_str().to_owned()),
+                metrics_addr: metrics_addr.clone(),
+                // The stall timeout's default is derived from the settings below.
+                health: Thresholds {
+                    stall_timeout: Duration::ZERO,
+                    ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
+                },
+                position_store: position_store.clone(),
+                poll_interval: rep.poll_interval_sec.0,
+                retry_backoff_max: secs_or(rep.retry_backoff_max_sec, DEFAULT_RETRY_BACKOFF_MAX),
+                lease: secs_or(raw.lease_sec, DEFAULT_LEASE),
+                source,
+                kafka,
+                log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
+            };
+            config.health.stall_timeout = match raw.stall_timeout_sec {
+                Some(s) => s.0,
+                None => config.longest_step(),
+            };
+            config
+        })
+        .collect();
+    Ok(Job { pipelines })
+}
+
+/// The old single-table form: `replication` names the table and the topic.
+fn only_pipeline(
+    src: RawSource,
+    kafka_target: RawKafka,
+    origin: &Path,
+) -> Result<(SourceSettings, KafkaSettings), String> {
+    let missing = |key: &str| {
+        format!(
+            "repliqate.replication.{key}: missing required key (or list the tables under \
+             `pipelines`)"
+        )
     };
-    Ok(config)
+    let table = src
+        .table
+        .clone()
+        .ok_or_else(|| missing("sql_source.table"))?;
+    let topic = kafka_target
+        .topic
+        .clone()
+        .ok_or_else(|| missing("kafka_target.topic"))?;
+    Ok((
+        source(src, table.into_string()),
+        kafka(kafka_target, topic.into_string(), origin)?,
+    ))
+}
+
+/// `pipelines`: each entry's table and topic, over the shared `replication` settings it
+/// overrides. A table and topic pair is one pipeline's alone (it names its position).
+fn pipelines(
+    shared_source: RawSource,
+    shared_kafka: RawKafka,
+    list: Vec<RawPipeline>,
+    origin: &Path,
+) -> Result<Vec<(SourceSettings, KafkaSettings)>, String> {
+    for (set, key) in [
+        (shared_source.table.is_some(), "sql_source.table"),
+        (shared_kafka.topic.is_some(), "kafka_target.topic"),
+    ] {
+        if set {
+            return Err(format!(
+                "repliqate.replication.{key}: set beside `pipelines`; each pipeline names its \
+                 own, remove it here"
+            ));
+        }
+    }
+    if list.is_empty() {
+        return Err(
+            "repliqate.pipelines: the list is empty; expected at least one pipeline (a table and \
+             its topic), or remove the key"
+                .to_owned(),
+        );
+    }
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut out = Vec::new();
+    for (i, p) in list.into_iter().enumerate() {
+        let at = format!("repliqate.pipelines[{i}]");
+        let table = p.table.into_string();
+        let topic = TopicTemplate::topic(p.topic.as_str(), &table)
+            .map_err(|e| format!("{at}.topic: {e}"))?;
+        if let Some(j) = seen.iter().position(|s| s.0 == table && s.1 == topic) {
+            return Err(format!(
+                "{at}: table {table} to topic {topic} is pipelines[{j}] already; a table and \
+                 topic pair is one pipeline (it names the position), remove one"
+            ));
+        }
+        let src = overlay_source(shared_source.clone(), p.sql_source);
+        let kafka_target = overlay_kafka(shared_kafka.clone(), p.kafka_target);
+        let kafka = kafka(kafka_target, topic.clone(), origin)
+            .map_err(|e| format!("{at} (table {table}): {e}"))?;
+        out.push((source(src, table.clone()), kafka));
+        seen.push((table, topic));
+    }
+    Ok(out)
+}
+
+/// The shared `sql_source` with a pipeline's keys over it.
+fn overlay_source(mut s: RawSource, over: Option<RawSourceOverride>) -> RawSource {
+    let Some(o) = over else { return s };
+    s.uri = o.uri.unwrap_or(s.uri);
+    s.primary_key = o.primary_key.unwrap_or(s.primary_key);
+    s.password_file = o.password_file.or(s.password_file);
+    s.sslpassword_file = o.sslpassword_file.or(s.sslpassword_file);
+    s.limit = o.limit.or(s.limit);
+    s.fields = o.fields.or(s.fields);
+    s.query_timeout_sec = o.query_timeout_sec.or(s.query_timeout_sec);
+    s.connect_timeout_sec = o.connect_timeout_sec.or(s.connect_timeout_sec);
+    s.gap_timeout_sec = o.gap_timeout_sec.or(s.gap_timeout_sec);
+    s.id_step = o.id_step.or(s.id_step);
+    s
+}
+
+/// The shared `kafka_target` with a pipeline's keys over it; `properties` merged per property.
+fn overlay_kafka(mut k: RawKafka, over: Option<RawKafkaOverride>) -> RawKafka {
+    let Some(o) = over else { return k };
+    k.brokers = o.brokers.or(k.brokers);
+    k.key = o.key.or(k.key);
+    k.compression = o.compression.or(k.compression);
+    k.acks = o.acks.or(k.acks);
+    k.idempotence = o.idempotence.or(k.idempotence);
+    k.request_timeout_sec = o.request_timeout_sec.or(k.request_timeout_sec);
+    k.delivery_timeout_sec = o.delivery_timeout_sec.or(k.delivery_timeout_sec);
+    k.connect_timeout_sec = o.connect_timeout_sec.or(k.connect_timeout_sec);
+    k.max_request_size = o.max_request_size.or(k.max_request_size);
+    k.client_id = o.client_id.or(k.client_id);
+    k.properties_file = o.properties_file.or(k.properties_file);
+    k.properties = match (k.properties, o.properties) {
+        (Some(mut shared), Some(own)) => {
+            shared.overlay(own);
+            Some(shared)
+        }
+        (shared, own) => own.or(shared),
+    };
+    k
 }
 
 /// Where the position is kept: Redis (`redis_addr` or `redis_url`, with its timeout, TLS and
@@ -113,14 +245,15 @@ fn position_store(raw: &mut RawRepliqate, origin: &Path) -> Result<PositionStore
     })
 }
 
-/// `sql_source`: the spec the source connects with, and the loop's batch and hole settings.
-fn source(src: RawSource) -> SourceSettings {
+/// `sql_source` for `table`: the spec the source connects with, and the loop's batch and hole
+/// settings.
+fn source(src: RawSource, table: String) -> SourceSettings {
     SourceSettings {
         spec: SourceSpec {
             uri: src.uri.into_string(),
             password: src.password_file.map(secret_file),
             ssl_key_password: src.sslpassword_file.map(secret_file),
-            table: src.table.into_string(),
+            table,
             primary_key: src.primary_key.into_string(),
             fields: src
                 .fields
@@ -136,7 +269,7 @@ fn source(src: RawSource) -> SourceSettings {
 
 /// `kafka_target`: the topic and key, and the producer's settings from its YAML keys and its
 /// Kafka client properties (`properties`, `properties_file`), each given one way or the other.
-fn kafka(kafka: RawKafka, origin: &Path) -> Result<KafkaSettings, String> {
+fn kafka(kafka: RawKafka, topic: String, origin: &Path) -> Result<KafkaSettings, String> {
     let mut properties = kafka.properties.unwrap_or_default();
     let mut property_warnings = Vec::new();
     if let Some(file) = kafka.properties_file {
@@ -216,7 +349,7 @@ fn kafka(kafka: RawKafka, origin: &Path) -> Result<KafkaSettings, String> {
         security: from.security,
     };
     Ok(KafkaSettings {
-        topic: kafka.topic.into_string(),
+        topic,
         key: kafka.key.unwrap_or(DEFAULT_KEY),
         producer,
         property_warnings,

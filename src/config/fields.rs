@@ -15,6 +15,13 @@ use crate::redact::redact_uri;
 /// A string value after `${VAR}` expansion, accepted by the rule `R`.
 pub(super) struct Checked<R>(String, PhantomData<R>);
 
+// By hand: a derive would ask `R: Clone` of the rule, which is only a marker.
+impl<R> Clone for Checked<R> {
+    fn clone(&self) -> Self {
+        Checked(self.0.clone(), PhantomData)
+    }
+}
+
 impl<R> Checked<R> {
     pub(super) fn into_string(self) -> String {
         self.0
@@ -96,6 +103,33 @@ impl StrRule for Topic {
             ));
         }
         Ok(())
+    }
+}
+
+/// A pipeline's topic: a Kafka topic name, in which `{table}` stands for the pipeline's table.
+pub(super) struct TopicTemplate;
+impl StrRule for TopicTemplate {
+    const EXPECTING: &'static str = "a Kafka topic name, where `{table}` is the table's name";
+    fn check(s: &str) -> Result<(), String> {
+        // With a stand-in for the table: the characters around it must make a topic name (the
+        // name itself is checked for each table the template is used with).
+        match Topic::check(&s.replace("{table}", "t")) {
+            Ok(()) => Ok(()),
+            Err(_) if s.contains(['{', '}']) => Err(format!(
+                "`{s}` is not a topic template; expected a Kafka topic name of [a-zA-Z0-9._-] \
+                 where `{{table}}` may stand for the table's name"
+            )),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl TopicTemplate {
+    /// The topic of `table`, checked as a topic name.
+    pub(super) fn topic(template: &str, table: &str) -> Result<String, String> {
+        let topic = template.replace("{table}", table);
+        Topic::check(&topic)?;
+        Ok(topic)
     }
 }
 
@@ -249,6 +283,7 @@ impl StrRule for Uri {
 }
 
 /// A duration in seconds, integer or float, from MIN_SECONDS to MAX_SECONDS.
+#[derive(Clone, Copy)]
 pub(super) struct Seconds(pub(super) Duration);
 
 impl<'de> Deserialize<'de> for Seconds {
@@ -288,6 +323,7 @@ impl<'de> Deserialize<'de> for Seconds {
 /// Declares an integer setting with an inclusive range.
 macro_rules! bounded_int {
     ($name:ident, $min:expr, $max:expr, $what:literal) => {
+        #[derive(Clone, Copy)]
         pub(super) struct $name(pub(super) usize);
 
         impl<'de> Deserialize<'de> for $name {
@@ -331,6 +367,7 @@ bounded_int!(Limit, 1u64, MAX_LIMIT, "a number of rows");
 bounded_int!(RequestSize, 1024u64, i32::MAX as u64, "a size in bytes");
 
 /// A non-empty list without duplicates.
+#[derive(Clone)]
 pub(super) struct List<T>(pub(super) Vec<T>);
 
 impl<'de, R: StrRule> Deserialize<'de> for List<Checked<R>> {

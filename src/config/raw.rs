@@ -37,6 +37,22 @@ pub(super) struct RawRepliqate {
     pub lease_sec: Option<Seconds>,
     pub log_format: Option<LogFormat>,
     pub replication: RawReplication,
+    /// Many tables in one job: each entry a pipeline, over `replication`'s shared settings.
+    pub pipelines: Option<Vec<RawPipeline>>,
+}
+
+/// One entry of `pipelines`: a table, its topic, and the shared settings it overrides.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with table and topic, and sql_source or kafka_target settings that \
+                 override the shared ones"
+)]
+pub(super) struct RawPipeline {
+    pub table: Checked<TableName>,
+    pub topic: Checked<TopicTemplate>,
+    pub sql_source: Option<RawSourceOverride>,
+    pub kafka_target: Option<RawKafkaOverride>,
 }
 
 /// `redis_tls`: a private CA and a client certificate for `rediss://`.
@@ -64,14 +80,15 @@ pub(super) struct RawReplication {
     pub kafka_target: RawKafka,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a mapping of sql_source settings")]
 pub(super) struct RawSource {
     pub uri: Checked<Uri>,
     pub password_file: Option<Checked<NonEmpty>>,
     /// The password of an encrypted PostgreSQL `sslkey`, from a file (libpq's `sslpassword`).
     pub sslpassword_file: Option<Checked<NonEmpty>>,
-    pub table: Checked<TableName>,
+    /// Required without `pipelines`, refused with them (each pipeline names its table).
+    pub table: Option<Checked<TableName>>,
     pub primary_key: Checked<NonEmpty>,
     pub limit: Option<Limit>,
     pub fields: Option<List<Checked<NonEmpty>>>,
@@ -82,6 +99,7 @@ pub(super) struct RawSource {
 }
 
 /// `gap_timeout_sec`: like `Seconds`, but 0 is allowed (it turns gap holding off).
+#[derive(Clone, Copy)]
 pub(super) struct GapTimeout(pub Duration);
 
 impl<'de> Deserialize<'de> for GapTimeout {
@@ -99,6 +117,7 @@ impl<'de> Deserialize<'de> for GapTimeout {
 }
 
 /// `id_step`: the increment between consecutive ids, 1 to 1,000,000.
+#[derive(Clone, Copy)]
 pub(super) struct IdStep(pub u64);
 
 impl<'de> Deserialize<'de> for IdStep {
@@ -114,10 +133,11 @@ impl<'de> Deserialize<'de> for IdStep {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a mapping of kafka_target settings")]
 pub(super) struct RawKafka {
-    pub topic: Checked<Topic>,
+    /// Required without `pipelines`, refused with them (each pipeline names its topic).
+    pub topic: Option<Checked<Topic>>,
     pub brokers: Option<List<Checked<HostPort>>>,
     pub key: Option<KeyMode>,
     pub compression: Option<Compression>,
@@ -130,5 +150,46 @@ pub(super) struct RawKafka {
     pub client_id: Option<Checked<NonEmpty>>,
     pub properties: Option<Properties>,
     /// A Java `.properties` file of Kafka client properties, merged with `properties`.
+    pub properties_file: Option<Checked<NonEmpty>>,
+}
+
+/// A pipeline's `sql_source`: any shared `sql_source` key but `table`, overriding it.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of sql_source settings (the pipeline names its table)"
+)]
+pub(super) struct RawSourceOverride {
+    pub uri: Option<Checked<Uri>>,
+    pub password_file: Option<Checked<NonEmpty>>,
+    pub sslpassword_file: Option<Checked<NonEmpty>>,
+    pub primary_key: Option<Checked<NonEmpty>>,
+    pub limit: Option<Limit>,
+    pub fields: Option<List<Checked<NonEmpty>>>,
+    pub query_timeout_sec: Option<Seconds>,
+    pub connect_timeout_sec: Option<Seconds>,
+    pub gap_timeout_sec: Option<GapTimeout>,
+    pub id_step: Option<IdStep>,
+}
+
+/// A pipeline's `kafka_target`: any shared `kafka_target` key but `topic`, overriding it.
+/// `properties` are merged per property over the shared ones.
+#[derive(Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of kafka_target settings (the pipeline names its topic)"
+)]
+pub(super) struct RawKafkaOverride {
+    pub brokers: Option<List<Checked<HostPort>>>,
+    pub key: Option<KeyMode>,
+    pub compression: Option<Compression>,
+    pub acks: Option<Acks>,
+    pub idempotence: Option<bool>,
+    pub request_timeout_sec: Option<Seconds>,
+    pub delivery_timeout_sec: Option<Seconds>,
+    pub connect_timeout_sec: Option<Seconds>,
+    pub max_request_size: Option<RequestSize>,
+    pub client_id: Option<Checked<NonEmpty>>,
+    pub properties: Option<Properties>,
     pub properties_file: Option<Checked<NonEmpty>>,
 }

@@ -56,7 +56,7 @@ struct Value {
 }
 
 /// The properties as given: name → value. A name given twice in the YAML is an error.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Properties(BTreeMap<String, Value>);
 
 impl<'de> Deserialize<'de> for Properties {
@@ -91,6 +91,12 @@ impl<'de> Deserialize<'de> for Properties {
 }
 
 impl Properties {
+    /// `over`'s properties over these: a name in both takes `over`'s value (a pipeline's over
+    /// the shared ones).
+    pub(super) fn overlay(&mut self, over: Properties) {
+        self.0.extend(over.0);
+    }
+
     /// Adds the properties of the Java `.properties` file at `path`, read as Kafka's tools read
     /// it (no `${VAR}` expansion: a Java client does none). A name also given under
     /// `properties:` is an error naming both; a name given twice in the file takes its last
