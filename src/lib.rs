@@ -27,5 +27,6 @@ pub mod secret;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod supervisor;
 pub mod tls;
 pub mod value;

@@ -5,7 +5,11 @@
 //! their own names, numbers as JSON numbers. Ids are `i128` (`value::Id`) and are written as
 //! exact integers, whatever their size. Text, the default, is env_logger's own format, which does
 //! not show the structured fields (they repeat what the message says).
+//!
+//! In a job of several pipelines, each pipeline's thread names its pipeline (`set_pipeline`):
+//! a JSON line has it as `pipeline`, a text line after the target (`format_text`).
 
+use std::cell::RefCell;
 use std::fmt::Display;
 use std::io::{self, Write};
 
@@ -23,10 +27,45 @@ pub enum LogFormat {
     Json,
 }
 
+thread_local! {
+    /// The pipeline this thread runs (`table → topic`), in a job of several.
+    static PIPELINE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Names the pipeline this thread runs: its log lines say which it is.
+pub fn set_pipeline(pipeline: &str) {
+    PIPELINE.with(|p| *p.borrow_mut() = Some(pipeline.to_owned()));
+}
+
+fn pipeline() -> Option<String> {
+    PIPELINE.with(|p| p.borrow().clone())
+}
+
 /// env_logger's format function for [`LogFormat::Json`].
 pub fn format_json(buf: &mut env_logger::fmt::Formatter, record: &Record) -> io::Result<()> {
     let time = buf.timestamp_millis();
     write_json(buf, &time, record)
+}
+
+/// The text format of a job of several pipelines: env_logger's `[time LEVEL target]`, then the
+/// pipeline the line is about, if any, then the message. One `write_all` per line.
+pub fn format_text(buf: &mut env_logger::fmt::Formatter, record: &Record) -> io::Result<()> {
+    let time = buf.timestamp_seconds();
+    let line = match pipeline() {
+        Some(p) => format!(
+            "[{time} {:<5} {}] {p}: {}\n",
+            record.level(),
+            record.target(),
+            record.args()
+        ),
+        None => format!(
+            "[{time} {:<5} {}] {}\n",
+            record.level(),
+            record.target(),
+            record.args()
+        ),
+    };
+    buf.write_all(line.as_bytes())
 }
 
 /// Writes `record` as one JSON line, in one `write_all` (so that lines of different threads never
@@ -39,6 +78,10 @@ pub fn write_json(out: &mut dyn Write, time: &dyn Display, record: &Record) -> i
         .and_then(|()| map.serialize_entry("level", record.level().as_str()))
         .and_then(|()| map.serialize_entry("target", record.target()))
         .and_then(|()| map.serialize_entry("message", &record.args().to_string()))
+        .and_then(|()| match pipeline() {
+            Some(p) => map.serialize_entry("pipeline", &p),
+            None => Ok(()),
+        })
         .map_err(io::Error::other)?;
     let mut fields = Fields { map: &mut map };
     record
@@ -141,6 +184,21 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let parsed = serde_json::from_str(&text).unwrap();
         (text, parsed)
+    }
+
+    #[test]
+    fn a_pipelines_thread_names_its_pipeline_in_each_json_line() {
+        let (_, v) = line(format_args!("before"), &[]);
+        assert_eq!(v.get("pipeline"), None);
+        // A thread of its own: the name is the thread's.
+        std::thread::spawn(|| {
+            set_pipeline("orders → shop.orders");
+            let (_, v) = line(format_args!("replicated"), &[]);
+            assert_eq!(v["pipeline"], json!("orders → shop.orders"));
+            assert_eq!(v["message"], json!("replicated"));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

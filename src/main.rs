@@ -10,10 +10,11 @@ use std::sync::Arc;
 use argh::FromArgs;
 use repliqate::cli::check;
 use repliqate::cli::position;
-use repliqate::config::LogFormat;
+use repliqate::config::{Config, LogFormat};
 use repliqate::notify::Notifier;
 use repliqate::replicator::{Mode, Options, Replicator};
 use repliqate::status::{Registry, Server, Status};
+use repliqate::supervisor;
 
 /// Replicates new rows of an append-only SQL table into a Kafka topic.
 #[derive(FromArgs)]
@@ -94,6 +95,14 @@ enum PositionAction {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "show")]
 struct ShowArgs {
+    /// the pipeline's table, in a job of several pipelines
+    #[argh(option)]
+    table: Option<String>,
+
+    /// the pipeline's topic, where its table goes to several topics
+    #[argh(option)]
+    topic: Option<String>,
+
     /// path of the YAML configuration file (default: config.yaml)
     #[argh(option)]
     config: Option<PathBuf>,
@@ -112,6 +121,14 @@ struct SetArgs {
     /// the position to store: an integer id
     #[argh(positional, from_str_fn(parse_id))]
     id: i128,
+
+    /// the pipeline's table, in a job of several pipelines
+    #[argh(option)]
+    table: Option<String>,
+
+    /// the pipeline's topic, where its table goes to several topics
+    #[argh(option)]
+    topic: Option<String>,
 
     /// path of the YAML configuration file (default: config.yaml)
     #[argh(option)]
@@ -132,6 +149,14 @@ struct SetArgs {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "reset")]
 struct ResetArgs {
+    /// the pipeline's table, in a job of several pipelines
+    #[argh(option)]
+    table: Option<String>,
+
+    /// the pipeline's topic, where its table goes to several topics
+    #[argh(option)]
+    topic: Option<String>,
+
     /// path of the YAML configuration file (default: config.yaml)
     #[argh(option)]
     config: Option<PathBuf>,
@@ -179,11 +204,15 @@ mod exit {
 
     /// `check`'s failures: configuration when any is one, even beside an outage.
     pub fn check(report: &Report) -> u8 {
-        let codes: Vec<u8> = report.failures().map(start_up).collect();
+        worst(&report.failures().map(start_up).collect::<Vec<u8>>())
+    }
+
+    /// The code of several outcomes: configuration when any is, else the first failure's.
+    pub fn worst(codes: &[u8]) -> u8 {
         if codes.contains(&CONFIG) {
             CONFIG
         } else {
-            codes.first().copied().unwrap_or(0)
+            codes.iter().copied().find(|&c| c != 0).unwrap_or(0)
         }
     }
 
@@ -241,12 +270,12 @@ fn main() -> ExitCode {
     match &args.command {
         None => {}
         Some(Command::Check(c)) => {
-            init_logging(args.verbose.max(c.verbose), LogFormat::Text);
+            init_logging(args.verbose.max(c.verbose), LogFormat::Text, false);
             repliqate::tls::provider();
             return check(&c.config.clone().unwrap_or_else(default_config), c);
         }
         Some(Command::Position(p)) => {
-            init_logging(args.verbose, LogFormat::Text);
+            init_logging(args.verbose, LogFormat::Text, false);
             repliqate::tls::provider();
             return position(&p.action, default_config());
         }
@@ -255,13 +284,27 @@ fn main() -> ExitCode {
     repliqate::tls::provider();
 
     // The log format comes from the file, so its errors are `fail`'s one line, never a log line.
-    let config = match repliqate::config::load(&default_config()) {
-        Ok(c) => c,
+    let job = match repliqate::config::load_job(&default_config()) {
+        Ok(job) => job,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
-    init_logging(args.verbose, config.log_format);
-    for warning in config.warnings() {
-        log::warn!("{warning}");
+    if job.pipelines.len() > 1 && args.initial_position.is_some() {
+        return fail(
+            exit::CONFIG,
+            "--initial-position is for a job of one table; this job has several pipelines \
+             (each without a stored position starts as a new job does)",
+        );
+    }
+    // The job's own settings are in every pipeline's config alike.
+    let config = job.pipelines[0].clone();
+    let several = job.pipelines.len() > 1;
+    init_logging(args.verbose, config.log_format, several);
+    let mut warned = Vec::new();
+    for warning in job.pipelines.iter().flat_map(|c| c.warnings()) {
+        if !warned.contains(&warning) {
+            log::warn!("{warning}");
+            warned.push(warning);
+        }
     }
     // The rows' hashes: SHA-NI four at a time, or sha2 (slower) where that cannot be used.
     match sha256x4::engine() {
@@ -293,17 +336,7 @@ fn main() -> ExitCode {
         );
     }
 
-    let status = Arc::new(
-        Status::new(
-            &config.name,
-            &config.source.spec.table,
-            &config.kafka.topic,
-            config.health,
-        )
-        .with_watchdog(notifier.clone()),
-    );
     let registry = Arc::new(Registry::new(&config.name));
-    registry.add(status.clone());
     if let Some(addr) = &config.metrics_addr {
         match Server::start(addr, registry.clone()) {
             Ok(server) => log::info!(
@@ -333,6 +366,42 @@ fn main() -> ExitCode {
     let options = Options {
         initial_position: args.initial_position,
     };
+    let mode = if args.once {
+        Mode::UntilCaughtUp
+    } else {
+        Mode::Forever
+    };
+    if several {
+        let failed = supervisor::run(&job, &options, mode, &stop, &registry, &notifier);
+        notifier.stopping();
+        if failed.is_empty() {
+            return ExitCode::SUCCESS;
+        }
+        let each: Vec<String> = failed
+            .iter()
+            .map(|f| format!("{}: {}", f.pipeline, f.error))
+            .collect();
+        return fail(
+            exit::RUNTIME,
+            &format!(
+                "job {}: {} of {} pipelines failed: {}",
+                config.name,
+                failed.len(),
+                job.pipelines.len(),
+                each.join("; ")
+            ),
+        );
+    }
+    let status = Arc::new(
+        Status::new(
+            &config.name,
+            &config.source.spec.table,
+            &config.kafka.topic,
+            config.health,
+        )
+        .with_watchdog(notifier.clone()),
+    );
+    registry.add(status.clone());
     let mut replicator = match Replicator::start(&config, &options, stop, status) {
         Ok(r) => r,
         Err(e) => {
@@ -347,11 +416,6 @@ fn main() -> ExitCode {
         "replicating table {} to topic {} (job {})",
         config.source.spec.table, config.kafka.topic, config.name
     ));
-    let mode = if args.once {
-        Mode::UntilCaughtUp
-    } else {
-        Mode::Forever
-    };
     let result = replicator.run(mode);
     notifier.stopping();
     match result {
@@ -361,44 +425,81 @@ fn main() -> ExitCode {
 }
 
 /// `repliqate check`: the report on stdout, and the exit code of its failures (configuration
-/// when any failure is one, even beside an outage).
+/// when any failure is one, even beside an outage). A job of several pipelines: a block per
+/// pipeline under its name, or with `--json` a list of their documents, each with `pipeline`.
 fn check(path: &Path, args: &CheckArgs) -> ExitCode {
     let options = Options {
         initial_position: args.initial_position,
     };
-    let report = check::check(path, &options);
-    let code = exit::check(&report);
-    if args.json {
-        print_out(&format!("{}\n", report.json(code)));
-    } else {
-        print_out(&report.text());
+    let reports = check::check(path, &options);
+    let codes: Vec<u8> = reports.iter().map(|(_, r)| exit::check(r)).collect();
+    let code = exit::worst(&codes);
+    match reports.as_slice() {
+        [(None, report)] if args.json => print_out(&format!("{}\n", report.json(code))),
+        [(None, report)] => print_out(&report.text()),
+        _ if args.json => {
+            let docs: Vec<serde_json::Value> = reports
+                .iter()
+                .zip(&codes)
+                .map(|((name, report), code)| {
+                    let mut doc = report.json(*code);
+                    doc["pipeline"] = serde_json::json!(name);
+                    doc
+                })
+                .collect();
+            print_out(&format!("{}\n", serde_json::Value::Array(docs)));
+        }
+        _ => {
+            let blocks: Vec<String> = reports
+                .iter()
+                .map(|(name, report)| {
+                    format!(
+                        "pipeline {}\n{}",
+                        name.as_deref().unwrap_or("?"),
+                        report.text()
+                    )
+                })
+                .collect();
+            print_out(&blocks.join("\n"));
+        }
     }
     ExitCode::from(code)
 }
 
 /// `repliqate position show|set|reset`.
 fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
-    let (path, json) = match action {
-        PositionAction::Show(a) => (a.config.clone(), a.json),
-        PositionAction::Set(a) => (a.config.clone(), false),
-        PositionAction::Reset(a) => (a.config.clone(), false),
+    let (path, json, table, topic) = match action {
+        PositionAction::Show(a) => (&a.config, a.json, &a.table, &a.topic),
+        PositionAction::Set(a) => (&a.config, false, &a.table, &a.topic),
+        PositionAction::Reset(a) => (&a.config, false, &a.table, &a.topic),
     };
-    let config = match repliqate::config::load(&path.unwrap_or(default_config)) {
-        Ok(c) => c,
+    let job = match repliqate::config::load_job(&path.clone().unwrap_or(default_config)) {
+        Ok(job) => job,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
+    let chosen = match job.select(table.as_deref(), topic.as_deref()) {
+        Ok(chosen) => chosen,
+        Err(e) => return fail(exit::CONFIG, &e),
+    };
     let (change, yes, force) = match action {
-        PositionAction::Show(_) => {
-            return match position::show(&config) {
-                Ok(shown) => {
-                    print_shown(&shown, json);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(exit::start_up(&e), &format!("job {}: {e}", config.name)),
-            }
-        }
+        PositionAction::Show(_) => return show_positions(&chosen, json, job.pipelines.len() > 1),
         PositionAction::Set(a) => (position::Change::Set(a.id), a.yes, a.force),
         PositionAction::Reset(a) => (position::Change::Reset, a.yes, false),
+    };
+    let config = match chosen.as_slice() {
+        [one] => *one,
+        several => {
+            let names: Vec<String> = several.iter().map(|c| c.pipeline()).collect();
+            return fail(
+                exit::CONFIG,
+                &format!(
+                    "{} pipelines match; a change is to one pipeline's position: name it with \
+                     --table (and --topic where a table goes to several topics): {}",
+                    several.len(),
+                    names.join(", ")
+                ),
+            );
+        }
     };
     if !yes && !std::io::stdin().is_terminal() {
         return fail(
@@ -411,7 +512,7 @@ fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
         );
     }
     let confirm = |plan: &position::Plan| yes || ask(&format!("{plan}\nChange it? [y/N] "));
-    match position::change(&config, change, force, confirm) {
+    match position::change(config, change, force, confirm) {
         Ok(changed) => {
             // Always, whatever the log level: who moved the position, from what to what.
             eprintln!("repliqate: {changed}");
@@ -419,6 +520,42 @@ fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
         }
         Err(e) => fail(exit::position(&e), &format!("job {}: {e}", config.name)),
     }
+}
+
+/// `position show` of the chosen pipelines: one as before; in a job of several, each under its
+/// name (`--json`: a list, each with `pipeline`). The first failure's exit code, after all.
+fn show_positions(chosen: &[&Config], json: bool, several: bool) -> ExitCode {
+    let mut docs = Vec::new();
+    let mut code = 0;
+    for config in chosen {
+        let shown = match position::show(config) {
+            Ok(shown) => shown,
+            Err(e) => {
+                eprintln!(
+                    "repliqate: job {} ({}): {e}",
+                    config.name,
+                    config.pipeline()
+                );
+                code = exit::worst(&[code, exit::start_up(&e)]);
+                continue;
+            }
+        };
+        match (several, json) {
+            (false, _) => print_shown(&shown, json),
+            (true, true) => {
+                let mut doc = shown.json();
+                doc["pipeline"] = serde_json::json!(config.pipeline());
+                docs.push(doc);
+            }
+            (true, false) => {
+                print_out(&format!("pipeline {}\n{}", config.pipeline(), shown.text()))
+            }
+        }
+    }
+    if several && json {
+        print_out(&format!("{}\n", serde_json::Value::Array(docs)));
+    }
+    ExitCode::from(code)
 }
 
 fn print_shown(shown: &position::Shown, json: bool) {
@@ -464,7 +601,8 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging(verbose: u8, format: LogFormat) {
+/// `several`: a job of several pipelines, whose text lines name the pipeline.
+fn init_logging(verbose: u8, format: LogFormat, several: bool) {
     let level = match verbose {
         0 => log::LevelFilter::Error,
         1 => log::LevelFilter::Warn,
@@ -480,6 +618,8 @@ fn init_logging(verbose: u8, format: LogFormat) {
         .parse_env("RUST_LOG");
     if format == LogFormat::Json {
         builder.format(repliqate::logging::format_json);
+    } else if several {
+        builder.format(repliqate::logging::format_text);
     }
     builder.init();
 }

@@ -42,11 +42,23 @@ pub enum Outcome {
     Skipped(&'static str),
 }
 
-/// Runs every check of the job configured at `path`; see the module documentation.
-pub fn check(path: &Path, options: &Options) -> Report {
-    let mut report = Report { checks: Vec::new() };
-    match config::load(path) {
-        Ok(config) => {
+/// Runs every check of the job configured at `path`, one report per pipeline (see the module
+/// documentation): a job of one table has one report, unnamed; a job of several, one named
+/// (`table → topic`) per pipeline. A config that cannot be read is one report, unnamed.
+pub fn check(path: &Path, options: &Options) -> Vec<(Option<String>, Report)> {
+    let job = match config::load_job(path) {
+        Ok(job) => job,
+        Err(e) => {
+            let mut report = Report { checks: Vec::new() };
+            report.failed("config", Error::Config(e));
+            return vec![(None, report)];
+        }
+    };
+    let several = job.pipelines.len() > 1;
+    job.pipelines
+        .iter()
+        .map(|config| {
+            let mut report = Report { checks: Vec::new() };
             // What the daemon would warn about at start-up is part of the line.
             let warnings = config.warnings();
             let mut detail = format!("{} (job {})", path.display(), config.name);
@@ -62,11 +74,10 @@ pub fn check(path: &Path, options: &Options) -> Report {
                     ("warnings".into(), json!(warnings)),
                 ]),
             );
-            report.job(&config, options);
-        }
-        Err(e) => report.failed("config", Error::Config(e)),
-    }
-    report
+            report.job(config, options);
+            (several.then(|| config.pipeline()), report)
+        })
+        .collect()
 }
 
 impl Report {

@@ -77,6 +77,35 @@ pub struct Job {
 }
 
 impl Job {
+    /// The pipelines of `table` and `topic` (`None`: any), in the file's order; none is an error
+    /// naming the job's pipelines.
+    pub fn select(&self, table: Option<&str>, topic: Option<&str>) -> Result<Vec<&Config>, String> {
+        let chosen: Vec<&Config> = self
+            .pipelines
+            .iter()
+            .filter(|c| table.is_none_or(|t| c.source.spec.table == t))
+            .filter(|c| topic.is_none_or(|t| c.kafka.topic == t))
+            .collect();
+        if chosen.is_empty() {
+            let asked: Vec<String> = [("table", table), ("topic", topic)]
+                .iter()
+                .filter_map(|(what, v)| v.map(|v| format!("{what} {v}")))
+                .collect();
+            return Err(format!(
+                "no pipeline of this job has {}; its pipelines: {}",
+                asked.join(" and "),
+                self.describe()
+            ));
+        }
+        Ok(chosen)
+    }
+
+    /// Its pipelines, `table → topic` each, comma-separated.
+    pub fn describe(&self) -> String {
+        let all: Vec<String> = self.pipelines.iter().map(Config::pipeline).collect();
+        all.join(", ")
+    }
+
     /// The one pipeline of a single-table job; for a job of several, an error naming `what`
     /// cannot take them yet.
     pub fn into_single(mut self, what: &str) -> Result<Config, String> {
@@ -116,6 +145,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// `table → topic`: how log lines, probes, reports and errors name this pipeline.
+    pub fn pipeline(&self) -> String {
+        format!("{} → {}", self.source.spec.table, self.kafka.topic)
+    }
+
     /// What the operator should hear about this configuration: settings that are accepted but
     /// weaken something. `load` logs nothing itself (the log format comes from this file, so the
     /// logger starts after it); the caller logs these once it has.

@@ -72,7 +72,7 @@ impl Error {
     }
 
     /// Which dependency failed, for "one log line per incident".
-    pub(super) fn component(&self) -> &'static str {
+    pub fn component(&self) -> &'static str {
         match self {
             Error::Config(_) => "config",
             Error::Source(_) => "source",

@@ -113,6 +113,16 @@ impl Registry {
         e.finish()
     }
 
+    /// The longest any pipeline's loop has gone without a heartbeat (zero with none): what
+    /// systemd's watchdog is fed by when the process runs several.
+    pub fn longest_quiet(&self) -> Duration {
+        self.pipelines()
+            .iter()
+            .map(|s| s.since_beat())
+            .max()
+            .unwrap_or_default()
+    }
+
     /// `/healthz`: every pipeline's loop alive.
     pub fn liveness(&self) -> Probe {
         every(&self.pipelines(), Status::liveness, "alive")

@@ -163,7 +163,7 @@ impl Status {
         }
     }
 
-    fn since_beat(&self) -> Duration {
+    pub(super) fn since_beat(&self) -> Duration {
         let beat = Duration::from_millis(self.beat.load(Ordering::Relaxed));
         self.started.elapsed().saturating_sub(beat)
     }

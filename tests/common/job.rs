@@ -30,6 +30,9 @@ pub struct JobConfig {
     pub source: SqlSource,
     /// `replication.kafka_target`.
     pub kafka: KafkaTarget,
+    /// `pipelines`, each entry as written (`pipeline`): when any, `sql_source.table` and
+    /// `kafka_target.topic` are left out of `replication`.
+    pub pipelines: Vec<Value>,
     /// Keys set (`Some`) or removed (`None`) after the typed settings are written, by dotted path
     /// below `repliqate` (e.g. `replication.sql_source.limit`), in order.
     edits: Vec<(String, Option<Value>)>,
@@ -120,8 +123,20 @@ impl JobConfig {
                 request_timeout_sec: None,
                 delivery_timeout_sec: None,
             },
+            pipelines: Vec::new(),
             edits: Vec::new(),
         }
+    }
+
+    /// A pipeline of `table` to `topic`, with `overrides` (`sql_source`, `kafka_target`
+    /// mappings, or `null`) over the shared settings.
+    pub fn pipeline(mut self, table: &str, topic: &str, overrides: Value) -> JobConfig {
+        let mut entry = json!({ "table": table, "topic": topic });
+        if let Value::Object(keys) = overrides {
+            entry.as_object_mut().unwrap().extend(keys);
+        }
+        self.pipelines.push(entry);
+        self
     }
 
     /// The position kept in Redis at `addr` (`host:port` or a `redis://` URL).
@@ -230,6 +245,18 @@ impl JobConfig {
                 "kafka_target": self.kafka,
             }),
         );
+        if !self.pipelines.is_empty() {
+            let replication = top["replication"].as_object_mut().unwrap();
+            replication["sql_source"]
+                .as_object_mut()
+                .unwrap()
+                .remove("table");
+            replication["kafka_target"]
+                .as_object_mut()
+                .unwrap()
+                .remove("topic");
+            top.insert("pipelines".into(), Value::Array(self.pipelines.clone()));
+        }
         let mut doc = json!({ "repliqate": top });
         for (path, value) in &self.edits {
             edit(&mut doc["repliqate"], path, value.clone());
