@@ -288,7 +288,7 @@ fn main() -> ExitCode {
         Ok(job) => job,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
-    if job.pipelines.len() > 1 && args.initial_position.is_some() {
+    if job.is_several() && args.initial_position.is_some() {
         return fail(
             exit::CONFIG,
             "--initial-position is for a job of one table; this job has several pipelines \
@@ -296,11 +296,17 @@ fn main() -> ExitCode {
         );
     }
     // The job's own settings are in every pipeline's config alike.
-    let config = job.pipelines[0].clone();
-    let several = job.pipelines.len() > 1;
+    let config = job.settings().clone();
+    let several = job.is_several();
     init_logging(args.verbose, config.log_format, several);
     let mut warned = Vec::new();
-    for warning in job.pipelines.iter().flat_map(|c| c.warnings()) {
+    let patterns = job.patterns.iter().map(|p| &p.template);
+    for warning in job
+        .pipelines
+        .iter()
+        .chain(patterns)
+        .flat_map(|c| c.warnings())
+    {
         if !warned.contains(&warning) {
             log::warn!("{warning}");
             warned.push(warning);
@@ -477,12 +483,18 @@ fn position(action: &PositionAction, default_config: PathBuf) -> ExitCode {
         Ok(job) => job,
         Err(e) => return fail(exit::CONFIG, &e.to_string()),
     };
-    let chosen = match job.select(table.as_deref(), topic.as_deref()) {
+    let (pipelines, errors) = supervisor::resolve(&job);
+    for e in &errors {
+        eprintln!("repliqate: {e}");
+    }
+    let chosen = match repliqate::config::select(&pipelines, table.as_deref(), topic.as_deref()) {
         Ok(chosen) => chosen,
+        // A pattern not looked up may have had it: an outage, worth trying again.
+        Err(e) if errors.iter().any(|e| e.is_retriable()) => return fail(exit::UNAVAILABLE, &e),
         Err(e) => return fail(exit::CONFIG, &e),
     };
     let (change, yes, force) = match action {
-        PositionAction::Show(_) => return show_positions(&chosen, json, job.pipelines.len() > 1),
+        PositionAction::Show(_) => return show_positions(&chosen, json, job.is_several()),
         PositionAction::Set(a) => (position::Change::Set(a.id), a.yes, a.force),
         PositionAction::Reset(a) => (position::Change::Reset, a.yes, false),
     };

@@ -4,13 +4,19 @@
 //! `repliqate_errors_total`), waits with backoff, and starts again; with `--once` it ends, and
 //! the job's exit says so. A job of one pipeline runs as before, on the main thread (`main`).
 //!
+//! The main thread watches: it sends READY=1 once every pipeline made its first start, feeds
+//! systemd's watchdog while every pipeline's loop beats, and looks up the `tables` patterns
+//! again every `discover_interval_sec`: a table that now matches gets a pipeline (a new job,
+//! from the start of the table), one that no longer does has its pipeline stopped.
+//!
 //! Threads, not an event loop: each pipeline's loop blocks on its database, Kafka and Redis
-//! calls, as the one-pipeline daemon does, and the pipelines share nothing but the stop flag and
-//! the registry the endpoint reads.
+//! calls, as the one-pipeline daemon does, and the pipelines share nothing but the registry the
+//! endpoint reads.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread;
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::backoff::{sleep_until, Backoff};
@@ -19,11 +25,15 @@ use crate::event::Event;
 use crate::logging;
 use crate::notify::Notifier;
 use crate::replicator::{Error, Mode, Options, Replicator};
+use crate::source;
 use crate::status::{Registry, Status};
 
 /// The first wait before a failed pipeline starts again; it doubles up to
 /// `retry_backoff_max_sec`.
 const FIRST_RESTART: Duration = Duration::from_secs(1);
+
+/// How often the main thread looks at the pipelines (readiness, watchdog, ended threads).
+const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// A pipeline that ended with an error (with `--once`: any; otherwise one retrying cannot
 /// help, which is only ever the stop flag's doing, so none).
@@ -34,10 +44,9 @@ pub struct Failed {
     pub error: Error,
 }
 
-/// Runs every pipeline of `job`, each on its own thread, until `stop` (or, with
-/// `Mode::UntilCaughtUp`, until each is caught up or failed). Sends READY=1 once every pipeline
-/// has made its first start (started, or failed and is retrying), and feeds systemd's watchdog
-/// while every pipeline's loop beats. Returns the pipelines that failed.
+/// Runs every pipeline of `job` (those its patterns find included), each on its own thread,
+/// until `stop` (or, with `Mode::UntilCaughtUp`, until each is caught up or failed). Returns
+/// the pipelines that failed.
 pub fn run(
     job: &Job,
     options: &Options,
@@ -46,54 +55,324 @@ pub fn run(
     registry: &Arc<Registry>,
     notifier: &Notifier,
 ) -> Vec<Failed> {
-    let progress = Progress::default();
-    let mut failed = Vec::new();
-    thread::scope(|scope| {
-        let mut threads = Vec::new();
-        for config in &job.pipelines {
-            let name = config.pipeline();
-            let status = Arc::new(Status::new(
-                &config.name,
-                &config.source.spec.table,
-                &config.kafka.topic,
-                config.health,
+    let mut pipelines = Pipelines {
+        options: options.clone(),
+        mode,
+        registry: registry.clone(),
+        progress: Arc::new(Progress::default()),
+        running: BTreeMap::new(),
+        failed: Vec::new(),
+    };
+    for config in &job.pipelines {
+        pipelines.start(config.clone(), None);
+    }
+    let mut discovery = Discovery::new(job);
+    let unlisted = discovery.look(&mut pipelines);
+    if mode == Mode::UntilCaughtUp {
+        // Caught up means every table the patterns match: one that could not be listed failed.
+        pipelines.failed.extend(unlisted);
+    }
+    let first = pipelines.running.len();
+    let mut ready = false;
+    let mut next_look = Instant::now() + job.discover_interval;
+    // WATCHDOG_USEC is twice the interval `watchdog_interval` gives.
+    let watchdog = notifier.watchdog_interval();
+    loop {
+        pipelines.reap();
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping {
+            pipelines.stop_all();
+        }
+        // Running for ever, a job whose patterns match nothing yet waits for tables.
+        if pipelines.running.is_empty() && (stopping || mode == Mode::UntilCaughtUp) {
+            break;
+        }
+        if !ready && pipelines.progress.first_starts.load(Ordering::SeqCst) >= first {
+            ready = true;
+            notifier.ready(&format!(
+                "replicating {} pipelines (job {})",
+                pipelines.running.len(),
+                job.pipelines
+                    .first()
+                    .or(job.patterns.first().map(|p| &p.template))
+                    .map_or("", |c| c.name.as_str())
             ));
-            registry.add(status.clone());
-            let progress = &progress;
-            let spawned = thread::Builder::new()
-                .name(thread_name(config))
-                // The main thread's size, on which a job of one pipeline runs (only the pages
-                // touched count against memory).
-                .stack_size(8 << 20)
-                .spawn_scoped(scope, move || {
-                    logging::set_pipeline(&name);
-                    let result = pipeline(config, options, mode, stop, &status, progress);
-                    progress.done.fetch_add(1, Ordering::SeqCst);
-                    result.map_err(|error| Failed {
-                        pipeline: name,
-                        error,
-                    })
+        }
+        if let Some(every) = watchdog {
+            if registry.longest_quiet() < 2 * every {
+                notifier.watchdog();
+            }
+        }
+        if mode == Mode::Forever && !stopping && Instant::now() >= next_look {
+            discovery.look(&mut pipelines);
+            next_look = Instant::now() + job.discover_interval;
+        }
+        if stopping {
+            // The pipelines end within their calls' timeouts.
+            thread::sleep(Duration::from_millis(50));
+        } else {
+            sleep_until(Instant::now() + WATCH_EVERY, stop);
+        }
+    }
+    pipelines.failed
+}
+
+/// Every pipeline of `job` now: those named in the file, then those its patterns find in the
+/// database (a table named in the file with the same topic is that one's), for `check` and
+/// `position`; and why a pattern could not be looked up, or a table it found has no pipeline.
+pub fn resolve(job: &Job) -> (Vec<Config>, Vec<source::SourceError>) {
+    let mut all = job.pipelines.clone();
+    let mut errors = Vec::new();
+    for pattern in &job.patterns {
+        let spec = &pattern.template.source.spec;
+        let tables = match source::list_tables(spec, &pattern.like, &pattern.exclude) {
+            Ok(tables) => tables,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for table in tables {
+            match pattern.pipeline(&table) {
+                Ok(config) => {
+                    let known = all.iter().any(|c| {
+                        c.source.spec.table == config.source.spec.table
+                            && c.kafka.topic == config.kafka.topic
+                    });
+                    if !known {
+                        all.push(config);
+                    }
+                }
+                Err(e) => errors.push(source::SourceError::Schema(e)),
+            }
+        }
+    }
+    (all, errors)
+}
+
+/// The running pipelines, by table and topic.
+struct Pipelines {
+    options: Options,
+    mode: Mode,
+    registry: Arc<Registry>,
+    progress: Arc<Progress>,
+    running: BTreeMap<(String, String), Running>,
+    failed: Vec<Failed>,
+}
+
+/// A pipeline's thread, and what stops it.
+struct Running {
+    stop: Arc<AtomicBool>,
+    status: Arc<Status>,
+    thread: JoinHandle<Result<(), Failed>>,
+    /// The pattern that found it (its index in `Job::patterns`), if one did.
+    pattern: Option<usize>,
+}
+
+impl Pipelines {
+    /// Starts `config`'s pipeline on a thread of its own, unless its table and topic run.
+    fn start(&mut self, config: Config, pattern: Option<usize>) {
+        let key = (config.source.spec.table.clone(), config.kafka.topic.clone());
+        if self.running.contains_key(&key) {
+            return;
+        }
+        let status = Arc::new(Status::new(
+            &config.name,
+            &config.source.spec.table,
+            &config.kafka.topic,
+            config.health,
+        ));
+        self.registry.add(status.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let name = config.pipeline();
+        let (options, mode) = (self.options.clone(), self.mode);
+        let (thread_stop, thread_status) = (stop.clone(), status.clone());
+        let progress = self.progress.clone();
+        let spawned = thread::Builder::new()
+            .name(config.source.spec.table.chars().take(15).collect())
+            // The main thread's size, on which a job of one pipeline runs (only the pages
+            // touched count against memory).
+            .stack_size(8 << 20)
+            .spawn(move || {
+                logging::set_pipeline(&name);
+                let result = pipeline(
+                    &config,
+                    &options,
+                    mode,
+                    &thread_stop,
+                    &thread_status,
+                    &progress,
+                );
+                result.map_err(|error| Failed {
+                    pipeline: name,
+                    error,
+                })
+            });
+        match spawned {
+            Ok(thread) => {
+                self.running.insert(
+                    key,
+                    Running {
+                        stop,
+                        status,
+                        thread,
+                        pattern,
+                    },
+                );
+            }
+            Err(e) => {
+                // Out of threads: reported as the pipeline's failure.
+                log::error!("starting a thread for pipeline {} → {}: {e}", key.0, key.1);
+                self.registry.remove(&status);
+            }
+        }
+    }
+
+    /// Stops the pipeline of `key` (its thread ends within its calls' timeouts).
+    fn stop(&self, key: &(String, String)) {
+        if let Some(r) = self.running.get(key) {
+            r.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn stop_all(&self) {
+        for r in self.running.values() {
+            r.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Joins the threads that ended: their failures kept, their status no longer served
+    /// (unless they failed with `--once`, whose endpoint then says why until the exit).
+    fn reap(&mut self) {
+        let ended: Vec<(String, String)> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.thread.is_finished())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in ended {
+            let Some(r) = self.running.remove(&key) else {
+                continue;
+            };
+            match r.thread.join() {
+                Ok(Ok(())) => self.registry.remove(&r.status),
+                Ok(Err(f)) => self.failed.push(f),
+                Err(_) => log::error!("the thread of pipeline {} → {} panicked", key.0, key.1),
+            }
+        }
+    }
+}
+
+/// The `tables` patterns, looked up in their databases.
+struct Discovery<'a> {
+    job: &'a Job,
+    /// Per pattern, what its last look said (found tables, or the error), to log changes once.
+    last: Vec<Option<Result<Vec<String>, String>>>,
+}
+
+impl<'a> Discovery<'a> {
+    fn new(job: &'a Job) -> Discovery<'a> {
+        Discovery {
+            job,
+            last: vec![None; job.patterns.len()],
+        }
+    }
+
+    /// Lists each pattern's tables: starts a pipeline for each new one, stops those of tables
+    /// that no longer match. A pattern whose database cannot be read keeps its pipelines; it is
+    /// returned as failed.
+    fn look(&mut self, pipelines: &mut Pipelines) -> Vec<Failed> {
+        let mut unlisted = Vec::new();
+        for (i, pattern) in self.job.patterns.iter().enumerate() {
+            let spec = &pattern.template.source.spec;
+            let listed = source::list_tables(spec, &pattern.like, &pattern.exclude);
+            if let Err(e) = &listed {
+                unlisted.push(Failed {
+                    pipeline: format!("{} (tables like {})", pattern.at, pattern.like),
+                    error: Error::Source(e.clone()),
                 });
-            match spawned {
-                Ok(handle) => threads.push(handle),
+            }
+            let listed = listed.map_err(|e| e.to_string());
+            let changed = self.last[i].as_ref() != Some(&listed);
+            let found = match &listed {
                 Err(e) => {
-                    // Out of threads: the process cannot run the job as configured.
-                    log::error!("starting a thread for pipeline {}: {e}", config.pipeline());
-                    stop.store(true, Ordering::SeqCst);
+                    if changed {
+                        log::warn!(
+                            "{}: looking up the tables like {}: {e}; trying again in {:.0}s",
+                            pattern.at,
+                            pattern.like,
+                            self.job.discover_interval.as_secs_f64()
+                        );
+                    }
+                    self.last[i] = Some(listed);
+                    continue;
+                }
+                Ok(found) => found.clone(),
+            };
+            if found.is_empty() && changed {
+                log::warn!(
+                    "{}: no table is like {} (and none of its exclusions); looking again every \
+                     {:.0}s",
+                    pattern.at,
+                    pattern.like,
+                    self.job.discover_interval.as_secs_f64()
+                );
+            }
+            let mut wanted = Vec::new();
+            for table in &found {
+                match pattern.pipeline(table) {
+                    Ok(config) => {
+                        // A table named in the file with the same topic is that pipeline's.
+                        let named = self.job.pipelines.iter().any(|c| {
+                            c.source.spec.table == config.source.spec.table
+                                && c.kafka.topic == config.kafka.topic
+                        });
+                        if !named {
+                            wanted.push((
+                                config.source.spec.table.clone(),
+                                config.kafka.topic.clone(),
+                            ));
+                            if !pipelines
+                                .running
+                                .contains_key(&(table.clone(), config.kafka.topic.clone()))
+                            {
+                                log::info!(
+                                    "{}: table {table} is like {}: starting its pipeline",
+                                    pattern.at,
+                                    pattern.like
+                                );
+                                pipelines.start(config, Some(i));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if changed {
+                            log::warn!("{e}; no pipeline for it");
+                        }
+                    }
                 }
             }
-        }
-        watch(job, stop, registry, notifier, &progress, threads.len());
-        for handle in threads {
-            match handle.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(f)) => failed.push(f),
-                // A panic is a bug; the others have stopped by now (the scope waited).
-                Err(_) => log::error!("a pipeline's thread panicked"),
+            let gone: Vec<(String, String)> = pipelines
+                .running
+                .iter()
+                .filter(|(k, r)| r.pattern == Some(i) && !wanted.contains(k))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in gone {
+                log::warn!(
+                    "{}: table {} is no longer like {} (dropped or renamed): stopping its \
+                     pipeline to {}",
+                    pattern.at,
+                    key.0,
+                    pattern.like,
+                    key.1
+                );
+                pipelines.stop(&key);
             }
+            self.last[i] = Some(listed);
         }
-    });
-    failed
+        unlisted
+    }
 }
 
 /// One pipeline, started again after each failure until stopped (or, with `--once`, caught up
@@ -154,50 +433,9 @@ fn pipeline(
     }
 }
 
-/// The main thread while the pipelines run: READY=1 once each made its first start, and
-/// WATCHDOG=1 while every pipeline's loop beats within the watchdog's time.
-fn watch(
-    job: &Job,
-    stop: &AtomicBool,
-    registry: &Registry,
-    notifier: &Notifier,
-    progress: &Progress,
-    threads: usize,
-) {
-    let mut ready = false;
-    // WATCHDOG_USEC is twice the interval `watchdog_interval` gives.
-    let watchdog = notifier.watchdog_interval();
-    while progress.done.load(Ordering::SeqCst) < threads {
-        if !ready && progress.first_starts.load(Ordering::SeqCst) >= threads {
-            ready = true;
-            notifier.ready(&format!(
-                "replicating {} pipelines (job {})",
-                job.pipelines.len(),
-                job.pipelines.first().map_or("", |c| c.name.as_str())
-            ));
-        }
-        if let Some(every) = watchdog {
-            if registry.longest_quiet() < 2 * every {
-                notifier.watchdog();
-            }
-        }
-        if !sleep_until(Instant::now() + Duration::from_millis(500), stop) {
-            // Stopping: the pipelines end within their calls' timeouts (the scope waits).
-            break;
-        }
-    }
-}
-
 /// How far the pipelines' threads are, for the main thread.
 #[derive(Default)]
 struct Progress {
     /// Pipelines that made their first start (started, or failed and will try again).
     first_starts: AtomicUsize,
-    /// Pipelines whose thread has ended.
-    done: AtomicUsize,
-}
-
-/// A thread's name (at most 15 bytes show in `top`): the table's start.
-fn thread_name(config: &Config) -> String {
-    config.source.spec.table.chars().take(15).collect()
 }

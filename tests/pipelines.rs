@@ -305,3 +305,118 @@ fn check_reports_each_pipeline_and_position_changes_the_one_named() {
     );
     assert!(text.contains(": position 7 ("), "{text}");
 }
+
+#[test]
+fn tables_by_pattern_are_found_at_start_and_as_they_appear_and_stopped_when_dropped() {
+    let (_dir, sqlite) = sqlite_db("SELECT 1");
+    let db = Db::Sqlite(sqlite.path().to_owned());
+    for (table, rows) in [
+        ("audit_a", 120),
+        ("audit_b", 40),
+        ("audit_tmp_x", 10),
+        ("other", 5),
+    ] {
+        db.create_filled(table, rows);
+    }
+    let prefix = unique("pattern");
+    let topic = |table: &str| format!("{prefix}.{table}");
+    for table in ["audit_a", "audit_b", "audit_c", "audit_tmp_x", "other"] {
+        create_topic(&broker(), &topic(table), PARTITIONS);
+    }
+    let job = stack_job("pipelines_pattern", &db.uri(), "unused")
+        .pipeline(
+            "unused",
+            "unused",
+            json!({ "tables": "audit\\_%", "exclude": ["audit\\_tmp%"] }),
+        )
+        .set("replication.discover_interval_sec", 1)
+        .set("metrics_addr", "127.0.0.1:0");
+    // The entry's `table` was a stand-in: a pattern entry names `tables` only.
+    let mut doc = job.document();
+    let entry = doc["repliqate"]["pipelines"][0].as_object_mut().unwrap();
+    entry.remove("table");
+    entry.insert("topic".into(), json!(format!("{prefix}.{{table}}")));
+    let _keys: Vec<RedisKeyGuard> = ["audit_a", "audit_b", "audit_c"]
+        .iter()
+        .map(|t| RedisKeyGuard(position_key(&job.name, t, &topic(t))))
+        .collect();
+    let dir = TempDir::new("pipelines_pattern");
+    let config = dir.write("config.yaml", &serde_yaml::to_string(&doc).unwrap());
+
+    // check and position see the tables the pattern finds now, and only those.
+    let output = run(
+        &["check", "--config", config.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert_exit(&output, 0, "check of a pattern");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(&format!("pipeline audit_a → {}\n", topic("audit_a"))),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pipeline audit_b → {}\n", topic("audit_b"))),
+        "{text}"
+    );
+    assert!(
+        !text.contains("audit_tmp_x") && !text.contains("other →"),
+        "{text}"
+    );
+
+    let mut daemon = Daemon::start(&config, &["-vv"], dir.path().join("daemon.log"));
+    let addr = endpoint(&mut daemon);
+    for (table, rows) in [("audit_a", 120), ("audit_b", 40)] {
+        daemon.expect_log(
+            &format!("{table} → {}: replicated {rows} rows", topic(table)),
+            Duration::from_secs(60),
+        );
+    }
+    // A table that appears while running gets its pipeline within the discover interval.
+    db.create_filled("audit_c", 25);
+    daemon.expect_log(
+        "table audit_c is like audit\\_%: starting its pipeline",
+        Duration::from_secs(30),
+    );
+    daemon.expect_log(
+        &format!("audit_c → {}: replicated 25 rows", topic("audit_c")),
+        Duration::from_secs(60),
+    );
+    // One that is dropped has its pipeline stopped, with one warning.
+    db.exec("DROP TABLE audit_b");
+    daemon.expect_log(
+        "table audit_b is no longer like audit\\_% (dropped or renamed): stopping its pipeline",
+        Duration::from_secs(30),
+    );
+    let waited = std::time::Instant::now();
+    loop {
+        let samples = scrape(&addr);
+        let known = samples
+            .iter()
+            .find(|s| s.name == "repliqate_pipelines" && s.labels["state"] == "known")
+            .map(|s| s.value);
+        if known == Some(2.0) {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "known: {known:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = daemon.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert_eq!(
+        log.matches("table audit_b is no longer like").count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        !log.contains("audit_tmp_x →") && !log.contains("other →"),
+        "{log}"
+    );
+    let job = job.clone();
+    for table in ["audit_a", "audit_c"] {
+        assert_replicated(&job, &db, table, &topic(table));
+    }
+}

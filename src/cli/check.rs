@@ -54,8 +54,14 @@ pub fn check(path: &Path, options: &Options) -> Vec<(Option<String>, Report)> {
             return vec![(None, report)];
         }
     };
-    let several = job.pipelines.len() > 1;
-    job.pipelines
+    let several = job.is_several();
+    let (pipelines, errors) = crate::supervisor::resolve(&job);
+    let lookups = errors.into_iter().map(|e| {
+        let mut report = Report { checks: Vec::new() };
+        report.failed("tables", Error::Source(e));
+        (Some("pattern".to_owned()), report)
+    });
+    let checked: Vec<(Option<String>, Report)> = pipelines
         .iter()
         .map(|config| {
             let mut report = Report { checks: Vec::new() };
@@ -77,7 +83,8 @@ pub fn check(path: &Path, options: &Options) -> Vec<(Option<String>, Report)> {
             report.job(config, options);
             (several.then(|| config.pipeline()), report)
         })
-        .collect()
+        .collect();
+    checked.into_iter().chain(lookups).collect()
 }
 
 impl Report {

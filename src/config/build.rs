@@ -26,45 +26,60 @@ pub(super) fn build(mut raw: RawRepliqate, origin: &Path) -> Result<Job, String>
         }
     }
     let rep = raw.replication;
-    let pipelines = match raw.pipelines {
-        None => vec![only_pipeline(rep.sql_source, rep.kafka_target, origin)?],
+    let (pipelines, patterns) = match raw.pipelines {
+        None => (
+            vec![only_pipeline(rep.sql_source, rep.kafka_target, origin)?],
+            Vec::new(),
+        ),
         Some(list) => pipelines(rep.sql_source, rep.kafka_target, list, origin)?,
     };
-    if pipelines.len() > 1 && matches!(position_store, PositionStoreConfig::File { .. }) {
-        return Err(format!(
-            "repliqate.pipelines: {} pipelines keep their positions in Redis; set redis_addr \
-             (or redis_url) in place of a state file, which holds one position",
-            pipelines.len()
-        ));
+    if (pipelines.len() > 1 || !patterns.is_empty())
+        && matches!(position_store, PositionStoreConfig::File { .. })
+    {
+        return Err(
+            "repliqate.pipelines: several pipelines keep their positions in Redis; set \
+             redis_addr (or redis_url) in place of a state file, which holds one position"
+                .to_owned(),
+        );
     }
-    let pipelines = pipelines
-        .into_iter()
-        .map(|(source, kafka)| {
-            let mut config = Config {
-                name: name.clone(),
-                statsd_addr: raw.statsd_addr.as_ref().map(|a| a.as_str().to_owned()),
-                metrics_addr: metrics_addr.clone(),
-                // The stall timeout's default is derived from the settings below.
-                health: Thresholds {
-                    stall_timeout: Duration::ZERO,
-                    ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
-                },
-                position_store: position_store.clone(),
-                poll_interval: rep.poll_interval_sec.0,
-                retry_backoff_max: secs_or(rep.retry_backoff_max_sec, DEFAULT_RETRY_BACKOFF_MAX),
-                lease: secs_or(raw.lease_sec, DEFAULT_LEASE),
-                source,
-                kafka,
-                log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
-            };
-            config.health.stall_timeout = match raw.stall_timeout_sec {
-                Some(s) => s.0,
-                None => config.longest_step(),
-            };
-            config
-        })
-        .collect();
-    Ok(Job { pipelines })
+    let config = |(source, kafka): Settings| {
+        let mut config = Config {
+            name: name.clone(),
+            statsd_addr: raw.statsd_addr.as_ref().map(|a| a.as_str().to_owned()),
+            metrics_addr: metrics_addr.clone(),
+            // The stall timeout's default is derived from the settings below.
+            health: Thresholds {
+                stall_timeout: Duration::ZERO,
+                ready_lag: secs_or(raw.ready_lag_sec, DEFAULT_READY_LAG),
+            },
+            position_store: position_store.clone(),
+            poll_interval: rep.poll_interval_sec.0,
+            retry_backoff_max: secs_or(rep.retry_backoff_max_sec, DEFAULT_RETRY_BACKOFF_MAX),
+            lease: secs_or(raw.lease_sec, DEFAULT_LEASE),
+            source,
+            kafka,
+            log_format: raw.log_format.unwrap_or(DEFAULT_LOG_FORMAT),
+        };
+        config.health.stall_timeout = match raw.stall_timeout_sec {
+            Some(s) => s.0,
+            None => config.longest_step(),
+        };
+        config
+    };
+    Ok(Job {
+        pipelines: pipelines.into_iter().map(config).collect(),
+        patterns: patterns
+            .into_iter()
+            .map(|p| Pattern {
+                like: p.like,
+                exclude: p.exclude,
+                topic: p.topic,
+                template: config(p.settings),
+                at: p.at,
+            })
+            .collect(),
+        discover_interval: secs_or(rep.discover_interval_sec, DEFAULT_DISCOVER_INTERVAL),
+    })
 }
 
 /// The old single-table form: `replication` names the table and the topic.
@@ -100,7 +115,7 @@ fn pipelines(
     shared_kafka: RawKafka,
     list: Vec<RawPipeline>,
     origin: &Path,
-) -> Result<Vec<(SourceSettings, KafkaSettings)>, String> {
+) -> Result<(Vec<Settings>, Vec<PatternSettings>), String> {
     for (set, key) in [
         (shared_source.table.is_some(), "sql_source.table"),
         (shared_kafka.topic.is_some(), "kafka_target.topic"),
@@ -119,27 +134,83 @@ fn pipelines(
                 .to_owned(),
         );
     }
-    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut seen: Vec<(String, String, usize)> = Vec::new();
     let mut out = Vec::new();
+    let mut patterns = Vec::new();
     for (i, p) in list.into_iter().enumerate() {
         let at = format!("repliqate.pipelines[{i}]");
-        let table = p.table.into_string();
-        let topic = TopicTemplate::topic(p.topic.as_str(), &table)
-            .map_err(|e| format!("{at}.topic: {e}"))?;
-        if let Some(j) = seen.iter().position(|s| s.0 == table && s.1 == topic) {
-            return Err(format!(
-                "{at}: table {table} to topic {topic} is pipelines[{j}] already; a table and \
-                 topic pair is one pipeline (it names the position), remove one"
-            ));
+        let tables = match (p.table, p.tables, &p.exclude) {
+            (Some(_), Some(_), _) => {
+                return Err(format!(
+                    "{at}: `table` and `tables` are both set; give one table, or a pattern or \
+                     list of tables"
+                ))
+            }
+            (None, None, _) => {
+                return Err(format!(
+                    "{at}: no `table` or `tables`; expected a table, or a SQL LIKE pattern or \
+                     list of tables"
+                ))
+            }
+            (None, Some(RawTables::List(_)), Some(_)) | (Some(_), None, Some(_)) => {
+                return Err(format!(
+                    "{at}.exclude: set without a `tables` pattern; it leaves tables out of what \
+                     a pattern matches"
+                ))
+            }
+            (Some(table), None, _) => vec![table.into_string()],
+            (None, Some(RawTables::List(list)), _) => {
+                list.0.into_iter().map(Checked::into_string).collect()
+            }
+            (None, Some(RawTables::Pattern(like)), _) => {
+                let src = overlay_source(shared_source.clone(), p.sql_source);
+                let kafka_target = overlay_kafka(shared_kafka.clone(), p.kafka_target);
+                let kafka =
+                    kafka(kafka_target, String::new(), origin).map_err(|e| format!("{at}: {e}"))?;
+                patterns.push(PatternSettings {
+                    like: like.into_string(),
+                    exclude: p
+                        .exclude
+                        .map(|l| l.0.into_iter().map(Checked::into_string).collect())
+                        .unwrap_or_default(),
+                    topic: p.topic.into_string(),
+                    settings: (source(src, String::new()), kafka),
+                    at,
+                });
+                continue;
+            }
+        };
+        for table in tables {
+            let topic = TopicTemplate::topic(p.topic.as_str(), &table)
+                .map_err(|e| format!("{at}.topic: {e}"))?;
+            if let Some((_, _, j)) = seen.iter().find(|s| s.0 == table && s.1 == topic) {
+                return Err(format!(
+                    "{at}: table {table} to topic {topic} is pipelines[{j}]'s already; a table \
+                     and topic pair is one pipeline (it names the position), remove one"
+                ));
+            }
+            let src = overlay_source(shared_source.clone(), p.sql_source.clone());
+            let kafka_target = overlay_kafka(shared_kafka.clone(), p.kafka_target.clone());
+            let kafka = kafka(kafka_target, topic.clone(), origin)
+                .map_err(|e| format!("{at} (table {table}): {e}"))?;
+            out.push((source(src, table.clone()), kafka));
+            seen.push((table, topic, i));
         }
-        let src = overlay_source(shared_source.clone(), p.sql_source);
-        let kafka_target = overlay_kafka(shared_kafka.clone(), p.kafka_target);
-        let kafka = kafka(kafka_target, topic.clone(), origin)
-            .map_err(|e| format!("{at} (table {table}): {e}"))?;
-        out.push((source(src, table.clone()), kafka));
-        seen.push((table, topic));
     }
-    Ok(out)
+    Ok((out, patterns))
+}
+
+/// A pipeline's source and Kafka settings.
+type Settings = (SourceSettings, KafkaSettings);
+
+/// A `tables` pattern before its settings become a `Config`.
+struct PatternSettings {
+    like: String,
+    exclude: Vec<String>,
+    topic: String,
+    /// With an empty table and topic.
+    settings: Settings,
+    at: String,
 }
 
 /// The shared `sql_source` with a pipeline's keys over it.

@@ -51,6 +51,8 @@ const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// `discover_interval_sec`: a minute between looks for tables a `tables` pattern matches.
+const DEFAULT_DISCOVER_INTERVAL: Duration = Duration::from_secs(60);
 /// `redis_timeout_sec`: connecting to Redis, and each command. Redis answers in microseconds;
 /// a few seconds tell a hung server from a slow one, well within the 15 s lease.
 const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,49 +74,103 @@ const MIN_SECONDS: f64 = 0.001;
 /// form (`replication` names the table and the topic) is a job of one pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    /// In the order of the file; each complete, with the job's settings.
+    /// The pipelines named in the file (`table`, a `tables` list, or the old form), in its
+    /// order; each complete, with the job's settings.
     pub pipelines: Vec<Config>,
+    /// `tables` patterns: pipelines of the tables found as they appear.
+    pub patterns: Vec<Pattern>,
+    /// How often the patterns are looked up again (`discover_interval_sec`).
+    pub discover_interval: Duration,
+}
+
+/// The pipelines of `table` and `topic` (`None`: any) among `pipelines`, in order; none is an
+/// error naming them all.
+pub fn select<'c>(
+    pipelines: &'c [Config],
+    table: Option<&str>,
+    topic: Option<&str>,
+) -> Result<Vec<&'c Config>, String> {
+    let chosen: Vec<&Config> = pipelines
+        .iter()
+        .filter(|c| table.is_none_or(|t| c.source.spec.table == t))
+        .filter(|c| topic.is_none_or(|t| c.kafka.topic == t))
+        .collect();
+    if chosen.is_empty() {
+        let asked: Vec<String> = [("table", table), ("topic", topic)]
+            .iter()
+            .filter_map(|(what, v)| v.map(|v| format!("{what} {v}")))
+            .collect();
+        return Err(format!(
+            "no pipeline of this job has {}; its pipelines: {}",
+            asked.join(" and "),
+            describe(pipelines)
+        ));
+    }
+    Ok(chosen)
+}
+
+/// `table → topic` of each of `pipelines`, comma-separated.
+pub fn describe(pipelines: &[Config]) -> String {
+    let all: Vec<String> = pipelines.iter().map(Config::pipeline).collect();
+    all.join(", ")
+}
+
+/// A `tables` pattern of `pipelines`: a pipeline for each table whose name matches it, found
+/// in the database at start-up and every `discover_interval_sec`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    /// The SQL `LIKE` pattern, and those of the tables left out (`exclude`).
+    pub like: String,
+    pub exclude: Vec<String>,
+    /// The pipelines' topic, where `{table}` stands for each table's name.
+    pub topic: String,
+    /// Each pipeline's settings but its table and topic (which are empty here).
+    pub template: Config,
+    /// Where it is in the file (`repliqate.pipelines[i]`), for messages.
+    pub at: String,
+}
+
+impl Pattern {
+    /// The pipeline of `table`, found by this pattern; a topic that comes out as no topic name
+    /// is an error naming the table.
+    pub fn pipeline(&self, table: &str) -> Result<Config, String> {
+        let topic = fields::TopicTemplate::topic(&self.topic, table)
+            .map_err(|e| format!("{}.topic, for table {table}: {e}", self.at))?;
+        let mut config = self.template.clone();
+        config.source.spec.table = table.to_owned();
+        config.kafka.topic = topic;
+        Ok(config)
+    }
 }
 
 impl Job {
-    /// The pipelines of `table` and `topic` (`None`: any), in the file's order; none is an error
-    /// naming the job's pipelines.
-    pub fn select(&self, table: Option<&str>, topic: Option<&str>) -> Result<Vec<&Config>, String> {
-        let chosen: Vec<&Config> = self
-            .pipelines
-            .iter()
-            .filter(|c| table.is_none_or(|t| c.source.spec.table == t))
-            .filter(|c| topic.is_none_or(|t| c.kafka.topic == t))
-            .collect();
-        if chosen.is_empty() {
-            let asked: Vec<String> = [("table", table), ("topic", topic)]
-                .iter()
-                .filter_map(|(what, v)| v.map(|v| format!("{what} {v}")))
-                .collect();
-            return Err(format!(
-                "no pipeline of this job has {}; its pipelines: {}",
-                asked.join(" and "),
-                self.describe()
-            ));
-        }
-        Ok(chosen)
+    /// The job's own settings (name, store, endpoint, logging), the same in every pipeline's
+    /// config: the first pipeline's, or the first pattern's.
+    pub fn settings(&self) -> &Config {
+        self.pipelines
+            .first()
+            .unwrap_or_else(|| &self.patterns[0].template)
     }
 
-    /// Its pipelines, `table → topic` each, comma-separated.
-    pub fn describe(&self) -> String {
-        let all: Vec<String> = self.pipelines.iter().map(Config::pipeline).collect();
-        all.join(", ")
+    /// Whether it runs several pipelines (or may: a pattern).
+    pub fn is_several(&self) -> bool {
+        self.pipelines.len() > 1 || !self.patterns.is_empty()
     }
 
     /// The one pipeline of a single-table job; for a job of several, an error naming `what`
     /// cannot take them yet.
     pub fn into_single(mut self, what: &str) -> Result<Config, String> {
-        if self.pipelines.len() == 1 {
+        if self.pipelines.len() == 1 && self.patterns.is_empty() {
             return Ok(self.pipelines.remove(0));
         }
         Err(format!(
-            "repliqate.pipelines: {} pipelines; {what} takes a job of one table for now",
-            self.pipelines.len()
+            "repliqate.pipelines: {} pipelines{}; {what} takes a job of one table for now",
+            self.pipelines.len(),
+            if self.patterns.is_empty() {
+                ""
+            } else {
+                " and tables by pattern"
+            }
         ))
     }
 }

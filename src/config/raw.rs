@@ -49,7 +49,12 @@ pub(super) struct RawRepliqate {
                  override the shared ones"
 )]
 pub(super) struct RawPipeline {
-    pub table: Checked<TableName>,
+    /// One table; or `tables`, not both.
+    pub table: Option<Checked<TableName>>,
+    /// A SQL `LIKE` pattern (tables discovered as they appear), or a list of names.
+    pub tables: Option<RawTables>,
+    /// With a `tables` pattern: `LIKE` patterns of tables to leave out.
+    pub exclude: Option<List<Checked<NonEmpty>>>,
     pub topic: Checked<TopicTemplate>,
     pub sql_source: Option<RawSourceOverride>,
     pub kafka_target: Option<RawKafkaOverride>,
@@ -76,6 +81,8 @@ pub(super) struct RawRedisTls {
 pub(super) struct RawReplication {
     pub poll_interval_sec: Seconds,
     pub retry_backoff_max_sec: Option<Seconds>,
+    /// How often `tables` patterns are looked up again.
+    pub discover_interval_sec: Option<Seconds>,
     pub sql_source: RawSource,
     pub kafka_target: RawKafka,
 }
@@ -153,8 +160,19 @@ pub(super) struct RawKafka {
     pub properties_file: Option<Checked<NonEmpty>>,
 }
 
-/// A pipeline's `sql_source`: any shared `sql_source` key but `table`, overriding it.
+/// `tables`: a pattern, or a list of names.
 #[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a SQL LIKE pattern of table names (e.g. \"audit_%\"), or a list of table names"
+)]
+pub(super) enum RawTables {
+    Pattern(Checked<NonEmpty>),
+    List(List<Checked<TableName>>),
+}
+
+/// A pipeline's `sql_source`: any shared `sql_source` key but `table`, overriding it.
+#[derive(Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of sql_source settings (the pipeline names its table)"
@@ -174,7 +192,7 @@ pub(super) struct RawSourceOverride {
 
 /// A pipeline's `kafka_target`: any shared `kafka_target` key but `topic`, overriding it.
 /// `properties` are merged per property over the shared ones.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of kafka_target settings (the pipeline names its topic)"

@@ -441,3 +441,44 @@ fn commands_for_one_table_refuse_a_job_of_several_naming_the_count() {
         "{err}"
     );
 }
+
+#[test]
+fn tables_name_a_list_of_pipelines_or_a_pattern_found_in_the_database() {
+    let text = JOB.replace(
+        "    - table: orders\n      topic: shop.orders\n",
+        "    - tables: [orders, refunds]\n      topic: \"shop.{table}\"\n    - tables: \"audit\\\\_%\"\n      exclude: [\"audit\\\\_tmp%\"]\n      topic: \"shop.audit.{table}\"\n      sql_source: {limit: 10}\n",
+    );
+    let job = job(&text).unwrap();
+    let named: Vec<String> = job.pipelines.iter().map(Config::pipeline).collect();
+    assert_eq!(
+        named,
+        [
+            "orders → shop.orders",
+            "refunds → shop.refunds",
+            "audit_log → shop.audit_log",
+            "payments → shop.payments",
+        ]
+    );
+    assert_eq!(job.patterns.len(), 1);
+    let pattern = &job.patterns[0];
+    assert_eq!(pattern.like, "audit\\_%");
+    assert_eq!(pattern.exclude, ["audit\\_tmp%"]);
+    assert_eq!(pattern.at, "repliqate.pipelines[1]");
+    assert_eq!(job.discover_interval, Duration::from_secs(60));
+    let found = pattern.pipeline("audit_2026").unwrap();
+    assert_eq!(found.pipeline(), "audit_2026 → shop.audit.audit_2026");
+    assert_eq!(found.source.limit, 10);
+    assert_eq!(found.source.spec.uri, "postgresql://repliqate@db/shop");
+    // A table whose name makes no topic name gets no pipeline, saying why.
+    let err = pattern.pipeline("audit 1").unwrap_err();
+    assert!(
+        err.starts_with("repliqate.pipelines[1].topic, for table audit 1: `shop.audit.audit 1` is not a valid Kafka topic name"),
+        "{err}"
+    );
+    assert!(job.is_several());
+    let only_patterns = text.split("  pipelines:\n").next().unwrap().to_owned()
+        + "  pipelines:\n    - {tables: \"a%\", topic: \"t.{table}\"}\n";
+    let job = self::job(&only_patterns).unwrap();
+    assert!(job.pipelines.is_empty());
+    assert_eq!(job.settings().name, "shop");
+}

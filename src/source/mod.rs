@@ -127,6 +127,32 @@ pub enum Source {
     Mysql(mysql::MysqlSource),
 }
 
+/// The tables (and views) of the database `spec` connects to whose names match the SQL `LIKE`
+/// pattern `like` and none of `exclude`, in name order. The database's own `LIKE` decides,
+/// with its rules for case. `spec.table` is not used.
+pub fn list_tables(
+    spec: &SourceSpec,
+    like: &str,
+    exclude: &[String],
+) -> Result<Vec<String>, SourceError> {
+    let parsed = uri::parse(&spec.uri)?;
+    match parsed.backend {
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => sqlite::list_tables(spec, &parsed, like, exclude),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => postgres::list_tables(spec, parsed, like, exclude),
+        #[cfg(feature = "mysql")]
+        Backend::Mysql => mysql::list_tables(spec, parsed, like, exclude),
+        #[allow(unreachable_patterns)]
+        missing => Err(SourceError::BadUri(format!(
+            "opening {}: this build has no `{}` support; rebuild with --features {}",
+            redact_uri(&spec.uri),
+            missing.feature(),
+            missing.feature()
+        ))),
+    }
+}
+
 impl Source {
     /// Parses the URI scheme (the one place a backend is chosen), connects, checks the table,
     /// primary key, fields and column types, and prepares the batch query.

@@ -37,6 +37,38 @@ pub struct SqliteSource {
     utf8_warnings: Utf8Warnings,
 }
 
+/// The tables and views of the file whose names match `like` and none of `exclude`, by
+/// SQLite's `LIKE` (case-insensitive for ASCII), with `\` escaping `_` and `%` as in PostgreSQL
+/// and MySQL, in name order; SQLite's own tables left out.
+pub(crate) fn list_tables(
+    spec: &SourceSpec,
+    uri: &ParsedUri,
+    like: &str,
+    exclude: &[String],
+) -> Result<Vec<String>, SourceError> {
+    let path = uri.database.clone().unwrap_or_default();
+    let conn = open(&path, spec.query_timeout)?;
+    let what = format!("listing the tables like {like} in {path}");
+    let mut sql = "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
+                   AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name LIKE ?1 ESCAPE '\\'"
+        .to_owned();
+    for i in 0..exclude.len() {
+        sql.push_str(&format!(" AND name NOT LIKE ?{} ESCAPE '\\'", i + 2));
+    }
+    sql.push_str(" ORDER BY name");
+    let params: Vec<&str> = std::iter::once(like)
+        .chain(exclude.iter().map(String::as_str))
+        .collect();
+    let mut stmt = conn.prepare(&sql).map_err(|e| map_err(&what, e))?;
+    let names = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(0)
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| map_err(&what, e))?;
+    Ok(names)
+}
+
 impl SqliteSource {
     pub(crate) fn connect(spec: &SourceSpec, uri: &ParsedUri) -> Result<SqliteSource, SourceError> {
         let path = uri.database.clone().unwrap_or_default();

@@ -40,6 +40,7 @@ macro_rules! source_conformance_tests {
             hostile_names_and_qualified_table_names,
             startup_errors_name_what_is_wrong,
             ten_thousand_rows_come_back_from_one_fetch_in_key_order,
+            tables_are_listed_by_the_databases_own_like,
         );
     };
     (@file; $($test:ident,)*) => {
@@ -353,4 +354,38 @@ pub fn ten_thousand_rows_come_back_from_one_fetch_in_key_order(db: &Db) {
     assert_eq!(rows[9_999].values[3], s("row 10000"));
     assert_eq!(rows[9_999].values[4], s("100.00"));
     assert_eq!(rows[9_999].values[5], s(last_e));
+}
+
+/// `list_tables` (the `tables` patterns of `pipelines`): the database's own `LIKE`, `\_` a
+/// literal underscore, the `exclude` patterns left out, in name order; nothing matched is an
+/// empty list, not an error.
+pub fn tables_are_listed_by_the_databases_own_like(db: &Db) {
+    let base = unique("lt");
+    let names: Vec<String> = ["b", "a", "tmp_1", "ab"]
+        .iter()
+        .map(|n| format!("{base}_{n}"))
+        .collect();
+    let _guards: Vec<TableGuard> = names.iter().map(|n| TableGuard::new(db, n)).collect();
+    for name in &names {
+        db.create_filled(name, 1);
+    }
+    // Not matched: `_` escaped is no wildcard.
+    let decoy = format!("{base}Xq");
+    let _decoy = TableGuard::new(db, &decoy);
+    db.create_filled(&decoy, 1);
+    let spec = spec(&db.uri(), "unused", "id", None);
+    let like = format!("{}\\_%", base.replace('_', "\\_"));
+    let exclude = [format!("{}\\_tmp%", base.replace('_', "\\_"))];
+    let listed = repliqate::source::list_tables(&spec, &like, &exclude).unwrap();
+    assert_eq!(
+        listed,
+        [
+            format!("{base}_a"),
+            format!("{base}_ab"),
+            format!("{base}_b")
+        ],
+        "{like} without {exclude:?}"
+    );
+    let none = repliqate::source::list_tables(&spec, &format!("{base}\\_nothing%"), &[]).unwrap();
+    assert!(none.is_empty(), "{none:?}");
 }

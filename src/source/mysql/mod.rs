@@ -41,6 +41,35 @@ pub struct MysqlSource {
     utf8_warnings: Utf8Warnings,
 }
 
+/// The tables and views of the URI's database whose names match `like` and none of
+/// `exclude`, by the server's `LIKE` (and its collation), in name order.
+pub(crate) fn list_tables(
+    spec: &SourceSpec,
+    uri: ParsedUri,
+    like: &str,
+    exclude: &[String],
+) -> Result<Vec<String>, SourceError> {
+    let connector = Connector::from_uri(spec, &uri)?;
+    let what = format!("listing the tables like {like} in {}", connector.target());
+    if uri.database.as_deref().is_none_or(str::is_empty) {
+        return Err(SourceError::Schema(format!(
+            "{what}: no database given: name it in the uri (mysql://…/database)"
+        )));
+    }
+    let mut conn = connector.open()?;
+    let mut sql = "SELECT TABLE_NAME FROM information_schema.TABLES \
+                   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE ?"
+        .to_owned();
+    let mut params = vec![mysql::Value::from(like)];
+    for pattern in exclude {
+        sql.push_str(" AND TABLE_NAME NOT LIKE ?");
+        params.push(mysql::Value::from(pattern.as_str()));
+    }
+    sql.push_str(" ORDER BY TABLE_NAME");
+    conn.exec(sql, mysql::Params::Positional(params))
+        .map_err(|e| map_err(&what, e))
+}
+
 impl MysqlSource {
     /// Reads the URI, opens a session, checks the table in `information_schema` and prepares
     /// the batch query.

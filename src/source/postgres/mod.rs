@@ -43,6 +43,29 @@ pub struct PostgresSource {
     pk_name: String,
 }
 
+/// The tables, views and partitioned tables visible in the search path (not partitions) whose
+/// names match `like` and none of `exclude`, by the server's `LIKE`, in name order.
+pub(crate) fn list_tables(
+    spec: &SourceSpec,
+    uri: ParsedUri,
+    like: &str,
+    exclude: &[String],
+) -> Result<Vec<String>, SourceError> {
+    let connector = Connector::from_uri(spec, &uri)?;
+    let mut client = connector.open()?;
+    let what = format!("listing the tables like {like} in {}", connector.target());
+    let rows = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c \
+             WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f') AND pg_table_is_visible(c.oid) \
+             AND NOT c.relispartition AND c.relname LIKE $1 \
+             AND NOT (c.relname LIKE ANY($2::text[])) ORDER BY 1",
+            &[&like, &exclude],
+        )
+        .map_err(|e| map_err(&what, e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 impl PostgresSource {
     /// Reads the URI, opens a session, checks the table in the catalog and prepares the batch
     /// query.
