@@ -20,7 +20,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::backoff::{sleep_until, Backoff};
-use crate::config::{Config, Job};
+use crate::config::{Config, Job, Pattern};
 use crate::event::Event;
 use crate::logging;
 use crate::notify::Notifier;
@@ -73,6 +73,7 @@ pub fn run(
         pipelines.failed.extend(unlisted);
     }
     let first = pipelines.running.len();
+    registry.started();
     let mut ready = false;
     let mut next_look = Instant::now() + job.discover_interval;
     // WATCHDOG_USEC is twice the interval `watchdog_interval` gives.
@@ -124,30 +125,46 @@ pub fn resolve(job: &Job) -> (Vec<Config>, Vec<source::SourceError>) {
     let mut all = job.pipelines.clone();
     let mut errors = Vec::new();
     for pattern in &job.patterns {
-        let spec = &pattern.template.source.spec;
-        let tables = match source::list_tables(spec, &pattern.like, &pattern.exclude) {
-            Ok(tables) => tables,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        for table in tables {
-            match pattern.pipeline(&table) {
-                Ok(config) => {
-                    let known = all.iter().any(|c| {
-                        c.source.spec.table == config.source.spec.table
-                            && c.kafka.topic == config.kafka.topic
-                    });
-                    if !known {
-                        all.push(config);
+        match found(job, pattern) {
+            Err(e) => errors.push(e),
+            Ok(found) => {
+                for (_, pipeline) in found {
+                    match pipeline {
+                        // Another pattern may have found it too.
+                        Ok(config) if !same_in(&all, &config) => all.push(config),
+                        Ok(_) => {}
+                        Err(e) => errors.push(source::SourceError::Schema(e)),
                     }
                 }
-                Err(e) => errors.push(source::SourceError::Schema(e)),
             }
         }
     }
     (all, errors)
+}
+
+/// The tables `pattern` matches now, each with its pipeline (or why it gets none), but those
+/// named in the file with the same topic: they are that pipeline's.
+fn found(job: &Job, pattern: &Pattern) -> Result<Vec<Found>, source::SourceError> {
+    let spec = &pattern.template.source.spec;
+    let tables = source::list_tables(spec, &pattern.like, &pattern.exclude)?;
+    Ok(tables
+        .into_iter()
+        .map(|table| {
+            let pipeline = pattern.pipeline(&table);
+            (table, pipeline)
+        })
+        .filter(|(_, p)| !matches!(p, Ok(c) if same_in(&job.pipelines, c)))
+        .collect())
+}
+
+/// A table a pattern found, and its pipeline (or why it gets none: its topic is no name).
+type Found = (String, Result<Config, String>);
+
+/// Whether `pipelines` has one of `config`'s table and topic.
+fn same_in(pipelines: &[Config], config: &Config) -> bool {
+    pipelines.iter().any(|c| {
+        c.source.spec.table == config.source.spec.table && c.kafka.topic == config.kafka.topic
+    })
 }
 
 /// The running pipelines, by table and topic.
@@ -171,10 +188,11 @@ struct Running {
 
 impl Pipelines {
     /// Starts `config`'s pipeline on a thread of its own, unless its table and topic run.
-    fn start(&mut self, config: Config, pattern: Option<usize>) {
+    /// Returns whether it started one.
+    fn start(&mut self, config: Config, pattern: Option<usize>) -> bool {
         let key = (config.source.spec.table.clone(), config.kafka.topic.clone());
         if self.running.contains_key(&key) {
-            return;
+            return false;
         }
         let status = Arc::new(Status::new(
             &config.name,
@@ -219,11 +237,13 @@ impl Pipelines {
                         pattern,
                     },
                 );
+                true
             }
             Err(e) => {
-                // Out of threads: reported as the pipeline's failure.
+                // Out of threads: said, and tried again at the next look for a pattern's.
                 log::error!("starting a thread for pipeline {} → {}: {e}", key.0, key.1);
                 self.registry.remove(&status);
+                false
             }
         }
     }
@@ -284,72 +304,55 @@ impl<'a> Discovery<'a> {
     fn look(&mut self, pipelines: &mut Pipelines) -> Vec<Failed> {
         let mut unlisted = Vec::new();
         for (i, pattern) in self.job.patterns.iter().enumerate() {
-            let spec = &pattern.template.source.spec;
-            let listed = source::list_tables(spec, &pattern.like, &pattern.exclude);
-            if let Err(e) = &listed {
-                unlisted.push(Failed {
-                    pipeline: format!("{} (tables like {})", pattern.at, pattern.like),
-                    error: Error::Source(e.clone()),
-                });
-            }
-            let listed = listed.map_err(|e| e.to_string());
-            let changed = self.last[i].as_ref() != Some(&listed);
-            let found = match &listed {
+            let found = found(self.job, pattern);
+            // What the look said, to log only what changed since the last one.
+            let said = match &found {
+                Ok(found) => Ok(found.iter().map(|(t, _)| t.clone()).collect()),
+                Err(e) => Err(e.to_string()),
+            };
+            let changed = self.last[i].as_ref() != Some(&said);
+            self.last[i] = Some(said);
+            let every = self.job.discover_interval.as_secs_f64();
+            let found = match found {
+                Ok(found) => found,
                 Err(e) => {
                     if changed {
                         log::warn!(
-                            "{}: looking up the tables like {}: {e}; trying again in {:.0}s",
+                            "{}: looking up the tables like {}: {e}; trying again in {every:.0}s",
                             pattern.at,
                             pattern.like,
-                            self.job.discover_interval.as_secs_f64()
                         );
                     }
-                    self.last[i] = Some(listed);
+                    unlisted.push(Failed {
+                        pipeline: format!("{} (tables like {})", pattern.at, pattern.like),
+                        error: Error::Source(e),
+                    });
                     continue;
                 }
-                Ok(found) => found.clone(),
             };
             if found.is_empty() && changed {
                 log::warn!(
                     "{}: no table is like {} (and none of its exclusions); looking again every \
-                     {:.0}s",
+                     {every:.0}s",
                     pattern.at,
                     pattern.like,
-                    self.job.discover_interval.as_secs_f64()
                 );
             }
             let mut wanted = Vec::new();
-            for table in &found {
-                match pattern.pipeline(table) {
+            for (table, pipeline) in found {
+                match pipeline {
                     Ok(config) => {
-                        // A table named in the file with the same topic is that pipeline's.
-                        let named = self.job.pipelines.iter().any(|c| {
-                            c.source.spec.table == config.source.spec.table
-                                && c.kafka.topic == config.kafka.topic
-                        });
-                        if !named {
-                            wanted.push((
-                                config.source.spec.table.clone(),
-                                config.kafka.topic.clone(),
-                            ));
-                            if !pipelines
-                                .running
-                                .contains_key(&(table.clone(), config.kafka.topic.clone()))
-                            {
-                                log::info!(
-                                    "{}: table {table} is like {}: starting its pipeline",
-                                    pattern.at,
-                                    pattern.like
-                                );
-                                pipelines.start(config, Some(i));
-                            }
+                        wanted.push((table.clone(), config.kafka.topic.clone()));
+                        if pipelines.start(config, Some(i)) {
+                            log::info!(
+                                "{}: table {table} is like {}: starting its pipeline",
+                                pattern.at,
+                                pattern.like
+                            );
                         }
                     }
-                    Err(e) => {
-                        if changed {
-                            log::warn!("{e}; no pipeline for it");
-                        }
-                    }
+                    Err(e) if changed => log::warn!("{e}; no pipeline for it"),
+                    Err(_) => {}
                 }
             }
             let gone: Vec<(String, String)> = pipelines
@@ -369,7 +372,6 @@ impl<'a> Discovery<'a> {
                 );
                 pipelines.stop(&key);
             }
-            self.last[i] = Some(listed);
         }
         unlisted
     }

@@ -324,24 +324,19 @@ fn tables_by_pattern_are_found_at_start_and_as_they_appear_and_stopped_when_drop
         create_topic(&broker(), &topic(table), PARTITIONS);
     }
     let job = stack_job("pipelines_pattern", &db.uri(), "unused")
-        .pipeline(
-            "unused",
-            "unused",
-            json!({ "tables": "audit\\_%", "exclude": ["audit\\_tmp%"] }),
-        )
+        .pipeline_entry(json!({
+            "tables": "audit\\_%",
+            "exclude": ["audit\\_tmp%"],
+            "topic": format!("{prefix}.{{table}}"),
+        }))
         .set("replication.discover_interval_sec", 1)
         .set("metrics_addr", "127.0.0.1:0");
-    // The entry's `table` was a stand-in: a pattern entry names `tables` only.
-    let mut doc = job.document();
-    let entry = doc["repliqate"]["pipelines"][0].as_object_mut().unwrap();
-    entry.remove("table");
-    entry.insert("topic".into(), json!(format!("{prefix}.{{table}}")));
     let _keys: Vec<RedisKeyGuard> = ["audit_a", "audit_b", "audit_c"]
         .iter()
         .map(|t| RedisKeyGuard(position_key(&job.name, t, &topic(t))))
         .collect();
     let dir = TempDir::new("pipelines_pattern");
-    let config = dir.write("config.yaml", &serde_yaml::to_string(&doc).unwrap());
+    let config = dir.write("config.yaml", &job.yaml());
 
     // check and position see the tables the pattern finds now, and only those.
     let output = run(
@@ -415,7 +410,6 @@ fn tables_by_pattern_are_found_at_start_and_as_they_appear_and_stopped_when_drop
         !log.contains("audit_tmp_x →") && !log.contains("other →"),
         "{log}"
     );
-    let job = job.clone();
     for table in ["audit_a", "audit_c"] {
         assert_replicated(&job, &db, table, &topic(table));
     }

@@ -139,7 +139,8 @@ fn pipelines(
     let mut patterns = Vec::new();
     for (i, p) in list.into_iter().enumerate() {
         let at = format!("repliqate.pipelines[{i}]");
-        let tables = match (p.table, p.tables, &p.exclude) {
+        // The tables it names, or (`Err`) the pattern that finds them.
+        let tables: Result<Vec<String>, String> = match (p.table, p.tables, &p.exclude) {
             (Some(_), Some(_), _) => {
                 return Err(format!(
                     "{at}: `table` and `tables` are both set; give one table, or a pattern or \
@@ -158,17 +159,21 @@ fn pipelines(
                      a pattern matches"
                 ))
             }
-            (Some(table), None, _) => vec![table.into_string()],
+            (Some(table), None, _) => Ok(vec![table.into_string()]),
             (None, Some(RawTables::List(list)), _) => {
-                list.0.into_iter().map(Checked::into_string).collect()
+                Ok(list.0.into_iter().map(Checked::into_string).collect())
             }
-            (None, Some(RawTables::Pattern(like)), _) => {
-                let src = overlay_source(shared_source.clone(), p.sql_source);
-                let kafka_target = overlay_kafka(shared_kafka.clone(), p.kafka_target);
-                let kafka =
-                    kafka(kafka_target, String::new(), origin).map_err(|e| format!("{at}: {e}"))?;
+            (None, Some(RawTables::Pattern(like)), _) => Err(like.into_string()),
+        };
+        // The entry's settings, once for all its tables (a properties_file is read once).
+        let src = overlay_source(shared_source.clone(), p.sql_source);
+        let kafka_target = overlay_kafka(shared_kafka.clone(), p.kafka_target);
+        let kafka = kafka(kafka_target, String::new(), origin).map_err(|e| format!("{at}: {e}"))?;
+        let tables = match tables {
+            Ok(tables) => tables,
+            Err(like) => {
                 patterns.push(PatternSettings {
-                    like: like.into_string(),
+                    like,
                     exclude: p
                         .exclude
                         .map(|l| l.0.into_iter().map(Checked::into_string).collect())
@@ -189,11 +194,11 @@ fn pipelines(
                      and topic pair is one pipeline (it names the position), remove one"
                 ));
             }
-            let src = overlay_source(shared_source.clone(), p.sql_source.clone());
-            let kafka_target = overlay_kafka(shared_kafka.clone(), p.kafka_target.clone());
-            let kafka = kafka(kafka_target, topic.clone(), origin)
-                .map_err(|e| format!("{at} (table {table}): {e}"))?;
-            out.push((source(src, table.clone()), kafka));
+            let kafka = KafkaSettings {
+                topic: topic.clone(),
+                ..kafka.clone()
+            };
+            out.push((source(src.clone(), table.clone()), kafka));
             seen.push((table, topic, i));
         }
     }

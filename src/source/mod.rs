@@ -30,7 +30,7 @@ use std::time::Duration;
 use crate::secret::Secret;
 use crate::value::{Id, OpenTransactions, Row, Value};
 pub use uri::redact_uri;
-use uri::Backend;
+use uri::{Backend, ParsedUri};
 
 /// What to read and how long to wait for it; built from the `sql_source` config section.
 #[derive(Clone, PartialEq)]
@@ -135,7 +135,7 @@ pub fn list_tables(
     like: &str,
     exclude: &[String],
 ) -> Result<Vec<String>, SourceError> {
-    let parsed = uri::parse(&spec.uri)?;
+    let parsed = parse_uri(spec)?;
     match parsed.backend {
         #[cfg(feature = "sqlite")]
         Backend::Sqlite => sqlite::list_tables(spec, &parsed, like, exclude),
@@ -144,44 +144,56 @@ pub fn list_tables(
         #[cfg(feature = "mysql")]
         Backend::Mysql => mysql::list_tables(spec, parsed, like, exclude),
         #[allow(unreachable_patterns)]
-        missing => Err(SourceError::BadUri(format!(
-            "opening {}: this build has no `{}` support; rebuild with --features {}",
-            redact_uri(&spec.uri),
-            missing.feature(),
-            missing.feature()
-        ))),
+        missing => Err(not_built(spec, missing)),
     }
+}
+
+/// The spec's URI parsed, and the password files checked against it: what both entry points
+/// (`Source::connect`, `list_tables`) start from, the one place a backend is chosen.
+fn parse_uri(spec: &SourceSpec) -> Result<ParsedUri, SourceError> {
+    let parsed = uri::parse(&spec.uri)?;
+    if spec.password.is_some() {
+        let why = if parsed.backend == Backend::Sqlite {
+            Some("SQLite has no password")
+        } else if parsed.password.as_deref().is_some_and(|p| !p.is_empty())
+            || parsed.query.iter().any(|(k, _)| k == "password")
+        {
+            Some("the uri has a password too; give it in one place")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(SourceError::BadUri(format!(
+                "sql_source.password_file is set for {}: {why}",
+                redact_uri(&spec.uri)
+            )));
+        }
+    }
+    if spec.ssl_key_password.is_some() && parsed.backend != Backend::Postgres {
+        return Err(SourceError::BadUri(format!(
+            "sql_source.sslpassword_file is set for {}: it is the password of a PostgreSQL \
+             client key (the MySQL driver reads unencrypted keys only)",
+            redact_uri(&spec.uri)
+        )));
+    }
+    Ok(parsed)
+}
+
+/// A backend this build was compiled without.
+fn not_built(spec: &SourceSpec, missing: Backend) -> SourceError {
+    SourceError::BadUri(format!(
+        "opening {}: this build has no `{}` support; rebuild with --features {}",
+        redact_uri(&spec.uri),
+        missing.feature(),
+        missing.feature()
+    ))
 }
 
 impl Source {
     /// Parses the URI scheme (the one place a backend is chosen), connects, checks the table,
     /// primary key, fields and column types, and prepares the batch query.
     pub fn connect(spec: &SourceSpec) -> Result<Source, SourceError> {
-        let parsed = uri::parse(&spec.uri)?;
-        if spec.password.is_some() {
-            let why = if parsed.backend == Backend::Sqlite {
-                Some("SQLite has no password")
-            } else if parsed.password.as_deref().is_some_and(|p| !p.is_empty())
-                || parsed.query.iter().any(|(k, _)| k == "password")
-            {
-                Some("the uri has a password too; give it in one place")
-            } else {
-                None
-            };
-            if let Some(why) = why {
-                return Err(SourceError::BadUri(format!(
-                    "sql_source.password_file is set for {}: {why}",
-                    redact_uri(&spec.uri)
-                )));
-            }
-        }
-        if spec.ssl_key_password.is_some() && parsed.backend != Backend::Postgres {
-            return Err(SourceError::BadUri(format!(
-                "sql_source.sslpassword_file is set for {}: it is the password of a PostgreSQL \
-                 client key (the MySQL driver reads unencrypted keys only)",
-                redact_uri(&spec.uri)
-            )));
-        }
+        let parsed = parse_uri(spec)?;
         match parsed.backend {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite => Ok(Source::Sqlite(sqlite::SqliteSource::connect(
@@ -194,12 +206,7 @@ impl Source {
             #[cfg(feature = "mysql")]
             Backend::Mysql => Ok(Source::Mysql(mysql::MysqlSource::connect(spec, parsed)?)),
             #[allow(unreachable_patterns)]
-            missing => Err(SourceError::BadUri(format!(
-                "opening {}: this build has no `{}` support; rebuild with --features {}",
-                redact_uri(&spec.uri),
-                missing.feature(),
-                missing.feature()
-            ))),
+            missing => Err(not_built(spec, missing)),
         }
     }
 

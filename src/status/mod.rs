@@ -7,6 +7,7 @@
 //! `name` alone; a probe passes when it passes for every pipeline, and otherwise says which
 //! pipelines fail it and why. With one pipeline, a probe's answer is that pipeline's own.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -40,6 +41,9 @@ pub struct Registry {
     /// The job's name, the label of the process-wide series.
     name: String,
     pipelines: RwLock<Vec<Arc<Status>>>,
+    /// Every pipeline known at start-up has been added: none left is a job whose patterns
+    /// match no table yet, alive and ready, not one still starting.
+    started: AtomicBool,
 }
 
 impl Registry {
@@ -47,7 +51,13 @@ impl Registry {
         Registry {
             name: name.to_owned(),
             pipelines: RwLock::new(Vec::new()),
+            started: AtomicBool::new(false),
         }
+    }
+
+    /// Every pipeline known at start-up has been added (`supervisor`).
+    pub fn started(&self) {
+        self.started.store(true, Ordering::Relaxed);
     }
 
     /// Adds a pipeline's status: from now on it is served.
@@ -125,19 +135,38 @@ impl Registry {
 
     /// `/healthz`: every pipeline's loop alive.
     pub fn liveness(&self) -> Probe {
-        every(&self.pipelines(), Status::liveness, "alive")
+        self.every(Status::liveness, "alive")
     }
 
     /// `/readyz`: every pipeline ready.
     pub fn readiness(&self) -> Probe {
-        every(&self.pipelines(), Status::readiness, "ready")
+        self.every(Status::readiness, "ready")
+    }
+
+    /// `probe` passed for every pipeline: one pipeline's answer as it is; for several, either
+    /// `all N pipelines <passed>`, or the ones that fail it, each named with its reason.
+    fn every(&self, probe: fn(&Status) -> Probe, passed: &str) -> Probe {
+        every(
+            &self.pipelines(),
+            probe,
+            passed,
+            self.started.load(Ordering::Relaxed),
+        )
     }
 }
 
-/// `probe` passed for every pipeline: one pipeline's answer as it is; for several, either
-/// `all N pipelines <passed>`, or the ones that fail it, each named with its reason.
-fn every(pipelines: &[Arc<Status>], probe: fn(&Status) -> Probe, passed: &str) -> Probe {
+/// `Registry::every` over `pipelines`; `started`: every pipeline known at start-up was added.
+fn every(
+    pipelines: &[Arc<Status>],
+    probe: fn(&Status) -> Probe,
+    passed: &str,
+    started: bool,
+) -> Probe {
     match pipelines {
+        [] if started => Probe {
+            ok: true,
+            reason: format!("{passed}: no pipeline: no table matches the job's patterns yet"),
+        },
         [] => Probe {
             ok: false,
             reason: "starting: no pipeline started yet".into(),
@@ -225,6 +254,14 @@ mod tests {
     fn one_pipeline_answers_the_probes_as_it_is() {
         let registry = Registry::new("shop");
         assert!(!registry.readiness().ok, "no pipeline yet");
+        // A job whose patterns match no table yet is alive and ready, once started.
+        registry.started();
+        for probe in [registry.liveness(), registry.readiness()] {
+            assert!(probe.ok, "{probe:?}");
+            assert!(probe
+                .reason
+                .ends_with("no table matches the job's patterns yet"));
+        }
         let orders = pipeline("orders");
         registry.add(orders.clone());
         caught_up(&orders);

@@ -130,11 +130,16 @@ impl JobConfig {
 
     /// A pipeline of `table` to `topic`, with `overrides` (`sql_source`, `kafka_target`
     /// mappings, or `null`) over the shared settings.
-    pub fn pipeline(mut self, table: &str, topic: &str, overrides: Value) -> JobConfig {
+    pub fn pipeline(self, table: &str, topic: &str, overrides: Value) -> JobConfig {
         let mut entry = json!({ "table": table, "topic": topic });
         if let Value::Object(keys) = overrides {
             entry.as_object_mut().unwrap().extend(keys);
         }
+        self.pipeline_entry(entry)
+    }
+
+    /// A `pipelines` entry as written (a `tables` pattern, say).
+    pub fn pipeline_entry(mut self, entry: Value) -> JobConfig {
         self.pipelines.push(entry);
         self
     }
